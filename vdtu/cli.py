@@ -1,0 +1,223 @@
+"""The ``vdtu`` command.
+
+``vdtu up`` starts units in real time and runs until SIGINT or SIGTERM;
+``vdtu term`` is a host console for one port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from vdtu.errors import ConfigError
+from vdtu.firmware.xgc.codec import CodeFormat
+from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
+from vdtu.fleet import PORTS, Fleet, FleetConfig, default_pty_dir, default_state_dir
+from vdtu.identity import Identity
+from vdtu.log import LogLevel, LogRecord
+from vdtu.term import run_console
+from vdtu.uart.pty import BaudMismatch
+from vdtu.unit import UnitConfig
+
+
+def _port_map(
+    values: Sequence[str], *, option: str, kind: type[int] | type[str]
+) -> dict[str, object]:
+    mapping: dict[str, object] = {}
+    for value in values:
+        port, sep, target = value.partition("=")
+        if not sep or port not in PORTS:
+            raise ConfigError(
+                f"{option} takes PORT=VALUE with PORT one of {', '.join(PORTS)}, not {value!r}"
+            )
+        try:
+            mapping[port] = kind(target)
+        except ValueError:
+            raise ConfigError(f"{option} {port}: expected a number, not {target!r}") from None
+    return mapping
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="vdtu", description="Virtual DTU simulator fleet.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="start XGC units on PTYs, in real time, until Ctrl-C")
+    up.add_argument("--units", type=int, default=1, help="how many units (default 1)")
+    up.add_argument(
+        "--seed", type=int, default=0, help="fleet seed: identities and randomness (default 0)"
+    )
+    up.add_argument(
+        "--pty-dir",
+        type=Path,
+        default=None,
+        help=f"where port links go (default {default_pty_dir()})",
+    )
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"where each unit's flash lives (default {default_state_dir()})",
+    )
+    up.add_argument("--no-state", action="store_true", help="keep the flash in memory only")
+    up.add_argument(
+        "--json", action="store_true", help="print one JSON object per unit instead of a table"
+    )
+    up.add_argument(
+        "--ports",
+        default=",".join(PORTS),
+        help="ports that get a PTY, comma-separated (default all three)",
+    )
+    up.add_argument(
+        "--serial-tcp",
+        action="append",
+        default=[],
+        metavar="PORT=TCP",
+        help="offer PORT on TCP through socat (unit N on TCP+N), e.g. uart=7000",
+    )
+    up.add_argument(
+        "--serial-device",
+        action="append",
+        default=[],
+        metavar="PORT=DEVICE",
+        help="bind unit 0's PORT to a real serial device, e.g. uart=/dev/ttyUSB0",
+    )
+    up.add_argument(
+        "--no-pacing", action="store_true", help="deliver bytes at once instead of at wire speed"
+    )
+    up.add_argument(
+        "--check",
+        choices=[m.value for m in CheckMode],
+        default=CheckMode.STRICT.value,
+        help="what a wrong check code does (default strict)",
+    )
+    up.add_argument(
+        "--code-format",
+        choices=[f.value for f in CodeFormat],
+        default=CodeFormat.DECIMAL.value,
+        help="how the DTU prints check codes (default decimal)",
+    )
+    up.add_argument(
+        "--raw485",
+        choices=[e.value for e in Raw485Encoding],
+        default=Raw485Encoding.HEX.value,
+        help="how SEND_RAW_485 content becomes bus bytes (default hex)",
+    )
+    up.add_argument(
+        "--baud-mismatch",
+        choices=[m.value for m in BaudMismatch],
+        default=BaudMismatch.WARN.value,
+        help="what a host at the wrong baud gets (default warn)",
+    )
+    up.add_argument(
+        "--outputs", type=int, default=8, help="relay outputs per unit, 0..8 (default 8)"
+    )
+    up.add_argument("--inputs", type=int, default=8, help="opto inputs per unit, 0..8 (default 8)")
+    up.add_argument(
+        "-v", "--verbose", action="store_true", help="print every log record, not only warnings"
+    )
+
+    term = commands.add_parser("term", help="an interactive host console on a unit's port")
+    term.add_argument("device", help="the port: a PTY link, a serial device, or socket://host:port")
+    term.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    term.add_argument("--sn", default="0", help="the SN field of sent frames (default 0)")
+    term.add_argument("--raw", action="store_true", help="also show the raw bytes")
+    term.add_argument(
+        "--linger", type=float, default=1.0, help="seconds to wait for replies after stdin ends"
+    )
+    return parser
+
+
+def _fleet_config(args: argparse.Namespace) -> FleetConfig:
+    options = XgcOptions(
+        check_mode=CheckMode(args.check),
+        code_format=CodeFormat(args.code_format),
+        raw485=Raw485Encoding(args.raw485),
+    )
+    template = UnitConfig(
+        identity=Identity.for_unit(args.seed, 0),
+        pacing=not args.no_pacing,
+        options=options,
+        outputs=args.outputs,
+        inputs=args.inputs,
+    )
+    ports = tuple(p.strip() for p in args.ports.split(",") if p.strip())
+    return FleetConfig(
+        units=args.units,
+        seed=args.seed,
+        pty_dir=args.pty_dir or default_pty_dir(),
+        state_dir=None if args.no_state else (args.state_dir or default_state_dir()),
+        ports=ports,
+        serial_tcp={
+            k: int(str(v))
+            for k, v in _port_map(args.serial_tcp, option="--serial-tcp", kind=int).items()
+        },
+        serial_devices={
+            k: str(v)
+            for k, v in _port_map(args.serial_device, option="--serial-device", kind=str).items()
+        },
+        baud_mismatch=BaudMismatch(args.baud_mismatch),
+        template=template,
+    )
+
+
+def _print_table(fleet: Fleet) -> None:
+    ports = fleet.config.ports
+    print(f"{'unit':<6} {'imei':<16} {'iccid':<21} " + " ".join(f"{p:<28}" for p in ports))
+    for unit_id in range(len(fleet.units)):
+        row = fleet.describe(unit_id)
+        print(
+            f"{row['name']:<6} {row['imei']:<16} {row['iccid']:<21} "
+            + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
+        )
+    print("Ctrl-C stops.", flush=True)
+
+
+async def _up(args: argparse.Namespace) -> int:
+    config = _fleet_config(args)
+    threshold = LogLevel.TRACE if args.verbose else LogLevel.WARN
+
+    def sink(unit: str, record: LogRecord) -> None:
+        if record.level >= threshold:
+            print(f"{unit} {record.format()}", file=sys.stderr, flush=True)
+
+    loop = asyncio.get_running_loop()
+    fleet = Fleet(loop, config, sink=sink)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    fleet.start()
+    try:
+        if args.json:
+            for unit_id in range(len(fleet.units)):
+                print(json.dumps(fleet.describe(unit_id)))
+            sys.stdout.flush()
+        else:
+            _print_table(fleet)
+        await stop.wait()
+    finally:
+        fleet.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vdtu`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return asyncio.run(_up(args))
+        return asyncio.run(
+            run_console(args.device, baud=args.baud, sn=args.sn, raw=args.raw, linger_s=args.linger)
+        )
+    except ConfigError as exc:
+        print(f"vdtu: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

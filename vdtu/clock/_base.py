@@ -1,0 +1,57 @@
+"""The clock interface shared by the virtual and the real-time driver.
+
+Sim time is in seconds from power-on of the fleet. ``epoch_s`` maps sim time to
+Unix time (what a cellular network would tell a modem), so models never read the
+wall clock themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+import simpy
+
+
+class Clock(ABC):
+    """A SimPy environment plus the one door through which outside input enters it."""
+
+    def __init__(self, env: simpy.Environment, *, epoch_s: float) -> None:
+        self.env = env
+        """The SimPy environment every model of this process schedules on."""
+        self.epoch_s = epoch_s
+        """Unix time (seconds) at sim time 0."""
+        self.injected = 0
+        """How many outside inputs have entered sim time."""
+
+    @property
+    def now(self) -> float:
+        """Current sim time in seconds."""
+        return float(self.env.now)
+
+    def unix_time(self) -> float:
+        """Unix time now, as the simulated network sees it."""
+        return self.epoch_s + self.now
+
+    def inject(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Hand an outside input to the simulation as an event at the current time.
+
+        The callback runs inside sim time (from ``env.step``), never from the
+        caller's context directly, so the order of outside inputs is the order
+        of events in the run.
+        """
+        self._catch_up()
+        event = self.env.event()
+        event.callbacks.append(lambda _event: callback(*args))
+        event.succeed()
+        self.injected += 1
+        self._after_inject()
+
+    @abstractmethod
+    def _catch_up(self) -> None:
+        """Bring sim time up to 'now' as this driver defines it."""
+
+    @abstractmethod
+    def _after_inject(self) -> None:
+        """Make sure the injected event gets processed."""

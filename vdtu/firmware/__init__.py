@@ -1,0 +1,1 @@
+"""DTU firmware personalities: ``xgc`` speaks the XGC text protocol (seed 004)."""

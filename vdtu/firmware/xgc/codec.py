@@ -1,0 +1,327 @@
+"""The XGC text protocol on the wire: frames, check codes, and a reader that hunts for frames.
+
+A frame (seed 004, "协议格式")::
+
+    $XGC#ACTION#SN#Timestamp#Content&#Code#\\r\\n        host -> DTU (and cloud notifications)
+    $XGC_ACK#ACTION#SN#Timestamp#Content&#Code#\\r\\n    DTU -> host replies and notifications
+    SET_DTU_PIPE#485\\r\\n                               a shortcut command, no frame, no code
+
+``Code`` is the XOR of every byte from the leading ``$`` up to (not including) the
+``&``. The seed writes it as two hex digits in host frames and, in DTU frames,
+sometimes decimal and sometimes hex; so a reader accepts a code if either reading
+matches, and a writer emits one configured form (see ``CodeFormat``). A frame with
+no content (``$XGC#GET_IMEI#0#0&#5A#``) has no fourth ``#``; an empty content
+(``...#0#&#125#``) has one. Content runs from the fourth ``#`` to the last ``&#``,
+so it may itself contain ``#``.
+
+``FrameReader`` is sans-I/O (h11 style): ``receive_data(bytes)`` buffers,
+``events()`` yields what was found. It works line by line but hunts for the
+start markers ``$XGC#``, ``$XGC_ACK#`` and ``SET_DTU_PIPE#`` inside a line, so
+noise before a frame is reported as garbage and the frame is still found; if a
+line fails to parse (or its code is wrong) and another marker follows inside it,
+the reader resynchronises there. A partial line longer than ``max_line`` is
+discarded (reported once as ``LineTooLong``) while the reader keeps hunting, so
+memory stays bounded and the next frame is found even without a newline first.
+A bare ``\\n`` ends a line as ``\\r\\n`` does; ``FrameReceived.crlf`` tells which.
+The reader has no policy: whether a wrong check code rejects the frame is the
+firmware's decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import assert_never
+
+
+class FrameKind(StrEnum):
+    """The two frame prefixes."""
+
+    COMMAND = "$XGC"
+    ACK = "$XGC_ACK"
+
+
+class CodeFormat(StrEnum):
+    """How a writer prints the check code."""
+
+    DECIMAL = "decimal"
+    """Decimal without padding (``95``, ``8``): the form of most DTU replies in the seed."""
+    HEX = "hex"
+    """Two upper-case hex digits (``5A``, ``0C``): the form of every host command in the seed."""
+    HEX_LOWER = "hex-lower"
+    """Two lower-case hex digits (``4f``, ``0b``)."""
+
+
+_ACTION_RE = re.compile(r"[A-Z0-9_]{1,32}")
+_CODE_RE = re.compile(r"[0-9A-Fa-f]{1,3}")
+_MARKERS = (b"$XGC#", b"$XGC_ACK#", b"SET_DTU_PIPE#")
+_SHORTCUT = b"SET_DTU_PIPE#"
+_LONGEST_MARKER = max(len(m) for m in _MARKERS)
+
+
+def check_code(data: bytes) -> int:
+    """XOR of every byte of ``data`` (the frame from ``$`` up to, not including, ``&``)."""
+    value = 0
+    for byte in data:
+        value ^= byte
+    return value
+
+
+def format_code(value: int, code_format: CodeFormat) -> str:
+    """Print a check code in the given form."""
+    if not 0 <= value <= 0xFF:
+        raise ValueError(f"check code must be 0..255, not {value}")
+    match code_format:
+        case CodeFormat.DECIMAL:
+            return str(value)
+        case CodeFormat.HEX:
+            return f"{value:02X}"
+        case CodeFormat.HEX_LOWER:
+            return f"{value:02x}"
+        case _:
+            assert_never(code_format)
+
+
+def code_readings(text: str) -> set[int]:
+    """Every value a printed check code may mean (hex always, decimal if it is all digits)."""
+    readings = {int(text, 16)}
+    if text.isdigit():
+        readings.add(int(text, 10))
+    return readings
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """One XGC frame, without its check code (which is derived)."""
+
+    kind: FrameKind
+    action: str
+    sn: str = ""
+    timestamp: str = "0"
+    content: str | None = None
+    """``None``: the frame has no content field at all; ``""``: an empty one."""
+
+    def __post_init__(self) -> None:
+        if not _ACTION_RE.fullmatch(self.action):
+            raise ValueError(f"action must be 1..32 of A-Z, 0-9, _; not {self.action!r}")
+        for name, value in (("sn", self.sn), ("timestamp", self.timestamp)):
+            if "#" in value or "&" in value or "\n" in value:
+                raise ValueError(f"{name} must not contain '#', '&' or a newline: {value!r}")
+        if self.content is not None and ("\n" in self.content or "\r" in self.content):
+            raise ValueError(f"content must not contain CR or LF: {self.content!r}")
+
+    def body(self) -> bytes:
+        """The bytes the check code covers: ``$`` up to, not including, ``&``."""
+        text = f"{self.kind.value}#{self.action}#{self.sn}#{self.timestamp}"
+        if self.content is not None:
+            text += "#" + self.content
+        return text.encode()
+
+    def encode(self, code_format: CodeFormat = CodeFormat.DECIMAL) -> bytes:
+        """The frame as it goes on the wire, check code and CRLF included."""
+        body = self.body()
+        return body + b"&#" + format_code(check_code(body), code_format).encode() + b"#\r\n"
+
+
+def encode_shortcut(value: str) -> bytes:
+    """A shortcut command or reply, e.g. ``SET_DTU_PIPE#485`` or ``SET_DTU_PIPE#485-ok``."""
+    return _SHORTCUT + value.encode() + b"\r\n"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameReceived:
+    """A well-formed frame arrived. ``code_ok`` says whether its check code matched."""
+
+    frame: Frame
+    code: str
+    """The check code as printed on the wire."""
+    expected_code: int
+    code_ok: bool
+    crlf: bool
+    """True if the line ended in CRLF (the protocol's rule), False for a bare LF."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShortcutReceived:
+    """A shortcut line ``SET_DTU_PIPE#<value>`` arrived."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MalformedFrame:
+    """A line started like a frame but is not one. ``sn`` is the frame's SN if it could be read."""
+
+    line: bytes
+    reason: str
+    action: str | None = None
+    sn: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GarbageDiscarded:
+    """Bytes that were not part of any frame were dropped."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineTooLong:
+    """A line grew past ``max_line`` without a newline; ``size`` bytes of it were dropped."""
+
+    size: int
+
+
+ReaderEvent = FrameReceived | ShortcutReceived | MalformedFrame | GarbageDiscarded | LineTooLong
+
+
+def _find_marker(data: bytes | bytearray, start: int = 0) -> int:
+    positions = [p for m in _MARKERS if (p := data.find(m, start)) >= 0]
+    return min(positions) if positions else -1
+
+
+def parse_frame(text: bytes) -> FrameReceived | ShortcutReceived | MalformedFrame:
+    """Parse one line (without its line end) that starts with a marker."""
+    crlf = text.endswith(b"\r")
+    line = text[:-1] if crlf else text
+    if line.startswith(_SHORTCUT):
+        try:
+            return ShortcutReceived(value=line[len(_SHORTCUT) :].decode("ascii"))
+        except UnicodeDecodeError:
+            return MalformedFrame(line=text, reason="shortcut is not ASCII")
+    try:
+        decoded = line.decode()
+    except UnicodeDecodeError:
+        return MalformedFrame(line=text, reason="frame is not valid UTF-8")
+    amp = decoded.rfind("&#")
+    if amp < 0 or not decoded.endswith("#") or amp + 2 >= len(decoded):
+        return MalformedFrame(line=text, reason="no '&#code#' at the end", **_peek(decoded))
+    code = decoded[amp + 2 : -1]
+    body = decoded[:amp]
+    parts = body.split("#", 4)
+    if not _CODE_RE.fullmatch(code):
+        return MalformedFrame(
+            line=text, reason=f"check code {code!r} is not 1-3 hex digits", **_peek(body)
+        )
+    if len(parts) < 4:
+        return MalformedFrame(
+            line=text, reason="expected $XGC#ACTION#SN#Timestamp[#Content]", **_peek(body)
+        )
+    prefix, action, sn, timestamp = parts[:4]
+    content = parts[4] if len(parts) == 5 else None
+    try:
+        frame = Frame(
+            kind=FrameKind(prefix), action=action, sn=sn, timestamp=timestamp, content=content
+        )
+    except ValueError as exc:
+        return MalformedFrame(line=text, reason=str(exc), **_peek(body))
+    expected = check_code(body.encode())
+    return FrameReceived(
+        frame=frame,
+        code=code,
+        expected_code=expected,
+        code_ok=expected in code_readings(code),
+        crlf=crlf,
+    )
+
+
+def _peek(body: str) -> dict[str, str]:
+    """What can be read of a broken frame, for an error reply that names the action."""
+    parts = body.split("#", 4)
+    found: dict[str, str] = {}
+    if len(parts) > 1 and _ACTION_RE.fullmatch(parts[1]):
+        found["action"] = parts[1]
+    if len(parts) > 2 and "&" not in parts[2]:
+        found["sn"] = parts[2]
+    return found
+
+
+class FrameReader:
+    """Turn a byte stream into frames, shortcuts and diagnostics.
+
+    Args:
+        max_line: the longest line (bytes, line end included) kept in the buffer.
+    """
+
+    def __init__(self, *, max_line: int = 4096) -> None:
+        if max_line < 64:
+            raise ValueError(f"max_line must be >= 64, not {max_line}")
+        self.max_line = max_line
+        self._buffer = bytearray()
+        self._pending: deque[ReaderEvent] = deque()
+        self._discarding = False
+        self._discarded = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held while waiting for the end of a line."""
+        return len(self._buffer)
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the line. ``b""`` is not end-of-stream; it is simply nothing."""
+        self._buffer += data
+
+    def events(self) -> Iterator[ReaderEvent]:
+        """Yield every event the buffered bytes make complete. Incomplete input stays buffered."""
+        while True:
+            if not self._pending:
+                self._scan()
+            if not self._pending:
+                return
+            yield self._pending.popleft()
+
+    def _scan(self) -> None:
+        buffer = self._buffer
+        if self._discarding:
+            self._scan_discarding()
+            return
+        newline = buffer.find(b"\n")
+        if newline < 0:
+            if len(buffer) > self.max_line:
+                self._discarding = True
+                self._discarded = 0
+                self._scan_discarding()
+            return
+        line = bytes(buffer[:newline])
+        del buffer[: newline + 1]
+        self._split_line(line)
+
+    def _scan_discarding(self) -> None:
+        buffer = self._buffer
+        marker = _find_marker(buffer)
+        newline = buffer.find(b"\n")
+        ends = [p for p in (marker, newline + 1 if newline >= 0 else -1) if p >= 0]
+        if not ends:
+            keep = _LONGEST_MARKER - 1
+            drop = max(0, len(buffer) - keep)
+            self._discarded += drop
+            del buffer[:drop]
+            return
+        cut = min(ends)
+        self._discarded += cut
+        del buffer[:cut]
+        self._discarding = False
+        self._pending.append(LineTooLong(size=self._discarded))
+
+    def _split_line(self, line: bytes) -> None:
+        start = _find_marker(line)
+        if start < 0:
+            if line.strip():
+                self._pending.append(GarbageDiscarded(data=line))
+            return
+        if line[:start].strip():
+            self._pending.append(GarbageDiscarded(data=line[:start]))
+        while True:
+            result = parse_frame(line[start:])
+            good = isinstance(result, ShortcutReceived) or (
+                isinstance(result, FrameReceived) and result.code_ok
+            )
+            inner = _find_marker(line, start + 1)
+            if good or inner < 0:
+                self._pending.append(result)
+                return
+            self._pending.append(GarbageDiscarded(data=line[start:inner]))
+            start = inner

@@ -1,0 +1,95 @@
+"""Frame content: ``key:value;key:value`` pairs, and the typed readers the actions use.
+
+Every reader raises ``RemoteProtocolError`` whose ``reply_hint`` is the error code
+the firmware answers with (``missing-field``, ``bad-param``), and whose message
+names the field, the value and what is allowed. Empty segments are skipped, so
+the trailing ``;`` of ``switch1:true;`` (seed, DATA_PACK case one) is harmless.
+A value may contain ``:`` (only the first one splits).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from vdtu.errors import RemoteProtocolError
+
+MISSING_FIELD = "missing-field"
+BAD_PARAM = "bad-param"
+
+
+def parse_pairs(content: str) -> dict[str, str]:
+    """``a:1;b:x`` -> ``{"a": "1", "b": "x"}``. A segment without ``:`` is an error."""
+    pairs: dict[str, str] = {}
+    for segment in content.split(";"):
+        if not segment:
+            continue
+        key, sep, value = segment.partition(":")
+        if not sep or not key:
+            raise RemoteProtocolError(f"expected key:value, not {segment!r}", reply_hint=BAD_PARAM)
+        if key in pairs:
+            raise RemoteProtocolError(f"key {key!r} given twice", reply_hint=BAD_PARAM)
+        pairs[key] = value
+    return pairs
+
+
+def format_pairs(pairs: Mapping[str, object]) -> str:
+    """``{"a": 1, "b": True}`` -> ``a:1;b:true`` (booleans lower case as in the seed)."""
+    return ";".join(f"{key}:{format_value(value)}" for key, value in pairs.items())
+
+
+def format_value(value: object) -> str:
+    """A value as the XGC text protocol prints it: strings bare, everything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def require(pairs: Mapping[str, str], key: str) -> str:
+    """The value of ``key``, or a ``missing-field`` error naming it."""
+    if key not in pairs:
+        raise RemoteProtocolError(f"field {key!r} is missing", reply_hint=MISSING_FIELD)
+    return pairs[key]
+
+
+def parse_int(key: str, text: str, *, low: int, high: int, base: int = 10) -> int:
+    """An integer field within ``low..high`` (``base`` 16 for the hex fields of SEND_MBR_485)."""
+    try:
+        value = int(text, base)
+    except ValueError:
+        kind = "hex" if base == 16 else "decimal"
+        raise RemoteProtocolError(
+            f"{key} must be a {kind} number, not {text!r}", reply_hint=BAD_PARAM
+        ) from None
+    if not low <= value <= high:
+        raise RemoteProtocolError(
+            f"{key} must be in {low}..{high}, not {value}", reply_hint=BAD_PARAM
+        )
+    return value
+
+
+def parse_bool(key: str, text: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``), case-insensitive."""
+    lowered = text.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise RemoteProtocolError(f"{key} must be true or false, not {text!r}", reply_hint=BAD_PARAM)
+
+
+def reject_unknown(pairs: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """A ``bad-param`` error if ``pairs`` has a key outside ``allowed``."""
+    unknown = [key for key in pairs if key not in allowed]
+    if unknown:
+        raise RemoteProtocolError(
+            f"unknown field {unknown[0]!r}; allowed: {', '.join(allowed)}", reply_hint=BAD_PARAM
+        )
+
+
+def sanitize(text: str, limit: int = 120) -> str:
+    """Make free text safe inside content: no separators, no frame characters, bounded."""
+    table = str.maketrans({";": ",", ":": "=", "#": " ", "&": "+", "\r": " ", "\n": " "})
+    cleaned = text.translate(table)
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."

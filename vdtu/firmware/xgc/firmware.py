@@ -1,0 +1,434 @@
+"""The XGC DTU firmware: the serial side of seed 004 running on the hardware models.
+
+How it works. The firmware attaches one node to each serial line (``uart``,
+``rs232``, ``rs485``) and keeps a ``FrameReader`` per port. The host protocol
+runs on the port that SET_DTU_PIPE selected (persisted; ``uart`` by default);
+on the other ports only the shortcut ``SET_DTU_PIPE#...`` is recognised, so a
+host that only has RS-485 can switch the pipe. While the pipe is not 485,
+whatever arrives on the RS-485 bus is collected until the line has been silent
+for t3.5 and reported to the host as ``485_RECEIVE`` (hex).
+
+Boot (``start``): the firmware listens ``firmware_start_s`` after power-on
+(earlier bytes are lost and counted), notifies GET_GPIO_ALL, waits until the
+modem is registered (which needs the SIM), notifies ``init-ok``, then either
+``no-project-info`` or starts the cloud session. ``stop`` interrupts every
+process it started; a reboot is ``stop`` + hardware reset + ``start`` by the
+unit, so the lines (and the PTYs on them) stay.
+
+Replies and notifications carry the IMEI as SN and ``0`` as timestamp, as the
+seed's replies do. Errors have one form, ``error:<code>;msg:<text>``, under the
+action they answer (``ERROR`` when the action could not be read); see
+docs/xgc-protocol.md for the list. Actions live in ``actions.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+from vdtu.errors import RemoteProtocolError
+from vdtu.firmware.xgc.actions import ACTIONS, Request, base_info
+from vdtu.firmware.xgc.codec import (
+    Frame,
+    FrameKind,
+    FrameReader,
+    FrameReceived,
+    GarbageDiscarded,
+    LineTooLong,
+    MalformedFrame,
+    ReaderEvent,
+    ShortcutReceived,
+    encode_shortcut,
+)
+from vdtu.firmware.xgc.content import sanitize
+from vdtu.firmware.xgc.options import CheckMode, XgcOptions
+from vdtu.firmware.xgc.pipe import Pipe
+from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine
+from vdtu.io.gpio import Gpio
+from vdtu.io.power import Battery
+from vdtu.log import LogLevel, UnitLog
+from vdtu.modem import AtInterpreter, Modem, RegStat, SimSlot
+from vdtu.storage import Storage
+from vdtu.uart.line import SerialLine, Tap
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XgcHardware:
+    """The hardware models the firmware drives."""
+
+    modem: Modem
+    sim: SimSlot
+    gpio: Gpio
+    battery: Battery
+    lines: dict[str, SerialLine]
+
+
+@dataclass(slots=True)
+class XgcStats:
+    """Counters that are never lost, whatever the log level."""
+
+    frames: int = 0
+    bad_check_codes: int = 0
+    malformed: int = 0
+    garbage_bytes: int = 0
+    long_lines: int = 0
+    error_replies: int = 0
+    notifications: int = 0
+    bytes_lost_booting: int = 0
+    frames_on_other_ports: int = 0
+    bus_bursts: int = 0
+
+
+@dataclass(slots=True)
+class _PortNode:
+    firmware: XgcFirmware
+    port: str
+
+    def receive(self, data: bytes) -> None:
+        self.firmware.on_port_bytes(self.port, data)
+
+
+@dataclass(slots=True)
+class _BusCollector:
+    """Bytes heard on the RS-485 bus since the last silence."""
+
+    data: bytearray = field(default_factory=bytearray)
+    last_at: float = -1.0
+
+
+class XgcFirmware:
+    """The XGC firmware of one unit.
+
+    Args:
+        env: the SimPy environment.
+        rng: the firmware's own random source.
+        hardware: the models it drives.
+        flash: the unit's persistent storage.
+        log: the unit's log.
+        options: behaviour options.
+        base_version: the firmware version flashed at the factory.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        rng: random.Random,
+        hardware: XgcHardware,
+        *,
+        flash: Storage,
+        log: UnitLog,
+        options: XgcOptions,
+        base_version: str,
+    ) -> None:
+        self.env = env
+        self.rng = rng
+        self.hw = hardware
+        self.flash = flash
+        self.log = log
+        self.options = options
+        self.base_version = base_version
+        self.stats = XgcStats()
+        self.machine = DtuStateMachine()
+        self.at = AtInterpreter(hardware.modem)
+        self.nvram: dict[str, Any] = {}
+        self.pipe = Pipe.UART
+        self.version = base_version
+        self.listening = False
+        self.on_reboot_request: list[Callable[[], None]] = []
+        """Called when the host asked for DTU_REBOOT and the reply has left."""
+        self.on_state_change: list[Callable[[DtuState], None]] = []
+        self.busy: dict[str, simpy.Process] = {}
+        """Long actions in progress (SEND_MBR_485, DTU_OTA, SEND_SMS), by action."""
+        self.mbr_answer: simpy.Event | None = None
+        self._processes: set[simpy.Process] = set()
+        self._registered: simpy.Event | None = None
+        self._bus = _BusCollector()
+        self.readers = {port: FrameReader(max_line=options.max_line) for port in hardware.lines}
+        self.taps: dict[str, Tap] = {
+            port: line.attach(_PortNode(self, port), "dtu") for port, line in hardware.lines.items()
+        }
+        hardware.gpio.on_input_change.append(self._on_input_change)
+        hardware.battery.on_vbus_change.append(self._on_vbus_change)
+        hardware.modem.on_registration_change.append(self._on_registration_change)
+        hardware.modem.on_urc.append(self._on_urc)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    @property
+    def imei(self) -> str:
+        """The unit's IMEI, the SN of every frame it sends."""
+        return self.hw.modem.imei
+
+    @property
+    def state(self) -> DtuState:
+        """The DTU state (GET_DTU_STATE)."""
+        return self.machine.state
+
+    def start(self) -> None:
+        """Power-on: read the flash and boot."""
+        self.nvram = self.flash.load()
+        pending = self.nvram.pop("pending_fw_version", None)
+        if pending is not None:
+            self.nvram["fw_version"] = pending
+            self.save_nvram()
+        self.version = str(self.nvram.get("fw_version", self.base_version))
+        self.pipe = Pipe(self.nvram.get("pipe", Pipe.UART.value))
+        self.log.threshold = LogLevel[self.nvram.get("log_level", LogLevel.INFO.name)]
+        self.machine = DtuStateMachine()
+        self.at.reset()
+        self.spawn(self._booting())
+
+    def stop(self) -> None:
+        """Power-off: every process ends, nothing more is heard or said."""
+        self.listening = False
+        for process in list(self._processes):
+            if process.is_alive:
+                process.interrupt("power-off")
+        self._processes.clear()
+        self.busy.clear()
+        self.mbr_answer = None
+        self._registered = None
+        self._bus = _BusCollector()
+        for port in self.readers:
+            self.readers[port] = FrameReader(max_line=self.options.max_line)
+
+    def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
+        """Run ``generator`` as a firmware process that ends quietly at power-off."""
+        process = self.env.process(self._guarded(generator))
+        self._processes.add(process)
+        process.callbacks.append(lambda _event: self._processes.discard(process))
+        return process
+
+    @staticmethod
+    def _guarded(
+        generator: Generator[simpy.Event, Any, None],
+    ) -> Generator[simpy.Event, Any, None]:
+        try:
+            yield from generator
+        except simpy.Interrupt:
+            return
+
+    def save_nvram(self) -> None:
+        """Write the flash document (atomically)."""
+        self.flash.save(self.nvram)
+
+    def _booting(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.options.firmware_start_s)
+        self.listening = True
+        self.write_log(LogLevel.INFO, "firmware", f"firmware {self.version} started")
+        self.notify("GET_GPIO_ALL", self.gpio_all())
+        while not self.hw.modem.registered:
+            self._registered = self.env.event()
+            yield self._registered
+        self._registered = None
+        self.advance(DtuInput.INIT_DONE)
+        if "project" in self.nvram:
+            self.start_cloud_session()
+        else:
+            self.advance(DtuInput.PROJECT_INFO_MISSING)
+
+    def start_cloud_session(self) -> None:
+        """Fetch MQTT credentials for the saved project and connect.
+
+        No XGC platform is attached to a unit yet, so the fetch fails at once and
+        the host is told ``get-mqtt-info-fail``.
+        """
+        self.write_log(LogLevel.WARN, "cloud", "no XGC cloud platform is configured for this unit")
+        self.advance(DtuInput.MQTT_INFO_FAILED)
+
+    def advance(self, event: DtuInput) -> None:
+        """Move the DTU state on and notify the host of a change."""
+        old = self.machine.state
+        new = self.machine.process(event)
+        if new is not old:
+            self.write_log(LogLevel.INFO, "firmware", f"state {old.value} -> {new.value}")
+            self.notify("GET_DTU_STATE", new.value)
+            for listener in self.on_state_change:
+                listener(new)
+
+    # -- the serial side ----------------------------------------------------------------------
+
+    def on_port_bytes(self, port: str, data: bytes) -> None:
+        """Bytes arrived on a port (called by the line, in sim time)."""
+        if not self.listening:
+            self.stats.bytes_lost_booting += len(data)
+            self.write_log(
+                LogLevel.WARN, port, f"{len(data)} bytes lost: the firmware is not running yet"
+            )
+            return
+        if port == "rs485" and self.pipe is not Pipe.RS485:
+            self._collect_bus_bytes(data)
+        reader = self.readers[port]
+        reader.receive_data(data)
+        for event in reader.events():
+            if port == self.pipe.port:
+                self._handle(port, event)
+            elif isinstance(event, ShortcutReceived):
+                self._switch_pipe_shortcut(port, event.value)
+            elif isinstance(event, FrameReceived):
+                self.stats.frames_on_other_ports += 1
+                self.write_log(
+                    LogLevel.WARN,
+                    port,
+                    f"{event.frame.action} ignored: the host pipe is {self.pipe.value}, not {port}",
+                )
+
+    def _handle(self, port: str, event: ReaderEvent) -> None:
+        match event:
+            case FrameReceived():
+                self._handle_frame(port, event)
+            case ShortcutReceived():
+                self._switch_pipe_shortcut(port, event.value)
+            case MalformedFrame():
+                self.stats.malformed += 1
+                self.write_log(
+                    LogLevel.WARN, port, f"malformed frame ({event.reason}): {event.line[:80]!r}"
+                )
+                self.reply_error(port, event.action or "ERROR", "malformed-frame", event.reason)
+            case GarbageDiscarded():
+                self.stats.garbage_bytes += len(event.data)
+                self.write_log(
+                    LogLevel.WARN,
+                    port,
+                    f"{len(event.data)} bytes outside any frame: {event.data[:40]!r}",
+                )
+            case LineTooLong():
+                self.stats.long_lines += 1
+                self.write_log(LogLevel.WARN, port, f"line of {event.size}+ bytes dropped")
+                self.reply_error(
+                    port,
+                    "ERROR",
+                    "line-too-long",
+                    f"{event.size} bytes without a line end; the limit is {self.options.max_line}",
+                )
+
+    def _handle_frame(self, port: str, event: FrameReceived) -> None:
+        frame = event.frame
+        self.stats.frames += 1
+        if frame.kind is FrameKind.ACK:
+            self.write_log(
+                LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
+            )
+            return
+        if not event.code_ok and self.options.check_mode is not CheckMode.OFF:
+            self.stats.bad_check_codes += 1
+            expected = event.expected_code
+            detail = f"got {event.code} expected {expected:02X} (hex) or {expected} (decimal)"
+            self.write_log(LogLevel.WARN, port, f"{frame.action}: bad check code, {detail}")
+            if self.options.check_mode is CheckMode.STRICT:
+                self.reply_error(port, frame.action, "bad-check-code", detail)
+                return
+        if not event.crlf:
+            self.write_log(LogLevel.DEBUG, port, f"{frame.action}: line ended in LF without CR")
+        handler = ACTIONS.get(frame.action)
+        if handler is None:
+            self.reply_error(
+                port, frame.action, "unknown-action", f"{frame.action} is not an XGC command"
+            )
+            return
+        try:
+            content = handler(self, Request(frame=frame, port=port))
+        except RemoteProtocolError as exc:
+            self.reply_error(port, frame.action, exc.reply_hint, str(exc))
+            return
+        if content is not None:
+            self.reply(port, frame.action, content)
+
+    def _switch_pipe_shortcut(self, port: str, value: str) -> None:
+        try:
+            pipe = Pipe.parse(value)
+        except RemoteProtocolError as exc:
+            self.write_log(LogLevel.WARN, port, f"shortcut SET_DTU_PIPE#{value}: {exc}")
+            self.taps[port].send(encode_shortcut(f"{sanitize(value, 20)}-error"))
+            return
+        self.taps[port].send(encode_shortcut(f"{pipe.value}-ok"))
+        self.set_pipe(pipe)
+
+    def set_pipe(self, pipe: Pipe) -> None:
+        """Move the host protocol to ``pipe`` (persisted)."""
+        if pipe is self.pipe:
+            return
+        self.write_log(LogLevel.INFO, "firmware", f"host pipe {self.pipe.value} -> {pipe.value}")
+        self.pipe = pipe
+        self.readers[pipe.port] = FrameReader(max_line=self.options.max_line)
+        self.nvram["pipe"] = pipe.value
+        self.save_nvram()
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def frame(self, action: str, content: str, kind: FrameKind = FrameKind.ACK) -> Frame:
+        """A frame from this DTU."""
+        return Frame(kind=kind, action=action, sn=self.imei, timestamp="0", content=content)
+
+    def send_frame(self, port: str, frame: Frame) -> float:
+        """Encode and transmit; returns when the last byte has arrived."""
+        return self.taps[port].send(frame.encode(self.options.code_format))
+
+    def reply(self, port: str, action: str, content: str) -> float:
+        """Answer a command on the port it came from."""
+        return self.send_frame(port, self.frame(action, content))
+
+    def reply_error(self, port: str, action: str, code: str, message: str) -> None:
+        """Answer with the one error form: ``error:<code>;msg:<text>``."""
+        self.stats.error_replies += 1
+        self.reply(port, action, f"error:{code};msg:{sanitize(message)}")
+
+    def notify(self, action: str, content: str, kind: FrameKind = FrameKind.ACK) -> None:
+        """Send a notification to the host on the current pipe (only while running)."""
+        if not self.listening:
+            return
+        self.stats.notifications += 1
+        self.send_frame(self.pipe.port, self.frame(action, content, kind))
+
+    def write_log(self, level: LogLevel, source: str, text: str) -> None:
+        """Write to the unit's log at the current sim time."""
+        self.log.write(float(self.env.now), level, source, text)
+
+    # -- hardware events ----------------------------------------------------------------------
+
+    def gpio_all(self) -> str:
+        """Every output then every input that exists, e.g. ``out1:0;...;in1:1``."""
+        levels = self.hw.gpio.output_levels() | self.hw.gpio.input_levels()
+        return ";".join(f"{name}:{level}" for name, level in levels.items())
+
+    def _on_input_change(self, name: str, level: int) -> None:
+        self.notify("GPIO_INT", f"{name}:{level}")
+
+    def _on_vbus_change(self, _vbus: bool) -> None:
+        self.notify("GET_BASE_INFO", base_info(self))
+
+    def _on_registration_change(self, _stat: RegStat) -> None:
+        if (
+            self._registered is not None
+            and not self._registered.triggered
+            and self.hw.modem.registered
+        ):
+            self._registered.succeed()
+
+    def _on_urc(self, line: str) -> None:
+        if self.at.forwarding:
+            self.notify("AT", sanitize(line, 200))
+
+    # -- the RS-485 bus -----------------------------------------------------------------------
+
+    def _collect_bus_bytes(self, data: bytes) -> None:
+        bus = self._bus
+        bus.data += data
+        now = float(self.env.now)
+        bus.last_at = now
+        check = self.env.timeout(self.hw.lines["rs485"].silence_s)
+        check.callbacks.append(lambda _event: self._bus_silence(now))
+
+    def _bus_silence(self, heard_at: float) -> None:
+        bus = self._bus
+        if bus.last_at != heard_at or not bus.data or not self.listening:
+            return
+        burst = bytes(bus.data)
+        bus.data.clear()
+        self.stats.bus_bursts += 1
+        self.notify("485_RECEIVE", burst.hex().upper())
+        if self.mbr_answer is not None and not self.mbr_answer.triggered:
+            self.mbr_answer.succeed(burst)

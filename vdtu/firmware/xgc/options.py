@@ -1,0 +1,68 @@
+"""Behaviour options of the XGC firmware that a user may want either way.
+
+These are vdtu's choices where the seed is silent or ambiguous (see
+docs/xgc-protocol.md); none of them is persisted in the unit's flash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from vdtu.firmware.xgc.codec import CodeFormat
+
+
+class CheckMode(StrEnum):
+    """What the firmware does with a frame whose check code is wrong."""
+
+    STRICT = "strict"
+    """Reject it with an ``error:bad-check-code`` reply (the default)."""
+    WARN = "warn"
+    """Log a warning and act on it."""
+    OFF = "off"
+    """Do not look at check codes."""
+
+
+class Raw485Encoding(StrEnum):
+    """How SEND_RAW_485 content becomes bus bytes."""
+
+    HEX = "hex"
+    """``010300000001`` is six bytes 01 03 00 00 00 01 (the default; 485_RECEIVE is hex too)."""
+    TEXT = "text"
+    """The content's UTF-8 bytes go on the bus as they are."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XgcOptions:
+    """Options of one XGC unit's firmware."""
+
+    check_mode: CheckMode = CheckMode.STRICT
+    code_format: CodeFormat = CodeFormat.DECIMAL
+    max_line: int = 4096
+    """Longest line the serial reader buffers (bytes)."""
+    firmware_start_s: float = 1.0
+    """Power-on to the firmware listening on its serial port; earlier bytes are lost."""
+    mbr_timeout_s: float = 1.0
+    """How long SEND_MBR_485 waits for a slave's answer before ``error:timeout``."""
+    raw485: Raw485Encoding = Raw485Encoding.HEX
+    ota_download_s: tuple[float, float] = (5.0, 15.0)
+    """A simulated OTA download takes a uniform time in this range."""
+    tz_offset_h: float = 8.0
+    """Time zone of GET_NOW's date form (the seed's device is in UTC+8)."""
+
+    def __post_init__(self) -> None:
+        if self.max_line < 64:
+            raise ValueError(f"max_line must be >= 64, not {self.max_line}")
+        if self.firmware_start_s < 0 or self.mbr_timeout_s <= 0:
+            raise ValueError(
+                f"firmware_start_s must be >= 0 and mbr_timeout_s > 0, not "
+                f"{self.firmware_start_s} and {self.mbr_timeout_s}"
+            )
+        low, high = self.ota_download_s
+        if not 0 <= low <= high:
+            raise ValueError(
+                "ota_download_s must be (low, high) with 0 <= low <= high, "
+                f"not {self.ota_download_s}"
+            )
+        if not -12 <= self.tz_offset_h <= 14:
+            raise ValueError(f"tz_offset_h must be in -12..14, not {self.tz_offset_h}")

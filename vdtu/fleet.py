@@ -1,0 +1,222 @@
+"""Many units in one process, in real time, with their ports on PTYs.
+
+A ``Fleet`` owns the ``RealtimeClock`` (one SimPy environment for every unit)
+and, for each unit, a ``PtyEndpoint`` per exposed port with a stable link
+``<pty_dir>/dtu<N>/<port>``, optional socat TCP bridges and real serial devices,
+and its flash file ``<state_dir>/<IMEI>/flash.json`` (so saved keys survive a
+restart of vdtu with the same seed). Everything runs on one asyncio loop: no
+thread per unit, per PTY or per bridge.
+
+Control from outside (the CLI, a dashboard) goes through ``Fleet.control``,
+which enters sim time through the clock's one door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vdtu.clock import RealtimeClock
+from vdtu.errors import ConfigError
+from vdtu.identity import Identity
+from vdtu.log import LogRecord, UnitLog
+from vdtu.storage import FileStorage, MemoryStorage, Storage
+from vdtu.uart.fd_endpoint import FdEndpoint
+from vdtu.uart.pty import BaudMismatch, PtyEndpoint
+from vdtu.uart.serial_device import SerialDeviceEndpoint
+from vdtu.uart.socat import SocatBridge
+from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
+
+PORTS = tuple(DEFAULT_BAUDS)
+HOST_POLL_S = 1.0
+"""How often the host's line settings are read from every PTY."""
+
+
+def default_pty_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/vdtu``, else ``/tmp/vdtu-<uid>``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "vdtu" if runtime else Path(f"/tmp/vdtu-{os.getuid()}")
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/vdtu``, else ``~/.local/state/vdtu``."""
+    state = os.environ.get("XDG_STATE_HOME")
+    return (Path(state) if state else Path.home() / ".local" / "state") / "vdtu"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetConfig:
+    """What ``vdtu up`` starts."""
+
+    units: int = 1
+    seed: int = 0
+    pty_dir: Path = field(default_factory=default_pty_dir)
+    state_dir: Path | None = field(default_factory=default_state_dir)
+    """Where flash files live; None keeps them in memory."""
+    ports: tuple[str, ...] = PORTS
+    """Which ports get a PTY."""
+    serial_tcp: Mapping[str, int] = field(default_factory=dict)
+    """Port -> TCP port for unit 0 (unit N gets TCP port + N)."""
+    serial_devices: Mapping[str, str] = field(default_factory=dict)
+    """Port -> real serial device, for unit 0 (instead of its PTY)."""
+    baud_mismatch: BaudMismatch = BaudMismatch.WARN
+    template: UnitConfig | None = None
+    """Settings every unit shares (identity and id are replaced per unit)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.units <= 100_000:
+            raise ConfigError(f"units must be 1..100000, not {self.units}")
+        for port in (*self.ports, *self.serial_tcp, *self.serial_devices):
+            if port not in PORTS:
+                raise ConfigError(f"unknown port {port!r}; the ports are {', '.join(PORTS)}")
+
+
+class Fleet:
+    """Units, their endpoints and the real-time clock.
+
+    Args:
+        loop: the asyncio loop everything runs on.
+        config: what to start.
+        sink: called with every log record of every unit that passes its threshold.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        config: FleetConfig,
+        *,
+        sink: Callable[[str, LogRecord], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.config = config
+        self.sink = sink
+        self.clock = RealtimeClock(loop)
+        self.units: list[Unit] = []
+        self.endpoints: list[dict[str, FdEndpoint]] = []
+        self.bridges: list[SocatBridge] = []
+        self._poll: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        """Build and power on every unit, open its ports, and start the clock."""
+        try:
+            for unit_id in range(self.config.units):
+                self._start_unit(unit_id)
+        except BaseException:
+            self.close()
+            raise
+        self.clock.start()
+        self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
+
+    def _flash(self, identity: Identity) -> Storage:
+        if self.config.state_dir is None:
+            return MemoryStorage()
+        return FileStorage(self.config.state_dir / identity.imei / "flash.json")
+
+    def _start_unit(self, unit_id: int) -> None:
+        config = self.config
+        identity = Identity.for_unit(config.seed, unit_id)
+        template = config.template or UnitConfig(identity=identity)
+        unit_config = replace(template, unit_id=unit_id, seed=config.seed, identity=identity)
+        log = UnitLog(unit_config.name)
+        if self.sink is not None:
+            log.sinks.append(self.sink)
+        unit = Unit(
+            self.clock.env,
+            unit_config,
+            epoch_s=self.clock.epoch_s,
+            flash=self._flash(identity),
+            log=log,
+        )
+        endpoints: dict[str, FdEndpoint] = {}
+        self.units.append(unit)
+        self.endpoints.append(endpoints)
+        for port in config.ports:
+            line = unit.lines[port]
+            device = config.serial_devices.get(port) if unit_id == 0 else None
+            if device is not None:
+                endpoints[port] = SerialDeviceEndpoint(
+                    self.clock, self.loop, line, log, device=device
+                )
+                continue
+            try:
+                endpoint = PtyEndpoint(
+                    self.clock,
+                    self.loop,
+                    line,
+                    log,
+                    link=config.pty_dir / unit.name / port,
+                    mismatch=config.baud_mismatch,
+                )
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise ConfigError(
+                        f"out of PTYs at unit {unit_id} (the machine allows "
+                        f"{Path('/proc/sys/kernel/pty/max').read_text().strip()}); "
+                        "expose fewer ports per unit, e.g. --ports uart"
+                    ) from exc
+                raise
+            endpoints[port] = endpoint
+            if port in config.serial_tcp:
+                self.bridges.append(
+                    SocatBridge(
+                        self.clock, self.loop, endpoint.path, config.serial_tcp[port] + unit_id, log
+                    )
+                )
+        unit.power_on()
+
+    def _poll_hosts(self) -> None:
+        for endpoints in self.endpoints:
+            for endpoint in endpoints.values():
+                if isinstance(endpoint, PtyEndpoint):
+                    endpoint.poll_host_settings()
+        self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
+
+    def control(self, unit_id: int, action: Callable[[Unit], Any]) -> None:
+        """Run ``action(unit)`` in sim time (the one door for outside commands)."""
+        self.clock.inject(action, self.units[unit_id])
+
+    def describe(self, unit_id: int) -> dict[str, Any]:
+        """What ``vdtu up --json`` prints for a unit."""
+        unit = self.units[unit_id]
+        ports: dict[str, str] = {}
+        for port, endpoint in self.endpoints[unit_id].items():
+            ports[port] = (
+                endpoint.device if isinstance(endpoint, PtyEndpoint | SerialDeviceEndpoint) else ""
+            )
+        described: dict[str, Any] = {
+            "unit": unit_id,
+            "name": unit.name,
+            "imei": unit.imei,
+            "iccid": unit.config.identity.iccid,
+            "ports": ports,
+        }
+        tcp = {
+            port: f"tcp://127.0.0.1:{base + unit_id}"
+            for port, base in self.config.serial_tcp.items()
+        }
+        if tcp:
+            described["tcp"] = tcp
+        return described
+
+    def close(self) -> None:
+        """Stop the clock, close every endpoint and bridge, remove the links."""
+        if self._poll is not None:
+            self._poll.cancel()
+            self._poll = None
+        self.clock.stop()
+        for bridge in self.bridges:
+            bridge.close()
+        self.bridges.clear()
+        for endpoints in self.endpoints:
+            for endpoint in endpoints.values():
+                endpoint.close()
+        for unit in self.units:
+            unit_dir = self.config.pty_dir / unit.name
+            if unit_dir.is_dir() and not any(unit_dir.iterdir()):
+                unit_dir.rmdir()
+        self.endpoints.clear()

@@ -1,0 +1,77 @@
+"""Device identities: IMEI, ICCID, IMSI and phone numbers with valid check digits.
+
+A fleet seed and a unit id always give the same device, and two units of one
+fleet never share a number: the serial part of each number is the unit id added
+to an offset drawn from the fleet seed (so up to a million units stay distinct).
+IMEIs (15 digits) and ICCIDs (20 digits) end in a Luhn check digit, as real ones
+do; IMSIs and MSISDNs have no check digit.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+IMEI_TAC = "86743505"
+"""Type allocation code used for generated IMEIs (the seed's example IMEI has it)."""
+ICCID_PREFIX = "898600"
+"""ICCID issuer prefix: 89 (telecom) 86 (China) 00 (issuer)."""
+IMSI_PREFIX = "46000"
+"""MCC 460 (China) and MNC 00."""
+
+
+def luhn_check_digit(digits: str) -> str:
+    """Return the Luhn check digit for ``digits`` (which must all be decimal digits)."""
+    if not digits.isdigit():
+        raise ValueError(f"expected decimal digits, not {digits!r}")
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 0:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(number: str) -> bool:
+    """True when ``number`` is all digits and its last digit is its Luhn check digit."""
+    return len(number) >= 2 and number.isdigit() and luhn_check_digit(number[:-1]) == number[-1]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """What makes one simulated DTU distinct from every other."""
+
+    imei: str
+    iccid: str
+    imsi: str
+    phone: str
+
+    def __post_init__(self) -> None:
+        if len(self.imei) != 15 or not luhn_valid(self.imei):
+            raise ValueError(f"imei must be 15 digits with a valid Luhn digit, not {self.imei!r}")
+        if not 19 <= len(self.iccid) <= 20 or not self.iccid.isalnum():
+            raise ValueError(f"iccid must be 19 or 20 letters or digits, not {self.iccid!r}")
+        if not (14 <= len(self.imsi) <= 15 and self.imsi.isdigit()):
+            raise ValueError(f"imsi must be 14 or 15 digits, not {self.imsi!r}")
+
+    @classmethod
+    def for_unit(cls, fleet_seed: int, unit_id: int) -> Identity:
+        """The identity of unit ``unit_id`` (0 <= id < 10**6) of fleet ``fleet_seed``."""
+        if not 0 <= unit_id < 10**6:
+            raise ValueError(f"unit_id must be in 0..999999, not {unit_id}")
+        rng = random.Random(f"identity:{fleet_seed}")
+
+        def serial(width: int) -> str:
+            return str((rng.randrange(10**width) + unit_id) % 10**width).zfill(width)
+
+        imei_body = IMEI_TAC + serial(14 - len(IMEI_TAC))
+        iccid_body = ICCID_PREFIX + serial(19 - len(ICCID_PREFIX))
+        return cls(
+            imei=imei_body + luhn_check_digit(imei_body),
+            iccid=iccid_body + luhn_check_digit(iccid_body),
+            imsi=IMSI_PREFIX + serial(10),
+            phone="1" + rng.choice("3578") + serial(9),
+        )

@@ -1,0 +1,67 @@
+"""A unit's log: timestamped records in sim time, bounded, with a level threshold.
+
+The XGC levels (seed 004, SET_LOG_LEVEL): TRACE 1 .. FATAL 6, and SILENT above
+them all; a record is kept when its level is at least the threshold. Records go
+into a bounded ring (the newest ``capacity``) and to every sink (the CLI prints
+them, the dashboard shows them). Counters that must never be lost (bad frames,
+dropped bytes) live in the firmware's stats, not here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class LogLevel(IntEnum):
+    """Log levels, numbered as the XGC seed numbers them."""
+
+    TRACE = 1
+    DEBUG = 2
+    INFO = 3
+    WARN = 4
+    ERROR = 5
+    FATAL = 6
+    SILENT = 7
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogRecord:
+    """One log line."""
+
+    at: float
+    """Sim time in seconds."""
+    level: LogLevel
+    source: str
+    """Who wrote it: ``firmware``, ``uart``, ``rs485``, ..."""
+    text: str
+
+    def format(self) -> str:
+        """``[  12.345] WARN  uart: text``."""
+        return f"[{self.at:9.3f}] {self.level.name:<5} {self.source}: {self.text}"
+
+
+class UnitLog:
+    """The log of one unit.
+
+    Args:
+        name: the unit's name, passed to sinks.
+        capacity: how many records the ring keeps.
+    """
+
+    def __init__(self, name: str, *, capacity: int = 500) -> None:
+        self.name = name
+        self.threshold = LogLevel.INFO
+        self.records: deque[LogRecord] = deque(maxlen=capacity)
+        self.sinks: list[Callable[[str, LogRecord], None]] = []
+
+    def write(self, at: float, level: LogLevel, source: str, text: str) -> None:
+        """Keep and publish a record if ``level`` passes the threshold."""
+        if level < self.threshold:
+            return
+        record = LogRecord(at=at, level=level, source=source, text=text)
+        self.records.append(record)
+        for sink in self.sinks:
+            sink(self.name, record)

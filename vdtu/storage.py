@@ -1,0 +1,98 @@
+"""Persistent storage of one unit (its flash): a JSON document written atomically.
+
+A DTU keeps what SAVE_KEYS saved, its project info and its settings across a
+reboot and across a restart of the vdtu process; re-flashing the firmware erases
+it (seed 004, "设置自定义参数"). ``FileStorage`` writes to a temporary file in the
+same directory, fsyncs it, renames it over the old file and fsyncs the directory,
+so a crash leaves either the old or the new document, never a torn one.
+``MemoryStorage`` keeps the document in memory (headless fleets, tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from vdtu.errors import ConfigError
+
+
+class Storage(Protocol):
+    """Where a unit's flash lives."""
+
+    def load(self) -> dict[str, Any]:
+        """The stored document ({} when nothing was ever saved)."""
+
+    def save(self, document: dict[str, Any]) -> None:
+        """Replace the stored document, atomically."""
+
+    def erase(self) -> None:
+        """Forget everything (re-flash)."""
+
+
+class MemoryStorage:
+    """Flash that lives as long as the process."""
+
+    def __init__(self) -> None:
+        self._document: dict[str, Any] = {}
+        self.writes = 0
+
+    def load(self) -> dict[str, Any]:
+        return json.loads(json.dumps(self._document))  # type: ignore[no-any-return]
+
+    def save(self, document: dict[str, Any]) -> None:
+        self._document = json.loads(json.dumps(document))
+        self.writes += 1
+
+    def erase(self) -> None:
+        self._document = {}
+
+
+class FileStorage:
+    """Flash kept in a JSON file.
+
+    Args:
+        path: the file; its directory is created when first written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.writes = 0
+
+    def load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{self.path}: not valid JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise ConfigError(f"{self.path}: expected a JSON object, not {type(document).__name__}")
+        return document
+
+    def save(self, document: dict[str, Any]) -> None:
+        directory = self.path.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, ensure_ascii=False, indent=1, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, self.path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self.writes += 1
+
+    def erase(self) -> None:
+        self.path.unlink(missing_ok=True)

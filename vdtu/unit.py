@@ -1,0 +1,253 @@
+"""One DTU: a firmware personality wired to its hardware models on one SimPy environment.
+
+A ``Unit`` owns its serial lines (``uart``, ``rs232``, ``rs485``), the modem
+with its SIM and signal, GPIO, battery, ADC, sensor, the Modbus slaves on its
+RS-485 bus, its flash and its log, and the XGC firmware that drives them. Every
+model gets its own ``random.Random`` derived from the fleet seed, the unit id and
+the model's name, so a run is repeatable and adding a model does not shift the
+random draws of the others.
+
+The methods under "control" are the unit's control surface (set an input, pull
+the SIM, weaken the signal, reboot, ...). They act at the current sim time; in
+real time the caller goes through ``Clock.inject`` (see ``vdtu.fleet``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import simpy
+
+from vdtu.firmware.xgc.firmware import XgcFirmware, XgcHardware
+from vdtu.firmware.xgc.options import XgcOptions
+from vdtu.identity import Identity
+from vdtu.io.adc import Adc
+from vdtu.io.gpio import Gpio
+from vdtu.io.modbus_slave import DEMO_SLAVE, ModbusSlave, ModbusSlaveConfig
+from vdtu.io.power import Battery
+from vdtu.io.sensor import TempHumiditySensor
+from vdtu.log import UnitLog
+from vdtu.modem import Modem, SimCard, SimSlot
+from vdtu.modem.signal import Signal
+from vdtu.storage import MemoryStorage, Storage
+from vdtu.uart.line import SerialLine
+
+DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
+    {"uart": 115200, "rs232": 115200, "rs485": 9600}
+)
+"""The seed's defaults: UART and RS-232 at 115200, RS-485 at 9600."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitConfig:
+    """Everything that makes one unit what it is (its flash is separate)."""
+
+    unit_id: int = 0
+    seed: int = 0
+    """The fleet seed; with ``unit_id`` it seeds every random source of the unit."""
+    identity: Identity
+    model: str = "XGC-RG88C"
+    firmware_version: str = "1.0.0"
+    outputs: int = 8
+    inputs: int = 8
+    bauds: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_BAUDS))
+    pacing: bool = True
+    """Bytes take wire time at the port's baud rate (False: they arrive at once)."""
+    slaves: tuple[ModbusSlaveConfig, ...] = (DEMO_SLAVE,)
+    options: XgcOptions = field(default_factory=XgcOptions)
+    sim_inserted: bool = True
+    sim_pin: str | None = None
+
+    def __post_init__(self) -> None:
+        unknown = set(self.bauds) - set(DEFAULT_BAUDS)
+        if unknown:
+            raise ValueError(
+                f"bauds has unknown ports {sorted(unknown)}; allowed: uart, rs232, rs485"
+            )
+        if not 0 <= self.outputs <= 8 or not 0 <= self.inputs <= 8:
+            raise ValueError(
+                f"outputs and inputs must be 0..8, not {self.outputs} and {self.inputs}"
+            )
+
+    @property
+    def name(self) -> str:
+        """``dtu<id>``."""
+        return f"dtu{self.unit_id}"
+
+
+class Unit:
+    """One simulated DTU.
+
+    Args:
+        env: the SimPy environment of the whole fleet.
+        config: what the unit is.
+        epoch_s: Unix time at sim time 0 (the network's clock).
+        flash: its persistent storage (in memory when not given).
+        log: its log (a fresh one when not given).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        config: UnitConfig,
+        *,
+        epoch_s: float,
+        flash: Storage | None = None,
+        log: UnitLog | None = None,
+    ) -> None:
+        self.env = env
+        self.config = config
+        self.flash = flash if flash is not None else MemoryStorage()
+        self.log = log if log is not None else UnitLog(config.name)
+        self.powered = False
+        bauds = {**DEFAULT_BAUDS, **config.bauds}
+        self.lines = {
+            port: SerialLine(
+                env, name=port, baud=bauds[port], half_duplex=port == "rs485", pacing=config.pacing
+            )
+            for port in DEFAULT_BAUDS
+        }
+        identity = config.identity
+        self.sim_card = SimCard(
+            iccid=identity.iccid, imsi=identity.imsi, phone=identity.phone, pin=config.sim_pin
+        )
+        self.sim = SimSlot(env, card=self.sim_card if config.sim_inserted else None)
+        self.signal = Signal(env, self._rng("signal"))
+        self.modem = Modem(
+            env,
+            self._rng("modem"),
+            imei=identity.imei,
+            model=config.model,
+            firmware_version=config.firmware_version,
+            sim=self.sim,
+            signal=self.signal,
+            epoch_s=epoch_s,
+        )
+        self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
+        self.battery = Battery(env, self._rng("battery"))
+        self.adc = Adc(env, self._rng("adc"))
+        self.sensor = TempHumiditySensor(env, self._rng("sensor"))
+        self.slaves = [
+            ModbusSlave(env, self._rng(f"slave{slave.address}"), self.lines["rs485"], slave)
+            for slave in config.slaves
+        ]
+        hardware = XgcHardware(
+            modem=self.modem, sim=self.sim, gpio=self.gpio, battery=self.battery, lines=self.lines
+        )
+        self.firmware = XgcFirmware(
+            env,
+            self._rng("firmware"),
+            hardware,
+            flash=self.flash,
+            log=self.log,
+            options=config.options,
+            base_version=config.firmware_version,
+        )
+        self.firmware.on_reboot_request.append(self.reboot)
+
+    def _rng(self, part: str) -> random.Random:
+        return random.Random(f"{self.config.seed}:{self.config.unit_id}:{part}")
+
+    @property
+    def name(self) -> str:
+        """``dtu<id>``."""
+        return self.config.name
+
+    @property
+    def imei(self) -> str:
+        """The unit's IMEI."""
+        return self.config.identity.imei
+
+    # -- control ------------------------------------------------------------------------------
+
+    def power_on(self) -> None:
+        """Apply power: the modem boots and the firmware starts."""
+        if self.powered:
+            return
+        self.powered = True
+        self.modem.power_on()
+        self.firmware.start()
+
+    def power_off(self) -> None:
+        """Remove power: the firmware stops, relays drop, the modem goes dark."""
+        if not self.powered:
+            return
+        self.powered = False
+        self.firmware.stop()
+        self.modem.power_off()
+        self.gpio.reset()
+        for slave in self.slaves:
+            slave.reset()
+
+    def reboot(self) -> None:
+        """A power cycle (also what DTU_REBOOT does): the boot sequence runs again."""
+        self.power_off()
+        self.power_on()
+
+    def reflash(self) -> None:
+        """Re-flash the firmware: the flash (saved keys, project info, settings) is erased."""
+        self.power_off()
+        self.flash.erase()
+        self.power_on()
+
+    def set_input(self, index: int, level: int) -> None:
+        """Drive opto input ``in<index>`` to ``level`` (0 or 1)."""
+        self.gpio.set_input(index, level)
+
+    def set_signal(self, rssi: int) -> None:
+        """Move the signal's mean to ``rssi`` (0..31)."""
+        self.signal.set_level(rssi)
+
+    def set_coverage(self, covered: bool) -> None:
+        """Lose (False) or regain (True) cellular coverage."""
+        self.signal.set_coverage(covered)
+
+    def pull_sim(self) -> None:
+        """Take the SIM card out."""
+        self.sim.remove()
+
+    def insert_sim(self) -> None:
+        """Put the unit's SIM card back."""
+        self.sim.insert(self.sim_card)
+
+    def set_vbus(self, present: bool) -> None:
+        """Connect or disconnect external power (the battery charges while it is present)."""
+        self.battery.set_vbus(present)
+
+    def set_slave_online(self, address: int, online: bool) -> None:
+        """Make the Modbus slave at ``address`` answer (True) or go silent (False)."""
+        for slave in self.slaves:
+            if slave.config.address == address:
+                slave.set_online(online)
+                return
+        present = ", ".join(str(s.config.address) for s in self.slaves) or "none"
+        raise ValueError(f"no Modbus slave at address {address}; present: {present}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able view of the whole unit."""
+        fw = self.firmware
+        return {
+            "unit": self.config.unit_id,
+            "name": self.name,
+            "imei": self.imei,
+            "iccid": self.config.identity.iccid,
+            "powered": self.powered,
+            "state": fw.state.value,
+            "pipe": fw.pipe.value,
+            "version": fw.version,
+            "stats": {name: getattr(fw.stats, name) for name in fw.stats.__slots__},
+            "modem": self.modem.snapshot(),
+            "gpio": self.gpio.snapshot(),
+            "battery": self.battery.snapshot(),
+            "adc": self.adc.snapshot(),
+            "sensor": self.sensor.snapshot(),
+            "slaves": [slave.snapshot() for slave in self.slaves],
+            "lines": {
+                name: {"baud": line.baud, "collisions": line.collisions}
+                for name, line in self.lines.items()
+            },
+        }
