@@ -50,7 +50,7 @@ class FdEndpoint:
         self.line = line
         self.fd = fd
         self.log = log
-        self.tap = line.attach(self, name)
+        self.tap = line.attach(self, name, paced=line.half_duplex)
         self.lost_bytes = 0
         self.transform_in: Callable[[bytes], bytes] | None = None
         """Applied to bytes from the fd before they go on the line (a baud-mismatch garbler)."""

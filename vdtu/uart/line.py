@@ -12,6 +12,13 @@ delivered in chunks of about one millisecond of wire time, each chunk arriving
 when its last bit has left. With ``pacing=False`` bytes arrive in the next event
 at the same sim time (benchmarks of the protocol path alone).
 
+A tap attached with ``paced=False`` skips the wire time for what *it* sends. The
+host side of a point-to-point line uses it: the host's UART is outside the
+simulation, and when its ``write()`` on the PTY returns the bytes are, for the
+host, already sent; pacing them again would only make the DTU look slow. On the
+RS-485 bus every talker is paced, because bus timing (t3.5 silences, turn-around)
+is what Modbus framing is made of.
+
 On a half-duplex bus a node that starts talking while another transmission is
 on the wire waits for it to finish (the transceiver's DE line is modelled as
 polite) and the overlap is counted in ``collisions`` so a scenario can see it.
@@ -51,6 +58,8 @@ class Tap:
     node: LineNode
     name: str
     stats: TapStats = field(default_factory=TapStats)
+    paced: bool = True
+    """Whether what this tap sends takes wire time."""
     busy_until: float = 0.0
     """Full duplex: when this sender's direction is free again."""
 
@@ -107,9 +116,9 @@ class SerialLine:
         """The Modbus RTU inter-frame gap t3.5 for this speed (1.75 ms above 19200 baud)."""
         return 3.5 * self.byte_time_s if self.baud <= 19200 else 0.00175
 
-    def attach(self, node: LineNode, name: str) -> Tap:
-        """Connect ``node`` to the line."""
-        tap = Tap(line=self, node=node, name=name)
+    def attach(self, node: LineNode, name: str, *, paced: bool = True) -> Tap:
+        """Connect ``node`` to the line (``paced=False``: what it sends takes no wire time)."""
+        tap = Tap(line=self, node=node, name=name, paced=paced)
         self.taps.append(tap)
         return tap
 
@@ -124,7 +133,7 @@ class SerialLine:
         if not data:
             return now
         sender.stats.sent += len(data)
-        if not self.pacing:
+        if not (self.pacing and sender.paced):
             self._schedule(0.0, sender, data)
             return now
         if self.half_duplex:

@@ -3,6 +3,8 @@
 Used by virtual-time tests, by headless units (no PTY) and by host behaviour
 models: ``write`` sends bytes on the line as the host would, ``received``
 holds every chunk that arrived, ``take_lines`` returns complete CRLF lines.
+Like a PTY host, what it writes on a point-to-point line takes no wire time;
+on the RS-485 bus it is paced like every other talker.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ class MemoryEndpoint:
 
     def __init__(self, env: simpy.Environment, line: SerialLine, *, name: str = "host") -> None:
         self.env = env
-        self.tap = line.attach(self, name)
+        self.tap = line.attach(self, name, paced=line.half_duplex)
         self.received: list[tuple[float, bytes]] = []
         """Every chunk that arrived, with its sim time."""
         self._pending = bytearray()

@@ -297,7 +297,7 @@ class XgcFirmware:
                 )
             case LineTooLong():
                 self.stats.long_lines += 1
-                self.write_log(LogLevel.WARN, port, f"line of {event.size}+ bytes dropped")
+                self.write_log(LogLevel.WARN, port, f"line of {event.size} bytes without a line end dropped")
                 self.reply_error(
                     port,
                     "ERROR",
