@@ -1,0 +1,179 @@
+"""The registration codes and state machine (pure)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from vdtu.errors import LocalProtocolError
+from vdtu.modem.registration import (
+    ERROR_STATE,
+    HOME_TABLE,
+    REGISTERED_STATS,
+    ROAMING_TABLE,
+    NetMode,
+    NetState,
+    RegInput,
+    Registration,
+    RegStat,
+    net_state,
+)
+
+
+def test_reg_stat_values_follow_3gpp_table() -> None:
+    """RegStat has the 12 +CREG stat codes 0..11 of seed 000 section 4.1.12."""
+    assert {stat.name: int(stat) for stat in RegStat} == {
+        "NOT_REGISTERED": 0,
+        "HOME": 1,
+        "SEARCHING": 2,
+        "DENIED": 3,
+        "UNKNOWN": 4,
+        "ROAMING": 5,
+        "SMS_ONLY_HOME": 6,
+        "SMS_ONLY_ROAMING": 7,
+        "EMERGENCY_ATTACHED": 8,
+        "CSFB_NOT_PREFERRED_HOME": 9,
+        "CSFB_NOT_PREFERRED_ROAMING": 10,
+        "EMERGENCY_ONLY": 11,
+    }
+
+
+def test_net_mode_values_follow_xgc_seed() -> None:
+    """NetMode is the XGC netMode: 0 unregistered, 1 GSM, 2 EDGE, 3 TD, 4 LTE, 5 WCDMA."""
+    assert [(mode.name, int(mode)) for mode in NetMode] == [
+        ("UNREGISTERED", 0),
+        ("GSM", 1),
+        ("EDGE", 2),
+        ("TD", 3),
+        ("LTE", 4),
+        ("WCDMA", 5),
+    ]
+
+
+@pytest.mark.parametrize("stat", list(RegStat))
+def test_net_state_while_booting_is_init(stat: RegStat) -> None:
+    """A modem that has not finished booting reports INIT whatever its stat."""
+    assert net_state(False, stat) is NetState.INIT
+
+
+@pytest.mark.parametrize("stat", list(RegStat))
+def test_net_state_of_booted_modem(stat: RegStat) -> None:
+    """A booted modem is REGISTERED exactly for stats 1, 5, 6, 7, 9, 10."""
+    expected = NetState.REGISTERED if int(stat) in {1, 5, 6, 7, 9, 10} else NetState.UNREGISTER
+    assert net_state(True, stat) is expected
+    assert (stat in REGISTERED_STATS) == (expected is NetState.REGISTERED)
+
+
+def test_net_state_wire_values() -> None:
+    """NetState values are the XGC wire words."""
+    assert [state.value for state in NetState] == ["INIT", "REGISTERED", "UNREGISTER"]
+
+
+def test_home_search_path() -> None:
+    """0 -> search -> 2 -> success -> 1 (home) for a home subscription."""
+    machine = Registration()
+    assert machine.state is RegStat.NOT_REGISTERED
+    assert machine.process(RegInput.SEARCH_STARTED) is RegStat.SEARCHING
+    assert machine.process(RegInput.SEARCH_SUCCEEDED) is RegStat.HOME
+    assert machine.registered
+
+
+def test_roaming_search_lands_on_roaming() -> None:
+    """With roaming=True a successful search registers as roaming (5)."""
+    machine = Registration(roaming=True)
+    machine.process(RegInput.SEARCH_STARTED)
+    assert machine.process(RegInput.SEARCH_SUCCEEDED) is RegStat.ROAMING
+    assert machine.table is ROAMING_TABLE
+
+
+def test_tables_differ_only_in_search_success() -> None:
+    """The home and roaming tables have the same keys and differ only on SEARCH_SUCCEEDED."""
+    assert HOME_TABLE.keys() == ROAMING_TABLE.keys()
+    differing = {key for key in HOME_TABLE if HOME_TABLE[key] != ROAMING_TABLE[key]}
+    assert differing == {(RegStat.SEARCHING, RegInput.SEARCH_SUCCEEDED)}
+
+
+def test_denied_then_coverage_lost_searches() -> None:
+    """A denied modem that loses coverage goes back to searching."""
+    machine = Registration()
+    machine.process(RegInput.SEARCH_STARTED)
+    assert machine.process(RegInput.SEARCH_DENIED) is RegStat.DENIED
+    assert machine.process(RegInput.COVERAGE_LOST) is RegStat.SEARCHING
+
+
+@pytest.mark.parametrize("event", [RegInput.SIM_LOST, RegInput.RADIO_OFF])
+@pytest.mark.parametrize("stat", list(RegStat))
+def test_sim_lost_and_radio_off_always_deregister(stat: RegStat, event: RegInput) -> None:
+    """SIM_LOST and RADIO_OFF lead to stat 0 from every stat."""
+    machine = Registration(initial=stat)
+    assert machine.process(event) is RegStat.NOT_REGISTERED
+
+
+def test_coverage_lost_when_not_searching_stays_unregistered() -> None:
+    """Without SIM or radio (stat 0), losing coverage changes nothing."""
+    machine = Registration()
+    assert machine.process(RegInput.COVERAGE_LOST) is RegStat.NOT_REGISTERED
+
+
+def test_search_result_while_registered_is_an_error() -> None:
+    """A search result while registered raises, naming both, and leaves the machine UNKNOWN."""
+    machine = Registration(initial=RegStat.HOME)
+    with pytest.raises(LocalProtocolError, match=r"SEARCH_SUCCEEDED.*HOME \(1\)"):
+        machine.process(RegInput.SEARCH_SUCCEEDED)
+    assert machine.state is RegStat.UNKNOWN
+    assert machine.process(RegInput.SEARCH_STARTED) is RegStat.SEARCHING
+
+
+def test_reset_returns_to_not_registered() -> None:
+    """reset() puts the machine back at stat 0."""
+    machine = Registration(initial=RegStat.ROAMING)
+    machine.reset()
+    assert machine.state is RegStat.NOT_REGISTERED
+
+
+@given(
+    roaming=st.booleans(),
+    stat=st.sampled_from(RegStat),
+    event=st.sampled_from(RegInput),
+)
+def test_every_pair_is_in_table_or_raises(roaming: bool, stat: RegStat, event: RegInput) -> None:
+    """Every (stat, input) pair either follows the table or raises and moves to UNKNOWN."""
+    machine = Registration(roaming=roaming, initial=stat)
+    table = ROAMING_TABLE if roaming else HOME_TABLE
+    if (stat, event) in table:
+        assert machine.process(event) is table[stat, event]
+        assert machine.state is table[stat, event]
+    else:
+        with pytest.raises(LocalProtocolError) as info:
+            machine.process(event)
+        assert event.name in str(info.value)
+        assert stat.name in str(info.value)
+        assert machine.state is ERROR_STATE
+
+
+@given(events=st.lists(st.sampled_from(RegInput), max_size=30), roaming=st.booleans())
+def test_any_input_sequence_keeps_a_defined_state(events: list[RegInput], roaming: bool) -> None:
+    """Whatever is fed, the machine is always in a RegStat and only errors on missing rows."""
+    machine = Registration(roaming=roaming)
+    for event in events:
+        before = machine.state
+        try:
+            after = machine.process(event)
+        except LocalProtocolError:
+            assert (before, event) not in machine.table
+            assert machine.state is ERROR_STATE
+        else:
+            assert after is machine.table[before, event]
+        assert isinstance(machine.state, RegStat)
+
+
+def test_only_search_results_and_search_from_registered_are_missing() -> None:
+    """Missing rows: search results outside SEARCHING, and searches while registered."""
+    missing = {(stat, event) for stat in RegStat for event in RegInput} - HOME_TABLE.keys()
+    expected = {
+        (stat, event)
+        for stat in RegStat
+        if stat is not RegStat.SEARCHING
+        for event in (RegInput.SEARCH_SUCCEEDED, RegInput.SEARCH_DENIED)
+    } | {(stat, RegInput.SEARCH_STARTED) for stat in REGISTERED_STATS}
+    assert missing == expected

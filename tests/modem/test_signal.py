@@ -1,0 +1,107 @@
+"""The radio signal: bounded random walk and coverage."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from vdtu.clock import VirtualClock
+from vdtu.modem.signal import Signal
+
+
+def walk(seed: int, *, steps: int = 500, **kwargs: int) -> list[int]:
+    """The rssi read after each of ``steps`` drift periods."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(seed), drift_period_s=10.0, **kwargs)
+    values = []
+    for _ in range(steps):
+        clock.run_for(10.0)
+        values.append(signal.rssi)
+    return values
+
+
+def test_starts_at_base() -> None:
+    """The level starts at the base, and ber is 99."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(1), base_rssi=20)
+    assert signal.rssi == 20
+    assert signal.ber == 99
+
+
+@pytest.mark.parametrize(("base", "spread"), [(26, 4), (30, 4), (1, 3), (15, 0)])
+def test_drift_stays_within_bounds(base: int, spread: int) -> None:
+    """The walk never leaves base +/- spread, nor 0..31."""
+    values = walk(7, base_rssi=base, spread=spread)
+    low, high = max(0, base - spread), min(31, base + spread)
+    assert min(values) >= low
+    assert max(values) <= high
+
+
+def test_drift_moves_by_at_most_one_step_and_does_move() -> None:
+    """Each period changes the level by -1, 0 or +1, and the level does wander."""
+    values = walk(3)
+    assert all(abs(b - a) <= 1 for a, b in itertools.pairwise(values))
+    assert len(set(values)) > 3
+
+
+def test_drift_is_deterministic_for_a_seed() -> None:
+    """Same seed, same walk; another seed, another walk."""
+    assert walk(11) == walk(11)
+    assert walk(11) != walk(12)
+
+
+def test_drift_happens_every_period_only() -> None:
+    """Between two period boundaries the level does not change."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(5), drift_period_s=10.0)
+    clock.run_for(10.5)
+    value = signal.rssi
+    clock.run_for(9.0)
+    assert signal.rssi == value
+
+
+def test_set_level_moves_base_at_once() -> None:
+    """set_level puts the level at the new base and the walk around it."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(2), spread=2)
+    signal.set_level(10)
+    assert signal.rssi == 10
+    for _ in range(100):
+        clock.run_for(10.0)
+        assert 8 <= signal.rssi <= 12
+
+
+@pytest.mark.parametrize("bad", [-1, 32, 99, True])
+def test_set_level_rejects_out_of_range(bad: int) -> None:
+    """Levels outside 0..31 are refused with the value in the message."""
+    signal = Signal(VirtualClock().env, random.Random(1))
+    with pytest.raises(ValueError, match=rf"0\.\.31, not {bad!r}"):
+        signal.set_level(bad)
+
+
+def test_constructor_validates() -> None:
+    """Bad base, period or spread raise ValueError naming the value."""
+    env = VirtualClock().env
+    with pytest.raises(ValueError, match="40"):
+        Signal(env, random.Random(1), base_rssi=40)
+    with pytest.raises(ValueError, match="drift_period_s"):
+        Signal(env, random.Random(1), drift_period_s=0)
+    with pytest.raises(ValueError, match="spread"):
+        Signal(env, random.Random(1), spread=-1)
+
+
+def test_coverage_off_reads_99_and_fires_listeners_on_change() -> None:
+    """Without coverage rssi is 99; listeners run only on changes."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(1))
+    log: list[bool] = []
+    signal.on_coverage_change.append(log.append)
+    signal.set_coverage(False)
+    signal.set_coverage(False)
+    assert signal.rssi == 99
+    clock.run_for(100)
+    assert signal.rssi == 99
+    signal.set_coverage(True)
+    assert 22 <= signal.rssi <= 30
+    assert log == [False, True]
