@@ -61,6 +61,12 @@ class UnitConfig:
     options: XgcOptions = field(default_factory=XgcOptions)
     sim_inserted: bool = True
     sim_pin: str | None = None
+    rssi: int = 26
+    """The signal's mean (0..31); it drifts around it."""
+    rssi_spread: int = 4
+    """How far the signal drifts from its mean (0: it holds still)."""
+    location: tuple[float, float] | None = None
+    """(longitude, latitude) of the serving cell; drawn near Shenzhen when None."""
 
     def __post_init__(self) -> None:
         unknown = set(self.bauds) - set(DEFAULT_BAUDS)
@@ -116,7 +122,9 @@ class Unit:
             iccid=identity.iccid, imsi=identity.imsi, phone=identity.phone, pin=config.sim_pin
         )
         self.sim = SimSlot(env, card=self.sim_card if config.sim_inserted else None)
-        self.signal = Signal(env, self._rng("signal"))
+        self.signal = Signal(
+            env, self._rng("signal"), base_rssi=config.rssi, spread=config.rssi_spread
+        )
         self.modem = Modem(
             env,
             self._rng("modem"),
@@ -126,6 +134,7 @@ class Unit:
             sim=self.sim,
             signal=self.signal,
             epoch_s=epoch_s,
+            location=config.location,
         )
         self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
         self.battery = Battery(env, self._rng("battery"))

@@ -185,7 +185,8 @@ class XgcFirmware:
         """Power-off: every process ends, nothing more is heard or said."""
         self.listening = False
         for process in list(self._processes):
-            if process.is_alive:
+            # The process asking for a reboot (DTU_REBOOT) is the one running: it ends by itself.
+            if process.is_alive and process is not self.env.active_process:
                 process.interrupt("power-off")
         self._processes.clear()
         self.busy.clear()
@@ -297,7 +298,9 @@ class XgcFirmware:
                 )
             case LineTooLong():
                 self.stats.long_lines += 1
-                self.write_log(LogLevel.WARN, port, f"line of {event.size} bytes without a line end dropped")
+                self.write_log(
+                    LogLevel.WARN, port, f"line of {event.size} bytes without a line end dropped"
+                )
                 self.reply_error(
                     port,
                     "ERROR",
@@ -410,7 +413,7 @@ class XgcFirmware:
 
     def _on_urc(self, line: str) -> None:
         if self.at.forwarding:
-            self.notify("AT", sanitize(line, 200))
+            self.notify("AT", " ".join(line.splitlines()))
 
     # -- the RS-485 bus -----------------------------------------------------------------------
 
