@@ -31,14 +31,22 @@ class LocalProtocolError(ProtocolError):
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow.
 
+    Both arguments are kept in ``args``, so the error can be rebuilt from them: SimPy
+    re-creates an exception as ``type(exc)(*exc.args)`` when it crosses from one
+    process to the process waiting for it.
+
     Args:
         message: what was wrong, naming the bad value.
         reply_hint: the error code the firmware answers with (e.g. ``bad-param``).
     """
 
-    def __init__(self, message: str, *, reply_hint: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, reply_hint: str = "protocol-error") -> None:
+        super().__init__(message, reply_hint)
+        self.message = message
         self.reply_hint = reply_hint
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class LinkError(VdtuError):

@@ -19,9 +19,10 @@ so it may itself contain ``#``.
 start markers ``$XGC#``, ``$XGC_ACK#`` and ``SET_DTU_PIPE#`` inside a line, so
 noise before a frame is reported as garbage and the frame is still found; if a
 line fails to parse (or its code is wrong) and another marker follows inside it,
-the reader resynchronises there. A partial line longer than ``max_line`` is
-discarded (reported once as ``LineTooLong``) while the reader keeps hunting, so
-memory stays bounded and the next frame is found even without a newline first.
+the reader resynchronises there. A line longer than ``max_line`` is discarded
+and reported once as ``LineTooLong``; while it is still arriving the reader keeps
+hunting for a start marker, so memory stays bounded and the next frame is found
+even without a newline first.
 A bare ``\\n`` ends a line as ``\\r\\n`` does; ``FrameReceived.crlf`` tells which.
 The reader has no policy: whether a wrong check code rejects the frame is the
 firmware's decision.
@@ -287,6 +288,9 @@ class FrameReader:
             return
         line = bytes(buffer[:newline])
         del buffer[: newline + 1]
+        if len(line) + 1 > self.max_line:
+            self._pending.append(LineTooLong(size=len(line) + 1))
+            return
         self._split_line(line)
 
     def _scan_discarding(self) -> None:
