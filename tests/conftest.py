@@ -17,7 +17,7 @@ def bench() -> XgcBench:
 
 
 def require_tool(name: str) -> str:
-    """The path of an external tool; skip without it, except in CI (VDTU_REQUIRE_ALL=1) where it fails."""
+    """The path of an external tool; skip without it, but fail in CI (VDTU_REQUIRE_ALL=1)."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
     if path is None:
         message = f"{name} is not installed (apt-get install {name})"

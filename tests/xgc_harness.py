@@ -11,7 +11,14 @@ from dataclasses import replace
 from typing import Any
 
 from vdtu.clock import VirtualClock
-from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind, FrameReader, FrameReceived, ReaderEvent
+from vdtu.firmware.xgc.codec import (
+    CodeFormat,
+    Frame,
+    FrameKind,
+    FrameReader,
+    FrameReceived,
+    ReaderEvent,
+)
 from vdtu.firmware.xgc.states import DtuState
 from vdtu.identity import Identity
 from vdtu.storage import MemoryStorage, Storage
@@ -19,7 +26,10 @@ from vdtu.uart.memory import MemoryEndpoint
 from vdtu.unit import Unit, UnitConfig
 
 SEED_IDENTITY = Identity(
-    imei="867435053362828", iccid="898604E0092221379975", imsi="460001234567890", phone="13800138000"
+    imei="867435053362828",
+    iccid="898604E0092221379975",
+    imsi="460001234567890",
+    phone="13800138000",
 )
 """The identity of the seed's example device."""
 
@@ -60,7 +70,9 @@ class XgcBench:
         step = 0.1
         while self.unit.firmware.state is not until:
             if self.clock.now > limit_s:
-                raise AssertionError(f"no {until.value} within {limit_s} s: {self.unit.firmware.state}")
+                raise AssertionError(
+                    f"no {until.value} within {limit_s} s: {self.unit.firmware.state}"
+                )
             self.clock.run_for(step)
         return self.clock.now
 
@@ -68,7 +80,9 @@ class XgcBench:
         """Write bytes as the host."""
         self.host_on(port).write(data)
 
-    def send(self, action: str, content: str | None = None, *, port: str = "uart", sn: str = "0") -> None:
+    def send(
+        self, action: str, content: str | None = None, *, port: str = "uart", sn: str = "0"
+    ) -> None:
         """Write a host command frame with a hex check code."""
         frame = Frame(kind=FrameKind.COMMAND, action=action, sn=sn, timestamp="0", content=content)
         self.send_raw(frame.encode(CodeFormat.HEX), port)

@@ -1,4 +1,4 @@
-"""Bad input from the host gets a defined answer or a visible diagnostic, and the unit keeps answering."""
+"""Bad host input gets a defined answer or a visible diagnostic; the unit keeps answering."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def still_answers(bench: XgcBench, within_s: float = 1.0) -> None:
 
 
 def test_wrong_check_code_is_rejected_in_strict_mode() -> None:
-    """Strict (default): a wrong code gets error:bad-check-code naming both codes; nothing is done."""
+    """Strict (default): a wrong code gets error:bad-check-code naming both codes; no action."""
     bench = booted()
     bench.send_raw(b"$XGC#SAVE_KEYS#0#0#a:1&#00#\r\n")
     bench.clock.run_for(0.2)
@@ -83,7 +83,10 @@ def test_malformed_frame_gets_an_error_reply_naming_the_action() -> None:
     bench.send_raw(b"$XGC#GET_KEYS#0#0#a\r\n")
     bench.clock.run_for(0.2)
     (reply,) = bench.frames()
-    assert (reply.action, (reply.content or "").split(";")[0]) == ("GET_KEYS", "error:malformed-frame")
+    assert (reply.action, (reply.content or "").split(";")[0]) == (
+        "GET_KEYS",
+        "error:malformed-frame",
+    )
     still_answers(bench)
 
 

@@ -24,10 +24,15 @@ def test_boot_timeline_notifies_gpio_then_init_ok_then_no_project_info(bench: Xg
     bench.clock.run_for(0.1)
     (gpio,) = bench.frames()
     assert gpio.action == "GET_GPIO_ALL"
-    assert gpio.content == ";".join([*(f"out{i}:0" for i in range(1, 9)), *(f"in{i}:0" for i in range(1, 9))])
+    assert gpio.content == ";".join(
+        [*(f"out{i}:0" for i in range(1, 9)), *(f"in{i}:0" for i in range(1, 9))]
+    )
     at = bench.boot()
     assert 4.0 <= at <= 12.0  # modem boot 2..4 s + network search 2..8 s
-    assert notifications(bench) == [("GET_DTU_STATE", "init-ok"), ("GET_DTU_STATE", "no-project-info")]
+    assert notifications(bench) == [
+        ("GET_DTU_STATE", "init-ok"),
+        ("GET_DTU_STATE", "no-project-info"),
+    ]
     assert bench.ask("GET_DTU_STATE") == "no-project-info"
 
 
@@ -108,7 +113,10 @@ def test_set_prjinfo_moves_on_from_no_project_info(bench: XgcBench) -> None:
         ("SET_PRJINFO", "ok"),
         ("GET_DTU_STATE", "get-mqtt-info-fail"),
     ]
-    assert bench.unit.flash.load()["project"] == {"pid": "1000904556b23945fe90", "secret": "76EDCE04"}
+    assert bench.unit.flash.load()["project"] == {
+        "pid": "1000904556b23945fe90",
+        "secret": "76EDCE04",
+    }
 
 
 def test_input_change_sends_gpio_int_once(bench: XgcBench) -> None:
@@ -185,7 +193,9 @@ def test_ota_finish_changes_the_version_after_reboot(bench: XgcBench) -> None:
     bench.boot()
     bench.frames()
     url = "http%3A%2F%2Ffiles.example.com%2Fdtu_1_2.bin"
-    replies = bench.command("DTU_OTA", f"filename:XGC-RG88C_V1.1.bin;fwVersion:1.1.0;url:{url}", wait_s=20)
+    replies = bench.command(
+        "DTU_OTA", f"filename:XGC-RG88C_V1.1.bin;fwVersion:1.1.0;url:{url}", wait_s=20
+    )
     assert [(f.action, f.content) for f in replies] == [("DTU_OTA", "stage:finish;fwVersion:1.1.0")]
     assert "version:1.0.0;" in bench.ask("GET_BASE_INFO")
     bench.unit.reboot()
@@ -198,7 +208,10 @@ def test_ota_with_another_models_file_fails(bench: XgcBench) -> None:
     """A filename whose prefix is not the model ends in stage:failed."""
     bench.boot()
     url = "http%3A%2F%2Fh%2Fx.bin"
-    assert bench.ask("DTU_OTA", f"filename:OTHER_V1.bin;fwVersion:1.1.0;url:{url}", wait_s=20) == "stage:failed"
+    assert (
+        bench.ask("DTU_OTA", f"filename:OTHER_V1.bin;fwVersion:1.1.0;url:{url}", wait_s=20)
+        == "stage:failed"
+    )
 
 
 def test_ota_fails_when_the_network_goes_during_download(bench: XgcBench) -> None:
@@ -253,7 +266,9 @@ def test_at_commands_and_unsolicited_result_forwarding(bench: XgcBench) -> None:
 def test_set_update_props_validates_and_persists(bench: XgcBench) -> None:
     """Intervals under 10000 ms are refused; a valid one is stored in flash."""
     bench.boot()
-    assert bench.ask("SET_UPDATE_PROPS", "interval:9999;updateLoc:true").startswith("error:bad-param;")
+    assert bench.ask("SET_UPDATE_PROPS", "interval:9999;updateLoc:true").startswith(
+        "error:bad-param;"
+    )
     assert bench.ask("SET_UPDATE_PROPS", "interval:abc").startswith("error:bad-param;")
     assert bench.ask("SET_UPDATE_PROPS", "updateLoc:maybe").startswith("error:bad-param;")
     assert bench.ask("SET_UPDATE_PROPS", "").startswith("error:missing-field;")
@@ -262,7 +277,7 @@ def test_set_update_props_validates_and_persists(bench: XgcBench) -> None:
 
 
 def test_pipe_switch_moves_the_protocol_and_persists(bench: XgcBench) -> None:
-    """SET_DTU_PIPE framed on uart -> 232-ok; then uart is deaf and rs232 answers, after reboot too."""
+    """SET_DTU_PIPE on uart -> 232-ok; then uart is deaf and rs232 answers, after reboot too."""
     bench.boot()
     assert bench.ask("SET_DTU_PIPE", "232") == "232-ok"
     assert bench.command("GET_IMEI") == []
@@ -297,9 +312,9 @@ def test_send_mbr_485_to_an_absent_slave_times_out(bench: XgcBench) -> None:
     """A request to an address nobody has gets error:timeout after mbr_timeout_s."""
     bench.boot()
     bench.frames()
-    assert bench.ask("SEND_MBR_485", "addr:07;instructions:03;reg:0000;value:0001", wait_s=2).startswith(
-        "error:timeout;"
-    )
+    assert bench.ask(
+        "SEND_MBR_485", "addr:07;instructions:03;reg:0000;value:0001", wait_s=2
+    ).startswith("error:timeout;")
 
 
 def test_send_mbr_485_to_a_silenced_slave_times_out(bench: XgcBench) -> None:
@@ -307,9 +322,9 @@ def test_send_mbr_485_to_a_silenced_slave_times_out(bench: XgcBench) -> None:
     bench.boot()
     bench.unit.set_slave_online(1, False)
     bench.frames()
-    assert bench.ask("SEND_MBR_485", "addr:01;instructions:03;reg:0000;value:0001", wait_s=2).startswith(
-        "error:timeout;"
-    )
+    assert bench.ask(
+        "SEND_MBR_485", "addr:01;instructions:03;reg:0000;value:0001", wait_s=2
+    ).startswith("error:timeout;")
     with pytest.raises(ValueError, match="no Modbus slave at address 9"):
         bench.unit.set_slave_online(9, True)
 
@@ -318,14 +333,16 @@ def test_send_mbr_485_exception_response_is_forwarded(bench: XgcBench) -> None:
     """An illegal register read comes back as the slave's exception response (fc | 0x80)."""
     bench.boot()
     bench.frames()
-    (reply,) = bench.command("SEND_MBR_485", "addr:01;instructions:03;reg:FFF0;value:0001", wait_s=2)
+    (reply,) = bench.command(
+        "SEND_MBR_485", "addr:01;instructions:03;reg:FFF0;value:0001", wait_s=2
+    )
     assert reply.action == "485_RECEIVE"
     assert reply.content is not None
     assert reply.content[:6] == "018302"
 
 
 def test_send_mbr_485_timing_follows_the_wire(bench: XgcBench) -> None:
-    """At 9600 baud, request (8 bytes) + slave delay + answer (7 bytes) + t3.5 silence take ~20 ms."""
+    """At 9600 baud: request (8 bytes) + slave delay + answer (7) + t3.5 silence take ~20 ms."""
     bench.boot()
     bench.frames()
     bench.send("SEND_MBR_485", "addr:01;instructions:03;reg:0000;value:0001")

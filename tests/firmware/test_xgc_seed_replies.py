@@ -130,7 +130,8 @@ def test_send_mbr_485_reply_from_the_demo_slave() -> None:
     bench = booted()
     before = len(bench.bus.received)
     reply = exchange(
-        bench, b"$XGC#SEND_MBR_485#867435053362828#0#addr:01;instructions:03;reg:0000;value:0001&#33#\r\n"
+        bench,
+        b"$XGC#SEND_MBR_485#867435053362828#0#addr:01;instructions:03;reg:0000;value:0001&#33#\r\n",
     )
     assert reply == b"$XGC_ACK#485_RECEIVE#867435053362828#0#0103020115781B&#50#\r\n"
     on_bus = b"".join(chunk for _at, chunk in bench.bus.received[before:])
@@ -138,10 +139,12 @@ def test_send_mbr_485_reply_from_the_demo_slave() -> None:
 
 
 def test_send_raw_485_reply_and_answer() -> None:
-    """SEND_RAW_485 -> ok (code 3), then a device's ASCII answer '010203' as 485_RECEIVE (code 75)."""
+    """SEND_RAW_485 -> ok (code 3); a device's ASCII answer '010203' -> 485_RECEIVE (code 75)."""
     bench = booted(slaves=())
     bench.bus.received.clear()
-    reply = exchange(bench, b"$XGC#SEND_RAW_485#867435053362828#0#010300000001&#12#\r\n", wait_s=0.1)
+    reply = exchange(
+        bench, b"$XGC#SEND_RAW_485#867435053362828#0#010300000001&#12#\r\n", wait_s=0.1
+    )
     assert reply == b"$XGC_ACK#SEND_RAW_485#867435053362828#0#ok&#3#\r\n"
     assert bench.bus.data == bytes.fromhex("010300000001")
     bench.bus.write(b"010203")
@@ -165,9 +168,13 @@ def test_save_and_get_keys_replies() -> None:
 def test_set_update_props_reply() -> None:
     """SET_UPDATE_PROPS -> ok, hex-lower code 7f."""
     bench = booted(options=XgcOptions(code_format=CodeFormat.HEX_LOWER))
-    assert exchange(
-        bench, b"$XGC#SET_UPDATE_PROPS#867435053362828#0#interval:165000;updateLoc:true&#0C#\r\n"
-    ) == b"$XGC_ACK#SET_UPDATE_PROPS#867435053362828#0#ok&#7f#\r\n"
+    assert (
+        exchange(
+            bench,
+            b"$XGC#SET_UPDATE_PROPS#867435053362828#0#interval:165000;updateLoc:true&#0C#\r\n",
+        )
+        == b"$XGC_ACK#SET_UPDATE_PROPS#867435053362828#0#ok&#7f#\r\n"
+    )
 
 
 def test_get_dtu_pipe_reply_on_485() -> None:

@@ -8,6 +8,7 @@ import statistics
 from typing import Any
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.io.adc import Adc
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.io.gpio import Gpio
 

@@ -30,6 +30,7 @@ from pymodbus.pdu.register_message import (
     WriteSingleRegisterRequest,
     WriteSingleRegisterResponse,
 )
+
 from vdtu.clock import VirtualClock
 from vdtu.errors import ConfigError
 from vdtu.io.modbus_slave import (

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.io.power import Battery, open_circuit_mv
 

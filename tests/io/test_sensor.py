@@ -6,6 +6,7 @@ import random
 import re
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.io.sensor import TempHumiditySensor
 

@@ -22,6 +22,7 @@ from pymodbus.pdu.register_message import (
     WriteMultipleRegistersRequest,
     WriteSingleRegisterRequest,
 )
+
 from vdtu.errors import RemoteProtocolError
 from vdtu.modbus import (
     ExceptionCode,

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.modem import Modem, RegStat, Signal, SimCard, SimSlot
 from vdtu.modem.at import AtInterpreter, ModemView, cpin_status, creg_location, creg_urc

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import simpy
+
 from vdtu.clock import VirtualClock
 from vdtu.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from vdtu.modem import (

@@ -6,6 +6,7 @@ import itertools
 import random
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.modem.signal import Signal
 

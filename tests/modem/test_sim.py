@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from vdtu.clock import VirtualClock
 from vdtu.modem.sim import PIN_ATTEMPTS, SimCard, SimSlot, SimState
 

@@ -147,7 +147,7 @@ def test_content_may_contain_hash() -> None:
 
 
 text_field = st.text(
-    alphabet=st.characters(blacklist_characters="#&\r\n", blacklist_categories=("Cs",)), max_size=30
+    alphabet=st.characters(exclude_characters="#&\r\n", exclude_categories=["Cs"]), max_size=30
 )
 
 
@@ -158,7 +158,7 @@ text_field = st.text(
     timestamp=text_field,
     content=st.none()
     | st.text(
-        alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
+        alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]),
         max_size=200,
     ),
     code_format=st.sampled_from(list(CodeFormat)),

@@ -263,7 +263,10 @@ def test_reader_parses_seed_frame_with_valid_code(
 
 def test_seed_base_info_reply_code_covers_the_missing_dollar() -> None:
     """The seed's GET_BASE_INFO reply lacks its '$', but its code 0b was computed with it."""
-    printed = b"XGC_ACK#GET_BASE_INFO#867435053362828#0#model:XGC-RG88C;version:1.0.0;rssi:28;vbat:3916;vbus:true"
+    printed = (
+        b"XGC_ACK#GET_BASE_INFO#867435053362828#0#"
+        b"model:XGC-RG88C;version:1.0.0;rssi:28;vbat:3916;vbus:true"
+    )
     assert check_code(b"$" + printed) == 0x0B
     assert check_code(printed) != 0x0B
 

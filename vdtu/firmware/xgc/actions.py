@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import simpy
+
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.xgc.codec import Frame
 from vdtu.firmware.xgc.content import (

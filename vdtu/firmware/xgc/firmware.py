@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
+
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.xgc.actions import ACTIONS, Request, base_info
 from vdtu.firmware.xgc.codec import (
