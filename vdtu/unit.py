@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -27,7 +27,8 @@ from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.identity import Identity
 from vdtu.io.adc import Adc
 from vdtu.io.gpio import Gpio
-from vdtu.io.modbus_slave import DEMO_SLAVE, ModbusSlave, ModbusSlaveConfig
+from vdtu.io.modbus_config import DEMO_SLAVE, ModbusSlaveConfig
+from vdtu.io.modbus_slave import ModbusSlave
 from vdtu.io.power import Battery
 from vdtu.io.sensor import TempHumiditySensor
 from vdtu.log import UnitLog
@@ -250,11 +251,11 @@ class Unit:
             "version": fw.version,
             "stats": {name: getattr(fw.stats, name) for name in fw.stats.__slots__},
             "modem": self.modem.snapshot(),
-            "gpio": self.gpio.snapshot(),
-            "battery": self.battery.snapshot(),
-            "adc": self.adc.snapshot(),
-            "sensor": self.sensor.snapshot(),
-            "slaves": [slave.snapshot() for slave in self.slaves],
+            "gpio": asdict(self.gpio.snapshot()),
+            "battery": asdict(self.battery.snapshot()),
+            "adc": asdict(self.adc.snapshot()),
+            "sensor": asdict(self.sensor.snapshot()),
+            "slaves": [asdict(slave.snapshot()) for slave in self.slaves],
             "lines": {
                 name: {"baud": line.baud, "collisions": line.collisions}
                 for name, line in self.lines.items()

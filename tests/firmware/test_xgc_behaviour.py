@@ -352,3 +352,21 @@ def test_send_mbr_485_timing_follows_the_wire(bench: XgcBench) -> None:
     byte = 10 / 9600
     minimum = 8 * byte + 7 * byte + 3.5 * byte
     assert minimum < at - sent_at < minimum + 0.05
+
+
+def test_snapshot_is_json_and_shows_the_state(bench: XgcBench) -> None:
+    """A unit's snapshot serialises to JSON and reflects state, pipe, GPIO and stats."""
+    import json  # noqa: PLC0415
+
+    bench.boot()
+    bench.unit.set_input(2, 1)
+    bench.send_raw(b"noise\r\n")
+    bench.clock.run_for(0.1)
+    snapshot = json.loads(json.dumps(bench.unit.snapshot()))
+    assert snapshot["imei"] == "867435053362828"
+    assert snapshot["state"] == "no-project-info"
+    assert snapshot["pipe"] == "uart"
+    assert snapshot["stats"]["garbage_bytes"] == len(b"noise\r")
+    assert snapshot["lines"]["rs485"]["baud"] == 9600
+    assert snapshot["slaves"][0]["address"] == 1
+    assert json.dumps(snapshot["gpio"]).count('"in2"') >= 1

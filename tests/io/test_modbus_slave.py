@@ -33,14 +33,8 @@ from pymodbus.pdu.register_message import (
 
 from vdtu.clock import VirtualClock
 from vdtu.errors import ConfigError
-from vdtu.io.modbus_slave import (
-    DEMO_SLAVE,
-    Dynamic,
-    DynamicKind,
-    ModbusSlave,
-    ModbusSlaveConfig,
-    Table,
-)
+from vdtu.io.modbus_config import DEMO_SLAVE, Dynamic, DynamicKind, ModbusSlaveConfig, Table
+from vdtu.io.modbus_slave import ModbusSlave
 from vdtu.modbus import append_crc, build_request
 from vdtu.uart.line import SerialLine
 from vdtu.uart.memory import MemoryEndpoint

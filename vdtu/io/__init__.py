@@ -10,16 +10,8 @@ from __future__ import annotations
 
 from vdtu.io.adc import Adc, AdcSnapshot
 from vdtu.io.gpio import Gpio, GpioSnapshot
-from vdtu.io.modbus_slave import (
-    DEMO_SLAVE,
-    Dynamic,
-    DynamicKind,
-    ModbusSlave,
-    ModbusSlaveConfig,
-    ModbusSlaveSnapshot,
-    SlaveStats,
-    Table,
-)
+from vdtu.io.modbus_config import DEMO_SLAVE, Dynamic, DynamicKind, ModbusSlaveConfig, Table
+from vdtu.io.modbus_slave import ModbusSlave, ModbusSlaveSnapshot, SlaveStats
 from vdtu.io.power import Battery, BatterySnapshot
 from vdtu.io.sensor import SensorSnapshot, TempHumiditySensor
 
