@@ -19,6 +19,7 @@ from vdtu.firmware.xgc.codec import CodeFormat
 from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
 from vdtu.fleet import PORTS, Fleet, FleetConfig, default_pty_dir, default_state_dir
 from vdtu.identity import Identity
+from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
 from vdtu.log import LogLevel, LogRecord
 from vdtu.term import run_console
 from vdtu.uart.pty import BaudMismatch
@@ -115,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="what a host at the wrong baud gets (default warn)",
     )
     up.add_argument(
+        "--slaves",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="JSON list of Modbus slaves on each unit's RS-485 bus (default: a demo slave at 1)",
+    )
+    up.add_argument(
         "--outputs", type=int, default=8, help="relay outputs per unit, 0..8 (default 8)"
     )
     up.add_argument("--inputs", type=int, default=8, help="opto inputs per unit, 0..8 (default 8)")
@@ -139,8 +147,10 @@ def _fleet_config(args: argparse.Namespace) -> FleetConfig:
         code_format=CodeFormat(args.code_format),
         raw485=Raw485Encoding(args.raw485),
     )
+    slaves = load_slaves(args.slaves) if args.slaves is not None else (DEMO_SLAVE,)
     template = UnitConfig(
         identity=Identity.for_unit(args.seed, 0),
+        slaves=slaves,
         pacing=not args.no_pacing,
         options=options,
         outputs=args.outputs,

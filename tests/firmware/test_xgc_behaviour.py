@@ -370,3 +370,23 @@ def test_snapshot_is_json_and_shows_the_state(bench: XgcBench) -> None:
     assert snapshot["lines"]["rs485"]["baud"] == 9600
     assert snapshot["slaves"][0]["address"] == 1
     assert json.dumps(snapshot["gpio"]).count('"in2"') >= 1
+
+
+def test_outside_code_on_the_bus_can_be_a_slave() -> None:
+    """With no simulated slaves, a device on the rs485 line answers SEND_MBR_485 itself: it sees
+    the request with its CRC, and its answer reaches the host as 485_RECEIVE."""
+    from vdtu.modbus.rtu import append_crc  # noqa: PLC0415
+
+    bench = XgcBench(slaves=())
+    bench.boot()
+    bench.frames()
+    bench.send("SEND_MBR_485", "addr:07;instructions:04;reg:0002;value:0001")
+    bench.clock.run_for(0.05)
+    assert bench.bus.data == append_crc(bytes.fromhex("070400020001"))
+    bench.bus.write(append_crc(bytes.fromhex("0704020BB8")))
+    bench.clock.run_for(0.5)
+    (reply,) = bench.frames()
+    assert (reply.action, reply.content) == (
+        "485_RECEIVE",
+        append_crc(bytes.fromhex("0704020BB8")).hex().upper(),
+    )

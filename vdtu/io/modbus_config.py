@@ -8,10 +8,12 @@ bad field is a ``ConfigError`` naming the field, the value and what is allowed.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Self, assert_never
 
@@ -314,3 +316,31 @@ answered ``01 03 02 01 15 78 1B``). Input 0: a counter, +1 every second.
 Input 1: a temperature in 0.1 °C, 25.0 °C ± 0.3 every 5 s. Input 2: a
 humidity in 0.1 %, 50.0 %. Coils 0..15 all off. Discrete inputs 0..15.
 """
+
+
+def load_slaves(path: Path) -> tuple[ModbusSlaveConfig, ...]:
+    """Read a JSON file holding a list of slave configs (``[]``: no slaves on the bus).
+
+    Raises:
+        ConfigError: the file cannot be read, is not a JSON list, or an entry is
+            invalid; the message names the file, the entry and the field.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the Modbus slave list ({exc})") from exc
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a JSON list of slaves, not {type(data).__name__}")
+    slaves: list[ModbusSlaveConfig] = []
+    for index, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: slave [{index}] must be an object, not {entry!r}")
+        try:
+            slaves.append(ModbusSlaveConfig.from_dict(entry))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: slave [{index}]: {exc}") from exc
+    addresses = [slave.address for slave in slaves]
+    duplicated = sorted({a for a in addresses if addresses.count(a) > 1})
+    if duplicated:
+        raise ConfigError(f"{path}: slave addresses {duplicated} are used twice")
+    return tuple(slaves)
