@@ -183,11 +183,7 @@ class Fleet:
     def describe(self, unit_id: int) -> dict[str, Any]:
         """What ``vdtu up --json`` prints for a unit."""
         unit = self.units[unit_id]
-        ports: dict[str, str] = {}
-        for port, endpoint in self.endpoints[unit_id].items():
-            ports[port] = (
-                endpoint.device if isinstance(endpoint, PtyEndpoint | SerialDeviceEndpoint) else ""
-            )
+        ports = {port: endpoint.device for port, endpoint in self.endpoints[unit_id].items()}
         described: dict[str, Any] = {
             "unit": unit_id,
             "name": unit.name,

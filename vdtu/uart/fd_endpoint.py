@@ -33,6 +33,7 @@ class FdEndpoint:
         fd: a non-blocking file descriptor (owned by the subclass).
         log: the unit's log.
         name: the tap's name on the line (``pty``, ``device``).
+        device: what a host opens to reach this port.
     """
 
     def __init__(
@@ -44,8 +45,11 @@ class FdEndpoint:
         log: UnitLog,
         *,
         name: str,
+        device: str,
     ) -> None:
         self.clock = clock
+        self.device = device
+        """What a host opens to reach this port (a PTY link or path, a device path)."""
         self.loop = loop
         self.line = line
         self.fd = fd

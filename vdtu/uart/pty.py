@@ -102,13 +102,9 @@ class PtyEndpoint(FdEndpoint):
             temporary.unlink(missing_ok=True)
             temporary.symlink_to(self.path)
             temporary.replace(link)
-        super().__init__(clock, loop, line, master, log, name="pty")
+        device = str(link) if link is not None else self.path
+        super().__init__(clock, loop, line, master, log, name="pty", device=device)
         self.poll_host_settings()
-
-    @property
-    def device(self) -> str:
-        """What to open: the stable link if there is one, else the slave path."""
-        return str(self.link) if self.link is not None else self.path
 
     @property
     def baud_mismatch(self) -> bool:

@@ -47,8 +47,7 @@ class SerialDeviceEndpoint(FdEndpoint):
             ) from exc
         fd = self.port.fileno()
         os.set_blocking(fd, False)
-        self.device = device
-        super().__init__(clock, loop, line, fd, log, name="device")
+        super().__init__(clock, loop, line, fd, log, name="device", device=device)
 
     def close(self) -> None:
         """Stop using the device and close it."""
