@@ -21,6 +21,7 @@ from vdtu.firmware.xgc.codec import (
     FrameReader,
     FrameReceived,
     ReaderEvent,
+    ShortcutReceived,
 )
 
 
@@ -93,6 +94,14 @@ class Host:
                     return event
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {action} within {timeout_s} s; got {self.events}")
+            self.pump()
+
+    def wait_for_shortcut(self, value: str, *, timeout_s: float = 5.0) -> None:
+        """Wait for the shortcut line ``SET_DTU_PIPE#<value>``."""
+        deadline = time.monotonic() + timeout_s
+        while ShortcutReceived(value=value) not in self.events:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no SET_DTU_PIPE#{value} within {timeout_s} s: {self.events}")
             self.pump()
 
     def ask(

@@ -100,6 +100,25 @@ def test_every_action_answers_with_a_valid_check_code(fleet: RunningFleet, host:
     assert host.ask("AT", "AT+CGSN").frame.content == imei
 
 
+def test_pipe_switch_and_project_info_through_the_ptys(fleet: RunningFleet, host: Host) -> None:
+    """SET_DTU_PIPE moves the protocol to the rs232 PTY and the shortcut brings it back;
+    SET_PRJINFO answers ok and the state moves on from no-project-info."""
+    assert host.ask("SET_DTU_PIPE", "232").frame.content == "232-ok"
+    rs232 = Host(str(link(fleet, "rs232")))
+    try:
+        assert rs232.ask("GET_DTU_PIPE").frame.content == "232"
+        rs232.write(b"SET_DTU_PIPE#UART\r\n")
+        rs232.wait_for_shortcut("uart-ok")
+    finally:
+        rs232.close()
+    assert host.ask("GET_DTU_PIPE").frame.content == "uart"
+    wait_for_state(host, "no-project-info")
+    host.events.clear()
+    host.send("SET_PRJINFO", "PID:1000904556b23945fe90;PSECRET:76EDCE04DE96555E16CB34175F2B1565")
+    assert host.wait_for("SET_PRJINFO").frame.content == "ok"
+    assert host.wait_for("GET_DTU_STATE").frame.content == "get-mqtt-info-fail"
+
+
 def test_modbus_request_through_the_pty(host: Host) -> None:
     """SEND_MBR_485 reaches the demo slave and its answer comes back as 485_RECEIVE."""
     host.events.clear()

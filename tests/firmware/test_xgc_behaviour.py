@@ -390,3 +390,17 @@ def test_outside_code_on_the_bus_can_be_a_slave() -> None:
         "485_RECEIVE",
         append_crc(bytes.fromhex("0704020BB8")).hex().upper(),
     )
+
+
+def test_pin_locked_sim_waits_for_at_cpin() -> None:
+    """A SIM with a PIN keeps the unit in no-init until the host unlocks it with AT+CPIN."""
+    bench = XgcBench(sim_pin="1234")
+    bench.unit.power_on()
+    bench.clock.run_for(30)
+    assert bench.unit.firmware.state is DtuState.NO_INIT
+    bench.frames()
+    assert bench.ask("GET_ICCID").startswith("error:sim-locked;")
+    assert [f.content for f in bench.command("AT", "AT+CPIN?")] == ["+CPIN: SIM PIN", "OK"]
+    assert [f.content for f in bench.command("AT", "AT+CPIN=1234")][-1] == "OK"
+    bench.clock.run_for(15)
+    assert bench.unit.firmware.state is DtuState.NO_PROJECT_INFO
