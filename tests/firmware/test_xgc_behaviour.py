@@ -403,4 +403,4 @@ def test_pin_locked_sim_waits_for_at_cpin() -> None:
     assert [f.content for f in bench.command("AT", "AT+CPIN?")] == ["+CPIN: SIM PIN", "OK"]
     assert [f.content for f in bench.command("AT", "AT+CPIN=1234")][-1] == "OK"
     bench.clock.run_for(15)
-    assert bench.unit.firmware.state is DtuState.NO_PROJECT_INFO
+    assert bench.unit.snapshot()["state"] == DtuState.NO_PROJECT_INFO.value
