@@ -7,10 +7,14 @@ the unit says with the same reader the firmware uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import simpy
+
 from vdtu.clock import VirtualClock
+from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import (
     CodeFormat,
     Frame,
@@ -43,13 +47,15 @@ class XgcBench:
         identity: Identity = SEED_IDENTITY,
         flash: Storage | None = None,
         epoch_s: float = 1_692_157_152.787,
+        cloud: Callable[[simpy.Environment], XgcCloud] | None = None,
         **config: Any,
     ) -> None:
         self.clock = VirtualClock(epoch_s=epoch_s)
         self.env = self.clock.env
         self.flash = flash if flash is not None else MemoryStorage()
         self.config = replace(UnitConfig(identity=identity), **config)
-        self.unit = Unit(self.env, self.config, epoch_s=epoch_s, flash=self.flash)
+        self.cloud = cloud(self.env) if cloud is not None else None
+        self.unit = Unit(self.env, self.config, epoch_s=epoch_s, flash=self.flash, cloud=self.cloud)
         self.host = MemoryEndpoint(self.env, self.unit.lines["uart"], name="host")
         self.hosts = {"uart": self.host}
         self.bus = MemoryEndpoint(self.env, self.unit.lines["rs485"], name="bus-device")

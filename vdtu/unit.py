@@ -22,6 +22,7 @@ from typing import Any
 
 import simpy
 
+from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.firmware import XgcFirmware, XgcHardware
 from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.identity import Identity
@@ -95,6 +96,7 @@ class Unit:
         epoch_s: Unix time at sim time 0 (the network's clock).
         flash: its persistent storage (in memory when not given).
         log: its log (a fresh one when not given).
+        cloud: the XGC platform and broker it reaches (None: none).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class Unit:
         epoch_s: float,
         flash: Storage | None = None,
         log: UnitLog | None = None,
+        cloud: XgcCloud | None = None,
     ) -> None:
         self.env = env
         self.config = config
@@ -156,6 +159,7 @@ class Unit:
             log=self.log,
             options=config.options,
             base_version=config.firmware_version,
+            cloud=cloud,
         )
         self.firmware.on_reboot_request.append(self.reboot)
 

@@ -130,7 +130,7 @@ def test_ack_frames_from_the_host_are_ignored_with_a_diagnostic() -> None:
         ("SEND_SMS", "PHONE:abc;CONTENT:hi", "bad-param"),
         ("SEND_SMS", "PHONE:13800138000;CONTENT:", "bad-param"),
         ("AT", "", "missing-field"),
-        ("DATA_PACK", "a:1", "not-connected"),
+        ("DATA_PACK", "a:1", "no-project"),
     ],
 )
 def test_bad_parameters_get_a_specific_error(action: str, content: str, error: str) -> None:

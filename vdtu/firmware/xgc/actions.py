@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import simpy
 
+from vdtu.cloud.xgc_api import Channel, encode_json, uplink_json
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.xgc.codec import Frame
 from vdtu.firmware.xgc.content import (
@@ -456,11 +457,38 @@ def _rebooting(fw: XgcFirmware, reply_done_at: float) -> Generator[simpy.Event, 
 # -- cloud data (the cloud link comes with the XGC platform) ------------------------------------
 
 
-def data_pack(fw: XgcFirmware, _request: Request) -> str:
-    raise _fail(
-        f"not connected to the cloud (state {fw.state.value}); the data was not accepted",
-        "not-connected",
-    )
+def _submit(fw: XgcFirmware, channel: Channel, value: object) -> str:
+    session = fw.session
+    if session is None:
+        raise _fail(
+            f"no cloud session (state {fw.state.value}); set the project info first", "no-project"
+        )
+    if not session.submit(channel, encode_json(value)):
+        raise _fail(
+            f"{len(fw.outbox.pending)} messages wait for the cloud already (the limit); "
+            "this one was not accepted",
+            "queue-full",
+        )
+    return "ok"
+
+
+def data_pack(fw: XgcFirmware, request: Request) -> str:
+    if not request.content:
+        raise _fail("no data", MISSING_FIELD)
+    return _submit(fw, Channel.UP, uplink_json(request.content))
+
+
+def upload_config_status(fw: XgcFirmware, request: Request) -> str:
+    pairs = parse_pairs(request.content)
+    require(pairs, "configVersion")
+    require(pairs, "status")
+    return _submit(fw, Channel.CONFIG_STATUS, uplink_json(request.content))
+
+
+def upload_ota_status(fw: XgcFirmware, request: Request) -> str:
+    pairs = parse_pairs(request.content)
+    require(pairs, "status")
+    return _submit(fw, Channel.OTA_STATUS, uplink_json(request.content))
 
 
 def dtu_frames_only(fw: XgcFirmware, request: Request) -> str:
@@ -493,6 +521,8 @@ ACTIONS: dict[str, Handler] = {
     "DTU_REBOOT": dtu_reboot,
     "AT": at_command,
     "DATA_PACK": data_pack,
+    "UPLOAD_CONFIG_STATUS": upload_config_status,
+    "UPLOAD_OTA_STATUS": upload_ota_status,
     "NOTIFY_CONFIG": dtu_frames_only,
     "NOTIFY_OTA": dtu_frames_only,
     "GPIO_INT": dtu_frames_only,

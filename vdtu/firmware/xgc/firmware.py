@@ -31,7 +31,8 @@ from typing import Any
 import simpy
 
 from vdtu.errors import RemoteProtocolError
-from vdtu.firmware.xgc.actions import ACTIONS, Request, base_info
+from vdtu.firmware.xgc.actions import ACTIONS, DEFAULT_UPDATE_PROPS, Request, base_info
+from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import (
     Frame,
     FrameKind,
@@ -47,6 +48,7 @@ from vdtu.firmware.xgc.codec import (
 from vdtu.firmware.xgc.content import sanitize
 from vdtu.firmware.xgc.options import CheckMode, XgcOptions
 from vdtu.firmware.xgc.pipe import Pipe
+from vdtu.firmware.xgc.session import CloudSession, Outbox
 from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine
 from vdtu.io.gpio import Gpio
 from vdtu.io.power import Battery
@@ -81,6 +83,7 @@ class XgcStats:
     bytes_lost_booting: int = 0
     frames_on_other_ports: int = 0
     bus_bursts: int = 0
+    uplinks_lost_at_power_off: int = 0
 
 
 @dataclass(slots=True)
@@ -111,6 +114,7 @@ class XgcFirmware:
         log: the unit's log.
         options: behaviour options.
         base_version: the firmware version flashed at the factory.
+        cloud: the platform and broker it reaches (None: none, get-mqtt-info fails).
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class XgcFirmware:
         log: UnitLog,
         options: XgcOptions,
         base_version: str,
+        cloud: XgcCloud | None = None,
     ) -> None:
         self.env = env
         self.rng = rng
@@ -131,6 +136,9 @@ class XgcFirmware:
         self.log = log
         self.options = options
         self.base_version = base_version
+        self.cloud = cloud
+        self.session: CloudSession | None = None
+        self.outbox = Outbox(options.uplink_queue)
         self.stats = XgcStats()
         self.machine = DtuStateMachine()
         self.at = AtInterpreter(hardware.modem)
@@ -180,11 +188,21 @@ class XgcFirmware:
         self.log.threshold = LogLevel[self.nvram.get("log_level", LogLevel.INFO.name)]
         self.machine = DtuStateMachine()
         self.at.reset()
+        self.outbox = Outbox(self.options.uplink_queue)
         self.spawn(self._booting())
 
     def stop(self) -> None:
         """Power-off: every process ends, nothing more is heard or said."""
         self.listening = False
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        lost = len(self.outbox.pending)
+        if lost:
+            self.stats.uplinks_lost_at_power_off += lost
+            self.write_log(
+                LogLevel.ERROR, "cloud", f"{lost} queued uplinks lost: the unit lost power"
+            )
         for process in list(self._processes):
             # The process asking for a reboot (DTU_REBOOT) is the one running: it ends by itself.
             if process.is_alive and process is not self.env.active_process:
@@ -233,13 +251,31 @@ class XgcFirmware:
             self.advance(DtuInput.PROJECT_INFO_MISSING)
 
     def start_cloud_session(self) -> None:
-        """Fetch MQTT credentials for the saved project and connect.
+        """(Re)start the cloud session for the saved project (see ``session.py``)."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        if self.cloud is None:
+            self.write_log(LogLevel.WARN, "cloud", "no XGC platform is reachable from this unit")
+            self.advance(DtuInput.MQTT_INFO_FAILED)
+            return
+        project = self.nvram["project"]
+        self.session = CloudSession(
+            self,
+            self.cloud,
+            project_id=project["pid"],
+            project_secret=project["secret"],
+            outbox=self.outbox,
+        )
+        self.spawn(self.session.run())
 
-        No XGC platform is attached to a unit yet, so the fetch fails at once and
-        the host is told ``get-mqtt-info-fail``.
-        """
-        self.write_log(LogLevel.WARN, "cloud", "no XGC cloud platform is configured for this unit")
-        self.advance(DtuInput.MQTT_INFO_FAILED)
+    def update_interval_s(self) -> float:
+        """The property upload interval (SET_UPDATE_PROPS), in seconds."""
+        return int(self.nvram.get("update_props", DEFAULT_UPDATE_PROPS)["interval"]) / 1000
+
+    def update_location(self) -> bool:
+        """Whether properties carry the cell location (SET_UPDATE_PROPS updateLoc)."""
+        return bool(self.nvram.get("update_props", DEFAULT_UPDATE_PROPS)["updateLoc"])
 
     def advance(self, event: DtuInput) -> None:
         """Move the DTU state on and notify the host of a change."""
@@ -387,6 +423,13 @@ class XgcFirmware:
         self.stats.notifications += 1
         self.send_frame(self.pipe.port, self.frame(action, content, kind))
 
+    def notify_frame(self, frame: Frame) -> None:
+        """Send a prepared frame (a cloud message) to the host on the current pipe."""
+        if not self.listening:
+            return
+        self.stats.notifications += 1
+        self.send_frame(self.pipe.port, frame)
+
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         """Write to the unit's log at the current sim time."""
         self.log.write(float(self.env.now), level, source, text)
@@ -405,6 +448,8 @@ class XgcFirmware:
         self.notify("GET_BASE_INFO", base_info(self))
 
     def _on_registration_change(self, _stat: RegStat) -> None:
+        if self.session is not None:
+            self.session.network_changed()
         if (
             self._registered is not None
             and not self._registered.triggered

@@ -49,6 +49,16 @@ class XgcOptions:
     """A simulated OTA download takes a uniform time in this range."""
     tz_offset_h: float = 8.0
     """Time zone of GET_NOW's date form (the seed's device is in UTC+8)."""
+    uplink_queue: int = 1000
+    """Host messages kept while the cloud is unreachable; beyond it DATA_PACK is refused."""
+    keepalive_s: int = 60
+    """MQTT keep-alive."""
+    reconnect_s: float = 5.0
+    """The first reconnect after a loss (the seed: 5 s); later ones back off."""
+    reconnect_max_s: float = 300.0
+    """The longest wait between reconnect attempts."""
+    data_pack_trailing_separator: bool = False
+    """End DATA_PACK pairs with ';' (the seed's case one does, case two does not)."""
 
     def __post_init__(self) -> None:
         if self.max_line < 64:
@@ -64,5 +74,14 @@ class XgcOptions:
                 "ota_download_s must be (low, high) with 0 <= low <= high, "
                 f"not {self.ota_download_s}"
             )
+        if not 1 <= self.uplink_queue <= 1_000_000:
+            raise ValueError(f"uplink_queue must be 1..1000000, not {self.uplink_queue}")
+        if not 0 < self.reconnect_s <= self.reconnect_max_s:
+            raise ValueError(
+                "reconnect_s must be > 0 and <= reconnect_max_s, "
+                f"not {self.reconnect_s} and {self.reconnect_max_s}"
+            )
+        if not 0 <= self.keepalive_s <= 65535:
+            raise ValueError(f"keepalive_s must be 0..65535, not {self.keepalive_s}")
         if not -12 <= self.tz_offset_h <= 14:
             raise ValueError(f"tz_offset_h must be in -12..14, not {self.tz_offset_h}")

@@ -1,0 +1,166 @@
+"""The local XGC platform's wire contract: topics, credentials and the JSON of each message.
+
+Pure (standard library only): the firmware, the platform, the cloud console and
+the tests all use these functions, so the two ends cannot drift apart.
+
+Topics, for project ``P`` and device ``D`` (its IMEI)::
+
+    xgc/P/D/up             device -> cloud  host DATA_PACK as JSON (object, or a string)
+    xgc/P/D/down           cloud -> device  JSON object or string -> DATA_PACK to the host
+    xgc/P/D/props          device -> cloud  {"rssi", "vbat", "vbus", "iccid"[, "lbs"]}
+    xgc/P/D/config         cloud -> device  {"configVersion": V, key: value...} -> NOTIFY_CONFIG
+    xgc/P/D/config/status  device -> cloud  the host's UPLOAD_CONFIG_STATUS
+    xgc/P/D/ota            cloud -> device  {"fwVersion", "filename", "md5", "url"[, ...]}
+    xgc/P/D/ota/status     device -> cloud  the host's UPLOAD_OTA_STATUS
+    xgc/P/D/state          device -> cloud  retained {"state": "online"|"offline"} (will: offline)
+
+Credentials: the device asks the platform's HTTP endpoint ``POST /xgc/v1/mqtt-info``
+with ``{"projectId", "projectSecret", "imei"}`` and gets the broker, a client id
+``xgc-<IMEI>``, the user name (the IMEI) and a password: an HMAC of the IMEI under
+the project secret, so the broker can check it without a table.
+
+DATA_PACK typing (host -> cloud): ``a:1;b:true;c:x`` becomes ``{"a": 1, "b": true,
+"c": "x"}`` (integers, decimals, true/false are typed; everything else stays a
+string); content that is not all ``key:value`` pairs (``abcdefg``) stays a string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+MQTT_INFO_PATH = "/xgc/v1/mqtt-info"
+TOPIC_ROOT = "xgc"
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
+_FLOAT_RE = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+([eE][-+]?[0-9]+)?")
+
+
+class Channel(StrEnum):
+    """The last part(s) of a device topic."""
+
+    UP = "up"
+    DOWN = "down"
+    PROPS = "props"
+    CONFIG = "config"
+    CONFIG_STATUS = "config/status"
+    OTA = "ota"
+    OTA_STATUS = "ota/status"
+    STATE = "state"
+
+
+DOWNLINK_CHANNELS = (Channel.DOWN, Channel.CONFIG, Channel.OTA)
+"""What a device subscribes to."""
+
+
+def device_topic(project_id: str, imei: str, channel: Channel) -> str:
+    """``xgc/<project>/<imei>/<channel>``."""
+    return f"{TOPIC_ROOT}/{project_id}/{imei}/{channel.value}"
+
+
+def parse_topic(topic: str) -> tuple[str, str, Channel] | None:
+    """``(project, imei, channel)`` of a device topic, or None when it is not one."""
+    parts = topic.split("/", 3)
+    if len(parts) != 4 or parts[0] != TOPIC_ROOT:
+        return None
+    try:
+        return parts[1], parts[2], Channel(parts[3])
+    except ValueError:
+        return None
+
+
+def device_password(project_secret: str, imei: str) -> str:
+    """The MQTT password of device ``imei`` in a project: HMAC-SHA256, 32 hex digits."""
+    return hmac.new(project_secret.encode(), imei.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MqttInfo:
+    """What the platform gives a device: where to connect and as whom."""
+
+    host: str
+    port: int
+    tls: bool
+    client_id: str
+    username: str
+    password: str
+    project_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The HTTP response body."""
+        return {
+            "broker": {"host": self.host, "port": self.port, "tls": self.tls},
+            "clientId": self.client_id,
+            "username": self.username,
+            "password": self.password,
+            "projectId": self.project_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> MqttInfo:
+        """Read the HTTP response body; ValueError naming what is missing or wrong."""
+        if not isinstance(data, dict) or not isinstance(data.get("broker"), dict):
+            raise ValueError(f"expected an object with a broker object, not {data!r}")  # noqa: TRY004 (a bad answer, not a bad argument)
+        broker = data["broker"]
+        try:
+            info = cls(
+                host=str(broker["host"]),
+                port=int(broker["port"]),
+                tls=bool(broker.get("tls", False)),
+                client_id=str(data["clientId"]),
+                username=str(data["username"]),
+                password=str(data["password"]),
+                project_id=str(data["projectId"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"mqtt-info response lacks or mangles {exc}") from None
+        if not 1 <= info.port <= 65535:
+            raise ValueError(f"broker port must be 1..65535, not {info.port}")
+        return info
+
+
+def uplink_json(content: str) -> Any:
+    """The JSON value a host DATA_PACK content becomes (see the module comment)."""
+    segments = [s for s in content.split(";") if s]
+    pairs = [s.partition(":") for s in segments]
+    if not segments or any(not key or not sep for key, sep, _ in pairs):
+        return content
+    keys = [key for key, _, _ in pairs]
+    if len(set(keys)) != len(keys):
+        return content
+    return {key: _typed(value) for key, _, value in pairs}
+
+
+def _typed(text: str) -> Any:
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    if _INT_RE.fullmatch(text):
+        return int(text)
+    if _FLOAT_RE.fullmatch(text):
+        return float(text)
+    return text
+
+
+def downlink_value(payload: bytes) -> dict[str, Any] | str:
+    """A cloud message for the host: a JSON object, or text (a JSON string, other JSON, or raw)."""
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return value
+    return text
+
+
+def encode_json(value: object) -> bytes:
+    """Compact UTF-8 JSON, as every device message is sent."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,96 @@
+"""What the XGC firmware needs from the network and the platform, as interfaces.
+
+The firmware runs in sim time and never touches a socket. It asks an ``XgcCloud``
+for MQTT credentials and for a connection; the implementation does the real work
+(HTTP and paho on the asyncio loop in real time, or a simulated platform and
+broker in virtual time) and reports back through the ``CloudHandler`` callbacks,
+always *in sim time* (a real-time implementation goes through ``Clock.inject``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from vdtu.cloud.xgc_api import MqttInfo
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InfoRefused:
+    """The platform refused the project id or secret (retrying will not help)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InfoUnreachable:
+    """The platform could not be asked (network, timeout, bad answer); worth retrying."""
+
+    reason: str
+
+
+InfoResult = MqttInfo | InfoRefused | InfoUnreachable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Will:
+    """The message the broker publishes when the device vanishes."""
+
+    topic: str
+    payload: bytes
+    retain: bool = True
+
+
+class CloudHandler(Protocol):
+    """Where a connection reports; every call happens in sim time."""
+
+    def cloud_connected(self) -> None:
+        """The broker accepted the connection and the subscriptions are made."""
+
+    def cloud_connect_failed(self, reason: str, *, refused: bool) -> None:
+        """The connection attempt failed; ``refused``: the broker refused the credentials."""
+
+    def cloud_lost(self, reason: str) -> None:
+        """An established connection was lost."""
+
+    def cloud_message(self, topic: str, payload: bytes) -> None:
+        """A message arrived on a subscribed topic."""
+
+    def cloud_published(self, token: int) -> None:
+        """The broker acknowledged the QoS 1 publish that returned ``token``."""
+
+
+class CloudConnection(Protocol):
+    """One connection attempt and, if it succeeds, the connection."""
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
+        """Send now; returns a token for QoS 1 acknowledgement, None if it could not be sent."""
+
+    def close(self) -> None:
+        """End the connection at once, without a DISCONNECT (the will is published)."""
+
+
+class XgcCloud(Protocol):
+    """The platform and the broker, as the firmware reaches them."""
+
+    def fetch_mqtt_info(
+        self,
+        *,
+        imei: str,
+        project_id: str,
+        project_secret: str,
+        done: Callable[[InfoResult], None],
+    ) -> None:
+        """Ask the platform for credentials; ``done`` is called once, in sim time."""
+
+    def connect(
+        self,
+        info: MqttInfo,
+        *,
+        will: Will,
+        subscriptions: Sequence[str],
+        keepalive_s: int,
+        handler: CloudHandler,
+    ) -> CloudConnection:
+        """Start connecting; the outcome arrives through ``handler``."""

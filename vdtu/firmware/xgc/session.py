@@ -1,0 +1,383 @@
+"""The XGC unit's cloud session: credentials, connection, reconnects, the uplink queue, properties.
+
+How it works. ``CloudSession.run`` is one SimPy process per boot (or per
+SET_PRJINFO). It waits for the network, asks the platform for MQTT credentials
+(``get-mqtt-info-ok`` / ``-fail``), connects (``mqtt-connected``), and on a loss
+notifies ``mqtt-disconnected`` and tries again 5 s later, as the seed says. If the
+outage lasts, each further attempt waits twice as long (10, 20, 40 ... s, at most
+``reconnect_max_s``) with +/-20 % jitter so a fleet does not reconnect in step. A
+refused project (wrong id or secret) ends the session: only a new SET_PRJINFO or
+a reboot tries again; an unreachable platform is retried with the same backoff.
+
+Nothing lost: every message the host hands over (DATA_PACK, status reports) goes
+into the ``Outbox`` and is published with QoS 1; it leaves the outbox only when
+the broker acknowledges it. On a reconnect everything still in the outbox is
+published again, in order (at-least-once). A full outbox refuses new data, and
+the host is told (``error:queue-full``), so data the unit accepted is never
+dropped. Properties are status snapshots: sent with QoS 0 every
+SET_UPDATE_PROPS interval while connected, not queued.
+
+The modem matters: without registration there is no connection; losing it
+drops the connection at once (no DISCONNECT, so the broker publishes the will).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from vdtu.cloud.xgc_api import (
+    DOWNLINK_CHANNELS,
+    Channel,
+    MqttInfo,
+    device_topic,
+    downlink_value,
+    encode_json,
+    parse_topic,
+)
+from vdtu.firmware.xgc.cloud import (
+    CloudConnection,
+    InfoRefused,
+    InfoResult,
+    Will,
+    XgcCloud,
+)
+from vdtu.firmware.xgc.content import format_value
+from vdtu.firmware.xgc.notify import data_pack, notify_config, notify_ota
+from vdtu.firmware.xgc.states import DtuInput
+from vdtu.log import LogLevel
+
+if TYPE_CHECKING:
+    from vdtu.firmware.xgc.firmware import XgcFirmware
+
+
+@dataclass(slots=True, eq=False)
+class Uplink:
+    """A message the host handed over, until the broker has acknowledged it."""
+
+    topic: str
+    payload: bytes
+    token: int | None = None
+    """The connection's token for it, once published on the current connection."""
+
+
+class Outbox:
+    """Unacknowledged uplinks, oldest first, bounded."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.pending: deque[Uplink] = deque()
+        self.accepted = 0
+        self.delivered = 0
+        self.refused = 0
+
+    def offer(self, uplink: Uplink) -> bool:
+        """Take ``uplink`` unless full (then count the refusal)."""
+        if len(self.pending) >= self.capacity:
+            self.refused += 1
+            return False
+        self.pending.append(uplink)
+        self.accepted += 1
+        return True
+
+    def acknowledge(self, token: int) -> bool:
+        """Drop the uplink published with ``token``; False if unknown (a duplicate ack)."""
+        for uplink in self.pending:
+            if uplink.token == token:
+                self.pending.remove(uplink)
+                self.delivered += 1
+                return True
+        return False
+
+    def forget_tokens(self) -> None:
+        """The connection is gone: every pending uplink must be published again."""
+        for uplink in self.pending:
+            uplink.token = None
+
+
+class CloudSession:
+    """One run of the cloud life of a unit (see the module comment).
+
+    Args:
+        fw: the firmware (its state machine, notifications, modem and options).
+        cloud: the platform and broker.
+        project_id: the saved ProjectId.
+        project_secret: the saved ProjectSecret.
+        outbox: the uplink queue (kept across sessions of one boot).
+    """
+
+    def __init__(
+        self,
+        fw: XgcFirmware,
+        cloud: XgcCloud,
+        *,
+        project_id: str,
+        project_secret: str,
+        outbox: Outbox,
+    ) -> None:
+        self.fw = fw
+        self.env = fw.env
+        self.cloud = cloud
+        self.project_id = project_id
+        self.project_secret = project_secret
+        self.outbox = outbox
+        self.info: MqttInfo | None = None
+        self.connection: CloudConnection | None = None
+        self.connected = False
+        self.attempts = 0
+        """Connection attempts that failed since the last success."""
+        self.reconnects = 0
+        self._network: simpy.Event | None = None
+        self._outcome: simpy.Event | None = None
+        """Settled with "connected", "refused" or "failed" when a connect attempt ends."""
+        self._lost: simpy.Event | None = None
+        """Settled with the reason when an established connection ends."""
+        self._closed = False
+
+    # -- topics ---------------------------------------------------------------------------------
+
+    def topic(self, channel: Channel) -> str:
+        """This device's topic for ``channel``."""
+        return device_topic(self.project_id, self.fw.imei, channel)
+
+    # -- the process ----------------------------------------------------------------------------
+
+    def run(self) -> Generator[simpy.Event, Any, None]:
+        """The session's life; ends when the project is refused or the session is closed."""
+        fw = self.fw
+        try:
+            while not self._closed:
+                yield from self._wait_for_network()
+                if self.info is None:
+                    result = yield from self._fetch_info()
+                    if isinstance(result, MqttInfo):
+                        self.info = result
+                        fw.advance(DtuInput.MQTT_INFO_OK)
+                    else:
+                        fw.advance(DtuInput.MQTT_INFO_FAILED)
+                        fw.write_log(
+                            LogLevel.WARN, "cloud", f"get mqtt info failed: {result.reason}"
+                        )
+                        if isinstance(result, InfoRefused):
+                            return
+                        self.attempts += 1
+                        yield self.env.timeout(self._delay_s())
+                        continue
+                outcome = yield from self._connect(self.info)
+                if outcome == "connected":
+                    yield from self._connected()
+                    yield self.env.timeout(self.fw.options.reconnect_s)
+                else:
+                    fw.advance(DtuInput.DISCONNECTED)
+                    self.attempts += 1
+                    yield self.env.timeout(self._delay_s())
+                self.reconnects += 1
+        finally:
+            self._drop_connection()
+
+    def _delay_s(self) -> float:
+        options = self.fw.options
+        base = min(options.reconnect_max_s, options.reconnect_s * 2 ** max(0, self.attempts))
+        return float(base) * self.fw.rng.uniform(0.8, 1.2)
+
+    @staticmethod
+    def _settle(event: simpy.Event | None, value: object) -> None:
+        if event is not None and not event.triggered:
+            event.succeed(value)
+
+    def _wait_for_network(self) -> Generator[simpy.Event, Any, None]:
+        while not self.fw.hw.modem.registered:
+            self._network = self.env.event()
+            yield self._network
+
+    def network_changed(self) -> None:
+        """The modem's registration changed (called by the firmware)."""
+        if self.fw.hw.modem.registered:
+            self._settle(self._network, None)
+            return
+        if self.connected:
+            self._drop_connection()
+            self._settle(self._lost, "the cellular network was lost")
+        elif self.connection is not None:
+            self._drop_connection()
+            self._settle(self._outcome, "failed")
+
+    def _fetch_info(self) -> Generator[simpy.Event, Any, InfoResult]:
+        waiting = self.env.event()
+
+        def done(result: InfoResult) -> None:
+            if not self._closed:
+                self._settle(waiting, result)
+
+        self.cloud.fetch_mqtt_info(
+            imei=self.fw.imei,
+            project_id=self.project_id,
+            project_secret=self.project_secret,
+            done=done,
+        )
+        result: InfoResult = yield waiting
+        return result
+
+    def _connect(self, info: MqttInfo) -> Generator[simpy.Event, Any, str]:
+        waiting = self._outcome = self.env.event()
+        will = Will(topic=self.topic(Channel.STATE), payload=encode_json({"state": "offline"}))
+        self.connection = self.cloud.connect(
+            info,
+            will=will,
+            subscriptions=[self.topic(channel) for channel in DOWNLINK_CHANNELS],
+            keepalive_s=self.fw.options.keepalive_s,
+            handler=self,
+        )
+        outcome: str = yield waiting
+        self._outcome = None
+        if outcome != "connected":
+            self.connection = None
+            if outcome == "refused":
+                self.info = None  # the credentials may have changed: ask the platform again
+        return outcome
+
+    def _connected(self) -> Generator[simpy.Event, Any, None]:
+        fw = self.fw
+        self.connected = True
+        self.attempts = 0
+        fw.advance(DtuInput.CONNECTED)
+        self._publish(
+            self.topic(Channel.STATE), encode_json({"state": "online"}), qos=1, retain=True
+        )
+        self.outbox.forget_tokens()
+        self.flush()
+        props = fw.spawn(self._sending_props())
+        self._lost = self.env.event()
+        reason = yield self._lost
+        self._lost = None
+        if props.is_alive:
+            props.interrupt("disconnected")
+        self.connected = False
+        self.outbox.forget_tokens()
+        fw.write_log(LogLevel.WARN, "cloud", f"connection lost: {reason}")
+        fw.advance(DtuInput.DISCONNECTED)
+
+    def _sending_props(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            self._publish(self.topic(Channel.PROPS), encode_json(self.properties()), qos=0)
+            yield self.env.timeout(self.fw.update_interval_s())
+
+    def properties(self) -> dict[str, Any]:
+        """The periodic property report (seed: signal, battery, charging, iccid, location)."""
+        fw = self.fw
+        modem, battery = fw.hw.modem, fw.hw.battery
+        props: dict[str, Any] = {
+            "rssi": modem.rssi,
+            "vbat": battery.vbat_mv,
+            "vbus": battery.vbus,
+            "iccid": modem.iccid,
+        }
+        location = modem.location
+        if fw.update_location() and location is not None:
+            props["lbs"] = {"longitude": location[0], "latitude": location[1]}
+        return props
+
+    # -- uplinks --------------------------------------------------------------------------------
+
+    def submit(self, channel: Channel, payload: bytes) -> bool:
+        """Queue a host message for the cloud; False if the outbox is full."""
+        uplink = Uplink(topic=self.topic(channel), payload=payload)
+        if not self.outbox.offer(uplink):
+            return False
+        if self.connected:
+            self._send(uplink)
+        return True
+
+    def flush(self) -> None:
+        """Publish every pending uplink not yet sent on this connection, in order."""
+        for uplink in list(self.outbox.pending):
+            if uplink.token is None and self.connected:
+                self._send(uplink)
+
+    def _send(self, uplink: Uplink) -> None:
+        uplink.token = self._publish(uplink.topic, uplink.payload, qos=1)
+
+    def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
+        if self.connection is None:
+            return None
+        return self.connection.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- CloudHandler ---------------------------------------------------------------------------
+
+    def cloud_connected(self) -> None:
+        self._settle(self._outcome, "connected")
+
+    def cloud_connect_failed(self, reason: str, *, refused: bool) -> None:
+        self.fw.write_log(LogLevel.WARN, "cloud", f"connect failed: {reason}")
+        self._settle(self._outcome, "refused" if refused else "failed")
+
+    def cloud_lost(self, reason: str) -> None:
+        if self.connected:
+            self.connection = None
+            self._settle(self._lost, reason)
+
+    def cloud_published(self, token: int) -> None:
+        self.outbox.acknowledge(token)
+
+    def cloud_message(self, topic: str, payload: bytes) -> None:
+        parsed = parse_topic(topic)
+        if parsed is None or parsed[1] != self.fw.imei:
+            self.fw.write_log(
+                LogLevel.WARN, "cloud", f"message on a foreign topic {topic!r} ignored"
+            )
+            return
+        channel = parsed[2]
+        value = downlink_value(payload)
+        fw = self.fw
+        imei = fw.imei
+        if channel is Channel.DOWN:
+            fw.notify_frame(
+                data_pack(
+                    value, sn=imei, trailing_separator=fw.options.data_pack_trailing_separator
+                )
+            )
+            return
+        if not isinstance(value, dict):
+            fw.write_log(
+                LogLevel.WARN, "cloud", f"{channel.value}: expected a JSON object, not {value!r}"
+            )
+            return
+        if channel is Channel.CONFIG:
+            settings = dict(value)
+            version = settings.pop("configVersion", "")
+            fw.notify_frame(notify_config(format_value(version), settings, sn=imei))
+        elif channel is Channel.OTA:
+            missing = [k for k in ("fwVersion", "filename", "md5", "url") if k not in value]
+            if missing:
+                fw.write_log(LogLevel.WARN, "cloud", f"ota: fields {missing} are missing; ignored")
+                return
+            fw.notify_frame(
+                notify_ota(
+                    fw_version=format_value(value["fwVersion"]),
+                    filename=format_value(value["filename"]),
+                    md5=format_value(value["md5"]),
+                    url=format_value(value["url"]),
+                    config_version=None
+                    if "configVersion" not in value
+                    else format_value(value["configVersion"]),
+                    sn=imei,
+                )
+            )
+        else:
+            fw.write_log(LogLevel.WARN, "cloud", f"unexpected downlink on {topic!r}")
+
+    # -- ending ---------------------------------------------------------------------------------
+
+    def _drop_connection(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.close()
+
+    def close(self) -> None:
+        """End the session (power-off, new project info): the connection is dropped."""
+        self._closed = True
+        self._drop_connection()

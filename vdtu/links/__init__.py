@@ -1,0 +1,1 @@
+"""Implementations of the firmware's cloud interfaces: simulated (virtual time) and real (MQTT)."""
