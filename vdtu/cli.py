@@ -13,7 +13,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from vdtu.cloud.broker import EmbeddedBroker
+from vdtu.cloud.broker_auth import credentials_authenticator
+from vdtu.cloud.broker_url import parse_broker_url
+from vdtu.console import run_cloud_command
 from vdtu.errors import ConfigError
 from vdtu.firmware.xgc.codec import CodeFormat
 from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
@@ -48,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vdtu", description="Virtual DTU simulator fleet.")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    _add_up(commands)
+    _add_cloud(commands)
+    _add_broker(commands)
+    _add_term(commands)
+    return parser
+
+
+def _add_up(commands: Any) -> None:
+    """vdtu up: units on PTYs in real time."""
     up = commands.add_parser("up", help="start XGC units on PTYs, in real time, until Ctrl-C")
     up.add_argument("--units", type=int, default=1, help="how many units (default 1)")
     up.add_argument(
@@ -66,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"where each unit's flash lives (default {default_state_dir()})",
     )
     up.add_argument("--no-state", action="store_true", help="keep the flash in memory only")
+    up.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="MQTT broker, mqtt://[user:pass@]host:port or mqtts://...; default: an embedded one",
+    )
+    up.add_argument("--ca-file", type=Path, default=None, help="CA file (PEM) for an mqtts broker")
+    up.add_argument(
+        "--unprovisioned",
+        action="store_true",
+        help="leave units without project info (no-project-info), to test SET_PRJINFO",
+    )
     up.add_argument(
         "--json", action="store_true", help="print one JSON object per unit instead of a table"
     )
@@ -130,6 +156,58 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="print every log record, not only warnings"
     )
 
+
+def _add_cloud(commands: Any) -> None:
+    """vdtu cloud: the cloud console."""
+    cloud = commands.add_parser("cloud", help="the cloud console: send, config, ota, watch")
+    cloud.add_argument(
+        "--broker", default=None, metavar="URL", help="broker URL (default: the running vdtu up's)"
+    )
+    cloud.add_argument(
+        "--ca-file", type=Path, default=None, help="CA file (PEM) for an mqtts broker"
+    )
+    cloud.add_argument("--project", default=None, help="ProjectId (default: the running vdtu up's)")
+    cloud.add_argument(
+        "--pty-dir", type=Path, default=default_pty_dir(), help="where vdtu up runs (its up.json)"
+    )
+    actions = cloud.add_subparsers(dest="cloud_command", required=True)
+    send = actions.add_parser("send", help="send JSON to a unit (the host gets DATA_PACK)")
+    send.add_argument("imei")
+    send.add_argument("json_payload", metavar="JSON")
+    config = actions.add_parser("config", help="push configuration (the host gets NOTIFY_CONFIG)")
+    config.add_argument("imei")
+    config.add_argument("settings", nargs="*", metavar="KEY=VALUE")
+    config.add_argument(
+        "--config-version", type=int, default=None, help="configVersion (default: now in ms)"
+    )
+    ota = actions.add_parser("ota", help="push an OTA task (the host gets NOTIFY_OTA)")
+    ota.add_argument("imei")
+    ota.add_argument("--url", required=True)
+    ota.add_argument("--version", dest="fw_version", required=True)
+    ota.add_argument("--filename", default=None, help="default: the URL's file name")
+    ota.add_argument("--md5", default="", help="the firmware's md5")
+    watch = actions.add_parser("watch", help="print uplinks, states and properties")
+    watch.add_argument("imei", nargs="?", default=None)
+    watch.add_argument("--count", type=int, default=None, help="stop after this many messages")
+    watch.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    watch.add_argument("--json", action="store_true", help="one JSON object per message")
+
+
+def _add_broker(commands: Any) -> None:
+    """vdtu broker: the embedded broker alone."""
+    broker = commands.add_parser("broker", help="run the embedded MQTT broker alone")
+    broker.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    broker.add_argument(
+        "--port", type=int, default=1883, help="TCP port (default 1883; 0: any free)"
+    )
+    broker.add_argument("--user", default=None, help="accept only this user name (with --password)")
+    broker.add_argument("--password", default=None, help="the password that goes with --user")
+
+
+def _add_term(commands: Any) -> None:
+    """vdtu term: a host console."""
     term = commands.add_parser("term", help="an interactive host console on a unit's port")
     term.add_argument("device", help="the port: a PTY link, a serial device, or socket://host:port")
     term.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
@@ -138,7 +216,6 @@ def build_parser() -> argparse.ArgumentParser:
     term.add_argument(
         "--linger", type=float, default=1.0, help="seconds to wait for replies after stdin ends"
     )
-    return parser
 
 
 def _fleet_config(args: argparse.Namespace) -> FleetConfig:
@@ -172,6 +249,8 @@ def _fleet_config(args: argparse.Namespace) -> FleetConfig:
             for k, v in _port_map(args.serial_device, option="--serial-device", kind=str).items()
         },
         baud_mismatch=BaudMismatch(args.baud_mismatch),
+        broker=None if args.broker is None else parse_broker_url(args.broker, ca_file=args.ca_file),
+        provision=not args.unprovisioned,
         template=template,
     )
 
@@ -185,7 +264,7 @@ def _print_table(fleet: Fleet) -> None:
             f"{row['name']:<6} {row['imei']:<16} {row['iccid']:<21} "
             + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
         )
-    print("Ctrl-C stops.", flush=True)
+    print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.", flush=True)
 
 
 async def _up(args: argparse.Namespace) -> int:
@@ -201,7 +280,7 @@ async def _up(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    fleet.start()
+    await fleet.start()
     try:
         if args.json:
             for unit_id in range(len(fleet.units)):
@@ -211,7 +290,25 @@ async def _up(args: argparse.Namespace) -> int:
             _print_table(fleet)
         await stop.wait()
     finally:
-        fleet.close()
+        await fleet.close()
+    return 0
+
+
+async def _broker(args: argparse.Namespace) -> int:
+    if (args.user is None) != (args.password is None):
+        raise ConfigError("--user and --password go together")
+    authenticator = (
+        credentials_authenticator(args.user, args.password) if args.user is not None else None
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with EmbeddedBroker(
+        host=args.host, port=args.port, authenticator=authenticator
+    ) as broker:
+        print(f"embedded broker on {broker.url}; Ctrl-C stops.", flush=True)
+        await stop.wait()
     return 0
 
 
@@ -221,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "up":
             return asyncio.run(_up(args))
+        if args.command == "cloud":
+            return asyncio.run(run_cloud_command(args))
+        if args.command == "broker":
+            return asyncio.run(_broker(args))
         return asyncio.run(
             run_console(args.device, baud=args.baud, sn=args.sn, raw=args.raw, linger_s=args.linger)
         )

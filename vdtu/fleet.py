@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -22,9 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from vdtu.clock import RealtimeClock
+from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError
 from vdtu.identity import Identity
+from vdtu.links.mqtt_xgc import MqttXgcCloud
+from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
 from vdtu.log import LogRecord, UnitLog
+from vdtu.net.mqtt import MqttHub
 from vdtu.storage import FileStorage, MemoryStorage, Storage
 from vdtu.uart.fd_endpoint import FdEndpoint
 from vdtu.uart.pty import BaudMismatch, PtyEndpoint
@@ -35,6 +40,17 @@ from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
 PORTS = tuple(DEFAULT_BAUDS)
 HOST_POLL_S = 1.0
 """How often the host's line settings are read from every PTY."""
+DISCOVERY_FILE = "up.json"
+
+
+def write_discovery(path: Path, document: dict[str, Any]) -> None:
+    """Write the console's discovery document, readable by this user only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".new")
+    temporary.touch(mode=0o600)
+    temporary.chmod(0o600)
+    temporary.write_text(json.dumps(document, indent=1))
+    temporary.replace(path)
 
 
 def default_pty_dir() -> Path:
@@ -65,6 +81,10 @@ class FleetConfig:
     serial_devices: Mapping[str, str] = field(default_factory=dict)
     """Port -> real serial device, for unit 0 (instead of its PTY)."""
     baud_mismatch: BaudMismatch = BaudMismatch.WARN
+    broker: BrokerUrl | None = None
+    """The MQTT broker; None starts the embedded one on 127.0.0.1."""
+    provision: bool = True
+    """Write the fleet's project into every unit's flash (False: erase it, no-project-info)."""
     template: UnitConfig | None = None
     """Settings every unit shares (identity and id are replaced per unit)."""
 
@@ -100,22 +120,48 @@ class Fleet:
         self.endpoints: list[dict[str, FdEndpoint]] = []
         self.bridges: list[SocatBridge] = []
         self._poll: asyncio.TimerHandle | None = None
+        self.project_id, self.project_secret = default_project(config.seed)
+        self.hub = MqttHub(loop)
+        self.stack = XgcCloudStack(
+            self.clock,
+            self.hub,
+            CloudSettings(
+                broker=config.broker, project_id=self.project_id, project_secret=self.project_secret
+            ),
+        )
+        self.cloud: MqttXgcCloud | None = None
 
-    def start(self) -> None:
-        """Build and power on every unit, open its ports, and start the clock."""
+    @property
+    def discovery_path(self) -> Path:
+        """Where ``vdtu cloud`` finds this fleet's broker: ``<pty_dir>/up.json``."""
+        return self.config.pty_dir / DISCOVERY_FILE
+
+    async def start(self) -> None:
+        """Start the cloud side, build and power on every unit, open its ports, start the clock."""
         try:
+            self.cloud = await self.stack.start()
             for unit_id in range(self.config.units):
                 self._start_unit(unit_id)
+            write_discovery(self.discovery_path, self.stack.discovery())
         except BaseException:
-            self.close()
+            await self.close()
             raise
         self.clock.start()
         self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
 
     def _flash(self, identity: Identity) -> Storage:
+        flash: Storage
         if self.config.state_dir is None:
-            return MemoryStorage()
-        return FileStorage(self.config.state_dir / identity.imei / "flash.json")
+            flash = MemoryStorage()
+        else:
+            flash = FileStorage(self.config.state_dir / identity.imei / "flash.json")
+        document = flash.load()
+        if self.config.provision:
+            document["project"] = {"pid": self.project_id, "secret": self.project_secret}
+        else:
+            document.pop("project", None)
+        flash.save(document)
+        return flash
 
     def _start_unit(self, unit_id: int) -> None:
         config = self.config
@@ -128,6 +174,7 @@ class Fleet:
         unit = Unit(
             self.clock.env,
             unit_config,
+            cloud=self.cloud,
             epoch_s=self.clock.epoch_s,
             flash=self._flash(identity),
             log=log,
@@ -190,6 +237,9 @@ class Fleet:
             "imei": unit.imei,
             "iccid": unit.config.identity.iccid,
             "ports": ports,
+            "broker": str(self.stack.broker_url),
+            "project": self.project_id,
+            "project_secret": self.project_secret,
         }
         tcp = {
             port: f"tcp://127.0.0.1:{base + unit_id}"
@@ -199,12 +249,18 @@ class Fleet:
             described["tcp"] = tcp
         return described
 
-    def close(self) -> None:
-        """Stop the clock, close every endpoint and bridge, remove the links."""
+    async def close(self) -> None:
+        """Power the units off, stop the clock and the cloud side, close every endpoint and
+        bridge, remove the links and the discovery file."""
         if self._poll is not None:
             self._poll.cancel()
             self._poll = None
+        for unit in self.units:
+            unit.power_off()
         self.clock.stop()
+        self.hub.close()
+        await self.stack.stop()
+        self.discovery_path.unlink(missing_ok=True)
         for bridge in self.bridges:
             bridge.close()
         self.bridges.clear()

@@ -12,6 +12,8 @@ PURE = [
     "vdtu.firmware.xgc.content",
     "vdtu.firmware.xgc.notify",
     "vdtu.modbus.rtu",
+    "vdtu.cloud.xgc_api",
+    "vdtu.cloud.broker_url",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

@@ -32,9 +32,8 @@ URL = "http%3A%2F%2Ffiles.example.com%2Fdtu.bin"
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningFleet]:
     base = tmp_path_factory.mktemp("up")
-    with vdtu_up(
-        "--pty-dir", str(base / "pty"), "--state-dir", str(base / "state"), "--seed", "7"
-    ) as running:
+    args = ("--pty-dir", str(base / "pty"), "--state-dir", str(base / "state"), "--seed", "7")
+    with vdtu_up(*args, "--unprovisioned") as running:
         yield running
 
 

@@ -43,6 +43,8 @@ class XgcPlatform:
         projects: ProjectId -> ProjectSecret.
         broker: the broker devices are sent to.
         console_token: the console user's password (a random one when not given).
+        device_login: give every device this user name and password instead of its own
+            (an external broker with one account, from ``--broker mqtt://user:pass@...``).
     """
 
     def __init__(
@@ -51,12 +53,14 @@ class XgcPlatform:
         projects: dict[str, str],
         broker: BrokerAddress,
         console_token: str | None = None,
+        device_login: tuple[str, str | None] | None = None,
     ) -> None:
         if not projects:
             raise ConfigError("the platform needs at least one project")
         self.projects = dict(projects)
         self.broker = broker
         self.console_token = console_token or secrets.token_hex(16)
+        self.device_login = device_login
         self.requests = 0
         self.refused = 0
         self._server: asyncio.Server | None = None
@@ -68,13 +72,16 @@ class XgcPlatform:
         known = self.projects.get(project_id)
         if known is None or not hmac.compare_digest(known, project_secret):
             return None
+        username, password = imei, device_password(known, imei)
+        if self.device_login is not None:
+            username, password = self.device_login[0], self.device_login[1] or ""
         return MqttInfo(
             host=self.broker.host,
             port=self.broker.port,
             tls=self.broker.tls,
             client_id=f"xgc-{imei}",
-            username=imei,
-            password=device_password(known, imei),
+            username=username,
+            password=password,
             project_id=project_id,
         )
 

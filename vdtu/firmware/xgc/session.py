@@ -235,7 +235,7 @@ class CloudSession:
         outcome: str = yield waiting
         self._outcome = None
         if outcome != "connected":
-            self.connection = None
+            self._drop_connection()
             if outcome == "refused":
                 self.info = None  # the credentials may have changed: ask the platform again
         return outcome

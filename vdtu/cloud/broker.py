@@ -1,0 +1,290 @@
+"""The embedded MQTT broker: amqtt on the running asyncio loop, with its gaps filled.
+
+``EmbeddedBroker`` is vdtu's zero-setup broker (``vdtu up`` without ``--broker``,
+and ``vdtu broker``). It wraps ``amqtt.broker.Broker`` 0.12 and works around the
+limits measured in ``dependencies.md`` section 2:
+
+* **Bound port.** amqtt has no public way to ask which port a listener got, and
+  port 0 (any free port) is the only race-free choice for tests and for many
+  brokers on one machine. ``_bound_port`` reads it from the private
+  ``Broker._servers``; that is the one place that touches it.
+* **Slow logins.** amqtt's password plugin spends ~105 ms of blocking argon2 per
+  CONNECT. The login check here is the caller's ``Authenticator``, run by the
+  plugin in ``broker_auth``; with none, every client is let in (still through
+  that plugin, not amqtt's anonymous one, which would mark sessions anonymous and
+  so stop queueing QoS 1 messages for persistent sessions that are offline).
+* **No keepalive timeout.** amqtt never drops a client that goes silent with its
+  socket still open (its read-timeout handler is ``pass``), so that client's will
+  is never published: a DTU that loses coverage without a TCP FIN would look
+  online forever. One watchdog task per broker closes every session silent for
+  longer than its keepalive times ``keepalive_grace`` (MQTT 3.1.1 section 3.1.2.10
+  says 1.5, as mosquitto does), the way amqtt closes a lost connection, so its
+  will goes out. "Silent" is measured from the last control packet received,
+  stamped by ``ActivityPlugin`` on amqtt's per-packet plugin event (amqtt runs a
+  task per event: a 20 000-message QoS 0 burst went 0-8 % slower, 5.4-5.7k against
+  5.7-5.9k msg/s); a client with keepalive 0 is never timed out, as the
+  specification says.
+* **Refused sessions leak.** amqtt keeps a session whose CONNECT it refused in its
+  table, in the "connected" state, forever. The watchdog drops such sessions and
+  ``clients`` does not count them.
+* **Defaults.** The plugins are listed explicitly, which turns off amqtt's default
+  ones ($SYS topics every 20 s, the packet and event loggers).
+* **Logs.** amqtt and its state-machine library (``transitions``) log several INFO
+  lines per connection, and amqtt logs ordinary events at ERROR with tracebacks (a
+  client that connects and closes without a word, as a DTU losing coverage does; a
+  port in use, which ``start()`` reports itself). ``start()`` therefore silences
+  both loggers (level CRITICAL, which amqtt never uses) unless the application has
+  set their levels already: ``logging.getLogger("amqtt").setLevel(logging.INFO)``
+  before ``start()`` brings them back.
+
+The broker speaks MQTT 3.1.1 only (a v5 CONNECT is refused), over plain TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any, Self
+
+from amqtt.broker import Broker  # type: ignore[import-untyped]  # no py.typed
+from amqtt.errors import BrokerError  # type: ignore[import-untyped]  # no py.typed
+from amqtt.plugins.base import BaseAuthPlugin  # type: ignore[import-untyped]  # no py.typed
+from amqtt.session import Session  # type: ignore[import-untyped]  # no py.typed
+
+from vdtu.cloud.broker_auth import AUTHORIZED, Authenticator, allow_all
+from vdtu.cloud.broker_url import BrokerUrl
+from vdtu.errors import ConfigError, LocalProtocolError
+
+LAST_SEEN = "vdtu.last_seen"
+"""Key in ``Session.attributes``: ``time.monotonic()`` of the last packet received."""
+
+WATCHDOG_PERIOD_S = 0.5
+"""How often the watchdog looks at the sessions: a silent client is closed at most
+this much later than its deadline."""
+
+_QUIET_LOGGERS = ("amqtt", "transitions")
+
+
+class ActivityPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped: its base is Any
+    """amqtt plugin that stamps each session with the time of its last received packet.
+
+    It stamps on the per-packet event, and also on each CONNECT: amqtt asks every auth
+    plugin about a CONNECT before the session counts as connected, while the packet
+    event of a CONNECT carries no session. That is why this is an auth plugin; its
+    ``authenticate`` abstains (returns ``None``), which amqtt ignores when it adds up
+    the verdicts, so the login decision stays with ``CallbackAuthPlugin``.
+    """
+
+    async def authenticate(self, *, session: Session) -> None:
+        """Stamp the session at its CONNECT (a reused persistent session's stamp is old)."""
+        session.attributes[LAST_SEEN] = time.monotonic()
+
+    async def on_mqtt_packet_received(
+        self, *, packet: object, session: Session | None = None
+    ) -> None:
+        """Stamp the session a packet came from."""
+        if session is not None:
+            session.attributes[LAST_SEEN] = time.monotonic()
+
+
+class EmbeddedBroker:
+    """An MQTT 3.1.1 broker (amqtt) serving on the running asyncio loop.
+
+    Use ``async with EmbeddedBroker() as broker:`` or ``await start()`` and
+    ``await stop()``; a stopped broker may be started again (with ``port=0`` it then
+    gets a new port).
+
+    Args:
+        host: IP address to listen on (``127.0.0.1`` by default; ``0.0.0.0`` for every
+            interface).
+        port: TCP port; 0 picks a free one (read it from ``port`` after ``start()``).
+        authenticator: decides each CONNECT from ``(username, password, client_id)``;
+            it runs on the loop, so it must be quick (a constant-time compare, not a
+            password hash). ``None`` lets every client in.
+        keepalive_grace: a client silent for longer than its keepalive times this is
+            closed and its will published; at least 1.0.
+
+    Raises:
+        ConfigError: if ``host`` is not an IP address or ``port`` is outside 0..65535.
+        ValueError: if ``keepalive_grace`` is below 1.0.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        authenticator: Authenticator | None = None,
+        keepalive_grace: float = 1.5,
+    ) -> None:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(
+                f"broker host must be an IP address such as 127.0.0.1 or 0.0.0.0, not {host!r}"
+            ) from None
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"broker port must be 0..65535 (0: any free port), not {port!r}")
+        if not keepalive_grace >= 1.0:
+            raise ValueError(f"keepalive_grace must be at least 1.0, not {keepalive_grace!r}")
+        self.host = str(address)
+        """The address the broker listens on."""
+        self.keepalive_grace = keepalive_grace
+        """Silence allowed to a client, in multiples of its keepalive."""
+        self._requested_port = port
+        self._authenticator = authenticator or allow_all
+        self._broker: Any = None
+        self._port = 0
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the broker is started and not stopped."""
+        return self._broker is not None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the broker listens on.
+
+        Raises:
+            LocalProtocolError: if the broker is not running.
+        """
+        if self._broker is None:
+            raise LocalProtocolError("the embedded broker is not running; await start() first")
+        return self._port
+
+    @property
+    def url(self) -> BrokerUrl:
+        """Where clients reach the broker (a wildcard address becomes the loopback one).
+
+        Raises:
+            LocalProtocolError: if the broker is not running.
+        """
+        return BrokerUrl.for_listener(self.host, self.port)
+
+    @property
+    def clients(self) -> int:
+        """How many clients are connected and logged in."""
+        if self._broker is None:
+            return 0
+        return sum(
+            1
+            for session, _handler in self._broker.sessions.values()
+            if session.transitions.state == "connected" and session.attributes.get(AUTHORIZED)
+        )
+
+    async def start(self) -> None:
+        """Listen, and start the watchdog.
+
+        Raises:
+            ConfigError: if the address cannot be listened on (port in use, address
+                not on this machine); the broker is then not running.
+            LocalProtocolError: if the broker is already running.
+        """
+        if self._broker is not None:
+            raise LocalProtocolError(f"the broker is already running on port {self._port}")
+        _quiet_amqtt_logs()
+        broker = Broker(
+            {
+                "listeners": {
+                    "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"}
+                },
+                "plugins": {
+                    "vdtu.cloud.broker_auth.CallbackAuthPlugin": {
+                        "authenticator": self._authenticator
+                    },
+                    "vdtu.cloud.broker.ActivityPlugin": {},
+                },
+            }
+        )
+        try:
+            await broker.start()
+        except BrokerError as exc:
+            reason = exc.__cause__ or exc
+            raise ConfigError(
+                f"the embedded broker cannot listen on {self.host}:{self._requested_port}: "
+                f"{reason}; choose another port, or 0 for any free one"
+            ) from exc
+        self._broker = broker
+        self._port = _bound_port(broker)
+        self._watchdog = asyncio.create_task(self._watch_sessions(broker), name="broker-watchdog")
+
+    async def stop(self) -> None:
+        """Close every connection and stop listening; does nothing if not running.
+
+        Clients are dropped without their wills (as mosquitto does on shutdown).
+
+        Raises:
+            Exception: whatever stopped the watchdog, if it failed while running.
+        """
+        broker, self._broker = self._broker, None
+        watchdog, self._watchdog = self._watchdog, None
+        if broker is None:
+            return
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.wait([watchdog])
+        await broker.shutdown()
+        if watchdog is not None and not watchdog.cancelled():
+            failure = watchdog.exception()
+            if failure is not None:
+                raise failure
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def _watch_sessions(self, broker: Any) -> None:
+        """Close silent sessions (so their wills go out) and drop refused ones, forever."""
+        while True:
+            await asyncio.sleep(WATCHDOG_PERIOD_S)
+            now = time.monotonic()
+            for client_id, session, handler in _connected_sessions(broker):
+                if not session.attributes.get(AUTHORIZED):
+                    if broker.sessions.get(client_id, (None, None))[0] is session:
+                        del broker.sessions[client_id]
+                    continue
+                keepalive_s: int = session.keep_alive
+                last_seen: float = session.attributes.setdefault(LAST_SEEN, now)
+                if keepalive_s > 0 and now - last_seen > keepalive_s * self.keepalive_grace:
+                    # What amqtt does when the socket closes: the session's message loop
+                    # sees an abnormal end, publishes the will and closes the connection.
+                    await handler.handle_connection_closed()
+
+
+def _connected_sessions(broker: Any) -> Iterator[tuple[str, Any, Any]]:
+    """``(client_id, session, handler)`` of each session amqtt counts as connected."""
+    for client_id, (session, handler) in list(broker.sessions.items()):
+        if session.transitions.state == "connected":
+            yield client_id, session, handler
+
+
+def _bound_port(broker: Any) -> int:
+    """The port amqtt's listener is bound to.
+
+    amqtt 0.12 has no public API for it, so this reads the private ``_servers``
+    table (listener name -> ``Server`` whose ``instance`` is the ``asyncio.Server``).
+    Kept in this one function so an amqtt upgrade has one place to fix.
+    """
+    server: asyncio.Server = broker._servers["default"].instance
+    return int(server.sockets[0].getsockname()[1])
+
+
+def _quiet_amqtt_logs() -> None:
+    """Silence amqtt's loggers, unless the application has set their level."""
+    for name in _QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.CRITICAL)

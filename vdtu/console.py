@@ -1,0 +1,248 @@
+"""``vdtu cloud``: the cloud console — send to a unit, push config or OTA, watch what units say.
+
+It connects to the broker as a client of its own (one ``MqttLink`` on the loop).
+Without ``--broker`` it reads the discovery file that ``vdtu up`` writes
+(``<pty-dir>/up.json``: the embedded broker's address, a console login and the
+project); with ``--broker URL`` it works against any broker, and ``--project``
+names the project when there is no discovery file.
+
+Commands (topics as in ``vdtu.cloud.xgc_api``):
+
+    send IMEI JSON                    cloud -> unit data; reaches the host as DATA_PACK
+    config IMEI key=value ...         a configuration push (NOTIFY_CONFIG)
+    ota IMEI --url U --version V      an OTA push (NOTIFY_OTA)
+    watch [IMEI] [--count N] [--timeout S]
+                                      print uplinks, states and properties as they arrive
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
+from vdtu.cloud.xgc_api import (
+    TOPIC_ROOT,
+    Channel,
+    device_topic,
+    encode_json,
+    parse_topic,
+    uplink_json,
+)
+from vdtu.errors import ConfigError
+from vdtu.links.xgc_stack import url_from_discovery
+from vdtu.net.mqtt import MqttHub, MqttLink
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """Which broker the console talks to, as whom, and the default project."""
+
+    broker: BrokerUrl
+    project: str | None
+
+
+def find_target(
+    *, broker: str | None, ca_file: Path | None, project: str | None, pty_dir: Path
+) -> Target:
+    """The broker from ``--broker``, else from the discovery file of a running ``vdtu up``."""
+    if broker is not None:
+        return Target(broker=parse_broker_url(broker, ca_file=ca_file), project=project)
+    path = pty_dir / "up.json"
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no running 'vdtu up' found ({path} does not exist); start one, or give --broker URL"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc})") from exc
+    return Target(broker=url_from_discovery(document), project=project or document.get("project"))
+
+
+class Console:
+    """One console connection."""
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.loop = asyncio.get_running_loop()
+        self.hub = MqttHub(self.loop)
+        url = target.broker
+        self.link = MqttLink(
+            self.hub,
+            client_id=f"vdtu-console-{os.getpid()}-{time.monotonic_ns() % 100000}",
+            host=url.host,
+            port=url.port,
+            username=url.username,
+            password=url.password,
+            keepalive=30,
+            tls_ca=url.ca_file,
+        )
+
+    async def connect(self) -> None:
+        """Connect, or raise ConfigError saying why not."""
+        outcome: asyncio.Future[str | None] = self.loop.create_future()
+
+        def settle(reason: str | None) -> None:
+            if not outcome.done():
+                outcome.set_result(reason)
+
+        self.link.on_connected = lambda: settle(None)
+        self.link.on_connect_failed = settle
+        self.link.connect()
+        reason = await asyncio.wait_for(outcome, CONNECT_TIMEOUT_S + 1)
+        if reason is not None:
+            raise ConfigError(f"cannot connect to {self.target.broker}: {reason}")
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish with QoS 1 and wait for the broker's acknowledgement."""
+        acked: asyncio.Future[None] = self.loop.create_future()
+        mid = self.link.publish(topic, payload, qos=1)
+        if mid is None:
+            raise ConfigError(f"not connected to {self.target.broker}")
+
+        def published(done: int) -> None:
+            if done == mid and not acked.done():
+                acked.set_result(None)
+
+        self.link.on_published = published
+        await asyncio.wait_for(acked, 10)
+
+    def close(self) -> None:
+        """Disconnect and stop."""
+        self.link.close()
+        self.hub.close()
+
+    def project(self) -> str:
+        """The project of the target device, or ConfigError."""
+        if self.target.project is None:
+            raise ConfigError(
+                "which project? give --project (no 'vdtu up' discovery file names one)"
+            )
+        return self.target.project
+
+
+def config_payload(pairs: list[str], version: int | None) -> dict[str, Any]:
+    """``key=value`` arguments as a config push, values typed like DATA_PACK."""
+    settings: dict[str, Any] = {
+        "configVersion": version if version is not None else int(time.time() * 1000)
+    }
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"config settings are key=value, not {pair!r}")
+        typed = uplink_json(f"{key}:{value}")
+        settings[key] = typed[key] if isinstance(typed, dict) else value
+    return settings
+
+
+def parse_json_argument(text: str) -> bytes:
+    """The JSON the user gave, checked; a plain string must be quoted."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"not JSON ({exc.msg}); to send a plain string, quote it: '\"{text}\"'"
+        ) from None
+    return text.encode()
+
+
+def describe_message(topic: str, payload: bytes) -> dict[str, Any] | None:
+    """A watched message as a record: imei, channel, and the payload (JSON if it is)."""
+    parsed = parse_topic(topic)
+    if parsed is None:
+        return None
+    project, imei, channel = parsed
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        value: Any = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    return {"project": project, "imei": imei, "channel": channel.value, "payload": value}
+
+
+async def watch(
+    console: Console,
+    imei: str | None,
+    *,
+    count: int | None,
+    timeout_s: float | None,
+    out: TextIO,
+    as_json: bool,
+) -> int:
+    """Print messages until ``count`` have been printed or ``timeout_s`` has passed."""
+    seen = 0
+    finished: asyncio.Future[None] = console.loop.create_future()
+
+    def received(topic: str, payload: bytes) -> None:
+        nonlocal seen
+        record = describe_message(topic, payload)
+        if record is None or record["channel"] in (
+            c.value for c in (Channel.DOWN, Channel.CONFIG, Channel.OTA)
+        ):
+            return
+        seen += 1
+        if as_json:
+            print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
+        else:
+            stamp = time.strftime("%H:%M:%S")
+            body = json.dumps(record["payload"], ensure_ascii=False)
+            print(f"{stamp} {record['imei']} {record['channel']:<13} {body}", file=out, flush=True)
+        if count is not None and seen >= count and not finished.done():
+            finished.set_result(None)
+
+    console.link.on_message = received
+    console.link.subscribe(f"{TOPIC_ROOT}/+/{imei or '+'}/#", qos=1)
+    try:
+        await asyncio.wait_for(finished, timeout_s)
+    except TimeoutError:
+        return 0 if count is None else 1
+    return 0
+
+
+async def run_cloud_command(args: Any) -> int:
+    """Run one ``vdtu cloud`` subcommand; returns the exit code."""
+    target = find_target(
+        broker=args.broker, ca_file=args.ca_file, project=args.project, pty_dir=args.pty_dir
+    )
+    console = Console(target)
+    try:
+        await console.connect()
+        if args.cloud_command == "watch":
+            return await watch(
+                console,
+                args.imei,
+                count=args.count,
+                timeout_s=args.timeout,
+                out=sys.stdout,
+                as_json=args.json,
+            )
+        project = console.project()
+        if args.cloud_command == "send":
+            payload = parse_json_argument(args.json_payload)
+            topic = device_topic(project, args.imei, Channel.DOWN)
+        elif args.cloud_command == "config":
+            payload = encode_json(config_payload(args.settings, args.config_version))
+            topic = device_topic(project, args.imei, Channel.CONFIG)
+        else:
+            ota = {
+                "fwVersion": args.fw_version,
+                "filename": args.filename or Path(args.url.split("?")[0]).name,
+                "md5": args.md5,
+                "url": args.url,
+            }
+            payload = encode_json(ota)
+            topic = device_topic(project, args.imei, Channel.OTA)
+        await console.publish(topic, payload)
+        print(f"sent to {topic}: {payload.decode()}")
+        return 0
+    finally:
+        console.close()
