@@ -130,6 +130,13 @@ def _add_up(commands: Any) -> None:
         help="how the DTU prints check codes (default decimal)",
     )
     up.add_argument(
+        "--uplink-queue",
+        type=int,
+        default=1000,
+        help="host messages kept per unit while the cloud is unreachable (default 1000)",
+    )
+    up.add_argument("--keepalive", type=int, default=60, help="MQTT keep-alive, s (default 60)")
+    up.add_argument(
         "--raw485",
         choices=[e.value for e in Raw485Encoding],
         default=Raw485Encoding.HEX.value,
@@ -219,10 +226,22 @@ def _add_term(commands: Any) -> None:
 
 
 def _fleet_config(args: argparse.Namespace) -> FleetConfig:
+    """The fleet ``vdtu up`` asked for; a bad option value is a ConfigError naming it."""
+    try:
+        return _build_fleet_config(args)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
     options = XgcOptions(
         check_mode=CheckMode(args.check),
         code_format=CodeFormat(args.code_format),
         raw485=Raw485Encoding(args.raw485),
+        uplink_queue=args.uplink_queue,
+        keepalive_s=args.keepalive,
     )
     slaves = load_slaves(args.slaves) if args.slaves is not None else (DEMO_SLAVE,)
     template = UnitConfig(
