@@ -279,3 +279,20 @@ def test_a_fleet_reconnects_spread_out_not_in_step() -> None:
     platform.restore()
     clock.run_for(600)
     assert len(platform.connections) == 50
+
+
+def test_coverage_lost_while_connecting_leaves_no_stray_connection() -> None:
+    """Coverage goes while the CONNECT is in flight: the attempt is abandoned (no late
+    mqtt-connected), and after coverage returns there is exactly one connection."""
+    bench = provisioned()
+    bench.unit.power_on()
+    while bench.platform.connect_attempts == []:
+        bench.clock.run_for(0.01)
+    bench.unit.set_coverage(False)
+    bench.clock.run_for(5)
+    assert bench.unit.firmware.state is not DtuState.MQTT_CONNECTED
+    assert bench.platform.connections == []
+    bench.unit.set_coverage(True)
+    bench.clock.run_for(60)
+    assert bench.unit.snapshot()["state"] == "mqtt-connected"
+    assert len(bench.platform.connections) == 1

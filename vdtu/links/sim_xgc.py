@@ -48,6 +48,8 @@ class SimConnection:
     will: Will
     subscriptions: tuple[str, ...]
     open: bool = False
+    abandoned: bool = False
+    """The device gave up on it (closed before or after it opened)."""
     next_token: int = 1
     pending_acks: set[int] = field(default_factory=set)
 
@@ -72,6 +74,7 @@ class SimConnection:
             self.handler.cloud_published(token)
 
     def close(self) -> None:
+        self.abandoned = True
         if self.open:
             self.platform.drop(self, publish_will=True)
 
@@ -174,6 +177,8 @@ class SimXgcPlatform:
         self.connect_attempts.append((self.now, info.client_id))
 
         def answer() -> None:
+            if connection.abandoned:
+                return  # the device closed the socket before the broker answered
             if not self.broker_up:
                 handler.cloud_connect_failed("connection refused", refused=False)
                 return

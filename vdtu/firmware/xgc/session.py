@@ -99,6 +99,42 @@ class Outbox:
             uplink.token = None
 
 
+@dataclass(slots=True, eq=False)
+class ConnectionEvents:
+    """The ``CloudHandler`` of one connection attempt.
+
+    A session lets connections go (a failed attempt, a lost link, power-off) while
+    their implementations may still report: a late CONNACK, a PUBACK whose message id
+    a new connection reuses. Each attempt gets its own handler, and only the current
+    one reaches the session.
+    """
+
+    session: CloudSession
+
+    def _current(self) -> bool:
+        return self.session._events is self
+
+    def cloud_connected(self) -> None:
+        if self._current():
+            self.session.on_connected()
+
+    def cloud_connect_failed(self, reason: str, *, refused: bool) -> None:
+        if self._current():
+            self.session.on_connect_failed(reason, refused=refused)
+
+    def cloud_lost(self, reason: str) -> None:
+        if self._current():
+            self.session.on_lost(reason)
+
+    def cloud_message(self, topic: str, payload: bytes) -> None:
+        if self._current():
+            self.session.on_message(topic, payload)
+
+    def cloud_published(self, token: int) -> None:
+        if self._current():
+            self.session.on_published(token)
+
+
 class CloudSession:
     """One run of the cloud life of a unit (see the module comment).
 
@@ -136,6 +172,8 @@ class CloudSession:
         """Settled with "connected", "refused" or "failed" when a connect attempt ends."""
         self._lost: simpy.Event | None = None
         """Settled with the reason when an established connection ends."""
+        self._events: ConnectionEvents | None = None
+        """The handler of the current connection; a dropped one's late events are ignored."""
         self._closed = False
 
     # -- topics ---------------------------------------------------------------------------------
@@ -224,13 +262,14 @@ class CloudSession:
 
     def _connect(self, info: MqttInfo) -> Generator[simpy.Event, Any, str]:
         waiting = self._outcome = self.env.event()
+        events = self._events = ConnectionEvents(self)
         will = Will(topic=self.topic(Channel.STATE), payload=encode_json({"state": "offline"}))
         self.connection = self.cloud.connect(
             info,
             will=will,
             subscriptions=[self.topic(channel) for channel in DOWNLINK_CHANNELS],
             keepalive_s=self.fw.options.keepalive_s,
-            handler=self,
+            handler=events,
         )
         outcome: str = yield waiting
         self._outcome = None
@@ -306,24 +345,30 @@ class CloudSession:
             return None
         return self.connection.publish(topic, payload, qos=qos, retain=retain)
 
-    # -- CloudHandler ---------------------------------------------------------------------------
+    # -- events of the current connection (see ConnectionEvents) ---------------------------------
 
-    def cloud_connected(self) -> None:
+    def on_connected(self) -> None:
+        """The current connection attempt succeeded."""
         self._settle(self._outcome, "connected")
 
-    def cloud_connect_failed(self, reason: str, *, refused: bool) -> None:
+    def on_connect_failed(self, reason: str, *, refused: bool) -> None:
+        """The current connection attempt failed."""
         self.fw.write_log(LogLevel.WARN, "cloud", f"connect failed: {reason}")
         self._settle(self._outcome, "refused" if refused else "failed")
 
-    def cloud_lost(self, reason: str) -> None:
+    def on_lost(self, reason: str) -> None:
+        """The current connection was lost."""
         if self.connected:
             self.connection = None
+            self._events = None
             self._settle(self._lost, reason)
 
-    def cloud_published(self, token: int) -> None:
+    def on_published(self, token: int) -> None:
+        """The broker acknowledged an uplink of the current connection."""
         self.outbox.acknowledge(token)
 
-    def cloud_message(self, topic: str, payload: bytes) -> None:
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """A cloud message arrived on the current connection."""
         parsed = parse_topic(topic)
         if parsed is None or parsed[1] != self.fw.imei:
             self.fw.write_log(
@@ -373,6 +418,7 @@ class CloudSession:
     # -- ending ---------------------------------------------------------------------------------
 
     def _drop_connection(self) -> None:
+        self._events = None
         if self.connection is not None:
             connection, self.connection = self.connection, None
             connection.close()
