@@ -14,6 +14,9 @@ PURE = [
     "vdtu.modbus.rtu",
     "vdtu.cloud.xgc_api",
     "vdtu.cloud.broker_url",
+    "vdtu.firmware.quec.config",
+    "vdtu.firmware.quec.frames",
+    "vdtu.firmware.quec.commands",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

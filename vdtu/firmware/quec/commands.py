@@ -1,0 +1,627 @@
+"""The QuecPython DTU's cloud command protocol (seed 000, sections 2-10): parse, check, reply.
+
+Pure (standard library only). This module reads downlinks, checks passwords and
+parameters, and builds replies; it never *executes* a command.
+
+A downlink (seed section 2) is JSON::
+
+    {"msg_id": 1700000000123, "data": ...[, "cmd_code": 51, "topic_id": 1, "password": "012345"]}
+
+``parse_downlink(payload, mode=...)`` gives one of:
+
+* ``CommandRequest``: ``cmd_code`` present (command mode; see ``CommandOptions``
+  for modbus mode). ``cmd_code`` may be an integer or a numeric string (the
+  firmware runs ``int()`` on it and its PC tool sends strings).
+* ``ModbusRequest``: no ``cmd_code`` but a ``modbus`` key (command and modbus mode).
+* ``ForwardData``: anything else that is a JSON object: the value of ``data``
+  goes to the serial port; with no ``data`` key the whole JSON text goes (the
+  issue's rule; v2 writes nothing, v1 writes the whole text).
+* ``Ignored``: non-JSON, JSON that is not an object, a ``data`` of ``null``, a
+  bad ``cmd_code`` or ``topic_id``: the firmware drops these; here they carry a
+  reason for a visible diagnostic. In passthrough mode every UTF-8 payload is
+  ``ForwardData`` of its raw text.
+
+The firmware's order for a ``CommandRequest``: ``check_password`` first (so an
+unknown code without the password gets "Password verify error", as on the
+device), then ``validate_params`` (an unknown code gets "Command code error"),
+then the command runs and answers with ``ok_reply`` or ``failure_reply``.
+
+Replies (what v1/v2 really send)::
+
+    {"code": 51, "data": ..., "status": 1, "msg_id": <echo>}      success; data may be absent
+    {"code": 51, "status": 0, "error": "Password verify error", "msg_id": <echo>}
+
+``code`` is the request's command code; the request's ``topic_id`` picks the
+publish topic and is returned beside the body (``Reply.topic_id``), never in it.
+Replies to the serial configuration channel carry no ``msg_id``.
+
+Where the seed and the firmware differ:
+
+* Reply shape. The seed's per-command samples mix ``"success": 1`` and
+  ``"status": 1``, and show ``"code": "20000"`` for codes 56-59; but the seed's
+  own rules say the reply's code is the request's function code (section 3,
+  rule 1) and that ``status`` reports success (section 2). Those samples are v0
+  leftovers contradicting the seed's rules, so the one reply shape here is the
+  one the rules and the firmware agree on; there is no v0 switch. (Section 2
+  calls the echoed code ``cmd_code``; every per-command sample and the firmware
+  call it ``code``, and so does this module.)
+* The reset sample of seed section 5 writes ``"code": 255`` and ``"Password"``:
+  a slip for ``cmd_code``/``password``, which are the only keys read.
+* ``CommandOptions`` holds a switch for each difference a user could want the
+  firmware's way; the defaults follow the seed, ``CommandOptions.firmware()``
+  follows v2.
+* Parameters are checked against the seed's types (``PARAMS``); v2 stores a
+  wrongly typed value and answers success, v1/v2 answer a missing key with a
+  bare ``status: 0``. Here a bad parameter gets a failure reply naming the field.
+* Codes 64 (TTS) and 65 (NTP) exist in the firmware but not in the seed: they are
+  unknown codes here. ``conf``, ``uconf`` and ``dtu_config`` are checked as
+  JSON objects only; their content is the configuration schema's business.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
+from typing import Any, Literal, assert_never
+
+from vdtu.firmware.quec.frames import ConfigRequest, WorkMode
+
+PASSWORD_ERROR = "Password verify error"
+"""The firmware's (v2) error text for a wrong or missing password."""
+CODE_ERROR = "Command code error"
+"""The firmware's (v2) error text for an unknown command code."""
+
+_CODE_RE = re.compile(r"-?[0-9]+")
+_PIN_RE = re.compile(r"[1-9][0-9]{0,2}")
+_PHONE_RE = re.compile(r"\+?[0-9]+")
+
+
+class CommandCode(IntEnum):
+    """Every command code of seed 000 (0-49 queries, 50-143 settings, 255 reset)."""
+
+    GET_IMEI = 0
+    GET_NUMBER = 1
+    GET_VERSION = 2
+    GET_CSQ = 3
+    GET_CONFIG = 4
+    GET_DIAGNOSTICS = 5
+    GET_ICCID = 6
+    GET_ADC = 7
+    GET_GPIO = 8
+    GET_VBATT = 9
+    GET_TEMP_HUMIDITY = 10
+    GET_NETWORK_CONNECTION = 11
+    GET_NETWORK_STATE = 12
+    GET_CELL_LOCATION = 13
+    SEND_SMS = 50
+    SET_PASSWORD = 51
+    SET_PLATE = 52
+    SET_REG = 53
+    SET_VERSION = 54
+    SET_FOTA = 55
+    SET_NOLOG = 56
+    SET_SERVICE_ACQUIRE = 57
+    SET_UCONF = 58
+    SET_CONF = 59
+    SET_APN = 60
+    SET_PINS = 61
+    SET_OTA = 62
+    SET_PARAMS = 63
+    RESTART = 255
+
+    @property
+    def is_query(self) -> bool:
+        """Codes 0-49 read something; the others change something."""
+        return self < 50
+
+
+SEED_EXEMPT = frozenset(
+    {
+        CommandCode.GET_IMEI,
+        CommandCode.GET_NUMBER,
+        CommandCode.GET_VERSION,
+        CommandCode.GET_CSQ,
+    }
+)
+"""The codes that need no password (seed 6.1.2: IMEI, number, version, CSQ)."""
+
+
+class Origin(StrEnum):
+    """Where a command came from, which decides whether its reply echoes ``msg_id``."""
+
+    CLOUD = "cloud"
+    SERIAL = "serial"
+    """The serial configuration channel (``99,...`` frames)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandOptions:
+    """Switches between the seed's documented behaviour (the defaults) and the v2 firmware's."""
+
+    exempt_diagnostics: bool = False
+    """Code 5 needs no password either (the firmware's exempt list is 0, 1, 2, 3, 5)."""
+    flat_sms: bool = False
+    """Code 50 reads ``number``/``sms_msg`` straight from ``data`` (the seed nests them
+    under ``data.message``)."""
+    any_pin_count: bool = False
+    """Code 61 takes any number of pins (the seed: exactly three)."""
+    plate_removed: bool = False
+    """Code 52 is unknown ("Command code error"), as in v2 (the seed lists it; v1 has it)."""
+    commands_in_modbus_mode: bool = False
+    """``cmd_code`` runs commands in modbus mode too (the seed: command mode only)."""
+
+    @classmethod
+    def firmware(cls) -> CommandOptions:
+        """Every switch set the way the v2 firmware behaves."""
+        return cls(
+            exempt_diagnostics=True,
+            flat_sms=True,
+            any_pin_count=True,
+            plate_removed=True,
+            commands_in_modbus_mode=True,
+        )
+
+
+SEED = CommandOptions()
+"""The default options: the seed's documented behaviour."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandRequest:
+    """A command to run: from the cloud (``parse_downlink``) or the serial channel."""
+
+    code: int
+    """The command code as sent; it may be unknown (``validate_params`` says so)."""
+    password: str | None = None
+    """The ``password`` field; None when absent or not a string (it then never matches)."""
+    data: Any = None
+    """The value of ``data`` (None when absent)."""
+    msg_id: Any = None
+    """The ``msg_id`` to echo (None when absent: the firmware then echoes null)."""
+    topic_id: str | None = None
+    """The id of the publish topic for the reply; never published itself."""
+    origin: Origin = Origin.CLOUD
+
+    def __post_init__(self) -> None:
+        if isinstance(self.code, bool) or not isinstance(self.code, int):
+            raise ValueError(f"code must be an integer, not {self.code!r}")  # noqa: TRY004
+        if self.topic_id == "":
+            raise ValueError("topic_id must be None or a non-empty string, not ''")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModbusRequest:
+    """A ``{"modbus": {...}}`` downlink for the Modbus side (``groups`` or ``command``)."""
+
+    body: Any
+    """The value of ``modbus``, unchecked."""
+    msg_id: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForwardData:
+    """Something to write to the serial port in a frame."""
+
+    value: Any
+    """The value of ``data`` (any JSON value but null), or the whole payload text."""
+
+    @property
+    def text(self) -> str:
+        """The frame's data: a string as is, any other value as JSON.
+
+        (The firmware writes ``str(value)``, a Python repr such as ``{'a': 1}`` or
+        ``True``; JSON is what a host can parse, so that is what is written here.)
+        """
+        if isinstance(self.value, str):
+            return self.value
+        return json.dumps(self.value, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ignored:
+    """A downlink the DTU drops; ``reason`` is for the diagnostic."""
+
+    reason: str
+    payload: bytes
+
+
+Downlink = CommandRequest | ModbusRequest | ForwardData | Ignored
+"""What ``parse_downlink`` returns."""
+
+
+def _decode_json(payload: bytes) -> tuple[str, Any] | Ignored:
+    try:
+        text = payload.decode()
+    except UnicodeDecodeError as exc:
+        return Ignored(
+            reason=f"not valid UTF-8 ({exc.reason} at byte {exc.start})", payload=payload
+        )
+    try:
+        return text, json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Ignored(reason=f"not JSON ({exc.msg} at character {exc.pos})", payload=payload)
+
+
+def _command_code(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _CODE_RE.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _command(message: dict[str, Any], payload: bytes, origin: Origin) -> CommandRequest | Ignored:
+    code = _command_code(message["cmd_code"])
+    if code is None:
+        return Ignored(
+            reason=f"cmd_code must be an integer or a numeric string, not {message['cmd_code']!r}",
+            payload=payload,
+        )
+    topic = message.get("topic_id")
+    if topic is not None and (
+        isinstance(topic, bool) or not isinstance(topic, (str, int)) or topic == ""
+    ):
+        return Ignored(
+            reason=f"topic_id must be a non-empty string or an integer, not {topic!r}",
+            payload=payload,
+        )
+    password = message.get("password")
+    return CommandRequest(
+        code=code,
+        password=password if isinstance(password, str) else None,
+        data=message.get("data"),
+        msg_id=message.get("msg_id"),
+        topic_id=None if topic is None else str(topic),
+        origin=origin,
+    )
+
+
+def parse_downlink(payload: bytes, *, mode: WorkMode, options: CommandOptions = SEED) -> Downlink:
+    """Read one cloud message (an MQTT payload, a TCP/UDP read, an HTTP response body).
+
+    Args:
+        payload: the message as received.
+        mode: the DTU's work mode.
+        options: seed or firmware behaviour (``commands_in_modbus_mode``).
+    """
+    if mode is WorkMode.PASSTHROUGH:
+        try:
+            return ForwardData(value=payload.decode())
+        except UnicodeDecodeError as exc:
+            return Ignored(
+                reason=f"not valid UTF-8 ({exc.reason} at byte {exc.start}): "
+                "a serial frame counts characters",
+                payload=payload,
+            )
+    decoded = _decode_json(payload)
+    if isinstance(decoded, Ignored):
+        return decoded
+    text, message = decoded
+    if not isinstance(message, dict):
+        return Ignored(reason=f"JSON but not an object: {text[:60]!r}", payload=payload)
+    runs_commands = mode is WorkMode.COMMAND or options.commands_in_modbus_mode
+    if runs_commands and message.get("cmd_code") is not None:
+        return _command(message, payload, Origin.CLOUD)
+    if message.get("modbus") is not None:
+        return ModbusRequest(body=message["modbus"], msg_id=message.get("msg_id"))
+    if "data" not in message:
+        return ForwardData(value=text)
+    if message["data"] is None:
+        return Ignored(reason="'data' is null: nothing to forward", payload=payload)
+    return ForwardData(value=message["data"])
+
+
+def parse_config_command(request: ConfigRequest) -> CommandRequest | Ignored:
+    """The command carried by a serial configuration request (``99,len,crc32,json``)."""
+    payload = request.text.encode()
+    message = json.loads(request.text)
+    return _command(message, payload, Origin.SERIAL)
+
+
+class _NoData(Enum):
+    NO_DATA = "no-data"
+
+
+NO_DATA = _NoData.NO_DATA
+"""Pass as ``data`` to ``ok_reply`` for a reply without a ``data`` key (setting commands)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """A reply to publish: ``body`` on the topic that ``topic_id`` names (None: the default)."""
+
+    body: dict[str, Any]
+    """The JSON object published (do not mutate it)."""
+    topic_id: str | None = None
+    """The publish-topic id the request asked for; not part of the body."""
+
+    def to_json(self) -> str:
+        """The body as the firmware's ``ujson.dumps`` writes it (``", "``/``": "``, UTF-8)."""
+        return json.dumps(self.body, ensure_ascii=False)
+
+
+def _finish(request: CommandRequest, body: dict[str, Any]) -> Reply:
+    if request.origin is Origin.CLOUD:
+        body["msg_id"] = request.msg_id
+    return Reply(body=body, topic_id=request.topic_id)
+
+
+def ok_reply(request: CommandRequest, data: Any = NO_DATA) -> Reply:
+    """``{"code": c, "data": data, "status": 1, "msg_id": m}`` (no ``data`` key for ``NO_DATA``)."""
+    body: dict[str, Any] = {"code": request.code}
+    if data is not NO_DATA:
+        body["data"] = data
+    body["status"] = 1
+    return _finish(request, body)
+
+
+def failure_reply(request: CommandRequest, error: str | None = None) -> Reply:
+    """``{"code": c, "status": 0, "error": error, "msg_id": m}`` (no ``error`` key for None)."""
+    body: dict[str, Any] = {"code": request.code, "status": 0}
+    if error is not None:
+        body["error"] = error
+    return _finish(request, body)
+
+
+def needs_password(code: int, options: CommandOptions = SEED) -> bool:
+    """Whether a command code needs the password (unknown codes do)."""
+    if code in SEED_EXEMPT:
+        return False
+    return not (options.exempt_diagnostics and code == CommandCode.GET_DIAGNOSTICS)
+
+
+def check_password(
+    request: CommandRequest, stored: str, *, options: CommandOptions = SEED
+) -> Literal[True] | Reply:
+    """True if the command may run, else the "Password verify error" reply.
+
+    The check is the firmware's: the request's ``password`` must equal the stored
+    string exactly (no hashing, no lock-out).
+    """
+    if not needs_password(request.code, options) or request.password == stored:
+        return True
+    return failure_reply(request, PASSWORD_ERROR)
+
+
+class ParamKind(StrEnum):
+    """The type of one parameter; the value is how an error message names it."""
+
+    FLAG = "0 or 1"
+    INTEGER = "an integer"
+    NUMERIC = "an integer or a numeric string"
+    TEXT = "a string"
+    TEXT_OR_INTEGER = "a string or an integer"
+    FLAG_OR_TEXT = "0, 1 or a string"
+    OBJECT = "a JSON object"
+    TEXT_LIST = "a list of strings"
+    PIN_LIST = 'a list of GPIO numbers ("1".."128", or "" for unused)'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParamSpec:
+    """One key of a command's ``data``: its type and limits."""
+
+    name: str
+    kind: ParamKind
+    parent: str | None = None
+    """The key of the object in ``data`` that holds this one (``message`` for SMS)."""
+    required: bool = True
+    default: int | None = None
+    """The value when the key is absent and not required."""
+    minimum: int | None = None
+    """For INTEGER and NUMERIC."""
+    length: int | None = None
+    """For lists: the exact number of items."""
+    pattern: str | None = None
+    """For TEXT: a regular expression the whole string must match."""
+    max_bytes: int | None = None
+    """For TEXT: the longest UTF-8 encoding allowed."""
+
+    @property
+    def path(self) -> str:
+        """The key's place in the message, as error messages name it (``data.message.number``)."""
+        inner = self.name if self.parent is None else f"{self.parent}.{self.name}"
+        return f"data.{inner}"
+
+
+def _spec(name: str, kind: ParamKind, **limits: Any) -> ParamSpec:
+    return ParamSpec(name=name, kind=kind, **limits)
+
+
+_SMS_NUMBER = {"pattern": _PHONE_RE.pattern, "max_bytes": 32}
+_SMS_TEXT = {"max_bytes": 1024}
+
+PARAMS: Mapping[CommandCode, tuple[ParamSpec, ...]] = {
+    CommandCode.GET_ADC: (_spec("adcn", ParamKind.INTEGER, required=False, default=0, minimum=0),),
+    CommandCode.GET_GPIO: (_spec("pins", ParamKind.NUMERIC, minimum=1),),
+    CommandCode.SEND_SMS: (
+        _spec("number", ParamKind.TEXT, parent="message", **_SMS_NUMBER),
+        _spec("sms_msg", ParamKind.TEXT, parent="message", **_SMS_TEXT),
+    ),
+    CommandCode.SET_PASSWORD: (_spec("new_password", ParamKind.TEXT_OR_INTEGER),),
+    CommandCode.SET_PLATE: (_spec("plate", ParamKind.FLAG),),
+    CommandCode.SET_REG: (_spec("reg", ParamKind.FLAG_OR_TEXT),),
+    CommandCode.SET_VERSION: (_spec("version", ParamKind.NUMERIC, minimum=0),),
+    CommandCode.SET_FOTA: (_spec("fota", ParamKind.FLAG),),
+    CommandCode.SET_NOLOG: (_spec("nolog", ParamKind.FLAG),),
+    CommandCode.SET_SERVICE_ACQUIRE: (_spec("service_acquire", ParamKind.FLAG),),
+    CommandCode.SET_UCONF: (_spec("uconf", ParamKind.OBJECT),),
+    CommandCode.SET_CONF: (_spec("conf", ParamKind.OBJECT),),
+    CommandCode.SET_APN: (_spec("apn", ParamKind.TEXT_LIST, length=3),),
+    CommandCode.SET_PINS: (_spec("pins", ParamKind.PIN_LIST, length=3),),
+    CommandCode.SET_OTA: (_spec("ota", ParamKind.FLAG),),
+    CommandCode.SET_PARAMS: (_spec("dtu_config", ParamKind.OBJECT),),
+}
+"""The seed's ``data`` schema of each command; codes not listed take no parameters.
+
+Sources: seed sections 6-10 (50-63; 52 from v1, ``{"plate": 0|1}``), and for the
+queries 7 and 8, which the seed does not detail, the firmware's ``adcn``/``pins``.
+``version`` is "a numeric string" in the seed and an integer in the config file;
+``new_password`` is stored as a string (the firmware runs ``str()`` on it).
+"""
+
+_FIRMWARE_SMS = (
+    _spec("number", ParamKind.TEXT, **_SMS_NUMBER),
+    _spec("sms_msg", ParamKind.TEXT, **_SMS_TEXT),
+)
+
+
+def param_schema(code: CommandCode, options: CommandOptions = SEED) -> tuple[ParamSpec, ...]:
+    """The parameters of ``code`` under ``options`` (``flat_sms``, ``any_pin_count``)."""
+    if code is CommandCode.SEND_SMS and options.flat_sms:
+        return _FIRMWARE_SMS
+    if code is CommandCode.SET_PINS and options.any_pin_count:
+        return (_spec("pins", ParamKind.PIN_LIST),)
+    return PARAMS.get(code, ())
+
+
+ParamValue = int | str | tuple[str, ...] | dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandParams:
+    """A command's checked parameters, converted to their types, keyed by name.
+
+    SMS parameters are ``number`` and ``sms_msg`` whichever way they were nested.
+    """
+
+    code: CommandCode
+    values: Mapping[str, ParamValue]
+
+    def get_int(self, name: str) -> int:
+        """An integer parameter (FLAG, INTEGER, NUMERIC)."""
+        value = self.values[name]
+        if not isinstance(value, int):
+            raise TypeError(f"parameter {name!r} of {self.code.name} is {value!r}, not an int")
+        return value
+
+    def get_text(self, name: str) -> str:
+        """A string parameter (TEXT, TEXT_OR_INTEGER)."""
+        value = self.values[name]
+        if not isinstance(value, str):
+            raise TypeError(f"parameter {name!r} of {self.code.name} is {value!r}, not a str")
+        return value
+
+    def get_texts(self, name: str) -> tuple[str, ...]:
+        """A list parameter (TEXT_LIST, PIN_LIST)."""
+        value = self.values[name]
+        if not isinstance(value, tuple):
+            raise TypeError(f"parameter {name!r} of {self.code.name} is {value!r}, not a list")
+        return value
+
+    def get_object(self, name: str) -> dict[str, Any]:
+        """An OBJECT parameter."""
+        value = self.values[name]
+        if not isinstance(value, dict):
+            raise TypeError(f"parameter {name!r} of {self.code.name} is {value!r}, not an object")
+        return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _wrong(spec: ParamSpec, value: Any) -> ValueError:
+    return ValueError(f"{spec.path} must be {spec.kind.value}, not {value!r}")
+
+
+def _convert(spec: ParamSpec, value: Any) -> ParamValue:
+    """The typed value, or ValueError with the message for the failure reply."""
+    match spec.kind:
+        case ParamKind.FLAG | ParamKind.INTEGER | ParamKind.NUMERIC:
+            return _convert_int(spec, value)
+        case ParamKind.TEXT | ParamKind.TEXT_OR_INTEGER | ParamKind.FLAG_OR_TEXT:
+            return _convert_text(spec, value)
+        case ParamKind.OBJECT:
+            if not isinstance(value, dict):
+                raise _wrong(spec, value)
+            return value
+        case ParamKind.TEXT_LIST | ParamKind.PIN_LIST:
+            return _convert_list(spec, value)
+        case _:
+            assert_never(spec.kind)
+
+
+def _convert_int(spec: ParamSpec, value: Any) -> int:
+    if spec.kind is ParamKind.NUMERIC and isinstance(value, str) and _CODE_RE.fullmatch(value):
+        value = int(value)
+    if not _is_int(value) or (spec.kind is ParamKind.FLAG and value not in (0, 1)):
+        raise _wrong(spec, value)
+    if spec.minimum is not None and value < spec.minimum:
+        raise ValueError(f"{spec.path} must be >= {spec.minimum}, not {value!r}")
+    return int(value)
+
+
+def _convert_text(spec: ParamSpec, value: Any) -> int | str:
+    if _is_int(value):
+        if spec.kind is ParamKind.TEXT_OR_INTEGER:
+            return str(value)
+        if spec.kind is ParamKind.FLAG_OR_TEXT and value in (0, 1):
+            return int(value)
+    if not isinstance(value, str):
+        raise _wrong(spec, value)
+    if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
+        raise ValueError(f"{spec.path} must match {spec.pattern}, not {value!r}")
+    if spec.max_bytes is not None and len(value.encode()) > spec.max_bytes:
+        raise ValueError(
+            f"{spec.path} must be at most {spec.max_bytes} bytes, not {len(value.encode())}"
+        )
+    return value
+
+
+def _convert_list(spec: ParamSpec, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _wrong(spec, value)
+    if spec.length is not None and len(value) != spec.length:
+        raise ValueError(f"{spec.path} must have {spec.length} items, not {len(value)}: {value!r}")
+    if spec.kind is ParamKind.PIN_LIST:
+        for index, item in enumerate(value):
+            if item and not (_PIN_RE.fullmatch(item) and int(item) <= 128):
+                raise ValueError(f'{spec.path}[{index}] must be "1".."128" or "", not {item!r}')
+    return tuple(value)
+
+
+def validate_params(
+    request: CommandRequest, *, options: CommandOptions = SEED
+) -> CommandParams | Reply:
+    """The request's code and typed parameters, or the failure reply to send.
+
+    An unknown code (or 52 under ``plate_removed``) gets "Command code error"; a
+    bad parameter gets a failure reply whose ``error`` names the field, the bad
+    value and what is allowed. Keys outside the schema are ignored, as the
+    firmware ignores them; so is ``data`` for a command without parameters.
+    """
+    try:
+        code = CommandCode(request.code)
+    except ValueError:
+        return failure_reply(request, CODE_ERROR)
+    if code is CommandCode.SET_PLATE and options.plate_removed:
+        return failure_reply(request, CODE_ERROR)
+    specs = param_schema(code, options)
+    if not specs:
+        return CommandParams(code=code, values={})
+    data = request.data
+    if data is None and not any(spec.required for spec in specs):
+        data = {}
+    if not isinstance(data, dict):
+        names = ", ".join(spec.path for spec in specs)
+        return failure_reply(request, f"data must be a JSON object with {names}, not {data!r}")
+    values: dict[str, ParamValue] = {}
+    for spec in specs:
+        holder: Any = data if spec.parent is None else data.get(spec.parent)
+        if spec.parent is not None and not isinstance(holder, dict):
+            problem = "is missing" if holder is None else f"must be a JSON object, not {holder!r}"
+            return failure_reply(request, f"data.{spec.parent} {problem}")
+        if spec.name not in holder:
+            if spec.required or spec.default is None:
+                return failure_reply(request, f"{spec.path} is missing")
+            values[spec.name] = spec.default
+            continue
+        try:
+            values[spec.name] = _convert(spec, holder[spec.name])
+        except ValueError as exc:
+            return failure_reply(request, str(exc))
+    return CommandParams(code=code, values=values)
