@@ -215,3 +215,36 @@ def test_amqtt_logs_are_silenced_unless_configured(amqtt_log_levels: None) -> No
     asyncio.run(scenario())
     assert amqtt_logger.level == logging.CRITICAL
     assert transitions_logger.level == logging.INFO
+
+
+def test_a_connecting_client_gets_only_its_own_retained_messages() -> None:
+    """With a watcher subscribed to every unit's state, a unit that connects (clean session, no
+    subscription yet) is not sent the other units' retained states (amqtt 0.12.1 would)."""
+
+    async def scenario() -> tuple[list[str], list[bytes]]:
+        async with EmbeddedBroker() as broker:
+            watcher = Peer(broker.url, "watcher")
+            await watcher.connected()
+            await watcher.subscribe("xgc/p/+/state")
+            for unit in range(5):
+                peer = Peer(broker.url, f"unit-{unit}")
+                await peer.connected()
+                await peer.publish(f"xgc/p/{unit}/state", b"online", qos=1, retain=True)
+                await peer.close()
+            await watcher.receive("xgc/p/4/state")
+            newcomer = Peer(broker.url, "unit-new")
+            await newcomer.connected()
+            await newcomer.subscribe("xgc/p/new/down")
+            await asyncio.sleep(0.3)
+            late = Peer(broker.url, "late-watcher")
+            await late.connected()
+            await late.subscribe("xgc/p/+/state")
+            retained = await late.receive("xgc/p/3/state")
+            stray = [m.topic for m in newcomer.messages]
+            for peer in (watcher, newcomer, late):
+                await peer.close()
+            return stray, retained
+
+    stray, retained = asyncio.run(scenario())
+    assert stray == []
+    assert retained == [b"online"]  # a subscriber to the filter still gets the retained state

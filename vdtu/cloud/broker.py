@@ -91,6 +91,28 @@ class ActivityPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped:
             session.attributes[LAST_SEEN] = time.monotonic()
 
 
+class _ScopedRetainBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: its base is Any
+    """amqtt's broker, sending a client only the retained messages of its *own* subscriptions.
+
+    amqtt 0.12.1, after every CONNECT, replays retained messages for every topic filter
+    of *every* session to the connecting client, matching each filter against every
+    retained message without yielding. With N units (3 filters and 1 retained state
+    each) one CONNECT costs ~3N x N matches and blocks the loop (0.3 s at 600 units,
+    measured in bench/cloud_latency.py), sends each unit the other units' retained
+    states, and, when it does yield, lets another SUBSCRIBE change the dict it iterates
+    ("dictionary changed size during iteration"). The replay is only meant for the
+    connecting session's own (persistent) subscriptions, so a filter it does not hold
+    is skipped before any matching.
+    """
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Session
+    ) -> None:
+        holders = self._subscriptions.get(subscription[0], ())
+        if any(held.client_id == session.client_id for held, _qos in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
+
+
 class EmbeddedBroker:
     """An MQTT 3.1.1 broker (amqtt) serving on the running asyncio loop.
 
@@ -188,7 +210,7 @@ class EmbeddedBroker:
         if self._broker is not None:
             raise LocalProtocolError(f"the broker is already running on port {self._port}")
         _quiet_amqtt_logs()
-        broker = Broker(
+        broker = _ScopedRetainBroker(
             {
                 "listeners": {
                     "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"}
