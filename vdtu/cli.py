@@ -11,6 +11,7 @@ import asyncio
 import json
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -299,6 +300,15 @@ async def _up(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+
+    def crashed(exc: Exception) -> None:
+        trace = "".join(traceback.format_exception(exc))
+        print(
+            f"vdtu: the simulation crashed and was stopped:\n{trace}", file=sys.stderr, flush=True
+        )
+        stop.set()
+
+    fleet.clock.on_crash.append(crashed)
     await fleet.start()
     try:
         if args.json:
@@ -310,7 +320,7 @@ async def _up(args: argparse.Namespace) -> int:
         await stop.wait()
     finally:
         await fleet.close()
-    return 0
+    return 1 if fleet.clock.crashed is not None else 0
 
 
 async def _broker(args: argparse.Namespace) -> int:

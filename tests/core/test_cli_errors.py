@@ -14,7 +14,8 @@ import pytest
     [
         (["--uplink-queue", "0"], "uplink_queue must be 1..1000000, not 0"),
         (["--outputs", "9"], "outputs and inputs must be 0..8, not 9"),
-        (["--keepalive", "-1"], "keepalive_s must be 0..65535, not -1"),
+        (["--keepalive", "-1"], "keepalive_s must be 0 (off) or 10..65535, not -1"),
+        (["--keepalive", "2"], "keepalive_s must be 0 (off) or 10..65535, not 2"),
         (["--broker", "http://x"], "mqtt://"),
         (["--serial-tcp", "usb=7000"], "--serial-tcp takes PORT=VALUE"),
         (["--ports", "uart,usb"], "unknown port 'usb'"),

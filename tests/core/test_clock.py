@@ -80,3 +80,37 @@ def test_realtime_factor_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="factor must be > 0, not 0"):
         asyncio.run(build())
+
+
+@pytest.mark.realtime
+def test_a_crash_in_the_simulation_stops_the_realtime_clock_and_is_reported() -> None:
+    """An exception out of an injected input stops sim time and reaches on_crash, once."""
+
+    async def scenario() -> tuple[list[str], bool, float]:
+        loop = asyncio.get_running_loop()
+        clock = RealtimeClock(loop)
+        reported: list[str] = []
+        clock.on_crash.append(lambda exc: reported.append(str(exc)))
+        ticks: list[float] = []
+
+        def ticking() -> Generator[simpy.Event, None, None]:
+            while True:
+                yield clock.env.timeout(0.01)
+                ticks.append(clock.now)
+
+        clock.env.process(ticking())
+        clock.start()
+        await asyncio.sleep(0.05)
+
+        def broken() -> None:
+            raise RuntimeError("model bug")
+
+        clock.inject(broken)
+        clock.inject(broken)
+        frozen = len(ticks)
+        await asyncio.sleep(0.05)
+        return reported, len(ticks) == frozen, clock.now
+
+    reported, frozen, _now = asyncio.run(scenario())
+    assert reported == ["model bug"]
+    assert frozen

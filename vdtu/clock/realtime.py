@@ -10,6 +10,10 @@ within the same loop callback that read it (no extra task hop).
 SimPy's ``run(until=t)`` re-queues its stop event at ``t``; ``_run_due`` steps
 through every event at or before ``now`` afterwards, so the next ``peek()`` is
 always in the future. Lateness of a step is measured and kept as a statistic.
+
+A crash inside the simulation (an exception out of a model or the firmware)
+stops the clock and is handed to ``on_crash``: the run ends visibly, as SimPy's
+own rule says, instead of the loop logging it and sim time silently freezing.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 
 import simpy
 
@@ -42,6 +47,10 @@ class RealtimeClock(Clock):
         self._timer_at = math.inf
         self.max_lateness_s = 0.0
         """The worst delay seen between an event's due time and its processing."""
+        self.crashed: Exception | None = None
+        """The exception that stopped the simulation, if one did."""
+        self.on_crash: list[Callable[[Exception], None]] = []
+        """Called once with the exception when the simulation crashes."""
         self._stopped = False
 
     def start(self) -> None:
@@ -60,7 +69,21 @@ class RealtimeClock(Clock):
         """Sim time that corresponds to the wall clock now."""
         return (self.loop.time() - self._loop_t0) / self.factor
 
+    def _safely(self, step: Callable[[], None]) -> None:
+        if self.crashed is not None:
+            return
+        try:
+            step()
+        except Exception as exc:  # any crash ends the run; it is reported, not swallowed
+            self.crashed = exc
+            self.stop()
+            for listener in self.on_crash:
+                listener(exc)
+
     def _catch_up(self) -> None:
+        self._safely(self._advance)
+
+    def _advance(self) -> None:
         target = self.wall_now()
         if target > self.env.now:
             next_at = self.env.peek()
@@ -75,7 +98,7 @@ class RealtimeClock(Clock):
             env.step()
 
     def _after_inject(self) -> None:
-        self._run_due()
+        self._safely(self._run_due)
         self._rearm()
 
     def _tick(self) -> None:

@@ -52,7 +52,7 @@ class XgcOptions:
     uplink_queue: int = 1000
     """Host messages kept while the cloud is unreachable; beyond it DATA_PACK is refused."""
     keepalive_s: int = 60
-    """MQTT keep-alive."""
+    """MQTT keep-alive, s: 0 (off) or 10..65535 (the MQTT hub pings once a second)."""
     reconnect_s: float = 5.0
     """The first reconnect after a loss (the seed: 5 s); later ones back off."""
     reconnect_max_s: float = 300.0
@@ -81,7 +81,7 @@ class XgcOptions:
                 "reconnect_s must be > 0 and <= reconnect_max_s, "
                 f"not {self.reconnect_s} and {self.reconnect_max_s}"
             )
-        if not 0 <= self.keepalive_s <= 65535:
-            raise ValueError(f"keepalive_s must be 0..65535, not {self.keepalive_s}")
+        if not (self.keepalive_s == 0 or 10 <= self.keepalive_s <= 65535):
+            raise ValueError(f"keepalive_s must be 0 (off) or 10..65535, not {self.keepalive_s}")
         if not -12 <= self.tz_offset_h <= 14:
             raise ValueError(f"tz_offset_h must be in -12..14, not {self.tz_offset_h}")
