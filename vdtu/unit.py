@@ -22,8 +22,9 @@ from typing import Any
 
 import simpy
 
+from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.xgc.cloud import XgcCloud
-from vdtu.firmware.xgc.firmware import XgcFirmware, XgcHardware
+from vdtu.firmware.xgc.firmware import XgcFirmware
 from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.identity import Identity
 from vdtu.io.adc import Adc
@@ -148,8 +149,14 @@ class Unit:
             ModbusSlave(env, self._rng(f"slave{slave.address}"), self.lines["rs485"], slave)
             for slave in config.slaves
         ]
-        hardware = XgcHardware(
-            modem=self.modem, sim=self.sim, gpio=self.gpio, battery=self.battery, lines=self.lines
+        hardware = Hardware(
+            modem=self.modem,
+            sim=self.sim,
+            gpio=self.gpio,
+            battery=self.battery,
+            adc=self.adc,
+            sensor=self.sensor,
+            lines=self.lines,
         )
         self.firmware = XgcFirmware(
             env,

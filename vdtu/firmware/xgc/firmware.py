@@ -31,6 +31,7 @@ from typing import Any
 import simpy
 
 from vdtu.errors import RemoteProtocolError
+from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.xgc.actions import ACTIONS, DEFAULT_UPDATE_PROPS, Request, base_info
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import (
@@ -50,23 +51,10 @@ from vdtu.firmware.xgc.options import CheckMode, XgcOptions
 from vdtu.firmware.xgc.pipe import Pipe
 from vdtu.firmware.xgc.session import CloudSession, Outbox
 from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine
-from vdtu.io.gpio import Gpio
-from vdtu.io.power import Battery
 from vdtu.log import LogLevel, UnitLog
-from vdtu.modem import AtInterpreter, Modem, RegStat, SimSlot
+from vdtu.modem import AtInterpreter, RegStat
 from vdtu.storage import Storage
-from vdtu.uart.line import SerialLine, Tap
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class XgcHardware:
-    """The hardware models the firmware drives."""
-
-    modem: Modem
-    sim: SimSlot
-    gpio: Gpio
-    battery: Battery
-    lines: dict[str, SerialLine]
+from vdtu.uart.line import Tap
 
 
 @dataclass(slots=True)
@@ -121,7 +109,7 @@ class XgcFirmware:
         self,
         env: simpy.Environment,
         rng: random.Random,
-        hardware: XgcHardware,
+        hardware: Hardware,
         *,
         flash: Storage,
         log: UnitLog,
