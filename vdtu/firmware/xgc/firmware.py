@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import simpy
@@ -54,6 +54,7 @@ from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import AtInterpreter, RegStat
 from vdtu.storage import Storage
+from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import Tap
 
 
@@ -81,14 +82,6 @@ class _PortNode:
 
     def receive(self, data: bytes) -> None:
         self.firmware.on_port_bytes(self.port, data)
-
-
-@dataclass(slots=True)
-class _BusCollector:
-    """Bytes heard on the RS-485 bus since the last silence."""
-
-    data: bytearray = field(default_factory=bytearray)
-    last_at: float = -1.0
 
 
 class XgcFirmware:
@@ -142,7 +135,7 @@ class XgcFirmware:
         self.mbr_answer: simpy.Event | None = None
         self._processes: set[simpy.Process] = set()
         self._registered: simpy.Event | None = None
-        self._bus = _BusCollector()
+        self._bus = SilenceChunker(env, hardware.lines["rs485"].silence_s, self._bus_burst)
         self.readers = {port: FrameReader(max_line=options.max_line) for port in hardware.lines}
         self.taps: dict[str, Tap] = {
             port: line.attach(_PortNode(self, port), "dtu") for port, line in hardware.lines.items()
@@ -199,7 +192,7 @@ class XgcFirmware:
         self.busy.clear()
         self.mbr_answer = None
         self._registered = None
-        self._bus = _BusCollector()
+        self._bus.reset()
         for port in self.readers:
             self.readers[port] = FrameReader(max_line=self.options.max_line)
 
@@ -286,7 +279,7 @@ class XgcFirmware:
             )
             return
         if port == "rs485" and self.pipe is not Pipe.RS485:
-            self._collect_bus_bytes(data)
+            self._bus.feed(data)
         reader = self.readers[port]
         reader.receive_data(data)
         for event in reader.events():
@@ -451,20 +444,9 @@ class XgcFirmware:
 
     # -- the RS-485 bus -----------------------------------------------------------------------
 
-    def _collect_bus_bytes(self, data: bytes) -> None:
-        bus = self._bus
-        bus.data += data
-        now = float(self.env.now)
-        bus.last_at = now
-        check = self.env.timeout(self.hw.lines["rs485"].silence_s)
-        check.callbacks.append(lambda _event: self._bus_silence(now))
-
-    def _bus_silence(self, heard_at: float) -> None:
-        bus = self._bus
-        if bus.last_at != heard_at or not bus.data or not self.listening:
+    def _bus_burst(self, burst: bytes) -> None:
+        if not self.listening:
             return
-        burst = bytes(bus.data)
-        bus.data.clear()
         self.stats.bus_bursts += 1
         self.notify("485_RECEIVE", burst.hex().upper())
         if self.mbr_answer is not None and not self.mbr_answer.triggered:
