@@ -17,6 +17,7 @@ PURE = [
     "vdtu.firmware.quec.config",
     "vdtu.firmware.quec.frames",
     "vdtu.firmware.quec.commands",
+    "vdtu.firmware.quec.executor",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 
