@@ -369,7 +369,8 @@ def test_snapshot_is_json_and_shows_the_state(bench: XgcBench) -> None:
     assert snapshot["stats"]["garbage_bytes"] == len(b"noise\r")
     assert snapshot["lines"]["rs485"]["baud"] == 9600
     assert snapshot["slaves"][0]["address"] == 1
-    assert json.dumps(snapshot["gpio"]).count('"in2"') >= 1
+    assert snapshot["gpio"]["inputs"]["in2"] == 1
+    assert snapshot["gpio"]["outputs"]["out1"] == 0
 
 
 def test_outside_code_on_the_bus_can_be_a_slave() -> None:

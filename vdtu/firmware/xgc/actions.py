@@ -219,7 +219,7 @@ def set_update_props(fw: XgcFirmware, request: Request) -> str:
     reject_unknown(pairs, ("interval", "updateLoc"))
     if not pairs:
         raise _fail("give interval and/or updateLoc", MISSING_FIELD)
-    props = dict(fw.nvram.get("update_props", DEFAULT_UPDATE_PROPS))
+    props = fw.update_props()
     if "interval" in pairs:
         props["interval"] = parse_int(
             "interval", pairs["interval"], low=UPDATE_INTERVAL_MS[0], high=UPDATE_INTERVAL_MS[1]

@@ -250,13 +250,17 @@ class XgcFirmware:
         )
         self.spawn(self.session.run())
 
+    def update_props(self) -> dict[str, Any]:
+        """The SET_UPDATE_PROPS settings in the flash (a copy), or the defaults."""
+        return dict(self.nvram.get("update_props", DEFAULT_UPDATE_PROPS))
+
     def update_interval_s(self) -> float:
         """The property upload interval (SET_UPDATE_PROPS), in seconds."""
-        return int(self.nvram.get("update_props", DEFAULT_UPDATE_PROPS)["interval"]) / 1000
+        return int(self.update_props()["interval"]) / 1000
 
     def update_location(self) -> bool:
         """Whether properties carry the cell location (SET_UPDATE_PROPS updateLoc)."""
-        return bool(self.nvram.get("update_props", DEFAULT_UPDATE_PROPS)["updateLoc"])
+        return bool(self.update_props()["updateLoc"])
 
     def advance(self, event: DtuInput) -> None:
         """Move the DTU state on and notify the host of a change."""
