@@ -6,6 +6,11 @@ it (seed 004, "设置自定义参数"). ``FileStorage`` writes to a temporary fi
 same directory, fsyncs it, renames it over the old file and fsyncs the directory,
 so a crash leaves either the old or the new document, never a torn one.
 ``MemoryStorage`` keeps the document in memory (headless fleets, tests).
+
+A firmware whose file format is public (the QuecPython DTU's ``dtu_config.json``)
+keeps that file as a ``TextFile`` beside the document: ``HostTextFile`` on the host,
+where a user may read and edit it, written atomically in the same way, or
+``MemoryTextFile``.
 """
 
 from __future__ import annotations
@@ -50,6 +55,30 @@ class MemoryStorage:
         self._document = {}
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8): a temporary file, fsync, rename, fsync the directory.
+
+    A crash leaves either the old or the new content, never a torn file.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 class FileStorage:
     """Flash kept in a JSON file.
 
@@ -75,24 +104,78 @@ class FileStorage:
         return document
 
     def save(self, document: dict[str, Any]) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, ensure_ascii=False, indent=1, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(
+            self.path, json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True)
+        )
         self.writes += 1
 
     def erase(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+class TextFile(Protocol):
+    """One named file of a unit's flash, kept as text (``dtu_config.json``)."""
+
+    @property
+    def path(self) -> Path | None:
+        """Where it lives on the host (None: in memory)."""
+
+    def read(self) -> str | None:
+        """The content (None when the file does not exist)."""
+
+    def write(self, text: str) -> None:
+        """Replace the content, atomically."""
+
+    def erase(self) -> None:
+        """Delete the file."""
+
+
+class MemoryTextFile:
+    """A flash file that lives as long as the process."""
+
+    def __init__(self, text: str | None = None) -> None:
+        self._text = text
+        self.writes = 0
+
+    @property
+    def path(self) -> Path | None:
+        return None
+
+    def read(self) -> str | None:
+        return self._text
+
+    def write(self, text: str) -> None:
+        self._text = text
+        self.writes += 1
+
+    def erase(self) -> None:
+        self._text = None
+
+
+class HostTextFile:
+    """A flash file kept as a file on the host, which a user may also edit.
+
+    Args:
+        path: the file; its directory is created when first written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.writes = 0
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def read(self) -> str | None:
+        try:
+            return self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write(self, text: str) -> None:
+        write_atomically(self._path, text)
+        self.writes += 1
+
+    def erase(self) -> None:
+        self._path.unlink(missing_ok=True)

@@ -39,6 +39,7 @@ from vdtu.cloud.xgc_api import (
     encode_json,
     parse_topic,
 )
+from vdtu.firmware.backoff import Backoff
 from vdtu.firmware.xgc.cloud import (
     CloudConnection,
     InfoRefused,
@@ -219,8 +220,9 @@ class CloudSession:
 
     def _delay_s(self) -> float:
         options = self.fw.options
-        base = min(options.reconnect_max_s, options.reconnect_s * 2 ** max(0, self.attempts))
-        return float(base) * self.fw.rng.uniform(0.8, 1.2)
+        return Backoff(options.reconnect_s, options.reconnect_max_s).delay_s(
+            self.attempts, self.fw.rng
+        )
 
     @staticmethod
     def _settle(event: simpy.Event | None, value: object) -> None:
