@@ -23,6 +23,7 @@ from vdtu.firmware.xgc.codec import (
     FrameReceived,
     ReaderEvent,
 )
+from vdtu.firmware.xgc.firmware import XgcFirmware
 from vdtu.firmware.xgc.states import DtuState
 from vdtu.identity import Identity
 from vdtu.storage import MemoryStorage, Storage
@@ -56,6 +57,8 @@ class XgcBench:
         self.config = replace(UnitConfig(identity=identity), **config)
         self.cloud = cloud(self.env) if cloud is not None else None
         self.unit = Unit(self.env, self.config, epoch_s=epoch_s, flash=self.flash, cloud=self.cloud)
+        assert isinstance(self.unit.firmware, XgcFirmware)
+        self.firmware: XgcFirmware = self.unit.firmware
         self.host = MemoryEndpoint(self.env, self.unit.lines["uart"], name="host")
         self.hosts = {"uart": self.host}
         self.bus = MemoryEndpoint(self.env, self.unit.lines["rs485"], name="bus-device")
@@ -74,11 +77,9 @@ class XgcBench:
         """Power on and run until the unit reaches ``until``; returns that sim time."""
         self.unit.power_on()
         step = 0.1
-        while self.unit.firmware.state is not until:
+        while self.firmware.state is not until:
             if self.clock.now > limit_s:
-                raise AssertionError(
-                    f"no {until.value} within {limit_s} s: {self.unit.firmware.state}"
-                )
+                raise AssertionError(f"no {until.value} within {limit_s} s: {self.firmware.state}")
             self.clock.run_for(step)
         return self.clock.now
 

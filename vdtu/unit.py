@@ -2,7 +2,9 @@
 
 A ``Unit`` owns its serial lines (``uart``, ``rs232``, ``rs485``), the modem
 with its SIM and signal, GPIO, battery, ADC, sensor, the Modbus slaves on its
-RS-485 bus, its flash and its log, and the XGC firmware that drives them. Every
+RS-485 bus, its flash and its log, and the firmware that drives them: its
+personality (``Profile``), the XGC DTU of seed 004 or the QuecPython DTU of
+seed 000 (which also keeps ``dtu_config.json`` in its flash). Every
 model gets its own ``random.Random`` derived from the fleet seed, the unit id and
 the model's name, so a run is repeatable and adding a model does not shift the
 random draws of the others.
@@ -15,14 +17,18 @@ real time the caller goes through ``Clock.inject`` (see ``vdtu.fleet``).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 import simpy
 
 from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.quec.config import DtuConfig, default_config
+from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
+from vdtu.firmware.quec.net import QuecNet
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.firmware import XgcFirmware
 from vdtu.firmware.xgc.options import XgcOptions
@@ -36,13 +42,22 @@ from vdtu.io.sensor import TempHumiditySensor
 from vdtu.log import UnitLog
 from vdtu.modem import Modem, SimCard, SimSlot
 from vdtu.modem.signal import Signal
-from vdtu.storage import MemoryStorage, Storage
+from vdtu.storage import MemoryStorage, MemoryTextFile, Storage, TextFile
 from vdtu.uart.line import SerialLine
 
 DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
     {"uart": 115200, "rs232": 115200, "rs485": 9600}
 )
 """The seed's defaults: UART and RS-232 at 115200, RS-485 at 9600."""
+
+
+class Profile(StrEnum):
+    """The firmware personality of a unit."""
+
+    XGC = "xgc"
+    """The XGC DTU (seed 004): the XGC text protocol, the XGC platform."""
+    QUEC = "quec"
+    """The QuecPython DTU (seed 000): ``dtu_config.json``, JSON commands, many channel types."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +68,7 @@ class UnitConfig:
     seed: int = 0
     """The fleet seed; with ``unit_id`` it seeds every random source of the unit."""
     identity: Identity
+    profile: Profile = Profile.XGC
     model: str = "XGC-RG88C"
     firmware_version: str = "1.0.0"
     outputs: int = 8
@@ -62,6 +78,8 @@ class UnitConfig:
     """Bytes take wire time at the port's baud rate (False: they arrive at once)."""
     slaves: tuple[ModbusSlaveConfig, ...] = (DEMO_SLAVE,)
     options: XgcOptions = field(default_factory=XgcOptions)
+    quec: QuecOptions = field(default_factory=QuecOptions)
+    """The QuecPython personality's switches (``profile`` quec)."""
     sim_inserted: bool = True
     sim_pin: str | None = None
     rssi: int = 26
@@ -97,7 +115,11 @@ class Unit:
         epoch_s: Unix time at sim time 0 (the network's clock).
         flash: its persistent storage (in memory when not given).
         log: its log (a fresh one when not given).
-        cloud: the XGC platform and broker it reaches (None: none).
+        cloud: the XGC platform and broker it reaches (None: none); XGC units.
+        net: the network a QuecPython unit reaches (None: none).
+        config_file: a QuecPython unit's ``dtu_config.json`` (in memory when not given).
+        quec_default: the config a QuecPython unit writes when it has none (default:
+            ``default_config`` with its MQTT channel to 127.0.0.1:1883).
     """
 
     def __init__(
@@ -109,6 +131,9 @@ class Unit:
         flash: Storage | None = None,
         log: UnitLog | None = None,
         cloud: XgcCloud | None = None,
+        net: QuecNet | None = None,
+        config_file: TextFile | None = None,
+        quec_default: Callable[[], DtuConfig] | None = None,
     ) -> None:
         self.env = env
         self.config = config
@@ -158,16 +183,33 @@ class Unit:
             sensor=self.sensor,
             lines=self.lines,
         )
-        self.firmware = XgcFirmware(
-            env,
-            self._rng("firmware"),
-            hardware,
-            flash=self.flash,
-            log=self.log,
-            options=config.options,
-            base_version=config.firmware_version,
-            cloud=cloud,
-        )
+        self.config_file = config_file if config_file is not None else MemoryTextFile()
+        self.firmware: XgcFirmware | QuecFirmware
+        if config.profile is Profile.QUEC:
+            imei = identity.imei
+            self.firmware = QuecFirmware(
+                env,
+                self._rng("firmware"),
+                hardware,
+                flash=self.flash,
+                config_file=self.config_file,
+                default_config=quec_default
+                or (lambda: default_config(imei, broker_host="127.0.0.1", broker_port=1883)),
+                log=self.log,
+                net=net,
+                options=config.quec,
+            )
+        else:
+            self.firmware = XgcFirmware(
+                env,
+                self._rng("firmware"),
+                hardware,
+                flash=self.flash,
+                log=self.log,
+                options=config.options,
+                base_version=config.firmware_version,
+                cloud=cloud,
+            )
         self.firmware.on_reboot_request.append(self.reboot)
 
     def _rng(self, part: str) -> random.Random:
@@ -251,15 +293,13 @@ class Unit:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able view of the whole unit."""
         fw = self.firmware
-        return {
+        view: dict[str, Any] = {
             "unit": self.config.unit_id,
             "name": self.name,
+            "profile": self.config.profile.value,
             "imei": self.imei,
             "iccid": self.config.identity.iccid,
             "powered": self.powered,
-            "state": fw.state.value,
-            "pipe": fw.pipe.value,
-            "version": fw.version,
             "stats": {name: getattr(fw.stats, name) for name in fw.stats.__slots__},
             "modem": self.modem.snapshot(),
             "gpio": asdict(self.gpio.snapshot()),
@@ -272,3 +312,15 @@ class Unit:
                 for name, line in self.lines.items()
             },
         }
+        if isinstance(fw, XgcFirmware):
+            view.update(state=fw.state.value, pipe=fw.pipe.value, version=fw.version)
+        else:
+            view.update(
+                state=fw.state,
+                config_error=fw.config_error,
+                work_mode=None if fw.config is None else fw.config.work_mode.value,
+                version=None if fw.config is None else fw.config.version,
+                channels=dict(fw.channel_states()),
+                offline={"stored": len(fw.offline), "dropped": fw.offline.dropped},
+            )
+        return view

@@ -18,6 +18,9 @@ PURE = [
     "vdtu.firmware.quec.frames",
     "vdtu.firmware.quec.commands",
     "vdtu.firmware.quec.executor",
+    "vdtu.firmware.quec.modbus_mode",
+    "vdtu.firmware.quec.offline",
+    "vdtu.cloud.iot_sign",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

@@ -37,7 +37,7 @@ def test_wrong_check_code_is_rejected_in_strict_mode() -> None:
     assert reply.content is not None
     assert reply.content.startswith("error:bad-check-code;msg:got 00 expected")
     assert "keys" not in bench.unit.flash.load()
-    assert bench.unit.firmware.stats.bad_check_codes == 1
+    assert bench.firmware.stats.bad_check_codes == 1
     still_answers(bench)
 
 
@@ -56,7 +56,7 @@ def test_check_codes_are_ignored_in_off_mode() -> None:
     bench.send_raw(b"$XGC#SAVE_KEYS#0#0#a:1&#00#\r\n")
     bench.clock.run_for(0.2)
     assert [f.content for f in bench.frames()] == ["ok"]
-    assert bench.unit.firmware.stats.bad_check_codes == 0
+    assert bench.firmware.stats.bad_check_codes == 0
 
 
 def test_decimal_check_code_from_the_host_is_accepted() -> None:
@@ -178,7 +178,7 @@ def test_garbage_between_frames_is_logged_and_counted() -> None:
     bench.send_raw(GET_IMEI + b"\x00\x01\x02 line noise\r\n" + GET_IMEI)
     bench.clock.run_for(0.2)
     assert len(bench.frames()) == 2
-    assert bench.unit.firmware.stats.garbage_bytes == len(b"\x00\x01\x02 line noise\r")
+    assert bench.firmware.stats.garbage_bytes == len(b"\x00\x01\x02 line noise\r")
 
 
 def test_frame_split_across_many_reads() -> None:
@@ -198,8 +198,8 @@ def test_100_kb_line_without_newline_then_a_command_is_answered_within_a_second(
     bench.send_raw(b"A" * 100_000)
     bench.clock.run_for(0.1)
     still_answers(bench, within_s=1.0)
-    assert bench.unit.firmware.stats.long_lines == 1
-    assert bench.unit.firmware.readers["uart"].buffered == 0
+    assert bench.firmware.stats.long_lines == 1
+    assert bench.firmware.readers["uart"].buffered == 0
 
 
 def test_over_4k_line_with_newline_gets_line_too_long() -> None:

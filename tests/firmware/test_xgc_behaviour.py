@@ -52,7 +52,7 @@ def test_bytes_before_the_firmware_listens_are_lost_and_counted(bench: XgcBench)
     bench.send("GET_IMEI")
     bench.clock.run_for(0.5)
     assert bench.frames() == []
-    assert bench.unit.firmware.stats.bytes_lost_booting == len(b"$XGC#GET_IMEI#0#0&#5A#\r\n")
+    assert bench.firmware.stats.bytes_lost_booting == len(b"$XGC#GET_IMEI#0#0&#5A#\r\n")
 
 
 def test_reboot_runs_the_boot_sequence_again(bench: XgcBench) -> None:
@@ -60,7 +60,7 @@ def test_reboot_runs_the_boot_sequence_again(bench: XgcBench) -> None:
     bench.boot()
     replies = bench.command("DTU_REBOOT", wait_s=0.1)
     assert [(f.action, f.content) for f in replies] == [("DTU_REBOOT", "")]
-    assert bench.unit.firmware.state is DtuState.NO_INIT
+    assert bench.firmware.state is DtuState.NO_INIT
     bench.boot()
     actions = [(f.action, f.content) for f in bench.frames()]
     assert actions[0][0] == "GET_GPIO_ALL"
@@ -160,7 +160,7 @@ def test_no_sim_at_power_on_stays_in_no_init() -> None:
     bench = XgcBench(sim_inserted=False)
     bench.unit.power_on()
     bench.clock.run_for(60)
-    assert bench.unit.firmware.state is DtuState.NO_INIT
+    assert bench.firmware.state is DtuState.NO_INIT
     assert bench.ask("GET_NET_INFO").endswith("simStatus:false")
 
 
@@ -281,7 +281,7 @@ def test_pipe_switch_moves_the_protocol_and_persists(bench: XgcBench) -> None:
     bench.boot()
     assert bench.ask("SET_DTU_PIPE", "232") == "232-ok"
     assert bench.command("GET_IMEI") == []
-    assert bench.unit.firmware.stats.frames_on_other_ports == 1
+    assert bench.firmware.stats.frames_on_other_ports == 1
     assert bench.ask("GET_DTU_PIPE", port="rs232") == "232"
     bench.unit.reboot()
     bench.clock.run_for(20)
@@ -296,7 +296,7 @@ def test_pipe_value_in_the_timestamp_slot_is_accepted(bench: XgcBench) -> None:
     bench.send_raw(b"$XGC#SET_DTU_PIPE#867435053362828#232&#5B#\r\n")
     bench.clock.run_for(0.1)
     assert [f.content for f in bench.frames()] == ["232-ok"]
-    assert bench.unit.firmware.pipe.value == "232"
+    assert bench.firmware.pipe.value == "232"
 
 
 def test_shortcut_works_on_any_port(bench: XgcBench) -> None:
@@ -398,7 +398,7 @@ def test_pin_locked_sim_waits_for_at_cpin() -> None:
     bench = XgcBench(sim_pin="1234")
     bench.unit.power_on()
     bench.clock.run_for(30)
-    assert bench.unit.firmware.state is DtuState.NO_INIT
+    assert bench.firmware.state is DtuState.NO_INIT
     bench.frames()
     assert bench.ask("GET_ICCID").startswith("error:sim-locked;")
     assert [f.content for f in bench.command("AT", "AT+CPIN?")] == ["+CPIN: SIM PIN", "OK"]

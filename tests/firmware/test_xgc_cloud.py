@@ -90,7 +90,7 @@ def test_data_pack_goes_up_as_typed_json() -> None:
     bench.clock.run_for(1)
     ups = [json.loads(p) for p in bench.platform.payloads(topic(Channel.UP))]
     assert ups == [{"a": 1, "b": True, "c": "x", "d": 2.5}, "abcdefg"]
-    assert len(bench.unit.firmware.outbox.pending) == 0
+    assert len(bench.firmware.outbox.pending) == 0
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_outage_queues_data_and_delivers_it_in_order_after_reconnect() -> None:
     assert states(bench) == ["mqtt-connected"]
     ups = [json.loads(p)["n"] for p in bench.platform.payloads(topic(Channel.UP))]
     assert ups == list(range(20))
-    assert len(bench.unit.firmware.outbox.pending) == 0
+    assert len(bench.firmware.outbox.pending) == 0
 
 
 def test_full_queue_refuses_new_data_and_counts_it() -> None:
@@ -200,7 +200,7 @@ def test_full_queue_refuses_new_data_and_counts_it() -> None:
     for n in range(3):
         assert bench.ask("DATA_PACK", f"n:{n}") == "ok"
     assert bench.ask("DATA_PACK", "n:3").startswith("error:queue-full;")
-    assert bench.unit.firmware.outbox.refused == 1
+    assert bench.firmware.outbox.refused == 1
 
 
 def test_properties_are_sent_every_interval_with_location() -> None:
@@ -248,7 +248,7 @@ def test_reboot_with_queued_data_reports_the_loss() -> None:
     bench.clock.run_for(1)
     bench.ask("DATA_PACK", "x:1")
     bench.unit.reboot()
-    assert bench.unit.firmware.stats.uplinks_lost_at_power_off == 1
+    assert bench.firmware.stats.uplinks_lost_at_power_off == 1
     assert any("1 queued uplinks lost" in r.text for r in bench.unit.log.records)
 
 
@@ -290,7 +290,7 @@ def test_coverage_lost_while_connecting_leaves_no_stray_connection() -> None:
         bench.clock.run_for(0.01)
     bench.unit.set_coverage(False)
     bench.clock.run_for(5)
-    assert bench.unit.firmware.state is not DtuState.MQTT_CONNECTED
+    assert bench.firmware.state is not DtuState.MQTT_CONNECTED
     assert bench.platform.connections == []
     bench.unit.set_coverage(True)
     bench.clock.run_for(60)

@@ -1,0 +1,741 @@
+"""The QuecPython DTU firmware: ``dtu_config.json``, the serial ports, the work modes, the channels.
+
+How it works. At power-on the firmware reads ``dtu_config.json`` from the unit's
+flash (writing the unit's default config when there is none). A file that does not
+validate stops the boot with an ERROR naming the field (the v2 firmware would
+crash there); the unit stays in ``config-error`` until the file is fixed and the
+unit reset. After ``firmware_start_s`` it listens on every UART in ``uconf``
+(``"0"`` rs232, ``"1"`` rs485, ``"2"`` uart; the baud rate comes from the file),
+waits for the SIM and the network, starts one driver per channel in ``conf``
+(``channels.py``) and, in modbus mode, the vdtu poll table.
+
+Serial input is cut into chunks at line silences (``SilenceChunker``) and each chunk
+is one frame (``frames.parse_chunk``, with the UART's ``PortBinding``):
+
+* ``99,len,crc32,json``: a command on the serial configuration channel, answered
+  on the same UART (``ConfigReplyForm``), in every work mode;
+* command mode ``cid,[topic_id,]len,crc32,data``: ``{"data": "<data>"}`` goes to
+  channel ``cid`` (topic ``topic_id``); passthrough ``[topic_id,]len,crc32,data``:
+  the raw data goes to the UART's one channel;
+* modbus (and a Modbus-looking chunk in command mode): the bytes go up as the hex
+  list ``format_bus_data`` writes, to the UART's first channel;
+* a bad length, CRC or shape: dropped, logged and counted (``QuecStats``).
+
+Cloud input (``channel_received``) goes through ``commands.parse_downlink``: a
+command is executed (``executor.execute``) and its reply published on the same
+channel, on the topic ``topic_id`` picks; a Modbus request becomes RTU frames on
+the bus; data is written to the channel's UART as a frame; anything else is
+ignored with a WARN and a code 5 diagnostic.
+
+Settings (codes 51-63) are written to ``dtu_config.json`` at once, atomically,
+and take effect at the next reset: code 255 restarts the unit. An uplink that
+cannot be sent is kept in the offline store (``offline_storage``; 100 items,
+oldest dropped and counted), persisted in the flash and replayed in order when its
+channel connects again; without offline storage it is logged and counted as lost.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import simpy
+
+from vdtu.errors import ConfigError, RemoteProtocolError
+from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.quec.channels import Driver, make_driver
+from vdtu.firmware.quec.commands import (
+    SEED,
+    CommandOptions,
+    CommandRequest,
+    ForwardData,
+    Ignored,
+    ModbusRequest,
+    Reply,
+    parse_config_command,
+    parse_downlink,
+)
+from vdtu.firmware.quec.config import (
+    PORT_UARTS,
+    UART_PORTS,
+    DtuConfig,
+    PollEntry,
+    load_config,
+)
+from vdtu.firmware.quec.device import HardwareDevice
+from vdtu.firmware.quec.executor import (
+    Diagnostic,
+    DiagnosticCode,
+    Restart,
+    SendSms,
+    execute,
+    sms_reply,
+)
+from vdtu.firmware.quec.frames import (
+    BadCrc,
+    BadLength,
+    ChannelType,
+    CommandFrame,
+    ConfigReply,
+    ConfigReplyForm,
+    ConfigRequest,
+    Malformed,
+    ModbusChunk,
+    PassthroughFrame,
+    PortBinding,
+    WorkMode,
+    parse_chunk,
+)
+from vdtu.firmware.quec.logins import LoginNeeds
+from vdtu.firmware.quec.modbus_mode import (
+    ModbusOptions,
+    ModbusPlan,
+    format_bus_data,
+    plan_modbus,
+    poll_report,
+    poll_requests,
+    poll_slaves,
+)
+from vdtu.firmware.quec.net import QuecNet
+from vdtu.firmware.quec.offline import OfflineStore, Stored
+from vdtu.log import LogLevel, UnitLog
+from vdtu.storage import Storage, TextFile
+from vdtu.uart.chunker import SilenceChunker
+from vdtu.uart.line import Tap
+
+MAX_DIAGNOSTICS = 20
+"""Code 5 reports at most this many records, the newest."""
+POLL_ANSWER_S = 1.0
+"""How long a poll waits for a slave's answer."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuecOptions:
+    """Behaviour switches of the QuecPython personality (seed defaults)."""
+
+    commands: CommandOptions = SEED
+    modbus: ModbusOptions = field(default_factory=ModbusOptions)
+    config_reply: ConfigReplyForm = ConfigReplyForm.DOCUMENTED
+    """``99,len,crc,json`` as documented, or ``len,crc,json`` as the firmware writes it."""
+    firmware_start_s: float = 3.0
+    """From power-on to the firmware reading its UARTs (MicroPython boot)."""
+    include_password: bool = True
+    """Code 4's config dump includes the password, as the device's does."""
+    script_version: str = "2.0.0"
+    """The project version ``ver`` of the registration message when ``version`` is 0."""
+
+
+@dataclass(slots=True)
+class QuecStats:
+    """Counters that are never lost, whatever the log level."""
+
+    chunks: int = 0
+    frames_up: int = 0
+    config_requests: int = 0
+    bad_length: int = 0
+    bad_crc: int = 0
+    malformed: int = 0
+    unbound_port_chunks: int = 0
+    bytes_lost_booting: int = 0
+    downlinks: int = 0
+    downlinks_ignored: int = 0
+    downlinks_unroutable: int = 0
+    commands: int = 0
+    uplinks_sent: int = 0
+    uplinks_stored: int = 0
+    uplinks_lost: int = 0
+    replayed: int = 0
+    modbus_frames: int = 0
+    polls: int = 0
+
+
+@dataclass(slots=True)
+class _PortNode:
+    firmware: QuecFirmware
+    uart: str
+
+    def receive(self, data: bytes) -> None:
+        self.firmware.on_uart_bytes(self.uart, data)
+
+
+class QuecFirmware:
+    """The QuecPython DTU firmware of one unit.
+
+    Args:
+        env: the SimPy environment.
+        rng: the firmware's own random source.
+        hardware: the models it drives.
+        flash: the unit's flash document (offline store, registered secrets).
+        config_file: ``dtu_config.json``.
+        default_config: the config written when ``config_file`` does not exist.
+        log: the unit's log.
+        net: the network (None: every channel fails to connect).
+        options: behaviour switches.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        rng: random.Random,
+        hardware: Hardware,
+        *,
+        flash: Storage,
+        config_file: TextFile,
+        default_config: Callable[[], DtuConfig],
+        log: UnitLog,
+        net: QuecNet | None,
+        options: QuecOptions | None = None,
+    ) -> None:
+        self.env = env
+        self.rng = rng
+        self.hw = hardware
+        self.flash = flash
+        self.config_file = config_file
+        self.default_config = default_config
+        self.log = log
+        self.net = net
+        self.options = options or QuecOptions()
+        self.device = HardwareDevice(hardware, self)
+        self.stats = QuecStats()
+        self.config: DtuConfig | None = None
+        """The configuration in force (read at the last reset); None before boot or on error."""
+        self.pending: DtuConfig | None = None
+        """Settings written since the last reset (applied by the next one)."""
+        self.config_error: str | None = None
+        self.nvram: dict[str, Any] = {}
+        self.offline = OfflineStore()
+        self.diagnostics: list[Diagnostic] = []
+        self.drivers: dict[str, Driver] = {}
+        self.bindings: dict[str, PortBinding] = {}
+        self.listening = False
+        self.on_reboot_request: list[Callable[[], None]] = []
+        """Called for code 255: the unit power-cycles."""
+        self.on_uplink: list[Callable[[str, str | None, str], None]] = []
+        """Called as ``listener(cid, topic_id, payload)`` for each uplink sent."""
+        self._processes: set[simpy.Process] = set()
+        self._network_waiters: list[simpy.Event] = []
+        self._poll_waiters: dict[str, simpy.Event] = {}
+        self.taps: dict[str, Tap] = {}
+        self.chunkers: dict[str, SilenceChunker] = {}
+        for uart, port in UART_PORTS.items():
+            line = hardware.lines[port]
+            self.taps[uart] = line.attach(_PortNode(self, uart), "dtu")
+            self.chunkers[uart] = SilenceChunker(env, line.silence_s, partial(self.on_chunk, uart))
+        hardware.modem.on_registration_change.append(self._on_registration_change)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    @property
+    def imei(self) -> str:
+        return self.hw.modem.imei
+
+    @property
+    def state(self) -> str:
+        """``booting``, ``config-error``, ``waiting-network``, ``running`` or ``off``."""
+        if self.config_error is not None:
+            return "config-error"
+        if self.config is None:
+            return "off" if not self._processes else "booting"
+        if not self.drivers:
+            return "waiting-network" if self.listening else "booting"
+        return "running"
+
+    def start(self) -> None:
+        """Power-on: read the flash and ``dtu_config.json``, then boot."""
+        self.nvram = self.flash.load()
+        try:
+            self.offline = OfflineStore.from_json(self.nvram.get("history", {"data": []}))
+        except ConfigError as exc:
+            self.write_log(LogLevel.ERROR, "offline", f"stored uplinks unreadable, dropped: {exc}")
+            self.offline = OfflineStore()
+        self.pending = None
+        self.config_error = None
+        self.config = None
+        text = self.config_file.read()
+        if text is None:
+            config = self.default_config()
+            self.config_file.write(_config_text(config))
+            self.write_log(LogLevel.INFO, "config", "no dtu_config.json: wrote the default")
+        else:
+            try:
+                config = load_config(text)
+            except ConfigError as exc:
+                self.config_error = f"dtu_config.json refused: {exc}"
+                self.write_log(LogLevel.ERROR, "config", self.config_error)
+                return
+        self.config = config
+        self.bindings = _bindings(config)
+        self.spawn(self._booting())
+
+    def stop(self) -> None:
+        """Power-off: every process and channel ends, nothing more is heard or said."""
+        self.listening = False
+        for driver in self.drivers.values():
+            driver.close()
+        self.drivers.clear()
+        for process in list(self._processes):
+            if process.is_alive and process is not self.env.active_process:
+                process.interrupt("power-off")
+        self._processes.clear()
+        self._network_waiters.clear()
+        self._poll_waiters.clear()
+        for chunker in self.chunkers.values():
+            chunker.reset()
+        self.config = None
+
+    def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
+        """Run ``generator`` as a firmware process that ends quietly at power-off."""
+        process = self.env.process(_guarded(generator))
+        self._processes.add(process)
+        process.callbacks.append(lambda _event: self._processes.discard(process))
+        return process
+
+    def _booting(self) -> Generator[simpy.Event, Any, None]:
+        config = self.config
+        assert config is not None  # start() set it before spawning
+        yield self.env.timeout(self.options.firmware_start_s)
+        for uart, settings in config.uconf.items():
+            port = UART_PORTS.get(uart)
+            if port is not None:
+                self.hw.lines[port].set_baud(settings.baudrate)
+        self.listening = True
+        self.write_log(
+            LogLevel.INFO,
+            "firmware",
+            f"started in {config.work_mode} mode, version {config.version}",
+        )
+        if not self.network_ready():
+            yield self.wait_network()
+        for cid, channel in config.conf.items():
+            if self.net is None:
+                self.write_log(LogLevel.WARN, f"ch{cid}", "no network is reachable from this unit")
+                continue
+            driver = make_driver(self, self.net, cid, channel)
+            self.drivers[cid] = driver
+            self.spawn(driver.run())
+        if config.work_mode is WorkMode.MODBUS:
+            for index, entry in enumerate(config.modbus.poll):
+                self.spawn(self._polling(index, entry))
+
+    def save_nvram(self) -> None:
+        """Write the flash document (atomically)."""
+        self.flash.save(self.nvram)
+
+    def write_log(self, level: LogLevel, source: str, text: str) -> None:
+        self.log.write(float(self.env.now), level, source, text)
+
+    def note(self, diagnostic: Diagnostic) -> None:
+        """Keep a record for code 5 (the newest ``MAX_DIAGNOSTICS``)."""
+        self.diagnostics.append(diagnostic)
+        del self.diagnostics[:-MAX_DIAGNOSTICS]
+
+    # -- the network ---------------------------------------------------------------------
+
+    def network_ready(self) -> bool:
+        return self.hw.modem.registered
+
+    def wait_network(self) -> simpy.Event:
+        event = self.env.event()
+        if self.network_ready():
+            event.succeed()
+        else:
+            self._network_waiters.append(event)
+        return event
+
+    def _on_registration_change(self, _stat: object) -> None:
+        if not self.network_ready():
+            return
+        waiters, self._network_waiters = self._network_waiters, []
+        for event in waiters:
+            if not event.triggered:
+                event.succeed()
+
+    def login_needs(self) -> LoginNeeds:
+        time_ms = self.hw.modem.network_time_ms()
+        return LoginNeeds(
+            imei=self.imei,
+            now_s=0 if time_ms is None else time_ms // 1000,
+            rng=self.rng,
+            secrets=self.nvram.get("secrets", {}),
+            save_secret=self._save_secret,
+        )
+
+    def _save_secret(self, key: str, secret: str) -> None:
+        self.nvram.setdefault("secrets", {})[key] = secret
+        self.save_nvram()
+
+    def registration_message(self) -> str:
+        """Config ``reg``: 1 the seed's JSON, a string itself, 0 nothing."""
+        config = self.config
+        if config is None or config.reg in (0, ""):
+            return ""
+        if isinstance(config.reg, str):
+            return config.reg
+        return json.dumps(
+            {
+                "csq": self.device.csq(),
+                "imei": self.imei,
+                "iccid": self.device.iccid or "",
+                "ver": config.version or self.options.script_version,
+            }
+        )
+
+    # -- uplinks -------------------------------------------------------------------------
+
+    def send_uplink(self, cid: str, topic_id: str | None, payload: str) -> None:
+        """Send on channel ``cid``; store it (or count it lost) when the channel cannot."""
+        driver = self.drivers.get(cid)
+        if driver is None:
+            self.send_failed(cid, topic_id, payload, f"channel {cid} is not running")
+            return
+        problem = driver.send(payload, topic_id)
+        if problem is not None:
+            self.send_failed(cid, topic_id, payload, problem)
+            return
+        self.stats.uplinks_sent += 1
+        for listener in tuple(self.on_uplink):
+            listener(cid, topic_id, payload)
+
+    def send_failed(self, cid: str, topic_id: str | None, payload: str, reason: str) -> None:
+        config = self.config
+        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_SEND_ERROR))
+        if config is None or not config.offline_storage:
+            self.stats.uplinks_lost += 1
+            self.write_log(LogLevel.ERROR, f"ch{cid}", f"uplink lost ({reason}): {payload[:60]!r}")
+            return
+        dropped = self.offline.add(Stored(channel=cid, topic_id=topic_id, payload=payload))
+        self.stats.uplinks_stored += 1
+        self.write_log(LogLevel.WARN, f"ch{cid}", f"uplink stored offline ({reason})")
+        if dropped is not None:
+            self.write_log(
+                LogLevel.ERROR,
+                f"ch{dropped.channel}",
+                f"offline store full ({self.offline.capacity}): oldest uplink dropped, "
+                f"{self.offline.dropped} so far",
+            )
+        self._save_offline()
+
+    def _save_offline(self) -> None:
+        self.nvram["history"] = self.offline.to_json()
+        self.save_nvram()
+
+    def channel_up(self, cid: str) -> None:
+        """Replay what channel ``cid`` could not send before, in order."""
+        items = self.offline.take(cid)
+        if not items:
+            return
+        driver = self.drivers.get(cid)
+        sent = 0
+        for index, item in enumerate(items):
+            problem = None if driver is None else driver.send(item.payload, item.topic_id)
+            if driver is None or problem is not None:
+                self.offline.put_back(items[index:])
+                break
+            sent += 1
+        self.stats.replayed += sent
+        self.stats.uplinks_sent += sent
+        self.write_log(LogLevel.INFO, f"ch{cid}", f"replayed {sent} stored uplinks")
+        self._save_offline()
+
+    # -- the serial side -----------------------------------------------------------------
+
+    def on_uart_bytes(self, uart: str, data: bytes) -> None:
+        """Bytes arrived on a UART (called by the line, in sim time)."""
+        if not self.listening:
+            self.stats.bytes_lost_booting += len(data)
+            return
+        self.chunkers[uart].feed(data)
+
+    def on_chunk(self, uart: str, chunk: bytes) -> None:
+        """One chunk (bytes between two silences) from UART ``uart``."""
+        config = self.config
+        if config is None or not self.listening:
+            return
+        self.stats.chunks += 1
+        waiter = self._poll_waiters.pop(uart, None)
+        if waiter is not None and not waiter.triggered:
+            waiter.succeed(chunk)
+            return
+        binding = self.bindings.get(uart)
+        source = UART_PORTS[uart]
+        if binding is None:
+            self.stats.unbound_port_chunks += 1
+            self.write_log(
+                LogLevel.WARN,
+                source,
+                f"{len(chunk)} bytes dropped: UART {uart} is not in uconf or has no channel",
+            )
+            return
+        result = parse_chunk(chunk, binding)
+        match result:
+            case ConfigRequest():
+                self._serial_command(uart, result)
+            case CommandFrame():
+                self.stats.frames_up += 1
+                body = json.dumps({"data": result.data}, ensure_ascii=False)
+                self.send_uplink(result.cid, result.topic_id, body)
+            case PassthroughFrame():
+                self.stats.frames_up += 1
+                cid = self._bound_channel(uart)
+                if cid is not None:
+                    self.send_uplink(cid, result.topic_id, result.data)
+            case ModbusChunk():
+                self._bus_data(uart, result.data)
+            case BadLength() | BadCrc() | Malformed():
+                self._refused(source, result)
+
+    def _refused(self, source: str, result: BadLength | BadCrc | Malformed) -> None:
+        match result:
+            case BadLength():
+                self.stats.bad_length += 1
+            case BadCrc():
+                self.stats.bad_crc += 1
+            case Malformed():
+                self.stats.malformed += 1
+        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
+        self.write_log(
+            LogLevel.WARN, source, f"frame dropped: {result.reason}: {result.chunk[:60]!r}"
+        )
+
+    def _bound_channel(self, uart: str) -> str | None:
+        """The first channel bound to UART ``uart`` (its only one in passthrough)."""
+        config = self.config
+        if config is None:
+            return None
+        for cid, channel in config.conf.items():
+            if channel.serial_id == uart:
+                return cid
+        return None
+
+    def _bus_data(self, uart: str, data: bytes) -> None:
+        self.stats.modbus_frames += 1
+        cid = self._bound_channel(uart)
+        if cid is None:
+            self.stats.unbound_port_chunks += 1
+            self.write_log(LogLevel.WARN, UART_PORTS[uart], "bus data dropped: no channel")
+            return
+        self.send_uplink(cid, None, format_bus_data(data, options=self.options.modbus))
+
+    def write_uart(self, uart: str, data: bytes) -> None:
+        """Write bytes on UART ``uart``."""
+        self.taps[uart].send(data)
+
+    def _serial_command(self, uart: str, request: ConfigRequest) -> None:
+        self.stats.config_requests += 1
+        command = parse_config_command(request)
+        if isinstance(command, Ignored):
+            self.write_log(LogLevel.WARN, UART_PORTS[uart], f"config request: {command.reason}")
+            return
+
+        def answer(reply: Reply) -> None:
+            self.write_uart(
+                uart, ConfigReply(text=reply.to_json()).encode(self.options.config_reply)
+            )
+
+        self._run_command(command, answer)
+
+    # -- cloud input ---------------------------------------------------------------------
+
+    def channel_received(self, cid: str, topic_id: str | None, payload: bytes) -> None:
+        """A downlink on channel ``cid`` (in sim time)."""
+        config = self.config
+        if config is None or not self.listening:
+            return
+        self.stats.downlinks += 1
+        message = parse_downlink(payload, mode=config.work_mode, options=self.options.commands)
+        match message:
+            case CommandRequest():
+                self._run_command(message, lambda reply: self._publish_reply(cid, reply))
+            case ModbusRequest():
+                self._modbus_request(cid, message)
+            case ForwardData():
+                self._forward(cid, topic_id, message.text)
+            case Ignored():
+                self.stats.downlinks_ignored += 1
+                self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.JSON_LOAD_ERROR))
+                self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink ignored: {message.reason}")
+
+    def _publish_reply(self, cid: str, reply: Reply) -> None:
+        self.send_uplink(cid, reply.topic_id, reply.to_json())
+
+    def _forward(self, cid: str, topic_id: str | None, data: str) -> None:
+        config = self.config
+        assert config is not None  # checked by the caller
+        channel = config.conf[cid]
+        uart = channel.serial_id
+        if uart not in self.taps or uart not in config.uconf:
+            self._unroutable(cid, f"its serialID {uart!r} is not an open UART")
+            return
+        kind = channel.protocol
+        frame_id = None
+        if kind.has_topic_id:
+            frame_id = "0" if kind is ChannelType.QUECTHING else (topic_id or "0")
+        if config.work_mode is WorkMode.PASSTHROUGH:
+            if self._bound_channel(uart) != cid:
+                self._unroutable(cid, f"UART {uart} is bound to another channel in passthrough")
+                return
+            frame: CommandFrame | PassthroughFrame = PassthroughFrame(topic_id=frame_id, data=data)
+        else:
+            frame = CommandFrame(cid=cid, topic_id=frame_id, data=data)
+        self.write_uart(uart, frame.encode())
+
+    def _unroutable(self, cid: str, why: str) -> None:
+        self.stats.downlinks_unroutable += 1
+        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.THROUGH_CHANNEL_ERROR))
+        self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink dropped: {why}")
+
+    def _run_command(self, request: CommandRequest, answer: Callable[[Reply], None]) -> None:
+        config = self.config
+        assert config is not None  # checked by the callers
+        self.stats.commands += 1
+        outcome = execute(
+            request,
+            config=config,
+            pending=self.pending,
+            device=self.device,
+            options=self.options.commands,
+            diagnostics=tuple(self.diagnostics),
+            include_password=self.options.include_password,
+        )
+        if outcome.diagnostic is not None:
+            self.note(outcome.diagnostic)
+        if outcome.new_config is not None:
+            self.pending = outcome.new_config
+            self.config_file.write(_config_text(outcome.new_config))
+            self.write_log(
+                LogLevel.INFO, "config", f"code {request.code}: saved, applied at the next reset"
+            )
+        if outcome.reply is not None:
+            answer(outcome.reply)
+        for effect in outcome.effects:
+            match effect:
+                case SendSms():
+                    self.spawn(self._sending_sms(effect, answer))
+                case Restart():
+                    self.write_log(LogLevel.INFO, "firmware", "code 255: restarting")
+                    for listener in tuple(self.on_reboot_request):
+                        listener()
+
+    def _sending_sms(
+        self, effect: SendSms, answer: Callable[[Reply], None]
+    ) -> Generator[simpy.Event, Any, None]:
+        try:
+            yield self.env.process(self.hw.modem.send_sms(effect.number, effect.text))
+        except RemoteProtocolError as exc:
+            self.note(Diagnostic(func_code=50, error_code=DiagnosticCode.DATA_SEND_ERROR))
+            answer(sms_reply(effect.request, sent=False, error=str(exc)))
+            return
+        answer(sms_reply(effect.request, sent=True))
+
+    # -- modbus --------------------------------------------------------------------------
+
+    def _modbus_request(self, cid: str, request: ModbusRequest) -> None:
+        config = self.config
+        assert config is not None  # checked by the caller
+        plan = plan_modbus(request, config.modbus, options=self.options.modbus)
+        if isinstance(plan, Reply):
+            self._publish_reply(cid, plan)
+            return
+        uart = self._bus_uart(cid)
+        self.spawn(self._writing_frames(uart, plan, cid))
+
+    def _bus_uart(self, cid: str) -> str:
+        """The UART a channel's Modbus frames go out on: its own when it is a bus, else rs485."""
+        config = self.config
+        assert config is not None  # checked by the callers
+        uart = config.conf[cid].serial_id
+        return uart if uart in self.taps else PORT_UARTS["rs485"]
+
+    def _writing_frames(
+        self, uart: str, plan: ModbusPlan, cid: str
+    ) -> Generator[simpy.Event, Any, None]:
+        for index, frame in enumerate(plan.frames):
+            if index:
+                yield self.env.timeout(plan.gap_s)
+            self.write_uart(uart, frame)
+        self._publish_reply(cid, plan.reply)
+
+    def _polling(self, index: int, entry: PollEntry) -> Generator[simpy.Event, Any, None]:
+        """vdtu's poll table: read the slaves every ``interval_s`` and report the readings."""
+        config = self.config
+        assert config is not None  # set before the boot process started
+        cid = entry.channel or self._bound_channel(entry.serial_id)
+        if cid is None or cid not in config.conf:
+            self.write_log(
+                LogLevel.ERROR, "modbus", f"poll {index}: no channel to report to; not polling"
+            )
+            return
+        while True:
+            yield self.env.timeout(entry.interval_s)
+            slaves = poll_slaves(entry, config.modbus)
+            for slave, frame in zip(slaves, poll_requests(entry, config.modbus), strict=True):
+                waiter = self.env.event()
+                self._poll_waiters[entry.serial_id] = waiter
+                self.write_uart(entry.serial_id, frame)
+                answered = yield waiter | self.env.timeout(POLL_ANSWER_S)
+                self._poll_waiters.pop(entry.serial_id, None)
+                answer = answered[waiter] if waiter in answered else None  # noqa: SIM401 (a ConditionValue has no get)
+                report = poll_report(entry, slave, answer, float(self.env.now))
+                self.stats.polls += 1
+                self.send_uplink(cid, None, json.dumps(report))
+
+    # -- views ---------------------------------------------------------------------------
+
+    def channel_states(self) -> Mapping[str, int]:
+        """Each channel of the config in force -> its live state (code 11)."""
+        config = self.config
+        if config is None:
+            return {}
+        return {
+            cid: self.drivers[cid].state() if cid in self.drivers else _idle_state(channel.protocol)
+            for cid, channel in config.conf.items()
+        }
+
+
+def _guarded(generator: Generator[simpy.Event, Any, None]) -> Generator[simpy.Event, Any, None]:
+    try:
+        yield from generator
+    except simpy.Interrupt:
+        return
+
+
+def _idle_state(kind: ChannelType) -> int:
+    """The state of a channel whose driver has not started (no network yet)."""
+    match kind:
+        case ChannelType.MQTT | ChannelType.ALIYUN | ChannelType.TXYUN:
+            return 2
+        case ChannelType.QUECTHING:
+            return 0
+        case _:
+            return 0
+
+
+def _config_text(config: DtuConfig) -> str:
+    return json.dumps(config.to_json(), ensure_ascii=False, indent=4) + "\n"
+
+
+def _bindings(config: DtuConfig) -> dict[str, PortBinding]:
+    """Each open UART's binding (reference 4.4): command mode every channel with that
+    serialID; passthrough and modbus the first channel on UARTs 0..2."""
+    bindings: dict[str, PortBinding] = {}
+    for uart in config.uconf:
+        if uart not in UART_PORTS:
+            continue
+        channels = {
+            cid: channel.protocol
+            for cid, channel in config.conf.items()
+            if channel.serial_id == uart
+        }
+        if config.work_mode is WorkMode.MODBUS:
+            bindings[uart] = PortBinding.modbus()
+        elif not channels:
+            continue
+        elif config.work_mode is WorkMode.COMMAND:
+            bindings[uart] = PortBinding.command(channels)
+        else:
+            bindings[uart] = PortBinding.passthrough(next(iter(channels.values())))
+    return bindings
