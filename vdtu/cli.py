@@ -21,9 +21,10 @@ from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import parse_broker_url
 from vdtu.console import run_cloud_command
 from vdtu.errors import ConfigError
+from vdtu.firmware.quec.config import DtuConfig, load_config
 from vdtu.firmware.xgc.codec import CodeFormat
 from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
-from vdtu.fleet import PORTS, Fleet, FleetConfig, default_pty_dir, default_state_dir
+from vdtu.fleet import PORTS, PROFILES, Fleet, FleetConfig, default_pty_dir, default_state_dir
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
 from vdtu.log import LogLevel, LogRecord
@@ -63,8 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_up(commands: Any) -> None:
     """vdtu up: units on PTYs in real time."""
-    up = commands.add_parser("up", help="start XGC units on PTYs, in real time, until Ctrl-C")
+    up = commands.add_parser("up", help="start DTU units on PTYs, in real time, until Ctrl-C")
     up.add_argument("--units", type=int, default=1, help="how many units (default 1)")
+    up.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="xgc",
+        help="firmware: xgc (seed 004), quec (QuecPython DTU, seed 000), or mix (default xgc)",
+    )
+    up.add_argument(
+        "--quec-config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the dtu_config.json a QuecPython unit starts with when it has none "
+        "(default: an MQTT channel to the broker)",
+    )
     up.add_argument(
         "--seed", type=int, default=0, help="fleet seed: identities and randomness (default 0)"
     )
@@ -167,7 +182,7 @@ def _add_up(commands: Any) -> None:
 
 def _add_cloud(commands: Any) -> None:
     """vdtu cloud: the cloud console."""
-    cloud = commands.add_parser("cloud", help="the cloud console: send, config, ota, watch")
+    cloud = commands.add_parser("cloud", help="the cloud console: send, config, ota, cmd, watch")
     cloud.add_argument(
         "--broker", default=None, metavar="URL", help="broker URL (default: the running vdtu up's)"
     )
@@ -194,6 +209,22 @@ def _add_cloud(commands: Any) -> None:
     ota.add_argument("--version", dest="fw_version", required=True)
     ota.add_argument("--filename", default=None, help="default: the URL's file name")
     ota.add_argument("--md5", default="", help="the firmware's md5")
+    send.add_argument(
+        "--quec", action="store_true", help="the unit is a QuecPython one (quec/<IMEI>/down)"
+    )
+    cmd = actions.add_parser("cmd", help="run a command code on a QuecPython unit, print its reply")
+    cmd.add_argument("imei")
+    cmd.add_argument("code", type=int, help="the cmd_code (0..13, 50..63, 255)")
+    cmd.add_argument("--data", default=None, metavar="JSON", help='the "data" object')
+    cmd.add_argument(
+        "--password", default=None, help="the unit's password (default: the IMEI's last 6 digits)"
+    )
+    cmd.add_argument("--topic-id", default=None, help="the publish topic id for the reply")
+    cmd.add_argument(
+        "--down", default=None, help="the unit's subscribe topic (default quec/IMEI/down)"
+    )
+    cmd.add_argument("--up", default=None, help="the unit's publish topic (default quec/IMEI/up)")
+    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
     watch = actions.add_parser("watch", help="print uplinks, states and properties")
     watch.add_argument("imei", nargs="?", default=None)
     watch.add_argument("--count", type=int, default=None, help="stop after this many messages")
@@ -272,16 +303,33 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
         broker=None if args.broker is None else parse_broker_url(args.broker, ca_file=args.ca_file),
         provision=not args.unprovisioned,
         template=template,
+        profile=args.profile,
+        quec_config=None if args.quec_config is None else _read_quec_config(args.quec_config),
     )
+
+
+def _read_quec_config(path: Path) -> DtuConfig:
+    """``--quec-config FILE``, validated; a bad file is a ConfigError naming it and the field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--quec-config {path}: {exc.strerror}") from None
+    try:
+        return load_config(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--quec-config {path}: {exc}") from None
 
 
 def _print_table(fleet: Fleet) -> None:
     ports = fleet.config.ports
-    print(f"{'unit':<6} {'imei':<16} {'iccid':<21} " + " ".join(f"{p:<28}" for p in ports))
+    print(
+        f"{'unit':<6} {'profile':<7} {'imei':<16} {'iccid':<21} "
+        + " ".join(f"{p:<28}" for p in ports)
+    )
     for unit_id in range(len(fleet.units)):
         row = fleet.describe(unit_id)
         print(
-            f"{row['name']:<6} {row['imei']:<16} {row['iccid']:<21} "
+            f"{row['name']:<6} {row['profile']:<7} {row['imei']:<16} {row['iccid']:<21} "
             + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
         )
     print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.", flush=True)

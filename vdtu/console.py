@@ -6,13 +6,19 @@ Without ``--broker`` it reads the discovery file that ``vdtu up`` writes
 project); with ``--broker URL`` it works against any broker, and ``--project``
 names the project when there is no discovery file.
 
-Commands (topics as in ``vdtu.cloud.xgc_api``):
+Commands (XGC topics as in ``vdtu.cloud.xgc_api``; a QuecPython unit's are its default
+config's ``quec/<IMEI>/down`` and ``quec/<IMEI>/up``, or ``--down``/``--up``):
 
-    send IMEI JSON                    cloud -> unit data; reaches the host as DATA_PACK
-    config IMEI key=value ...         a configuration push (NOTIFY_CONFIG)
-    ota IMEI --url U --version V      an OTA push (NOTIFY_OTA)
+    send IMEI JSON                    cloud -> unit data (XGC: DATA_PACK; quec: a downlink)
+    config IMEI key=value ...         an XGC configuration push (NOTIFY_CONFIG)
+    ota IMEI --url U --version V      an XGC OTA push (NOTIFY_OTA)
+    cmd IMEI CODE [--data JSON] [--password P]
+                                      a QuecPython command; prints the unit's reply
     watch [IMEI] [--count N] [--timeout S]
                                       print uplinks, states and properties as they arrive
+
+Which units are QuecPython ones the discovery file says (``units``); without it,
+``send`` takes ``--quec``.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ from vdtu.cloud.xgc_api import (
     uplink_json,
 )
 from vdtu.errors import ConfigError
+from vdtu.firmware.quec.commands import CommandCode
+from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.links.xgc_stack import url_from_discovery
 from vdtu.net.mqtt import MqttHub, MqttLink
 
 CONNECT_TIMEOUT_S = 10.0
+RESTART_CODE = CommandCode.RESTART
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +57,11 @@ class Target:
 
     broker: BrokerUrl
     project: str | None
+    units: dict[str, str] | None = None
+    """IMEI -> profile (``xgc``, ``quec``) of a running ``vdtu up``."""
+
+    def is_quec(self, imei: str) -> bool:
+        return self.units is not None and self.units.get(imei) == "quec"
 
 
 def find_target(
@@ -65,7 +79,12 @@ def find_target(
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc})") from exc
-    return Target(broker=url_from_discovery(document), project=project or document.get("project"))
+    units = document.get("units")
+    return Target(
+        broker=url_from_discovery(document),
+        project=project or document.get("project"),
+        units=units if isinstance(units, dict) else None,
+    )
 
 
 class Console:
@@ -116,6 +135,19 @@ class Console:
         self.link.on_published = published
         await asyncio.wait_for(acked, 10)
 
+    async def subscribe(self, topic: str) -> None:
+        """Subscribe with QoS 1 and wait until the broker granted it."""
+        granted: asyncio.Future[int | None] = self.loop.create_future()
+
+        def subscribed(done: str, qos: int | None) -> None:
+            if done == topic and not granted.done():
+                granted.set_result(qos)
+
+        self.link.on_subscribed = subscribed
+        self.link.subscribe(topic, qos=1)
+        if await asyncio.wait_for(granted, 10) is None:
+            raise ConfigError(f"the broker refused the subscription to {topic}")
+
     def close(self) -> None:
         """Disconnect and stop."""
         self.link.close()
@@ -155,18 +187,94 @@ def parse_json_argument(text: str) -> bytes:
     return text.encode()
 
 
+def _payload_value(payload: bytes) -> Any:
+    text = payload.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def describe_message(topic: str, payload: bytes) -> dict[str, Any] | None:
     """A watched message as a record: imei, channel, and the payload (JSON if it is)."""
+    quec = _quec_imei(topic)
+    if quec is not None:
+        return {
+            "project": None,
+            "imei": quec,
+            "channel": "quec-up",
+            "payload": _payload_value(payload),
+        }
     parsed = parse_topic(topic)
     if parsed is None:
         return None
     project, imei, channel = parsed
-    text = payload.decode("utf-8", errors="replace")
+    return {
+        "project": project,
+        "imei": imei,
+        "channel": channel.value,
+        "payload": _payload_value(payload),
+    }
+
+
+def _quec_imei(topic: str) -> str | None:
+    """The IMEI of a QuecPython unit's default publish topic ``quec/<IMEI>/up``."""
+    parts = topic.split("/")
+    if len(parts) == 3 and PUBLISH_TOPIC.split("/")[::2] == [parts[0], parts[2]]:
+        return parts[1]
+    return None
+
+
+def command_message(
+    code: int, *, msg_id: int, password: str, data: Any, topic_id: str | None
+) -> dict[str, Any]:
+    """A QuecPython command as the cloud sends it (seed section 2)."""
+    message: dict[str, Any] = {"msg_id": msg_id, "cmd_code": code, "password": password}
+    if data is not None:
+        message["data"] = data
+    if topic_id is not None:
+        message["topic_id"] = topic_id
+    return message
+
+
+async def command(console: Console, args: Any, out: TextIO) -> int:
+    """``cmd``: send a command to a QuecPython unit and print its reply.
+
+    Returns:
+        0 for a reply with status 1, 1 for status 0 or no reply within the timeout.
+    """
+    imei = args.imei
+    down = args.down or SUBSCRIBE_TOPIC.format(imei=imei)
+    up = args.up or PUBLISH_TOPIC.format(imei=imei)
+    data = None if args.data is None else json.loads(parse_json_argument(args.data))
+    msg_id = int(time.time() * 1000)
+    message = command_message(
+        args.code,
+        msg_id=msg_id,
+        password=args.password if args.password is not None else imei[-6:],
+        data=data,
+        topic_id=args.topic_id,
+    )
+    reply: asyncio.Future[dict[str, Any]] = console.loop.create_future()
+
+    def received(_topic: str, payload: bytes) -> None:
+        value = _payload_value(payload)
+        if isinstance(value, dict) and value.get("msg_id") == msg_id and not reply.done():
+            reply.set_result(value)
+
+    console.link.on_message = received
+    await console.subscribe(up)
+    await console.publish(down, json.dumps(message).encode())
+    if args.code == RESTART_CODE:
+        print(f"sent to {down}: code 255 restarts the unit and never answers", file=out)
+        return 0
     try:
-        value: Any = json.loads(text)
-    except json.JSONDecodeError:
-        value = text
-    return {"project": project, "imei": imei, "channel": channel.value, "payload": value}
+        answer = await asyncio.wait_for(reply, args.timeout)
+    except TimeoutError:
+        print(f"no reply on {up} within {args.timeout} s", file=out)
+        return 1
+    print(json.dumps(answer, ensure_ascii=False), file=out, flush=True)
+    return 0 if answer.get("status") == 1 else 1
 
 
 async def watch(
@@ -201,6 +309,7 @@ async def watch(
 
     console.link.on_message = received
     console.link.subscribe(f"{TOPIC_ROOT}/+/{imei or '+'}/#", qos=1)
+    console.link.subscribe(PUBLISH_TOPIC.format(imei=imei or "+"), qos=1)
     try:
         await asyncio.wait_for(finished, timeout_s)
     except TimeoutError:
@@ -225,6 +334,14 @@ async def run_cloud_command(args: Any) -> int:
                 out=sys.stdout,
                 as_json=args.json,
             )
+        if args.cloud_command == "cmd":
+            return await command(console, args, sys.stdout)
+        if args.cloud_command == "send" and (args.quec or target.is_quec(args.imei)):
+            payload = parse_json_argument(args.json_payload)
+            topic = SUBSCRIBE_TOPIC.format(imei=args.imei)
+            await console.publish(topic, payload)
+            print(f"sent to {topic}: {payload.decode()}")
+            return 0
         project = console.project()
         if args.cloud_command == "send":
             payload = parse_json_argument(args.json_payload)

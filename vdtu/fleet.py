@@ -4,8 +4,12 @@ A ``Fleet`` owns the ``RealtimeClock`` (one SimPy environment for every unit)
 and, for each unit, a ``PtyEndpoint`` per exposed port with a stable link
 ``<pty_dir>/dtu<N>/<port>``, optional socat TCP bridges and real serial devices,
 and its flash file ``<state_dir>/<IMEI>/flash.json`` (so saved keys survive a
-restart of vdtu with the same seed). Everything runs on one asyncio loop: no
-thread per unit, per PTY or per bridge.
+restart of vdtu with the same seed). A QuecPython unit also keeps
+``<state_dir>/<IMEI>/dtu_config.json``, which the user may edit: every one is
+validated before the fleet starts, and a bad one stops ``vdtu up`` with a message
+naming the file and the field. ``profile`` picks the personality: every unit XGC,
+every unit QuecPython, or ``mix`` (even unit ids XGC, odd ones QuecPython).
+Everything runs on one asyncio loop: no thread per unit, per PTY or per bridge.
 
 Control from outside (the CLI, a dashboard) goes through ``Fleet.control``,
 which enters sim time through the clock's one door.
@@ -24,23 +28,37 @@ from typing import Any
 
 from vdtu.clock import RealtimeClock
 from vdtu.cloud.broker_url import BrokerUrl
+from vdtu.cloud.xgc_api import device_password
 from vdtu.errors import ConfigError
+from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
 from vdtu.identity import Identity
 from vdtu.links.mqtt_xgc import MqttXgcCloud
+from vdtu.links.quec_net import RealQuecNet
+from vdtu.links.quec_stack import QuecCloudStack
 from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
 from vdtu.log import LogRecord, UnitLog
 from vdtu.net.mqtt import MqttHub
-from vdtu.storage import FileStorage, MemoryStorage, Storage
+from vdtu.storage import (
+    FileStorage,
+    HostTextFile,
+    MemoryStorage,
+    MemoryTextFile,
+    Storage,
+    TextFile,
+)
 from vdtu.uart.fd_endpoint import FdEndpoint
 from vdtu.uart.pty import BaudMismatch, PtyEndpoint
 from vdtu.uart.serial_device import SerialDeviceEndpoint
 from vdtu.uart.socat import SocatBridge
-from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
+from vdtu.unit import DEFAULT_BAUDS, QUEC_MODEL, XGC_MODEL, Profile, Unit, UnitConfig
 
 PORTS = tuple(DEFAULT_BAUDS)
 HOST_POLL_S = 1.0
 """How often the host's line settings are read from every PTY."""
 DISCOVERY_FILE = "up.json"
+CONFIG_FILE = "dtu_config.json"
+PROFILES = ("xgc", "quec", "mix")
+"""``FleetConfig.profile`` values: one personality for every unit, or both (``mix``)."""
 
 
 def write_discovery(path: Path, document: dict[str, Any]) -> None:
@@ -86,11 +104,18 @@ class FleetConfig:
     provision: bool = True
     """Write the fleet's project into every unit's flash (False: erase it, no-project-info)."""
     template: UnitConfig | None = None
-    """Settings every unit shares (identity and id are replaced per unit)."""
+    """Settings every unit shares (identity, id and profile are replaced per unit)."""
+    profile: str = "xgc"
+    """``xgc``, ``quec`` or ``mix`` (even unit ids XGC, odd ones QuecPython)."""
+    quec_config: DtuConfig | None = None
+    """The ``dtu_config.json`` a QuecPython unit starts with when it has none (None:
+    ``default_config`` with an MQTT channel to the fleet's broker)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.units <= 100_000:
             raise ConfigError(f"units must be 1..100000, not {self.units}")
+        if self.profile not in PROFILES:
+            raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         for port in (*self.ports, *self.serial_tcp, *self.serial_devices):
             if port not in PORTS:
                 raise ConfigError(f"unknown port {port!r}; the ports are {', '.join(PORTS)}")
@@ -130,6 +155,20 @@ class Fleet:
             ),
         )
         self.cloud: MqttXgcCloud | None = None
+        self.quec = (
+            QuecCloudStack(self.clock, self.hub, seed=config.seed, broker=config.broker)
+            if config.profile != "xgc"
+            else None
+        )
+        self.quec_net: RealQuecNet | None = None
+        self.config_files: list[TextFile | None] = []
+
+    def profile_of(self, unit_id: int) -> Profile:
+        """The personality of unit ``unit_id``."""
+        profile = self.config.profile
+        if profile == "mix":
+            return Profile.QUEC if unit_id % 2 else Profile.XGC
+        return Profile(profile)
 
     @property
     def discovery_path(self) -> Path:
@@ -139,10 +178,16 @@ class Fleet:
     async def start(self) -> None:
         """Start the cloud side, build and power on every unit, open its ports, start the clock."""
         try:
-            self.cloud = await self.stack.start()
+            files = [self._config_file(unit_id) for unit_id in range(self.config.units)]
+            quec = self.quec
+            self.cloud = await self.stack.start(logins=quec.login_check if quec else None)
+            if quec is not None:
+                quec.broker = self.stack.broker_url
+                broker = self.config.broker
+                self.quec_net = await quec.start(tls_ca=broker.ca_file if broker else None)
             for unit_id in range(self.config.units):
-                self._start_unit(unit_id)
-            write_discovery(self.discovery_path, self.stack.discovery())
+                self._start_unit(unit_id, files[unit_id])
+            write_discovery(self.discovery_path, self.discovery())
         except BaseException:
             await self.close()
             raise
@@ -163,11 +208,54 @@ class Fleet:
         flash.save(document)
         return flash
 
-    def _start_unit(self, unit_id: int) -> None:
+    def _config_file(self, unit_id: int) -> TextFile | None:
+        """A QuecPython unit's ``dtu_config.json``, checked; None for an XGC unit.
+
+        Raises:
+            ConfigError: the file exists and is not a valid config (naming the field).
+        """
+        if self.profile_of(unit_id) is not Profile.QUEC:
+            return None
+        if self.config.state_dir is None:
+            return MemoryTextFile()
+        imei = Identity.for_unit(self.config.seed, unit_id).imei
+        file = HostTextFile(self.config.state_dir / imei / CONFIG_FILE)
+        text = file.read()
+        if text is not None:
+            try:
+                load_config(text)
+            except ConfigError as exc:
+                raise ConfigError(f"{file.path}: {exc}") from None
+        return file
+
+    def _quec_default(self, imei: str) -> DtuConfig:
+        """The config a QuecPython unit starts with: MQTT to the fleet's broker."""
+        if self.config.quec_config is not None:
+            return self.config.quec_config
+        url = self.stack.broker_url
+        assert url is not None  # the stack has started
+        if self.stack.broker is not None:
+            username, password = imei, device_password(self.project_secret, imei)
+        else:
+            username, password = url.username or "", url.password or ""
+        return default_config(
+            imei,
+            broker_host=url.host,
+            broker_port=url.port,
+            broker_username=username,
+            broker_password=password,
+        )
+
+    def _start_unit(self, unit_id: int, config_file: TextFile | None) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
+        profile = self.profile_of(unit_id)
         template = config.template or UnitConfig(identity=identity)
-        unit_config = replace(template, unit_id=unit_id, seed=config.seed, identity=identity)
+        unit_config = replace(
+            template, unit_id=unit_id, seed=config.seed, identity=identity, profile=profile
+        )
+        if profile is Profile.QUEC and unit_config.model == XGC_MODEL:
+            unit_config = replace(unit_config, model=QUEC_MODEL)
         log = UnitLog(unit_config.name)
         if self.sink is not None:
             log.sinks.append(self.sink)
@@ -175,10 +263,14 @@ class Fleet:
             self.clock.env,
             unit_config,
             cloud=self.cloud,
+            net=self.quec_net,
+            config_file=config_file,
+            quec_default=lambda: self._quec_default(identity.imei),
             epoch_s=self.clock.epoch_s,
             flash=self._flash(identity),
             log=log,
         )
+        self.config_files.append(config_file)
         endpoints: dict[str, FdEndpoint] = {}
         self.units.append(unit)
         self.endpoints.append(endpoints)
@@ -223,6 +315,15 @@ class Fleet:
                     endpoint.poll_host_settings()
         self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
 
+    def discovery(self) -> dict[str, Any]:
+        """What ``up.json`` holds: the broker and console login, each unit's profile, and
+        the QuecPython side's servers."""
+        document = self.stack.discovery()
+        document["units"] = {unit.imei: unit.config.profile.value for unit in self.units}
+        if self.quec is not None:
+            document["quec"] = self.quec.discovery()
+        return document
+
     def control(self, unit_id: int, action: Callable[[Unit], Any]) -> None:
         """Run ``action(unit)`` in sim time (the one door for outside commands)."""
         self.clock.inject(action, self.units[unit_id])
@@ -234,6 +335,7 @@ class Fleet:
         described: dict[str, Any] = {
             "unit": unit_id,
             "name": unit.name,
+            "profile": unit.config.profile.value,
             "imei": unit.imei,
             "iccid": unit.config.identity.iccid,
             "ports": ports,
@@ -241,6 +343,9 @@ class Fleet:
             "project": self.project_id,
             "project_secret": self.project_secret,
         }
+        config_file = self.config_files[unit_id]
+        if config_file is not None:
+            described["config"] = None if config_file.path is None else str(config_file.path)
         tcp = {
             port: f"tcp://127.0.0.1:{base + unit_id}"
             for port, base in self.config.serial_tcp.items()
@@ -258,6 +363,8 @@ class Fleet:
         for unit in self.units:
             unit.power_off()
         self.clock.stop()
+        if self.quec is not None:
+            await self.quec.stop()
         self.hub.close()
         await self.stack.stop()
         self.discovery_path.unlink(missing_ok=True)

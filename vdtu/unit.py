@@ -51,6 +51,12 @@ DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
 """The seed's defaults: UART and RS-232 at 115200, RS-485 at 9600."""
 
 
+XGC_MODEL = "XGC-RG88C"
+"""The model an XGC unit reports (``AT+CGMM``)."""
+QUEC_MODEL = "EC600N-CN"
+"""The module a QuecPython unit runs on (one of those its firmware lists)."""
+
+
 class Profile(StrEnum):
     """The firmware personality of a unit."""
 
@@ -69,7 +75,7 @@ class UnitConfig:
     """The fleet seed; with ``unit_id`` it seeds every random source of the unit."""
     identity: Identity
     profile: Profile = Profile.XGC
-    model: str = "XGC-RG88C"
+    model: str = XGC_MODEL
     firmware_version: str = "1.0.0"
     outputs: int = 8
     inputs: int = 8

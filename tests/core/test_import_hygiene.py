@@ -21,6 +21,7 @@ PURE = [
     "vdtu.firmware.quec.modbus_mode",
     "vdtu.firmware.quec.offline",
     "vdtu.cloud.iot_sign",
+    "vdtu.cloud.quec_fota",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 
 from tests.quec_harness import BROKER, QuecBench
+from vdtu.cloud.fota_server import FotaService
+from vdtu.cloud.http_server import Request as ServerRequest
+from vdtu.cloud.quec_fota import FILES_PATH, FOTA_HOST, FOTA_PORT
 from vdtu.firmware.quec.config import (
     DtuConfig,
     HttpChannel,
@@ -392,3 +396,58 @@ def test_unacknowledged_qos1_publish_is_stored_when_the_link_drops() -> None:
     bench.clock.run_for(0.1)
     assert [item.payload for item in bench.firmware.offline] == ["in flight"]
     assert bench.firmware.stats.uplinks_stored == 1
+
+
+def _serve(service: FotaService) -> Callable[[HttpRequest], HttpResponse]:
+    routes = service.routes()
+
+    def server(request: HttpRequest) -> HttpResponse:
+        path = "/" + request.url.split("://", 1)[1].split("/", 1)[1]
+        handler = routes.get((request.method, path)) or routes[(request.method, FILES_PATH + "/*")]
+        reply = handler(
+            ServerRequest(method=request.method, path=path, query="", headers={}, body=request.body)
+        )
+        return HttpResponse(status=reply.status, body=reply.body)
+
+    return server
+
+
+def test_fota_update_is_downloaded_installed_and_reported_after_the_reboot() -> None:
+    bench = QuecBench()
+    service = FotaService(f"http://{FOTA_HOST}:{FOTA_PORT}")
+    bench.net.http_servers[(FOTA_HOST, FOTA_PORT)] = _serve(service)
+    bench.boot()
+    assert bench.command(2)["data"] == "v 100"
+    service.offer(101, imei=bench.imei, size=3000)
+    bench.cloud({"msg_id": 1, "cmd_code": 255, "password": PASSWORD})
+    bench.run_until(
+        lambda: bench.firmware.config is not None and bench.firmware.config.version == 101
+    )
+    bench.run_until(lambda: bool(bench.firmware.drivers) and bench.firmware.drivers["1"].connected)
+    assert bench.command(2)["data"] == "v 101"
+    assert service.reports == [{"imei": bench.imei, "version": 101, "code": 7}]
+    saved = bench.config_file.read()
+    assert saved is not None
+    assert load_config(saved).version == 101
+    bench.clock.run_for(10)
+    assert len(service.reports) == 1  # up to date now: no second install
+
+
+def test_fota_image_with_a_wrong_md5_is_refused_and_reported_failed() -> None:
+    bench = QuecBench()
+    service = FotaService(f"http://{FOTA_HOST}:{FOTA_PORT}")
+    good = _serve(service)
+
+    def corrupting(request: HttpRequest) -> HttpResponse:
+        answer = good(request)
+        if request.method == "GET":
+            return HttpResponse(status=200, body=b"x" + answer.body[1:])
+        return answer
+
+    bench.net.http_servers[(FOTA_HOST, FOTA_PORT)] = corrupting
+    service.offer(102, size=500)
+    bench.boot()
+    bench.clock.run_for(5)
+    assert service.reports == [{"imei": bench.imei, "version": 102, "code": 8}]
+    assert bench.command(2)["data"] == "v 100"
+    assert any("MD5" in record.text for record in bench.unit.log.records)

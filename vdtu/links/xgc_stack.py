@@ -9,12 +9,14 @@ for the cloud console (``vdtu cloud ...``) to find the broker and log in.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.cloud.broker import EmbeddedBroker
+from vdtu.cloud.broker_auth import Authenticator
 from vdtu.cloud.broker_url import BrokerUrl, Scheme
 from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
 from vdtu.links.mqtt_xgc import MqttXgcCloud
@@ -54,11 +56,19 @@ class XgcCloudStack:
         self.cloud: MqttXgcCloud | None = None
         self.broker_url: BrokerUrl | None = None
 
-    async def start(self) -> MqttXgcCloud:
-        """Start what is needed; returns the cloud the units use."""
+    async def start(
+        self, *, logins: Callable[[Authenticator], Authenticator] | None = None
+    ) -> MqttXgcCloud:
+        """Start what is needed; returns the cloud the units use.
+
+        Args:
+            logins: wraps the embedded broker's check of the platform's logins with
+                more (the IoT clouds' signed logins of QuecPython units).
+        """
         external = self.settings.broker
         if external is None:
-            self.broker = EmbeddedBroker(authenticator=self.platform.authenticate)
+            check = self.platform.authenticate
+            self.broker = EmbeddedBroker(authenticator=logins(check) if logins else check)
             await self.broker.start()
             self.broker_url = self.broker.url
             self.platform.broker = BrokerAddress(host="127.0.0.1", port=self.broker.port)

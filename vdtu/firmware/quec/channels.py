@@ -88,6 +88,9 @@ class ChannelHost(Protocol):
     def registration_message(self) -> str:
         """The tcp/udp registration message of the config's ``reg`` ("" for none)."""
 
+    def http_event(self, request: HttpRequest) -> simpy.Event:
+        """Make an HTTP request; the event's value is the ``HttpResult``."""
+
     def channel_up(self, cid: str) -> None:
         """The channel connected (replay its stored uplinks)."""
 
@@ -344,7 +347,9 @@ class MqttDriver(LinkDriver):
 
     def prepare(self) -> Generator[simpy.Event, Any, MqttDial | None]:
         self.work_state = QuecthingState.AUTHENTICATING
-        result = yield from prepare_dial(self.channel, self.host.login_needs(), self._request)
+        result = yield from prepare_dial(
+            self.channel, self.host.login_needs(), self.host.http_event
+        )
         if isinstance(result, LoginFailed):
             self.last_error = result.reason
             self.work_state = QuecthingState.AUTHENTICATION_FAILED
@@ -352,16 +357,6 @@ class MqttDriver(LinkDriver):
             return None
         self.dial = result
         return result
-
-    def _request(self, request: HttpRequest) -> simpy.Event:
-        waiting = self.env.event()
-
-        def done(result: HttpResult) -> None:
-            if not waiting.triggered:
-                waiting.succeed(result)
-
-        self.net.request(request, done)
-        return waiting
 
     def open(self, dial: MqttDial, events: _Events) -> Link:
         return self.net.open_mqtt(dial, events)

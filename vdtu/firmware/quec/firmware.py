@@ -32,6 +32,10 @@ and take effect at the next reset: code 255 restarts the unit. An uplink that
 cannot be sent is kept in the offline store (``offline_storage``; 100 items,
 oldest dropped and counted), persisted in the flash and replayed in order when its
 channel connects again; without offline storage it is logged and counted as lost.
+
+With ``fota`` on, the unit asks the update server once per boot (``quec_fota``);
+an offered image is downloaded, checked (size, MD5), reported, and installed by a
+restart, after which the unit reports the new ``version``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,14 @@ from typing import Any
 
 import simpy
 
+from vdtu.cloud.quec_fota import (
+    CHECK_URL,
+    REPORT_URL,
+    check_request,
+    image_problem,
+    parse_check_answer,
+    status_report,
+)
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.quec.channels import Driver, make_driver
@@ -65,6 +77,7 @@ from vdtu.firmware.quec.config import (
     DtuConfig,
     PollEntry,
     load_config,
+    with_version,
 )
 from vdtu.firmware.quec.device import HardwareDevice
 from vdtu.firmware.quec.executor import (
@@ -100,7 +113,7 @@ from vdtu.firmware.quec.modbus_mode import (
     poll_requests,
     poll_slaves,
 )
-from vdtu.firmware.quec.net import QuecNet
+from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
 from vdtu.firmware.quec.offline import OfflineStore, Stored
 from vdtu.log import LogLevel, UnitLog
 from vdtu.storage import Storage, TextFile
@@ -267,6 +280,12 @@ class QuecFirmware:
                 self.config_error = f"dtu_config.json refused: {exc}"
                 self.write_log(LogLevel.ERROR, "config", self.config_error)
                 return
+        updated = self.nvram.pop("fota_version", None)
+        if isinstance(updated, int):
+            config = with_version(config, updated)
+            self.config_file.write(_config_text(config))
+            self.save_nvram()
+            self.write_log(LogLevel.INFO, "fota", f"updated: now version {updated}")
         self.config = config
         self.bindings = _bindings(config)
         self.spawn(self._booting())
@@ -320,6 +339,8 @@ class QuecFirmware:
         if config.work_mode is WorkMode.MODBUS:
             for index, entry in enumerate(config.modbus.poll):
                 self.spawn(self._polling(index, entry))
+        if config.fota and self.net is not None:
+            self.spawn(self._fota_check(config))
 
     def save_nvram(self) -> None:
         """Write the flash document (atomically)."""
@@ -367,6 +388,63 @@ class QuecFirmware:
     def _save_secret(self, key: str, secret: str) -> None:
         self.nvram.setdefault("secrets", {})[key] = secret
         self.save_nvram()
+
+    def http_event(self, request: HttpRequest) -> simpy.Event:
+        """Make an HTTP request; the event's value is the ``HttpResult``."""
+        waiting = self.env.event()
+
+        def done(result: HttpResult) -> None:
+            if not waiting.triggered:
+                waiting.succeed(result)
+
+        if self.net is None:
+            done(HttpFailure(reason="no network is reachable from this unit"))
+        else:
+            self.net.request(request, done)
+        return waiting
+
+    def _fota_check(self, config: DtuConfig) -> Generator[simpy.Event, Any, None]:
+        """Ask the update server; install what it offers and restart (see ``quec_fota``)."""
+        check = check_request(
+            imei=self.imei,
+            version=config.version,
+            module_type=self.hw.modem.model,
+            rsrp=self.device.csq(),
+            battery=self.device.vbatt_mv(),
+        )
+        answer = yield self.http_event(_json_request("POST", CHECK_URL, check))
+        if isinstance(answer, HttpFailure) or answer.status != 200:
+            why = answer.reason if isinstance(answer, HttpFailure) else f"HTTP {answer.status}"
+            self.write_log(LogLevel.WARN, "fota", f"update check failed: {why}")
+            return
+        try:
+            offer = parse_check_answer(answer.body)
+        except ValueError as exc:
+            self.write_log(LogLevel.WARN, "fota", f"update check failed: {exc}")
+            return
+        if offer is None:
+            self.write_log(LogLevel.INFO, "fota", f"version {config.version} is up to date")
+            return
+        self.write_log(LogLevel.INFO, "fota", f"downloading version {offer.target_version}")
+        image = yield self.http_event(HttpRequest(method="GET", url=offer.url, timeout_s=300))
+        if isinstance(image, HttpFailure):
+            problem: str | None = image.reason
+        elif image.status != 200:
+            problem = f"HTTP {image.status}"
+        else:
+            problem = image_problem(offer, image.body)
+        report = status_report(imei=self.imei, version=offer.target_version, ok=problem is None)
+        yield self.http_event(_json_request("POST", REPORT_URL, report))
+        if problem is not None:
+            self.write_log(LogLevel.ERROR, "fota", f"update refused: {problem}")
+            return
+        self.nvram["fota_version"] = offer.target_version
+        self.save_nvram()
+        self.write_log(
+            LogLevel.INFO, "fota", f"version {offer.target_version} installed: restarting"
+        )
+        for listener in tuple(self.on_reboot_request):
+            listener()
 
     def registration_message(self) -> str:
         """Config ``reg``: 1 the seed's JSON, a string itself, 0 nothing."""
@@ -712,6 +790,15 @@ def _idle_state(kind: ChannelType) -> int:
             return 0
         case _:
             return 0
+
+
+def _json_request(method: str, url: str, body: dict[str, Any]) -> HttpRequest:
+    return HttpRequest(
+        method=method,
+        url=url,
+        body=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
 
 
 def _config_text(config: DtuConfig) -> str:
