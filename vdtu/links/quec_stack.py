@@ -8,8 +8,11 @@
 * the data servers of the tcp, udp and http channel types (``data_servers``);
 * the ``RealQuecNet`` the units use, whose ``resolve`` plays DNS: the Aliyun,
   Tencent and Quectel cloud broker names go to the fleet's broker, their
-  registration and update names to the HTTP server; every other name is dialled
-  as it is.
+  registration and update names to the HTTP server; the local names
+  ``broker.vdtu`` (the fleet's broker), ``tcp.vdtu``, ``udp.vdtu`` and
+  ``http.vdtu`` (the data servers) let a ``dtu_config.json`` written before the
+  fleet starts reach them without knowing their ports; every other name is
+  dialled as it is.
 
 The broker checks the Aliyun, Tencent and quecthing logins with ``IotCloud`` (see
 ``login_check``), so a unit with a wrong DeviceSecret is refused as the real cloud
@@ -45,6 +48,10 @@ def _host_of(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
 
 
+BROKER_NAME = "broker.vdtu"
+TCP_NAME = "tcp.vdtu"
+UDP_NAME = "udp.vdtu"
+HTTP_NAME = "http.vdtu"
 _SERVICE_HOSTS = frozenset({_host_of(ALIYUN_REGISTER_URL), _host_of(TXYUN_REGISTER_URL), FOTA_HOST})
 _ALIYUN_SUFFIX = ALIYUN_MQTT_HOST.removeprefix("{product_key}")
 _TXYUN_SUFFIX = TXYUN_MQTT_HOST.removeprefix("{product_key}")
@@ -94,9 +101,12 @@ class QuecCloudStack:
         """Where a unit's destination really is (the fleet's DNS)."""
         if host in _SERVICE_HOSTS:
             return "127.0.0.1", self.services.port
+        ports = {TCP_NAME: self.tcp.port, UDP_NAME: self.udp.port, HTTP_NAME: self.web.port}
+        if host in ports:
+            return "127.0.0.1", ports[host]
         broker = self.broker
         if broker is not None and (
-            host == QUECTHING_HOST or host.endswith((_ALIYUN_SUFFIX, _TXYUN_SUFFIX))
+            host in (BROKER_NAME, QUECTHING_HOST) or host.endswith((_ALIYUN_SUFFIX, _TXYUN_SUFFIX))
         ):
             return broker.host, broker.port
         return host, port
