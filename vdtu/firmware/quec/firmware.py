@@ -59,6 +59,7 @@ from vdtu.cloud.quec_fota import (
 )
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.processes import ProcessGroup
 from vdtu.firmware.quec.channels import Driver, make_driver
 from vdtu.firmware.quec.commands import (
     SEED,
@@ -229,7 +230,7 @@ class QuecFirmware:
         """Called for code 255: the unit power-cycles."""
         self.on_uplink: list[Callable[[str, str | None, str], None]] = []
         """Called as ``listener(cid, topic_id, payload)`` for each uplink sent."""
-        self._processes: set[simpy.Process] = set()
+        self.processes = ProcessGroup(env)
         self._network_waiters: list[simpy.Event] = []
         self._poll_waiters: dict[str, simpy.Event] = {}
         self.taps: dict[str, Tap] = {}
@@ -252,7 +253,7 @@ class QuecFirmware:
         if self.config_error is not None:
             return "config-error"
         if self.config is None:
-            return "off" if not self._processes else "booting"
+            return "booting" if self.processes else "off"
         if not self.drivers:
             return "waiting-network" if self.listening else "booting"
         return "running"
@@ -296,10 +297,7 @@ class QuecFirmware:
         for driver in self.drivers.values():
             driver.close()
         self.drivers.clear()
-        for process in list(self._processes):
-            if process.is_alive and process is not self.env.active_process:
-                process.interrupt("power-off")
-        self._processes.clear()
+        self.processes.interrupt_all()
         self._network_waiters.clear()
         self._poll_waiters.clear()
         for chunker in self.chunkers.values():
@@ -308,10 +306,7 @@ class QuecFirmware:
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
         """Run ``generator`` as a firmware process that ends quietly at power-off."""
-        process = self.env.process(_guarded(generator))
-        self._processes.add(process)
-        process.callbacks.append(lambda _event: self._processes.discard(process))
-        return process
+        return self.processes.spawn(generator)
 
     def _booting(self) -> Generator[simpy.Event, Any, None]:
         config = self.config
@@ -772,13 +767,6 @@ class QuecFirmware:
             cid: self.drivers[cid].state() if cid in self.drivers else _idle_state(channel.protocol)
             for cid, channel in config.conf.items()
         }
-
-
-def _guarded(generator: Generator[simpy.Event, Any, None]) -> Generator[simpy.Event, Any, None]:
-    try:
-        yield from generator
-    except simpy.Interrupt:
-        return
 
 
 def _idle_state(kind: ChannelType) -> int:

@@ -32,6 +32,7 @@ import simpy
 
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.processes import ProcessGroup
 from vdtu.firmware.xgc.actions import ACTIONS, DEFAULT_UPDATE_PROPS, Request, base_info
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import (
@@ -133,7 +134,7 @@ class XgcFirmware:
         self.busy: dict[str, simpy.Process] = {}
         """Long actions in progress (SEND_MBR_485, DTU_OTA, SEND_SMS), by action."""
         self.mbr_answer: simpy.Event | None = None
-        self._processes: set[simpy.Process] = set()
+        self.processes = ProcessGroup(env)
         self._registered: simpy.Event | None = None
         self._bus = SilenceChunker(env, hardware.lines["rs485"].silence_s, self._bus_burst)
         self.readers = {port: FrameReader(max_line=options.max_line) for port in hardware.lines}
@@ -184,11 +185,7 @@ class XgcFirmware:
             self.write_log(
                 LogLevel.ERROR, "cloud", f"{lost} queued uplinks lost: the unit lost power"
             )
-        for process in list(self._processes):
-            # The process asking for a reboot (DTU_REBOOT) is the one running: it ends by itself.
-            if process.is_alive and process is not self.env.active_process:
-                process.interrupt("power-off")
-        self._processes.clear()
+        self.processes.interrupt_all()
         self.busy.clear()
         self.mbr_answer = None
         self._registered = None
@@ -198,19 +195,7 @@ class XgcFirmware:
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
         """Run ``generator`` as a firmware process that ends quietly at power-off."""
-        process = self.env.process(self._guarded(generator))
-        self._processes.add(process)
-        process.callbacks.append(lambda _event: self._processes.discard(process))
-        return process
-
-    @staticmethod
-    def _guarded(
-        generator: Generator[simpy.Event, Any, None],
-    ) -> Generator[simpy.Event, Any, None]:
-        try:
-            yield from generator
-        except simpy.Interrupt:
-            return
+        return self.processes.spawn(generator)
 
     def save_nvram(self) -> None:
         """Write the flash document (atomically)."""
