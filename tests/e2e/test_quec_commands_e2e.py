@@ -22,9 +22,18 @@ import pytest
 import serial
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.e2e.cloud_tools import cloud
 from tests.e2e.running import RunningFleet, vdtu_up
 from vdtu.firmware.quec.config import default_config
-from vdtu.firmware.quec.frames import ConfigReply, ConfigRequest, parse_config_reply
+from vdtu.firmware.quec.frames import (
+    ChannelType,
+    CommandFrame,
+    ConfigReply,
+    ConfigRequest,
+    PortBinding,
+    parse_config_reply,
+    parse_frame,
+)
 from vdtu.identity import Identity
 
 pytestmark = [pytest.mark.pty, pytest.mark.slow]
@@ -261,3 +270,29 @@ def test_a_malformed_dtu_config_stops_vdtu_up_naming_the_field(tmp_path: Path) -
     assert result.returncode == 2
     assert "uconf.2.baudrate" in result.stderr
     assert str(path) in result.stderr
+
+
+def test_cloud_cmd_prints_the_reply_and_send_reaches_the_pty(
+    running: tuple[RunningFleet, Path], backend: Backend
+) -> None:
+    fleet, pty_dir = running
+    imei = backend.imei
+    done = cloud("--pty-dir", str(pty_dir), "cmd", imei, "6")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["data"] == Identity.for_unit(SEED, 0).iccid
+    refused = cloud("--pty-dir", str(pty_dir), "cmd", imei, "6", "--password", "000000")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["error"] == "Password verify error"
+    port = serial.serial_for_url(fleet.units[0]["ports"]["uart"], baudrate=115200, timeout=0.2)
+    try:
+        port.read(65536)
+        sent = cloud("--pty-dir", str(pty_dir), "send", imei, '{"data": "from the cloud"}')
+        assert sent.returncode == 0, sent.stderr
+        received = b""
+        deadline = time.monotonic() + 5
+        while not received.endswith(b"from the cloud") and time.monotonic() < deadline:
+            received += port.read(4096)
+        frame = parse_frame(received, PortBinding.command({"1": ChannelType.MQTT}))
+        assert frame == CommandFrame(cid="1", topic_id="0", data="from the cloud")
+    finally:
+        port.close()
