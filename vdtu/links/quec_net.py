@@ -60,7 +60,7 @@ from vdtu.firmware.quec.net import (
     SocketKind,
 )
 from vdtu.links.mqtt_xgc import REFUSAL_REASONS
-from vdtu.net.mqtt import MqttHub, MqttLink
+from vdtu.net.mqtt import LinkState, MqttHub, MqttLink
 
 CONNECT_TIMEOUT_S = 10.0
 """The limit for a TCP connect or a UDP socket setup (an MQTT attempt has its link's)."""
@@ -358,10 +358,10 @@ class _MqttChannel(_Channel):
         self._end_link()
 
     def _end_link(self) -> None:
-        if self._link is not None:
-            self._link.abort()
-            self._link.close()
-            self._link = None
+        link, self._link = self._link, None
+        if link is not None and link.state is not LinkState.CLOSED:
+            link.abort()
+            link.close()
 
     def _become_up(self) -> None:
         self.up = True

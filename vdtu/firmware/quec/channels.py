@@ -331,6 +331,8 @@ class MqttDriver(LinkDriver):
     ) -> None:
         super().__init__(host, net, cid, channel)
         self.dial: MqttDial | None = None
+        self.subscribe_topics, self.publish_topics = channel_topics(channel, host.login_needs())
+        """Topic id -> topic, both ways (they depend only on the channel and the IMEI)."""
         self.refused = False
         self.work_state = QuecthingState.INITIALISED
 
@@ -377,30 +379,14 @@ class MqttDriver(LinkDriver):
     def topic_id_of(self, topic: str | None) -> str | None:
         if self.dial is None or topic is None:
             return None
-        for topic_id, subscribed in self.subscribe_topics().items():
+        for topic_id, subscribed in self.subscribe_topics.items():
             if subscribed == topic:
                 return topic_id
         return None
 
-    def subscribe_topics(self) -> dict[str, str]:
-        """Subscribe topic id -> topic, as dialled."""
-        if self.dial is None:
-            return {}
-        return dict(self.dial_topics[0])
-
-    def publish_topics(self) -> dict[str, str]:
-        """Publish topic id -> topic, as dialled."""
-        if self.dial is None:
-            return {}
-        return dict(self.dial_topics[1])
-
-    @property
-    def dial_topics(self) -> tuple[dict[str, str], dict[str, str]]:
-        return channel_topics(self.channel, self.host.login_needs())
-
     def transmit(self, link: Link, payload: str, topic_id: str | None) -> str | None:
-        topics = self.publish_topics()
-        if topic_id is None:
+        topics = self.publish_topics
+        if topic_id is None or isinstance(self.channel, QuecthingChannel):  # pkgid: ignored
             topic = next(iter(topics.values()))
         elif topic_id in topics:
             topic = topics[topic_id]
