@@ -18,6 +18,7 @@ from vdtu.firmware.quec.config import (
     ModbusGroup,
     MqttChannel,
     PollEntry,
+    QuecthingChannel,
     TcpChannel,
     UdpChannel,
     default_config,
@@ -451,3 +452,15 @@ def test_fota_image_with_a_wrong_md5_is_refused_and_reported_failed() -> None:
     assert service.reports == [{"imei": bench.imei, "version": 102, "code": 8}]
     assert bench.command(2)["data"] == "v 100"
     assert any("MD5" in record.text for record in bench.unit.log.records)
+
+
+def test_quecthing_uplink_ignores_the_pkgid_and_goes_to_its_one_topic() -> None:
+    base = default_config("867435053362828", broker_host="h", broker_port=1)
+    thing = QuecthingChannel(product_key="p1", product_secret="s1", serial_id="2")
+    bench = QuecBench(config=replace(base, conf={"5": thing}))
+    bench.net.brokers.add(("iot-south.quectel.com", 1883))
+    bench.boot()
+    bench.host_on().write(CommandFrame(cid="5", topic_id="3", data="reading").encode())
+    bench.clock.run_for(0.5)
+    assert bench.published(f"quecthing/p1/{bench.imei}/up") == [b'{"data": "reading"}']
+    assert bench.firmware.channel_states() == {"5": 8}
