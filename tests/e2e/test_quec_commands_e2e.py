@@ -22,7 +22,7 @@ import pytest
 import serial
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.e2e.cloud_tools import cloud
+from tests.e2e.cloud_tools import Watcher, cloud
 from tests.e2e.running import RunningFleet, vdtu_up
 from vdtu.firmware.quec.config import default_config
 from vdtu.firmware.quec.frames import (
@@ -296,3 +296,20 @@ def test_cloud_cmd_prints_the_reply_and_send_reaches_the_pty(
         assert frame == CommandFrame(cid="1", topic_id="0", data="from the cloud")
     finally:
         port.close()
+
+
+def test_cloud_watch_shows_what_a_quec_unit_publishes(
+    running: tuple[RunningFleet, Path], backend: Backend
+) -> None:
+    fleet, pty_dir = running
+    watcher = Watcher("--pty-dir", str(pty_dir), timeout_s=30)
+    port = serial.serial_for_url(fleet.units[0]["ports"]["uart"], baudrate=115200, timeout=0.2)
+    try:
+        time.sleep(1.0)  # the watcher subscribes
+        port.write(CommandFrame(cid="1", topic_id="0", data="watched").encode())
+        (record,) = watcher.wait_for("quec-up", timeout_s=15)
+        assert record["imei"] == backend.imei
+        assert record["payload"] == {"data": "watched"}
+    finally:
+        port.close()
+        watcher.stop()
