@@ -27,6 +27,8 @@ from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
 from vdtu.fleet import PORTS, PROFILES, Fleet, FleetConfig, default_pty_dir, default_state_dir
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
+from vdtu.load.command import run_load
+from vdtu.load.options import LoadOptions, build_options, load_options
 from vdtu.log import LogLevel, LogRecord
 from vdtu.term import run_console
 from vdtu.uart.pty import BaudMismatch
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     _add_up(commands)
+    _add_fleet(commands)
     _add_cloud(commands)
     _add_broker(commands)
     _add_term(commands)
@@ -178,6 +181,55 @@ def _add_up(commands: Any) -> None:
     up.add_argument(
         "-v", "--verbose", action="store_true", help="print every log record, not only warnings"
     )
+
+
+_FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
+    ("--units", int, "how many units in the whole fleet (default 100)"),
+    ("--profile", str, "xgc, quec or mix (default xgc)"),
+    ("--broker", str, "mqtt://[user:pass@]host:port (default: the embedded broker)"),
+    ("--ca-file", Path, "CA file (PEM) for an mqtts broker"),
+    ("--ramp", float, "units powered on per second (default 100)"),
+    ("--duration", float, "seconds of sending after the ramp (default 60)"),
+    ("--interval", float, "mean seconds between two uplinks of one unit, +/-20 %% (default 10)"),
+    ("--payload", int, "characters in each uplink (default 64)"),
+    ("--seed", int, "fleet seed: identities and randomness (default 0)"),
+    ("--report", Path, "write the JSON report here"),
+    ("--procs", int, "processes, each a shard of the fleet; reports merged (default 1)"),
+    ("--shard", str, "i/n: run only shard i of n of the fleet (other machines run the rest)"),
+    ("--metrics-port", int, "serve GET /metrics (Prometheus text) on 127.0.0.1:PORT"),
+    ("--probe-rate", float, "command probes per second (default 1; 0: none)"),
+    ("--probe-units", int, "how many units the probe addresses (default 20)"),
+    ("--grace", float, "seconds to wait for uplinks in flight after sending stops (default 10)"),
+)
+
+
+def _add_fleet(commands: Any) -> None:
+    """vdtu fleet: a load test."""
+    fleet = commands.add_parser(
+        "fleet", help="load-test a broker or backend with headless units; prints a JSON report"
+    )
+    fleet.add_argument("--config", type=Path, default=None, help="options from a YAML file")
+    for flag, kind, text in _FLEET_FLAGS:
+        fleet.add_argument(flag, type=kind, default=None, help=text)
+    fleet.add_argument(
+        "--pty", action="store_true", default=None, help="give each unit's uart a PTY"
+    )
+    fleet.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress line on stderr",
+    )
+
+
+def _load_options(args: argparse.Namespace) -> LoadOptions:
+    names = [flag[2:].replace("-", "_") for flag, _kind, _text in _FLEET_FLAGS]
+    given = {name: getattr(args, name) for name in (*names, "pty", "progress")}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if args.config is not None:
+        return load_options(args.config, overrides)
+    return build_options(overrides)
 
 
 def _add_cloud(commands: Any) -> None:
@@ -399,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_cloud_command(args))
         if args.command == "broker":
             return asyncio.run(_broker(args))
+        if args.command == "fleet":
+            return asyncio.run(run_load(_load_options(args)))
         return asyncio.run(
             run_console(args.device, baud=args.baud, sn=args.sn, raw=args.raw, linger_s=args.linger)
         )

@@ -107,6 +107,8 @@ class FleetConfig:
     """Settings every unit shares (identity, id and profile are replaced per unit)."""
     profile: str = "xgc"
     """``xgc``, ``quec`` or ``mix`` (even unit ids XGC, odd ones QuecPython)."""
+    first_unit: int = 0
+    """The fleet id of the first unit (a shard of a larger fleet starts further on)."""
     quec_config: DtuConfig | None = None
     """The ``dtu_config.json`` a QuecPython unit starts with when it has none (None:
     ``default_config`` with an MQTT channel to the fleet's broker)."""
@@ -114,6 +116,11 @@ class FleetConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.units <= 100_000:
             raise ConfigError(f"units must be 1..100000, not {self.units}")
+        if not 0 <= self.first_unit <= 1_000_000 - self.units:
+            raise ConfigError(
+                f"first_unit must be 0..{1_000_000 - self.units} for {self.units} units, "
+                f"not {self.first_unit}"
+            )
         if self.profile not in PROFILES:
             raise ConfigError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
         for port in (*self.ports, *self.serial_tcp, *self.serial_devices):
@@ -175,24 +182,44 @@ class Fleet:
         """Where ``vdtu cloud`` finds this fleet's broker: ``<pty_dir>/up.json``."""
         return self.config.pty_dir / DISCOVERY_FILE
 
-    async def start(self) -> None:
-        """Start the cloud side, build and power on every unit, open its ports, start the clock."""
+    async def start(self, *, units: bool = True) -> None:
+        """Start the cloud side, build and power on every unit, open its ports, start the clock.
+
+        Args:
+            units: False starts only the cloud side and the clock; the caller then adds
+                the units with ``start_unit`` (at its own pace: a ramp).
+        """
         try:
-            files = [self._config_file(unit_id) for unit_id in range(self.config.units)]
+            files = [self._config_file(unit_id) for unit_id in self.unit_ids] if units else []
             quec = self.quec
             self.cloud = await self.stack.start(logins=quec.login_check if quec else None)
             if quec is not None:
                 quec.broker = self.stack.broker_url
                 broker = self.config.broker
                 self.quec_net = await quec.start(tls_ca=broker.ca_file if broker else None)
-            for unit_id in range(self.config.units):
-                self._start_unit(unit_id, files[unit_id])
-            write_discovery(self.discovery_path, self.discovery())
+            for unit_id, config_file in zip(self.unit_ids, files, strict=False):
+                self._start_unit(unit_id, config_file)
+            if units:
+                write_discovery(self.discovery_path, self.discovery())
         except BaseException:
             await self.close()
             raise
         self.clock.start()
         self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
+
+    @property
+    def unit_ids(self) -> range:
+        """The fleet ids of this process's units (a shard's block of a larger fleet)."""
+        return range(self.config.first_unit, self.config.first_unit + self.config.units)
+
+    def start_unit(self, unit_id: int) -> Unit:
+        """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``).
+
+        Raises:
+            ConfigError: its ``dtu_config.json`` exists and is not valid.
+        """
+        self._start_unit(unit_id, self._config_file(unit_id))
+        return self.units[-1]
 
     def _flash(self, identity: Identity) -> Storage:
         flash: Storage

@@ -5,9 +5,9 @@ with its SIM and signal, GPIO, battery, ADC, sensor, the Modbus slaves on its
 RS-485 bus, its flash and its log, and the firmware that drives them: its
 personality (``Profile``), the XGC DTU of seed 004 or the QuecPython DTU of
 seed 000 (which also keeps ``dtu_config.json`` in its flash). Every
-model gets its own ``random.Random`` derived from the fleet seed, the unit id and
-the model's name, so a run is repeatable and adding a model does not shift the
-random draws of the others.
+model gets its own random source (a ``SplitMix64``, under 100 bytes) seeded from
+the fleet seed, the unit id and the model's name, so a run is repeatable and
+adding a model does not shift the random draws of the others.
 
 The methods under "control" are the unit's control surface (set an input, pull
 the SIM, weaken the signal, reboot, ...). They act at the current sim time; in
@@ -25,6 +25,7 @@ from typing import Any
 
 import simpy
 
+from vdtu.clock.rng import SplitMix64
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.quec.config import DtuConfig, default_config
 from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
@@ -128,6 +129,26 @@ class Unit:
             ``default_config`` with its MQTT channel to 127.0.0.1:1883).
     """
 
+    __slots__ = (
+        "adc",
+        "battery",
+        "config",
+        "config_file",
+        "env",
+        "firmware",
+        "flash",
+        "gpio",
+        "lines",
+        "log",
+        "modem",
+        "powered",
+        "sensor",
+        "signal",
+        "sim",
+        "sim_card",
+        "slaves",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
@@ -195,7 +216,8 @@ class Unit:
             imei = identity.imei
             self.firmware = QuecFirmware(
                 env,
-                self._rng("firmware"),
+                # QuecFirmware still takes a random.Random (2.5 KB of state).
+                random.Random(self._seed_text("firmware")),
                 hardware,
                 flash=self.flash,
                 config_file=self.config_file,
@@ -218,13 +240,20 @@ class Unit:
             )
         self.firmware.on_reboot_request.append(self.reboot)
 
-    def _rng(self, part: str) -> random.Random:
-        return random.Random(f"{self.config.seed}:{self.config.unit_id}:{part}")
+    def _seed_text(self, part: str) -> str:
+        return f"{self.config.seed}:{self.config.unit_id}:{part}"
+
+    def _rng(self, part: str) -> SplitMix64:
+        return SplitMix64(self._seed_text(part))
 
     @property
     def name(self) -> str:
         """``dtu<id>``."""
         return self.config.name
+
+    def host_rng(self) -> SplitMix64:
+        """A random source for a simulated host wired to this unit (its own stream)."""
+        return self._rng("host")
 
     @property
     def imei(self) -> str:

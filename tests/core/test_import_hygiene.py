@@ -22,6 +22,9 @@ PURE = [
     "vdtu.firmware.quec.offline",
     "vdtu.cloud.iot_sign",
     "vdtu.cloud.quec_fota",
+    "vdtu.load.payload",
+    "vdtu.load.tracker",
+    "vdtu.load.report",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

@@ -1,15 +1,19 @@
-"""The one scheduler of vdtu: a SimPy environment, and the drivers that advance it.
+"""The one scheduler of vdtu: a SimPy environment, the drivers that advance it, and the
+models' random sources.
 
 ``VirtualClock`` runs the environment as fast as the CPU allows (tests, scenarios).
 ``RealtimeClock`` advances the same environment to the wall clock from an asyncio
-loop. Outside input (bytes from a PTY, a socket, a control command) enters sim
-time only through ``Clock.inject``; models are never called from outside directly.
+loop. Outside input (bytes from a PTY, a socket, a control command) enters sim time only
+through ``Clock.inject``; models are never called from outside directly. What makes a
+run repeatable besides the schedule is each model's own seeded ``SplitMix64``
+(``rng.py``).
 """
 
 from __future__ import annotations
 
 from vdtu.clock._base import Clock
 from vdtu.clock.realtime import RealtimeClock
+from vdtu.clock.rng import RandomSource, SplitMix64
 from vdtu.clock.virtual import VirtualClock
 
-__all__ = ["Clock", "RealtimeClock", "VirtualClock"]
+__all__ = ["Clock", "RandomSource", "RealtimeClock", "SplitMix64", "VirtualClock"]

@@ -112,6 +112,9 @@ class Mosquitto:
         max_inflight_messages: QoS 1/2 messages in flight per client (0: no limit).
         binary: the mosquitto executable; found on PATH or at /usr/sbin by default.
         start_timeout_s: how long ``start()`` waits for the port to accept connections.
+        persistence: keep sessions, subscriptions and queued messages across ``stop()``
+            and ``start()`` in a store on disk, as a production broker does (removed when
+            the context manager exits).
 
     Raises:
         ConfigError: if mosquitto is not installed, or an argument is out of range
@@ -128,6 +131,7 @@ class Mosquitto:
         max_inflight_messages: int = 20,
         binary: str | None = None,
         start_timeout_s: float = 5.0,
+        persistence: bool = False,
     ) -> None:
         try:
             address = ipaddress.ip_address(host)
@@ -168,6 +172,9 @@ class Mosquitto:
         self._process: subprocess.Popen[bytes] | None = None
         self._dir: Path | None = None
         self._paused = False
+        self._store: Path | None = (
+            Path(tempfile.mkdtemp(prefix="vdtu-mosquitto-store-")) if persistence else None
+        )
 
     @property
     def running(self) -> bool:
@@ -295,6 +302,8 @@ class Mosquitto:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+        if self._store is not None:
+            shutil.rmtree(self._store, ignore_errors=True)
 
     def _signal(self, signum: int) -> None:
         if self._process is None or self._process.poll() is not None:
@@ -306,7 +315,11 @@ class Mosquitto:
         lines = [
             "# written by vdtu.cloud.mosquitto",
             f"listener {self.port} {self.host}",
-            "persistence false",
+            *(
+                ["persistence false"]
+                if self._store is None
+                else ["persistence true", f"persistence_location {self._store}/"]
+            ),
             f"max_queued_messages {self._max_queued}",
             f"max_inflight_messages {self._max_inflight}",
             "set_tcp_nodelay true",

@@ -8,8 +8,11 @@ Shared by the XGC cloud session and the QuecPython channel drivers.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vdtu.clock.rng import RandomSource
 
 JITTER = 0.2
 """The delay is drawn uniformly within +/- this fraction of the nominal value."""
@@ -28,7 +31,7 @@ class Backoff:
                 f"need 0 < base_s <= max_s, not base_s={self.base_s} max_s={self.max_s}"
             )
 
-    def delay_s(self, attempts: int, rng: random.Random) -> float:
+    def delay_s(self, attempts: int, rng: RandomSource) -> float:
         """The wait before the next try, after ``attempts`` failed tries in a row."""
         nominal = min(self.max_s, self.base_s * float(2 ** max(0, min(attempts, 30))))
         return nominal * rng.uniform(1 - JITTER, 1 + JITTER)

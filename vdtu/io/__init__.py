@@ -1,6 +1,6 @@
 """Hardware models of the DTU's I/O: relays and opto inputs, battery, ADC, sensor, Modbus slaves.
 
-Each model takes a ``simpy.Environment`` (and its own ``random.Random`` where
+Each model takes a ``simpy.Environment`` (and its own random source where
 anything is random), keyword-only settings, has ``reset()`` for a power cycle
 and ``snapshot()`` for displays, and announces changes through plain lists of
 listeners.

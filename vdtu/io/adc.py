@@ -15,7 +15,6 @@ whatever is wired to the pins.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import simpy
+
+    from vdtu.clock.rng import RandomSource
 
 DEFAULT_CHANNELS: Mapping[int, float] = MappingProxyType({0: 1200.0, 1: 3300.0})
 """Channel 0 at 1.2 V, channel 1 at 3.3 V."""
@@ -54,10 +55,12 @@ class Adc:
             0..full scale, or a bad noise or full scale.
     """
 
+    __slots__ = ("_inputs_mv", "_last_read_mv", "env", "full_scale_mv", "noise_mv", "rng")
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         *,
         channels: Mapping[int, float] = DEFAULT_CHANNELS,
         noise_mv: float = 2.0,

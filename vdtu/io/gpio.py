@@ -62,6 +62,8 @@ class Gpio:
             level other than 0/1 in ``input_levels``.
     """
 
+    __slots__ = ("_inputs", "_outputs", "env", "on_input_change")
+
     def __init__(
         self,
         env: simpy.Environment,

@@ -110,12 +110,26 @@ class ModbusSlaveConfig:
     response_delay_s: float = 0.005
     """Processing time between recognising a request and starting the answer, 0..10 s."""
     dynamics: tuple[Dynamic, ...] = ()
+    values: Mapping[Table, Mapping[int, int]] = field(init=False, repr=False, compare=False)
+    """Each table's value at each configured address, from the blocks (read-only, shared
+    by every slave built from this config: a slave keeps only what changed)."""
 
     def __post_init__(self) -> None:
         _check_config_int("address", self.address, 1, 247)
         for table in Table:
             blocks = _frozen_blocks(table, self.blocks(table))
             object.__setattr__(self, _CONFIG_FIELD[table], blocks)
+        values = {
+            table: MappingProxyType(
+                {
+                    start + offset: value
+                    for start, block in self.blocks(table).items()
+                    for offset, value in enumerate(block)
+                }
+            )
+            for table in Table
+        }
+        object.__setattr__(self, "values", MappingProxyType(values))
         delay = self.response_delay_s
         if not (math.isfinite(delay) and 0 <= delay <= 10):
             raise ConfigError(f"response_delay_s must be 0..10 (seconds), not {delay!r}")

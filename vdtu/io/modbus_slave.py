@@ -22,18 +22,19 @@ answers while offline, and never answers a request heard before its last
 ``reset()`` or ``set_online(False)`` (``_epoch`` tells stale replies apart).
 The tables hold exactly the addresses the config declares; Modbus writes and
 control-side pokes can change values, never the set of addresses. Register
-dynamics (counters, noise) are SimPy processes drawing from the slave's own
-``rng``, so a run replays from its seed.
+dynamics (counters, noise) are SimPy timers (a timeout whose callback sets the
+next one; a power cycle leaves the old ones to fire into nothing) drawing from the
+slave's own ``rng``, so a run replays from its seed.
 
 The slave's configuration (tables, dynamics, the demo slave) is in ``modbus_config``.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Generator
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, assert_never
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import simpy
 
@@ -69,6 +70,17 @@ from vdtu.modbus.rtu import (
     decode_request,
     encode_response,
 )
+
+if TYPE_CHECKING:
+    from vdtu.clock.rng import RandomSource
+
+
+_TABLE_KEY = {table: index << 16 for index, table in enumerate(Table)}
+
+
+def _key(table: Table, address: int) -> int:
+    """One int for (table, address): the table's index above the 16-bit address."""
+    return _TABLE_KEY[table] | address
 
 
 class BusNode(Protocol):
@@ -125,11 +137,6 @@ class ModbusSlaveSnapshot:
     stats: SlaveStats
 
 
-@dataclass(frozen=True, slots=True)
-class SlaveReset:
-    """Interrupt cause: the slave was power-cycled; its processes end."""
-
-
 class ModbusSlave:
     """A Modbus RTU slave device on an RS-485 bus.
 
@@ -141,10 +148,27 @@ class ModbusSlave:
         name: the tap's name on the bus (default ``modbus-<address>``).
     """
 
+    __slots__ = (
+        "_changed",
+        "_cycle",
+        "_epoch",
+        "_noise_base",
+        "_online",
+        "_rx",
+        "_rx_chunks",
+        "config",
+        "env",
+        "line",
+        "name",
+        "rng",
+        "stats",
+        "tap",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         line: Bus,
         config: ModbusSlaveConfig,
         *,
@@ -162,9 +186,12 @@ class ModbusSlave:
         self._epoch = 0
         self._rx = bytearray()
         self._rx_chunks = 0
-        self._tables: dict[Table, dict[int, int]] = {}
+        self._changed: dict[int, int] = {}
+        """Values that differ from the config's (written, poked or moved by a dynamic), by
+        ``_key``; the config's ``values`` hold the rest, shared by every slave."""
         self._noise_base: dict[tuple[Table, int], int] = {}
-        self._dynamics: list[simpy.Process] = []
+        self._cycle = 0
+        """Power cycles so far; a dynamics timer set in an earlier one does nothing."""
         self._power_on()
 
     @property
@@ -192,8 +219,6 @@ class ModbusSlave:
 
         ``online`` is kept: being cut off the bus is not cured by a power cycle.
         """
-        for process in self._dynamics:
-            process.interrupt(SlaveReset())
         self._forget_traffic()
         self._power_on()
 
@@ -203,7 +228,10 @@ class ModbusSlave:
             name=self.name,
             address=self.address,
             online=self._online,
-            tables={table: dict(values) for table, values in self._tables.items()},
+            tables={
+                table: {address: self._value(table, address) for address in values}
+                for table, values in self.config.values.items()
+            },
             stats=replace(self.stats),
         )
 
@@ -214,7 +242,7 @@ class ModbusSlave:
             ValueError: ``address`` is not configured in that table.
         """
         self._check_address(table, address)
-        return self._tables[table][address]
+        return self._value(table, address)
 
     def poke(self, table: Table, address: int, value: int) -> None:
         """Set a value from the control side (any table, inputs included).
@@ -243,27 +271,23 @@ class ModbusSlave:
         timer = self.env.timeout(self.line.silence_s)
         timer.callbacks.append(lambda _event: self._end_frame(chunk))
 
-    def count_up(self, dynamic: Dynamic) -> Generator[simpy.Event, Any, None]:
-        """Process: add ``dynamic.step`` to a counter register every period."""
-        values = self._tables[dynamic.table]
-        try:
-            while True:
-                yield self.env.timeout(dynamic.period_s)
-                values[dynamic.register] = (values[dynamic.register] + dynamic.step) % 0x10000
-        except simpy.Interrupt:
-            return
+    def _arm(self, dynamic: Dynamic) -> None:
+        timer = self.env.timeout(dynamic.period_s)
+        timer.callbacks.append(partial(self._dynamic_step, dynamic, self._cycle))
 
-    def jitter(self, dynamic: Dynamic) -> Generator[simpy.Event, Any, None]:
-        """Process: put a noisy register at its base ± ``amplitude`` every period."""
-        values = self._tables[dynamic.table]
-        key = (dynamic.table, dynamic.register)
-        try:
-            while True:
-                yield self.env.timeout(dynamic.period_s)
-                offset = self.rng.randint(-dynamic.amplitude, dynamic.amplitude)
-                values[dynamic.register] = min(max(self._noise_base[key] + offset, 0), 0xFFFF)
-        except simpy.Interrupt:
+    def _dynamic_step(self, dynamic: Dynamic, cycle: int, _timer: simpy.Event) -> None:
+        """Every period until the next power cycle: a counter adds ``dynamic.step``
+        (wrapping at 65536); a noisy register goes to its base ± ``amplitude``."""
+        if cycle != self._cycle:
             return
+        table, register = dynamic.table, dynamic.register
+        if dynamic.kind is DynamicKind.COUNTER:
+            value = (self._value(table, register) + dynamic.step) % 0x10000
+        else:
+            offset = self.rng.randint(-dynamic.amplitude, dynamic.amplitude)
+            value = min(max(self._noise_base[table, register] + offset, 0), 0xFFFF)
+        self._changed[_key(table, register)] = value
+        self._arm(dynamic)
 
     def answer(self, frame: bytes, epoch: int) -> Generator[simpy.Event, Any, None]:
         """Process: send ``frame`` after the response delay, unless reset or silenced meanwhile."""
@@ -273,27 +297,15 @@ class ModbusSlave:
             self.stats.replies += 1
 
     def _power_on(self) -> None:
-        self._tables = {
-            table: {
-                start + offset: value
-                for start, values in self.config.blocks(table).items()
-                for offset, value in enumerate(values)
-            }
-            for table in Table
-        }
+        self._changed = {}
         self._noise_base = {
-            (dynamic.table, dynamic.register): self._tables[dynamic.table][dynamic.register]
+            (dynamic.table, dynamic.register): self.config.values[dynamic.table][dynamic.register]
             for dynamic in self.config.dynamics
             if dynamic.kind is DynamicKind.NOISE
         }
-        self._dynamics = [
-            self.env.process(
-                self.count_up(dynamic)
-                if dynamic.kind is DynamicKind.COUNTER
-                else self.jitter(dynamic)
-            )
-            for dynamic in self.config.dynamics
-        ]
+        self._cycle += 1
+        for dynamic in self.config.dynamics:
+            self._arm(dynamic)
 
     def _forget_traffic(self) -> None:
         self._epoch += 1
@@ -301,14 +313,19 @@ class ModbusSlave:
         self._rx_chunks += 1
 
     def _check_address(self, table: Table, address: int) -> None:
-        if address not in self._tables[table]:
+        if address not in self.config.values[table]:
             raise ValueError(
                 f"{table} address must be one of {describe_blocks(self.config.blocks(table))} "
                 f"on slave {self.address}, not {address!r}"
             )
 
+    def _value(self, table: Table, address: int) -> int:
+        """The value at a configured address: changed, or as configured."""
+        value = self._changed.get(_key(table, address))
+        return self.config.values[table][address] if value is None else value
+
     def _store(self, table: Table, address: int, value: int) -> None:
-        self._tables[table][address] = value
+        self._changed[_key(table, address)] = value
         if (table, address) in self._noise_base:
             self._noise_base[(table, address)] = value
 
@@ -348,7 +365,7 @@ class ModbusSlave:
         return ExceptionResponse(address=self.address, function=function, code=code)
 
     def _has_span(self, table: Table, start: int, quantity: int) -> bool:
-        values = self._tables[table]
+        values = self.config.values[table]
         return all(address in values for address in range(start, start + quantity))
 
     def _execute(self, request: Request) -> Response:
@@ -357,7 +374,7 @@ class ModbusSlave:
                 table = READ_TABLE[function]
                 if not self._has_span(table, start, quantity):
                     return self._refuse(function, ExceptionCode.ILLEGAL_DATA_ADDRESS)
-                values = tuple(self._tables[table][start + i] for i in range(quantity))
+                values = tuple(self._value(table, start + i) for i in range(quantity))
                 if function in READ_BIT_FUNCTIONS:
                     bits = tuple(bool(value) for value in values)
                     return ReadBitsResponse(address=self.address, function=function, bits=bits)

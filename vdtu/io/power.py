@@ -4,13 +4,14 @@ How it works: the state of charge (``soc``, 0..1) is integrated exactly over
 sim time: it rises at ``charge_current_ma`` while external power (``vbus``) is
 present and falls at ``load_current_ma`` otherwise, clamped to 0..1. The
 integral is settled whenever the rate changes (``set_vbus``, ``set_soc``) and
-by the ``track_charge`` process every 10 s, which also takes a new voltage
+by a timer every 10 s (a SimPy timeout whose callback sets the next one), which
+also takes a new voltage
 measurement: the Li-ion open-circuit voltage for the charge (about 3300 mV
 empty, 4200 mV full) plus a little noise from the battery's own rng.
 
 Invariants: reading ``soc``, ``vbat_mv`` or ``snapshot()`` changes nothing and
 never draws from the rng (a dashboard watching the battery must not change the
-run); only the measurement process, ``set_soc`` and ``reset`` do. The cell is
+run); only the measurement timer, ``set_soc`` and ``reset`` do. The cell is
 physics: a power cycle of the DTU keeps its charge and only re-measures it.
 """
 
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import bisect
 import math
-import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import simpy
+
+    from vdtu.clock.rng import RandomSource
 
 UPDATE_PERIOD_S = 10.0
 """How often the charge is settled and the voltage measured."""
@@ -95,10 +97,24 @@ class Battery:
         ValueError: any argument out of range (the message names it).
     """
 
+    __slots__ = (
+        "_settled_at",
+        "_soc",
+        "_vbat_mv",
+        "_vbus",
+        "capacity_mah",
+        "charge_current_ma",
+        "env",
+        "load_current_ma",
+        "noise_mv",
+        "on_vbus_change",
+        "rng",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         *,
         soc: float = 0.8,
         vbus: bool = True,
@@ -129,8 +145,7 @@ class Battery:
         self._vbus = vbus
         self._settled_at = float(env.now)
         self._vbat_mv = self._measure()
-        self.process = env.process(self.track_charge())
-        """The measurement process (runs for the life of the model)."""
+        self._arm()
 
     @property
     def soc(self) -> float:
@@ -176,12 +191,14 @@ class Battery:
         """A copy of the charge, the last measurement and the supply state."""
         return BatterySnapshot(soc=self._soc_now(), vbat_mv=self._vbat_mv, vbus=self._vbus)
 
-    def track_charge(self) -> Generator[simpy.Event, Any, None]:
-        """Process: every 10 s settle the charge and measure the voltage."""
-        while True:
-            yield self.env.timeout(UPDATE_PERIOD_S)
-            self._settle()
-            self._vbat_mv = self._measure()
+    def _arm(self) -> None:
+        self.env.timeout(UPDATE_PERIOD_S).callbacks.append(self._track_charge)
+
+    def _track_charge(self, _timer: simpy.Event) -> None:
+        """Every 10 s (for the life of the model): settle the charge, measure the voltage."""
+        self._settle()
+        self._vbat_mv = self._measure()
+        self._arm()
 
     def _soc_now(self) -> float:
         """The charge integrated from the last settlement to now (no state change)."""

@@ -2,7 +2,8 @@
 
 How it works: the air around the unit has a set point (``set``, from a
 scenario or the dashboard) and drifts slowly around it: every
-``drift_period_s`` the ``drift`` process moves the temperature by up to
+``drift_period_s`` a timer (a SimPy timeout whose callback sets the next one)
+moves the temperature by up to
 ±0.2 °C and the humidity by up to ±0.5 %, drawn from the sensor's own rng,
 never further than ±1.5 °C / ±5 % from the set point and never outside the
 sensor's range. ``read`` is the firmware taking a measurement, rounded to 0.1;
@@ -16,13 +17,13 @@ last measurement, not the air (the drift goes on).
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import simpy
+
+    from vdtu.clock.rng import RandomSource
 
 TEMPERATURE_RANGE_C = (-40.0, 125.0)
 HUMIDITY_RANGE_PCT = (0.0, 100.0)
@@ -77,10 +78,21 @@ class TempHumiditySensor:
         ValueError: any argument out of range (the message names it).
     """
 
+    __slots__ = (
+        "_humidity_pct",
+        "_last_read",
+        "_set_humidity_pct",
+        "_set_temperature_c",
+        "_temperature_c",
+        "drift_period_s",
+        "env",
+        "rng",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         *,
         temperature_c: float = 25.0,
         humidity_pct: float = 50.0,
@@ -96,8 +108,7 @@ class TempHumiditySensor:
         self._temperature_c = self._set_temperature_c
         self._humidity_pct = self._set_humidity_pct
         self._last_read: tuple[float, float] | None = None
-        self.process = env.process(self.drift())
-        """The drift process (the air; runs for the life of the model)."""
+        self._arm()
 
     def read(self) -> tuple[float, float]:
         """Measure: ``(temperature °C, humidity %)``, each rounded to 0.1."""
@@ -130,21 +141,24 @@ class TempHumiditySensor:
             last_read=self._last_read,
         )
 
-    def drift(self) -> Generator[simpy.Event, Any, None]:
-        """Process: every period take one bounded random step in temperature and humidity."""
-        while True:
-            yield self.env.timeout(self.drift_period_s)
-            self._temperature_c = _walk(
-                self._temperature_c,
-                self.rng.uniform(-TEMPERATURE_STEP_C, TEMPERATURE_STEP_C),
-                self._set_temperature_c,
-                TEMPERATURE_SPAN_C,
-                TEMPERATURE_RANGE_C,
-            )
-            self._humidity_pct = _walk(
-                self._humidity_pct,
-                self.rng.uniform(-HUMIDITY_STEP_PCT, HUMIDITY_STEP_PCT),
-                self._set_humidity_pct,
-                HUMIDITY_SPAN_PCT,
-                HUMIDITY_RANGE_PCT,
-            )
+    def _arm(self) -> None:
+        self.env.timeout(self.drift_period_s).callbacks.append(self._drift)
+
+    def _drift(self, _timer: simpy.Event) -> None:
+        """One bounded random step in temperature and humidity, then the timer for the next
+        (the air drifts for the life of the model)."""
+        self._temperature_c = _walk(
+            self._temperature_c,
+            self.rng.uniform(-TEMPERATURE_STEP_C, TEMPERATURE_STEP_C),
+            self._set_temperature_c,
+            TEMPERATURE_SPAN_C,
+            TEMPERATURE_RANGE_C,
+        )
+        self._humidity_pct = _walk(
+            self._humidity_pct,
+            self.rng.uniform(-HUMIDITY_STEP_PCT, HUMIDITY_STEP_PCT),
+            self._set_humidity_pct,
+            HUMIDITY_SPAN_PCT,
+            HUMIDITY_RANGE_PCT,
+        )
+        self._arm()

@@ -56,8 +56,9 @@ even while the module boots.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Protocol
 
 from vdtu.modem.registration import NetMode, RegStat, SimState
@@ -233,28 +234,14 @@ class AtInterpreter:
         modem_view: the modem, as far as AT commands see it.
     """
 
+    __slots__ = ("cmee", "forwarding", "view")
+
     def __init__(self, modem_view: ModemView) -> None:
         self.view = modem_view
         self.forwarding = False
         """Whether the DTU forwards module output to the host (see the module docstring)."""
         self.cmee = 1
         """The ``AT+CMEE`` error report mode."""
-        self._commands: dict[str, Callable[[str], list[str]]] = {
-            "+CGMI": self._exec_only(lambda: [MANUFACTURER, OK]),
-            "+CGMM": self._exec_only(lambda: [self.view.model, OK]),
-            "+CGMR": self._exec_only(lambda: [self.view.firmware_version, OK]),
-            "+CGSN": self._exec_only(lambda: [self.view.imei, OK]),
-            "+CSQ": self._csq,
-            "+CREG": self._creg,
-            "+CCID": self._exec_only(lambda: self._ccid("+CCID")),
-            "+QCCID": self._exec_only(lambda: self._ccid("+QCCID")),
-            "+CIMI": self._exec_only(self._cimi),
-            "+CPIN": self._cpin,
-            "+COPS": self._cops,
-            "+CFUN": self._cfun,
-            "+CCLK": self._cclk,
-            "+CMEE": self._cmee,
-        }
 
     def reset(self) -> None:
         """Power cycle: forwarding off, ``AT+CMEE`` back to 1."""
@@ -293,10 +280,10 @@ class AtInterpreter:
             view = self.view
             return [MANUFACTURER, view.model, f"Revision: {view.firmware_version}", OK]
         cut = min((at for at in (body.find("="), body.find("?")) if at >= 0), default=len(body))
-        handler = self._commands.get(body[:cut])
+        handler = _COMMANDS.get(body[:cut])
         if handler is None:
             return [ERROR]
-        return handler(body[cut:])
+        return handler(self, body[cut:])
 
     # Each handler gets the text after the command name: "" (execute), "?"
     # (read), "=?" (test) or "=<args>" (set), and returns the full answer.
@@ -308,12 +295,17 @@ class AtInterpreter:
             return [f"+CME ERROR: {CME_TEXT[code]}"]
         return [f"+CME ERROR: {code}"]
 
-    @staticmethod
-    def _exec_only(answer: Callable[[], list[str]]) -> Callable[[str], list[str]]:
-        def handler(suffix: str) -> list[str]:
-            return [ERROR] if suffix else answer()
+    def _cgmi(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else [MANUFACTURER, OK]
 
-        return handler
+    def _cgmm(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else [self.view.model, OK]
+
+    def _cgmr(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else [self.view.firmware_version, OK]
+
+    def _cgsn(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else [self.view.imei, OK]
 
     def _sim_error(self) -> list[str]:
         """The error a command that needs a ready SIM gets when the SIM is not ready."""
@@ -345,13 +337,21 @@ class AtInterpreter:
         view.set_creg_mode(mode)
         return [OK]
 
-    def _ccid(self, prefix: str) -> list[str]:
+    def _ccid(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else self._iccid("+CCID")
+
+    def _qccid(self, suffix: str) -> list[str]:
+        return [ERROR] if suffix else self._iccid("+QCCID")
+
+    def _iccid(self, prefix: str) -> list[str]:
         iccid = self.view.iccid
         if iccid is None:
             return self._error(CME_SIM_NOT_INSERTED)
         return [f"{prefix}: {iccid}", OK]
 
-    def _cimi(self) -> list[str]:
+    def _cimi(self, suffix: str) -> list[str]:
+        if suffix:
+            return [ERROR]
         imsi = self.view.imsi
         return self._sim_error() if imsi is None else [imsi, OK]
 
@@ -419,3 +419,24 @@ class AtInterpreter:
             return [ERROR]
         self.cmee = mode
         return [OK]
+
+
+_COMMANDS: Mapping[str, Callable[[AtInterpreter, str], list[str]]] = MappingProxyType(
+    {
+        "+CGMI": AtInterpreter._cgmi,
+        "+CGMM": AtInterpreter._cgmm,
+        "+CGMR": AtInterpreter._cgmr,
+        "+CGSN": AtInterpreter._cgsn,
+        "+CSQ": AtInterpreter._csq,
+        "+CREG": AtInterpreter._creg,
+        "+CCID": AtInterpreter._ccid,
+        "+QCCID": AtInterpreter._qccid,
+        "+CIMI": AtInterpreter._cimi,
+        "+CPIN": AtInterpreter._cpin,
+        "+COPS": AtInterpreter._cops,
+        "+CFUN": AtInterpreter._cfun,
+        "+CCLK": AtInterpreter._cclk,
+        "+CMEE": AtInterpreter._cmee,
+    }
+)
+"""Each command's handler, shared by every interpreter (one table, not one per modem)."""

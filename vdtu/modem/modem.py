@@ -38,10 +38,9 @@ module prints (only while it is booted).
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Generator
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -59,6 +58,9 @@ from vdtu.modem.registration import (
 from vdtu.modem.signal import RSSI_UNKNOWN, Signal
 from vdtu.modem.sim import SimSlot
 from vdtu.modem.sms import SmsOutbox, SmsRecord, check_phone, check_text, sms_parts
+
+if TYPE_CHECKING:
+    from vdtu.clock.rng import RandomSource
 
 DEFAULT_CENTRE = (113.3160324, 22.5571994)
 """(longitude, latitude) in Shenzhen: the seed's ``GET_LBS`` example."""
@@ -86,7 +88,7 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
     return (float(low), float(high))
 
 
-def _draw_location(rng: random.Random) -> tuple[float, float]:
+def _draw_location(rng: RandomSource) -> tuple[float, float]:
     """A point drawn uniformly in the disc of ``LOCATION_RADIUS_KM`` around the centre."""
     longitude, latitude = DEFAULT_CENTRE
     distance_km = LOCATION_RADIUS_KM * math.sqrt(rng.random())
@@ -124,10 +126,41 @@ class Modem:
         ConfigError: an argument is out of range; the message names it.
     """
 
+    __slots__ = (
+        "_boot",
+        "_cfun",
+        "_creg_mode",
+        "_network_time_known",
+        "_powered_at",
+        "_ready",
+        "_search",
+        "_sms_ready_told",
+        "boot_s",
+        "ci",
+        "deny_registration",
+        "env",
+        "epoch_s",
+        "firmware_version",
+        "imei",
+        "lac",
+        "model",
+        "on_registration_change",
+        "on_urc",
+        "operator",
+        "rat",
+        "registration",
+        "rng",
+        "search_s",
+        "serving_location",
+        "signal",
+        "sim",
+        "sms_outbox",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         *,
         imei: str,
         model: str = "XGC-RG88C",

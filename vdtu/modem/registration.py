@@ -221,6 +221,8 @@ class Registration:
         initial: the stat to start in.
     """
 
+    __slots__ = ("roaming", "state", "table")
+
     def __init__(self, *, roaming: bool = False, initial: RegStat = RegStat.NOT_REGISTERED) -> None:
         self.roaming = roaming
         self.table = ROAMING_TABLE if roaming else HOME_TABLE

@@ -12,18 +12,20 @@ Coverage is a separate switch: without coverage ``rssi`` reads 99 while the
 hidden level keeps walking, so coverage coming back finds a plausible value.
 
 The signal belongs to the radio environment, not to the device, so it has no
-``reset()``: a power cycle of the unit does not change it. Its one process
-wakes once per ``drift_period_s``, which stays cheap for thousands of units.
+``reset()``: a power cycle of the unit does not change it. Its one timer (a
+SimPy timeout whose callback takes the step and sets the next one: no process)
+fires once per ``drift_period_s``, which stays cheap for thousands of units.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import simpy
+
+    from vdtu.clock.rng import RandomSource
 
 RSSI_UNKNOWN = 99
 """The ``+CSQ`` value for "not known or not detectable"."""
@@ -48,10 +50,21 @@ class Signal:
         spread: how far (in RSSI steps, >= 0) the level may wander from the base.
     """
 
+    __slots__ = (
+        "base_rssi",
+        "coverage",
+        "drift_period_s",
+        "env",
+        "level",
+        "on_coverage_change",
+        "rng",
+        "spread",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         *,
         base_rssi: int = 26,
         drift_period_s: float = 10.0,
@@ -73,8 +86,7 @@ class Signal:
         """Whether a cell is in reach."""
         self.on_coverage_change: list[Callable[[bool], None]] = []
         """Called with the new coverage after every change."""
-        self.process = env.process(self.drifting())
-        """The drift process."""
+        self._arm()
 
     @property
     def rssi(self) -> int:
@@ -124,9 +136,11 @@ class Signal:
             "coverage": self.coverage,
         }
 
-    def drifting(self) -> Generator[simpy.Event, Any, None]:
-        """The random walk: one step every ``drift_period_s``, forever."""
-        while True:
-            yield self.env.timeout(self.drift_period_s)
-            step = self.rng.randint(-1, 1)
-            self.level = min(self.high, max(self.low, self.level + step))
+    def _arm(self) -> None:
+        self.env.timeout(self.drift_period_s).callbacks.append(self._drift)
+
+    def _drift(self, _timer: simpy.Event) -> None:
+        """One step of the random walk, then the timer for the next (forever)."""
+        step = self.rng.randint(-1, 1)
+        self.level = min(self.high, max(self.low, self.level + step))
+        self._arm()

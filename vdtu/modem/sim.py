@@ -73,6 +73,8 @@ class SimSlot:
         card: the card in the slot at power-on, or None for an empty slot.
     """
 
+    __slots__ = ("_card", "_state", "_wrong_pins", "changed_at", "env", "on_state_change")
+
     def __init__(self, env: simpy.Environment, *, card: SimCard | None) -> None:
         self.env = env
         self._card = card

@@ -130,10 +130,14 @@ class SmsOutbox:
             still counts them).
     """
 
+    __slots__ = ("_capacity", "_records", "on_sms_sent", "sent")
+
     def __init__(self, *, capacity: int = 100) -> None:
         if not isinstance(capacity, int) or capacity < 1:
             raise ValueError(f"capacity must be an int >= 1, not {capacity!r}")
-        self._records: deque[SmsRecord] = deque(maxlen=capacity)
+        self._capacity = capacity
+        self._records: deque[SmsRecord] | tuple[()] = ()
+        """The kept records; the deque (760 bytes even when empty) comes with the first one."""
         self.sent = 0
         """Messages sent since the outbox was created, including dropped records."""
         self.on_sms_sent: list[Callable[[SmsRecord], None]] = []
@@ -142,10 +146,12 @@ class SmsOutbox:
     @property
     def capacity(self) -> int:
         """How many records are kept."""
-        return self._records.maxlen or 0
+        return self._capacity
 
     def append(self, record: SmsRecord) -> None:
         """Add a sent message."""
+        if not isinstance(self._records, deque):
+            self._records = deque(maxlen=self._capacity)
         self._records.append(record)
         self.sent += 1
         for listener in tuple(self.on_sms_sent):

@@ -24,6 +24,8 @@ class SilenceChunker:
         on_chunk: called with each chunk, in sim time.
     """
 
+    __slots__ = ("_data", "_generation", "_last_at", "env", "on_chunk", "silence_s")
+
     def __init__(
         self, env: simpy.Environment, silence_s: float, on_chunk: Callable[[bytes], None]
     ) -> None:

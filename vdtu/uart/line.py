@@ -27,7 +27,7 @@ polite) and the overlap is counted in ``collisions`` so a scenario can see it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import simpy
@@ -42,14 +42,6 @@ class LineNode(Protocol):
         """Bytes from another node have arrived (called in sim time)."""
 
 
-@dataclass(slots=True)
-class TapStats:
-    """Byte counters of one tap."""
-
-    sent: int = 0
-    received: int = 0
-
-
 @dataclass(slots=True, eq=False)
 class Tap:
     """A node's connection to a line; ``send`` puts bytes on the wire."""
@@ -57,11 +49,14 @@ class Tap:
     line: SerialLine
     node: LineNode
     name: str
-    stats: TapStats = field(default_factory=TapStats)
     paced: bool = True
     """Whether what this tap sends takes wire time."""
     busy_until: float = 0.0
     """Full duplex: when this sender's direction is free again."""
+    sent: int = 0
+    """Bytes this node has sent."""
+    received: int = 0
+    """Bytes this node has received."""
 
     def send(self, data: bytes) -> float:
         """Transmit ``data``; returns the sim time at which its last byte has arrived."""
@@ -82,6 +77,20 @@ class SerialLine:
         half_duplex: True for RS-485 (one talker at a time on the whole bus).
         pacing: deliver at wire speed (True) or at once (False).
     """
+
+    __slots__ = (
+        "_bus_busy_until",
+        "_bus_owner",
+        "baud",
+        "byte_time_s",
+        "chunk_bytes",
+        "collisions",
+        "env",
+        "half_duplex",
+        "name",
+        "pacing",
+        "taps",
+    )
 
     def __init__(
         self,
@@ -132,7 +141,7 @@ class SerialLine:
         now = float(self.env.now)
         if not data:
             return now
-        sender.stats.sent += len(data)
+        sender.sent += len(data)
         if not (self.pacing and sender.paced):
             self._schedule(0.0, sender, data)
             return now
@@ -163,7 +172,7 @@ class SerialLine:
         def deliver(_event: simpy.Event) -> None:
             for tap in tuple(self.taps):
                 if tap is not sender:
-                    tap.stats.received += len(chunk)
+                    tap.received += len(chunk)
                     tap.node.receive(chunk)
 
         return deliver

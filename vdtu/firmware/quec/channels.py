@@ -154,6 +154,10 @@ class Driver(ABC):
         self.connected = False
         self.sent = 0
         self.received = 0
+        self.failures = 0
+        """Connection attempts (or logins, or requests) that failed, in total."""
+        self.reconnects = 0
+        """Connections made again after the link was lost."""
         self.last_error = ""
         self._closed = False
 
@@ -199,7 +203,6 @@ class LinkDriver(Driver):
         super().__init__(host, net, cid, channel)
         self.link: Link | None = None
         self.attempts = 0
-        self.reconnects = 0
         self._events: _Events | None = None
         self._ended: simpy.Event | None = None
         self._in_flight: dict[int, _InFlight] = {}
@@ -230,6 +233,7 @@ class LinkDriver(Driver):
 
     def _pause(self) -> Generator[simpy.Event, Any, None]:
         self.attempts += 1
+        self.failures += 1
         yield self.env.timeout(RECONNECT.delay_s(self.attempts - 1, self.host.rng))
 
     @abstractmethod

@@ -31,7 +31,6 @@ firmware's decision.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -247,12 +246,16 @@ class FrameReader:
         max_line: the longest line (bytes, line end included) kept in the buffer.
     """
 
+    __slots__ = ("_buffer", "_discarded", "_discarding", "_pending", "max_line")
+
     def __init__(self, *, max_line: int = 4096) -> None:
         if max_line < 64:
             raise ValueError(f"max_line must be >= 64, not {max_line}")
         self.max_line = max_line
         self._buffer = bytearray()
-        self._pending: deque[ReaderEvent] = deque()
+        self._pending: list[ReaderEvent] = []
+        """Events found but not yet taken, oldest first (a list: a unit keeps a reader per
+        port, and an empty deque would cost 760 bytes)."""
         self._discarding = False
         self._discarded = 0
 
@@ -272,7 +275,7 @@ class FrameReader:
                 self._scan()
             if not self._pending:
                 return
-            yield self._pending.popleft()
+            yield self._pending.pop(0)
 
     def _scan(self) -> None:
         buffer = self._buffer

@@ -1,10 +1,11 @@
 """The XGC DTU firmware: the serial side of seed 004 running on the hardware models.
 
 How it works. The firmware attaches one node to each serial line (``uart``,
-``rs232``, ``rs485``) and keeps a ``FrameReader`` per port. The host protocol
-runs on the port that SET_DTU_PIPE selected (persisted; ``uart`` by default);
-on the other ports only the shortcut ``SET_DTU_PIPE#...`` is recognised, so a
-host that only has RS-485 can switch the pipe. While the pipe is not 485,
+``rs232``, ``rs485``) and keeps a ``FrameReader`` per port (made when the port first
+hears bytes after power-on, so idle ports cost nothing). The host protocol runs on
+the port that SET_DTU_PIPE selected (persisted; ``uart`` by default); on the other
+ports only the shortcut ``SET_DTU_PIPE#...`` is recognised, so a host that only has
+RS-485 can switch the pipe. While the pipe is not 485,
 whatever arrives on the RS-485 bus is collected until the line has been silent
 for t3.5 and reported to the host as ``485_RECEIVE`` (hex).
 
@@ -23,10 +24,9 @@ docs/xgc-protocol.md for the list. Actions live in ``actions.py``.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -57,6 +57,9 @@ from vdtu.modem import AtInterpreter, RegStat
 from vdtu.storage import Storage
 from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import Tap
+
+if TYPE_CHECKING:
+    from vdtu.clock.rng import RandomSource
 
 
 @dataclass(slots=True)
@@ -99,10 +102,39 @@ class XgcFirmware:
         cloud: the platform and broker it reaches (None: none, get-mqtt-info fails).
     """
 
+    __slots__ = (
+        "_bus",
+        "_registered",
+        "at",
+        "base_version",
+        "busy",
+        "cloud",
+        "env",
+        "flash",
+        "hw",
+        "listening",
+        "log",
+        "machine",
+        "mbr_answer",
+        "nvram",
+        "on_reboot_request",
+        "on_state_change",
+        "options",
+        "outbox",
+        "pipe",
+        "processes",
+        "readers",
+        "rng",
+        "session",
+        "stats",
+        "taps",
+        "version",
+    )
+
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         hardware: Hardware,
         *,
         flash: Storage,
@@ -137,7 +169,9 @@ class XgcFirmware:
         self.processes = ProcessGroup(env)
         self._registered: simpy.Event | None = None
         self._bus = SilenceChunker(env, hardware.lines["rs485"].silence_s, self._bus_burst)
-        self.readers = {port: FrameReader(max_line=options.max_line) for port in hardware.lines}
+        self.readers: dict[str, FrameReader] = {}
+        """The frame reader of each port that has heard bytes since power-on (made on first
+        use: most units only ever hear their host pipe)."""
         self.taps: dict[str, Tap] = {
             port: line.attach(_PortNode(self, port), "dtu") for port, line in hardware.lines.items()
         }
@@ -190,8 +224,7 @@ class XgcFirmware:
         self.mbr_answer = None
         self._registered = None
         self._bus.reset()
-        for port in self.readers:
-            self.readers[port] = FrameReader(max_line=self.options.max_line)
+        self.readers.clear()
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
         """Run ``generator`` as a firmware process that ends quietly at power-off."""
@@ -269,7 +302,9 @@ class XgcFirmware:
             return
         if port == "rs485" and self.pipe is not Pipe.RS485:
             self._bus.feed(data)
-        reader = self.readers[port]
+        reader = self.readers.get(port)
+        if reader is None:
+            reader = self.readers[port] = FrameReader(max_line=self.options.max_line)
         reader.receive_data(data)
         for event in reader.events():
             if port == self.pipe.port:
@@ -363,7 +398,7 @@ class XgcFirmware:
             return
         self.write_log(LogLevel.INFO, "firmware", f"host pipe {self.pipe.value} -> {pipe.value}")
         self.pipe = pipe
-        self.readers[pipe.port] = FrameReader(max_line=self.options.max_line)
+        self.readers.pop(pipe.port, None)
         self.nvram["pipe"] = pipe.value
         self.save_nvram()
 

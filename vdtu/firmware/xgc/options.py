@@ -57,6 +57,10 @@ class XgcOptions:
     """The first reconnect after a loss (the seed: 5 s); later ones back off."""
     reconnect_max_s: float = 300.0
     """The longest wait between reconnect attempts."""
+    jitter_first_reconnect: bool = False
+    """Draw the first reconnect after a loss within +/-20 % of ``reconnect_s`` too (the
+    seed: exactly 5 s, so a fleet that lost its broker at one instant comes back at one
+    instant; ``vdtu fleet`` turns this on)."""
     data_pack_trailing_separator: bool = False
     """End DATA_PACK pairs with ';' (the seed's case one does, case two does not)."""
 

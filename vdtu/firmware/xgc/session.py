@@ -168,6 +168,8 @@ class CloudSession:
         self.attempts = 0
         """Connection attempts that failed since the last success."""
         self.reconnects = 0
+        self.failures = 0
+        """Credential requests and connection attempts that failed, in total."""
         self._network: simpy.Event | None = None
         self._outcome: simpy.Event | None = None
         """Settled with "connected", "refused" or "failed" when a connect attempt ends."""
@@ -204,15 +206,20 @@ class CloudSession:
                         if isinstance(result, InfoRefused):
                             return
                         self.attempts += 1
+                        self.failures += 1
                         yield self.env.timeout(self._delay_s())
                         continue
                 outcome = yield from self._connect(self.info)
                 if outcome == "connected":
                     yield from self._connected()
-                    yield self.env.timeout(self.fw.options.reconnect_s)
+                    options = self.fw.options
+                    yield self.env.timeout(
+                        self._delay_s() if options.jitter_first_reconnect else options.reconnect_s
+                    )
                 else:
                     fw.advance(DtuInput.DISCONNECTED)
                     self.attempts += 1
+                    self.failures += 1
                     yield self.env.timeout(self._delay_s())
                 self.reconnects += 1
         finally:

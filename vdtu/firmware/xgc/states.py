@@ -98,6 +98,8 @@ TRANSITIONS: dict[tuple[DtuState, DtuInput], DtuState] = {
 class DtuStateMachine:
     """Holds the DTU state and applies inputs through ``TRANSITIONS``."""
 
+    __slots__ = ("state",)
+
     def __init__(self) -> None:
         self.state = DtuState.NO_INIT
 

@@ -1,0 +1,171 @@
+"""What ``vdtu fleet`` runs: options from flags or a YAML file, checked with messages naming each.
+
+A YAML file (``--config FILE``) holds the same names as the flags, with ``_`` for
+``-`` (``units: 5000``, ``broker: mqtt://127.0.0.1:1883``, ``interval: 10``); a
+flag given on the command line wins over the file. Unknown keys are refused with
+the list of allowed ones.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vdtu.errors import ConfigError
+
+PROFILES = ("xgc", "quec", "mix")
+_SHARD_RE = re.compile(r"([0-9]+)/([0-9]+)")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shard:
+    """This process's part of a fleet: shard ``index`` of ``count`` (0-based)."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ConfigError(f"shard must be i/n with 0 <= i < n, not {self.index}/{self.count}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"i/n"``."""
+        match = _SHARD_RE.fullmatch(text.strip())
+        if match is None:
+            raise ConfigError(f"shard must be i/n such as 0/2, not {text!r}")
+        return cls(index=int(match.group(1)), count=int(match.group(2)))
+
+    def block(self, units: int) -> range:
+        """The fleet ids of this shard's units: a contiguous block of ``range(units)``."""
+        start = units * self.index // self.count
+        return range(start, units * (self.index + 1) // self.count)
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadOptions:
+    """One load-test run."""
+
+    units: int = 100
+    profile: str = "xgc"
+    broker: str | None = None
+    """``mqtt://[user:pass@]host:port`` (None: the embedded broker)."""
+    ca_file: Path | None = None
+    ramp: float = 100.0
+    """Units powered on per second."""
+    duration: float = 60.0
+    """Seconds of sending once the last unit is powered on (the ramp comes first)."""
+    interval: float = 10.0
+    """Mean seconds between two uplinks of one unit."""
+    payload: int = 64
+    """Characters in each uplink's JSON text."""
+    seed: int = 0
+    report: Path | None = None
+    procs: int = 1
+    shard: Shard = Shard()
+    pty: bool = False
+    metrics_port: int | None = None
+    probe_rate: float = 1.0
+    """Command probes per second (0: none)."""
+    probe_units: int = 20
+    """How many units the probe addresses (round robin; spread over the fleet)."""
+    grace: float = 10.0
+    """Seconds to wait after sending stops for what is still in flight."""
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("units", 1 <= self.units <= 1_000_000, "1..1000000"),
+            ("profile", self.profile in PROFILES, " | ".join(PROFILES)),
+            ("ramp", self.ramp > 0, "> 0 units per second"),
+            ("duration", self.duration > 0, "> 0 s"),
+            ("interval", self.interval > 0, "> 0 s"),
+            ("payload", 32 <= self.payload <= 65536, "32..65536 characters"),
+            ("procs", 1 <= self.procs <= 64, "1..64"),
+            ("probe_rate", self.probe_rate >= 0, ">= 0 per second"),
+            ("probe_units", self.probe_units >= 1, ">= 1"),
+            ("grace", self.grace >= 0, ">= 0 s"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be 0..65535, not {self.metrics_port}")
+        if self.procs > 1 and self.shard.count > 1:
+            raise ConfigError("give --procs or --shard, not both (each process is a shard)")
+
+
+def load_options(path: Path, overrides: dict[str, Any]) -> LoadOptions:
+    """Options from a YAML file, then ``overrides`` (the flags the user gave).
+
+    Raises:
+        ConfigError: the file cannot be read, is not a mapping, names an unknown key, or
+            holds a value of the wrong kind (the message names the key).
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option: value, not {type(data).__name__}")
+    return build_options({**{str(k).replace("-", "_"): v for k, v in data.items()}, **overrides})
+
+
+def build_options(values: dict[str, Any]) -> LoadOptions:
+    """``LoadOptions`` from names and values, each converted to its field's type."""
+    known = {item.name: item for item in fields(LoadOptions)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown options {unknown}; allowed: {', '.join(sorted(known))}")
+    converted: dict[str, Any] = {}
+    for name, value in values.items():
+        converted[name] = _convert(name, value)
+    return replace(LoadOptions(), **converted)
+
+
+_NUMBERS: dict[str, type[int] | type[float]] = {
+    "units": int,
+    "ramp": float,
+    "duration": float,
+    "interval": float,
+    "payload": int,
+    "seed": int,
+    "procs": int,
+    "probe_rate": float,
+    "probe_units": int,
+    "grace": float,
+    "metrics_port": int,
+}
+
+
+def _convert(name: str, value: Any) -> Any:
+    bad = ConfigError(f"{name}: {value!r} is not a valid value")
+    if value is None and name in ("broker", "ca_file", "report", "metrics_port"):
+        return None
+    if name in _NUMBERS:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise bad
+        try:
+            return _NUMBERS[name](value)
+        except ValueError:
+            raise bad from None
+    if name in ("pty", "progress"):
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if name in ("report", "ca_file"):
+        return Path(str(value))
+    if name == "shard":
+        return value if isinstance(value, Shard) else Shard.parse(str(value))
+    return str(value)

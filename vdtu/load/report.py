@@ -1,0 +1,547 @@
+"""The numbers of a load run: the JSON report, merging shards, Prometheus text, the progress line.
+
+A ``FleetReport`` is one process's (one shard's) figures, or the merge of several.
+It carries the latency and command round-trip histograms themselves, not only
+their percentiles, so that ``merge`` can add the buckets and give exactly the
+percentiles one tracker fed every shard's messages would give. The JSON::
+
+    {"format": "vdtu-fleet-report/1",
+     "units", "connected", "connect_failures", "connect_s", "connect_rate_per_s",
+     "published", "delivered", "lost", "pending", "duplicated", "reordered", "unexpected",
+     "latency_ms": {"p50", "p95", "p99", "max"}, "command_rtt_ms": {same},
+     "reconnects", "rss_mb", "cpu_s", "duration_s",
+     "shards": [...], "profile", "broker", "errors": {kind: count},
+     "histograms": {"latency_ms": {...}, "command_rtt_ms": {...}}}
+
+``connect_rate_per_s``, ``latency_ms`` and ``command_rtt_ms`` are derived (from
+``connected``/``connect_s`` and the histograms); ``from_json`` recomputes them.
+
+Merging: counts, ``rss_mb`` and ``cpu_s`` are summed (the fleet's total memory
+and CPU over all its processes; divide by ``units`` for a per-unit figure).
+Shards run side by side, so ``duration_s`` and ``connect_s`` are the longest
+shard's, and the merged connect rate is all connections over that time. Shard ids
+must be distinct (the same shard twice would count its messages twice); differing
+profiles or brokers are kept, joined with ``,``.
+
+Prometheus: ``to_prometheus`` writes the text exposition format (version 0.0.4)
+with base units (seconds, bytes): counters end in ``_total``, the latencies are
+summaries with quantiles 0.5, 0.95, 0.99 and 1 (the maximum).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vdtu.load.tracker import DeliveryTracker, LatencyHistogram, Percentiles, ReportFormatError
+
+REPORT_FORMAT = "vdtu-fleet-report/1"
+"""The ``format`` value of a report's JSON."""
+
+_COUNTS = (
+    "units",
+    "connected",
+    "connect_failures",
+    "published",
+    "delivered",
+    "lost",
+    "pending",
+    "duplicated",
+    "reordered",
+    "unexpected",
+    "reconnects",
+)
+_FIGURES = ("connect_s", "rss_mb", "cpu_s", "duration_s")
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetReport:
+    """What one shard, or several merged, measured (see the module comment).
+
+    Raises:
+        ValueError: a count is not an integer >= 0, a figure not a finite number
+            >= 0, a shard id repeats, or an error counter is not an integer >= 0.
+    """
+
+    units: int
+    """Units this report covers."""
+    connected: int
+    """Units connected to their cloud when the report was made."""
+    connect_failures: int
+    """Connection attempts that failed (refused, timed out, dropped before CONNACK)."""
+    connect_s: float
+    """Seconds from the start of the ramp until the last unit first connected (0 if none)."""
+    published: int
+    delivered: int
+    lost: int
+    pending: int
+    duplicated: int
+    reordered: int
+    unexpected: int
+    reconnects: int
+    """Connections made again after a unit lost its cloud."""
+    rss_mb: float
+    """Resident memory in MiB (2**20 bytes), summed over processes."""
+    cpu_s: float
+    """CPU time (user + system) in seconds, summed over processes."""
+    duration_s: float
+    """Wall time of the run in seconds (the longest shard's)."""
+    shards: tuple[str, ...]
+    """Ids of the shards included (e.g. ``"0/2"``), in merge order."""
+    profile: str
+    """``xgc``, ``quec`` or ``mix`` (merged shards of differing profiles: joined with ``,``)."""
+    broker: str
+    """The broker URL, without credentials: the report and the metrics are not secret."""
+    errors: Mapping[str, int] = field(default_factory=dict)
+    """Counters of everything else that went wrong, by kind."""
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """End-to-end uplink latency, ms."""
+    command_rtt: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Command probe round trips, ms."""
+
+    def __post_init__(self) -> None:
+        for name in _COUNTS:
+            _check_count(name, getattr(self, name))
+        for name in _FIGURES:
+            _check_figure(name, getattr(self, name))
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if len(set(self.shards)) != len(self.shards):
+            raise ValueError(f"shards must be distinct, not {list(self.shards)!r}")
+        for kind, count in self.errors.items():
+            _check_count(f"errors[{kind!r}]", count)
+        object.__setattr__(self, "errors", dict(sorted(self.errors.items())))
+
+    @property
+    def connect_rate_per_s(self) -> float:
+        """Connections per second during the ramp (0 when nothing connected)."""
+        return self.connected / self.connect_s if self.connect_s > 0 else 0.0
+
+    @property
+    def latency_ms(self) -> Percentiles:
+        return self.latency.summary()
+
+    @property
+    def command_rtt_ms(self) -> Percentiles:
+        return self.command_rtt.summary()
+
+    @property
+    def error_count(self) -> int:
+        """All error counters together."""
+        return sum(self.errors.values())
+
+    @classmethod
+    def collect(
+        cls,
+        *,
+        tracker: DeliveryTracker,
+        command_rtt: LatencyHistogram,
+        shard: str,
+        profile: str,
+        broker: str,
+        units: int,
+        connected: int,
+        connect_failures: int,
+        connect_s: float,
+        reconnects: int,
+        duration_s: float,
+        rss_mb: float,
+        cpu_s: float,
+        errors: Mapping[str, int] | None = None,
+    ) -> FleetReport:
+        """A report from a shard's tracker and counters, copying the histograms.
+
+        The tracker's late arrivals and clock-skewed stamps go into ``errors`` as
+        ``delivered_late`` and ``clock_skewed`` when there are any.
+
+        Raises:
+            ValueError: as the constructor.
+        """
+        totals = tracker.totals()
+        found = dict(errors or {})
+        for kind, count in (("delivered_late", totals.late), ("clock_skewed", totals.skewed)):
+            if count:
+                found[kind] = found.get(kind, 0) + count
+        return cls(
+            units=units,
+            connected=connected,
+            connect_failures=connect_failures,
+            connect_s=connect_s,
+            published=totals.published,
+            delivered=totals.delivered,
+            lost=totals.lost,
+            pending=totals.pending,
+            duplicated=totals.duplicated,
+            reordered=totals.reordered,
+            unexpected=totals.unexpected,
+            reconnects=reconnects,
+            rss_mb=rss_mb,
+            cpu_s=cpu_s,
+            duration_s=duration_s,
+            shards=(shard,),
+            profile=profile,
+            broker=broker,
+            errors=found,
+            latency=tracker.latency.copy(),
+            command_rtt=command_rtt.copy(),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict (see the module comment)."""
+        return {
+            "format": REPORT_FORMAT,
+            "units": self.units,
+            "connected": self.connected,
+            "connect_failures": self.connect_failures,
+            "connect_s": self.connect_s,
+            "connect_rate_per_s": round(self.connect_rate_per_s, 3),
+            "published": self.published,
+            "delivered": self.delivered,
+            "lost": self.lost,
+            "pending": self.pending,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "unexpected": self.unexpected,
+            "reconnects": self.reconnects,
+            "latency_ms": self.latency_ms.to_json(),
+            "command_rtt_ms": self.command_rtt_ms.to_json(),
+            "rss_mb": self.rss_mb,
+            "cpu_s": self.cpu_s,
+            "duration_s": self.duration_s,
+            "shards": list(self.shards),
+            "profile": self.profile,
+            "broker": self.broker,
+            "errors": dict(self.errors),
+            "histograms": {
+                "latency_ms": self.latency.to_json(),
+                "command_rtt_ms": self.command_rtt.to_json(),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> FleetReport:
+        """Read back ``to_json()`` (the derived keys are recomputed, not read).
+
+        Raises:
+            ReportFormatError: not a report of this format, or a field is missing or
+                wrong; the message names it.
+        """
+        if not isinstance(data, Mapping):
+            raise ReportFormatError(f"a fleet report must be a JSON object, not {data!r:.80}")
+        if data.get("format") != REPORT_FORMAT:
+            raise ReportFormatError(
+                f"report format must be {REPORT_FORMAT!r}, not {data.get('format')!r}"
+            )
+        histograms = _field(data, "histograms", Mapping, "an object")
+
+        def count(key: str) -> int:
+            return int(_field(data, key, int, "an integer"))
+
+        def figure(key: str) -> float:
+            return float(_field(data, key, (int, float), "a number"))
+
+        def histogram(key: str) -> LatencyHistogram:
+            return LatencyHistogram.from_json(_field(histograms, key, Mapping, "an object"))
+
+        try:
+            return cls(
+                units=count("units"),
+                connected=count("connected"),
+                connect_failures=count("connect_failures"),
+                connect_s=figure("connect_s"),
+                published=count("published"),
+                delivered=count("delivered"),
+                lost=count("lost"),
+                pending=count("pending"),
+                duplicated=count("duplicated"),
+                reordered=count("reordered"),
+                unexpected=count("unexpected"),
+                reconnects=count("reconnects"),
+                rss_mb=figure("rss_mb"),
+                cpu_s=figure("cpu_s"),
+                duration_s=figure("duration_s"),
+                shards=tuple(_strings(data, "shards")),
+                profile=_field(data, "profile", str, "a string"),
+                broker=_field(data, "broker", str, "a string"),
+                errors=_field(data, "errors", Mapping, "an object of counts"),
+                latency=histogram("latency_ms"),
+                command_rtt=histogram("command_rtt_ms"),
+            )
+        except ReportFormatError:
+            raise
+        except ValueError as exc:
+            raise ReportFormatError(f"fleet report: {exc}") from exc
+
+
+def merge(reports: Iterable[FleetReport]) -> FleetReport:
+    """One report for several shards (the rules are in the module comment).
+
+    Args:
+        reports: at least one report; none is changed.
+
+    Returns:
+        The merged report; its histograms are new objects.
+
+    Raises:
+        ValueError: no report, a shard id appears twice, or histogram layouts differ.
+    """
+    group = list(reports)
+    if not group:
+        raise ValueError("merge needs at least one report, not none")
+    latency = group[0].latency.empty_like()
+    command_rtt = group[0].command_rtt.empty_like()
+    errors: dict[str, int] = {}
+    for report in group:
+        latency.merge(report.latency)
+        command_rtt.merge(report.command_rtt)
+        for kind, count in report.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+
+    def total(name: str) -> Any:
+        return sum(getattr(report, name) for report in group)
+
+    def longest(name: str) -> float:
+        return max(float(getattr(report, name)) for report in group)
+
+    return FleetReport(
+        units=total("units"),
+        connected=total("connected"),
+        connect_failures=total("connect_failures"),
+        connect_s=longest("connect_s"),
+        published=total("published"),
+        delivered=total("delivered"),
+        lost=total("lost"),
+        pending=total("pending"),
+        duplicated=total("duplicated"),
+        reordered=total("reordered"),
+        unexpected=total("unexpected"),
+        reconnects=total("reconnects"),
+        rss_mb=math.fsum(report.rss_mb for report in group),
+        cpu_s=math.fsum(report.cpu_s for report in group),
+        duration_s=longest("duration_s"),
+        shards=tuple(shard for report in group for shard in report.shards),
+        profile=_joined(report.profile for report in group),
+        broker=_joined(report.broker for report in group),
+        errors=errors,
+        latency=latency,
+        command_rtt=command_rtt,
+    )
+
+
+# -- Prometheus -------------------------------------------------------------------------
+
+_PREFIX = "vdtu_fleet_"
+_QUANTILES = (("0.5", 50.0), ("0.95", 95.0), ("0.99", 99.0))
+
+_GAUGES: tuple[tuple[str, str, Callable[[FleetReport], float]], ...] = (
+    ("units", "Units in the fleet.", lambda r: r.units),
+    ("connected", "Units connected to their cloud now.", lambda r: r.connected),
+    (
+        "connect_rate_per_second",
+        "Connections per second during the ramp.",
+        lambda r: r.connect_rate_per_s,
+    ),
+    ("pending", "Uplinks published and not delivered yet.", lambda r: r.pending),
+    ("rss_bytes", "Resident memory of the fleet's processes.", lambda r: r.rss_mb * 2**20),
+    ("duration_seconds", "Wall time of the run so far.", lambda r: r.duration_s),
+)
+_COUNTERS: tuple[tuple[str, str, Callable[[FleetReport], float]], ...] = (
+    ("connect_failures_total", "Connection attempts that failed.", lambda r: r.connect_failures),
+    ("reconnects_total", "Connections made again after a loss.", lambda r: r.reconnects),
+    ("published_total", "Uplinks handed to the units.", lambda r: r.published),
+    ("delivered_total", "Distinct uplinks the subscriber received.", lambda r: r.delivered),
+    ("lost_total", "Uplinks never delivered (counted when the run ends).", lambda r: r.lost),
+    ("duplicated_total", "Uplinks received again.", lambda r: r.duplicated),
+    ("reordered_total", "Uplinks received after a later one.", lambda r: r.reordered),
+    ("unexpected_total", "Uplinks received that were never published.", lambda r: r.unexpected),
+    ("cpu_seconds_total", "CPU time of the fleet's processes.", lambda r: r.cpu_s),
+)
+_SUMMARIES = (
+    ("latency_seconds", "End-to-end uplink latency, host to subscriber.", "latency"),
+    ("command_rtt_seconds", "Command probe round trip, cloud to reply.", "command_rtt"),
+)
+
+
+def to_prometheus(report: FleetReport) -> str:
+    """The report in Prometheus' text exposition format (see the module comment).
+
+    Returns:
+        ``# HELP``/``# TYPE`` lines and samples, ending with a newline.
+    """
+    lines: list[str] = []
+    for name, help_text, value in _GAUGES:
+        lines += _metric(name, "gauge", help_text, [("", value(report))])
+    for name, help_text, value in _COUNTERS:
+        lines += _metric(name, "counter", help_text, [("", value(report))])
+    errors = [(_labels(kind=kind), count) for kind, count in report.errors.items()]
+    lines += _metric("errors_total", "counter", "Other errors, by kind.", errors)
+    for name, help_text, attribute in _SUMMARIES:
+        lines += _summary(name, help_text, getattr(report, attribute))
+    info = _labels(profile=report.profile, broker=report.broker, shards=",".join(report.shards))
+    lines += _metric("info", "gauge", "What the run was: profile, broker, shards.", [(info, 1)])
+    return "\n".join(lines) + "\n"
+
+
+def _metric(
+    name: str, kind: str, help_text: str, samples: Sequence[tuple[str, float]]
+) -> list[str]:
+    full = _PREFIX + name
+    lines = [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
+    lines += [f"{full}{labels} {_number(value)}" for labels, value in samples]
+    return lines
+
+
+def _summary(name: str, help_text: str, histogram: LatencyHistogram) -> list[str]:
+    full = _PREFIX + name
+    lines = [f"# HELP {full} {help_text}", f"# TYPE {full} summary"]
+    quantiles = [(label, histogram.percentile(p)) for label, p in _QUANTILES]
+    quantiles.append(("1", histogram.max))
+    for label, ms in quantiles:
+        seconds = math.nan if ms is None else ms / 1000
+        lines.append(f"{full}{_labels(quantile=label)} {_number(seconds)}")
+    lines.append(f"{full}_sum {_number(histogram.sum_ms / 1000)}")
+    lines.append(f"{full}_count {histogram.count}")
+    return lines
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{key}="{_escaped(value)}"' for key, value in labels.items())
+    return "{" + inner + "}"
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+# -- the live progress line -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rates:
+    """How fast the figures moved between two reports, per second."""
+
+    published_per_s: float = 0.0
+    delivered_per_s: float = 0.0
+    connected_per_s: float = 0.0
+    """Change in connected units (negative while units drop)."""
+    errors_per_s: float = 0.0
+    """New connect failures and error counts."""
+
+
+class Progress:
+    """Rates between successive snapshots: give it each report with the time it was taken."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, FleetReport] | None = None
+
+    def update(self, report: FleetReport, now: float) -> Rates:
+        """Take a snapshot.
+
+        Args:
+            report: the figures now.
+            now: monotonic seconds.
+
+        Returns:
+            Rates since the previous snapshot; all zero for the first one, or when
+            no time has passed.
+        """
+        last, self._last = self._last, (now, report)
+        if last is None or now <= last[0]:
+            return Rates()
+        elapsed = now - last[0]
+        before = last[1]
+        return Rates(
+            published_per_s=(report.published - before.published) / elapsed,
+            delivered_per_s=(report.delivered - before.delivered) / elapsed,
+            connected_per_s=(report.connected - before.connected) / elapsed,
+            errors_per_s=(_failures(report) - _failures(before)) / elapsed,
+        )
+
+
+def progress_line(report: FleetReport, rates: Rates | None = None) -> str:
+    """One short line for a terminal: connections, traffic, delivery, latency, errors.
+
+    Args:
+        report: the figures now.
+        rates: from ``Progress.update``; without them no per-second figures are shown.
+    """
+    connected = f"conn {report.connected}/{report.units}"
+    published = f"pub {report.published}"
+    delivered = f"dlv {report.delivered}"
+    if rates is not None:
+        connected += f" {rates.connected_per_s:+.0f}/s"
+        published += f" {rates.published_per_s:.0f}/s"
+        delivered += f" {rates.delivered_per_s:.0f}/s"
+    latency, rtt = report.latency_ms, report.command_rtt_ms
+    parts = [
+        f"{connected} fail {report.connect_failures}",
+        f"{published} {delivered}",
+        f"pend {report.pending} lost {report.lost} dup {report.duplicated} "
+        f"reord {report.reordered}",
+        f"lat p50 {_ms(latency.p50)} p99 {_ms(latency.p99)} ms",
+        f"rtt p50 {_ms(rtt.p50)} ms",
+        f"reconn {report.reconnects} err {report.error_count}",
+    ]
+    return " | ".join(parts)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _failures(report: FleetReport) -> int:
+    return report.connect_failures + report.error_count
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _joined(values: Iterable[str]) -> str:
+    return ",".join(dict.fromkeys(values))
+
+
+def _check_count(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, not {value!r}")
+
+
+def _check_figure(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+
+
+def _field(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], wanted: str) -> Any:
+    value = data.get(key, _MISSING)
+    if value is _MISSING:
+        raise ReportFormatError(f"report field {key!r} is missing; it must be {wanted}")
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ReportFormatError(f"report field {key!r} must be {wanted}, not {value!r:.80}")
+    return value
+
+
+def _strings(data: Mapping[str, Any], key: str) -> Sequence[str]:
+    value = _field(data, key, list, "a list of strings")
+    if not all(isinstance(item, str) for item in value):
+        raise ReportFormatError(
+            f"report field {key!r} must be a list of strings, not {value!r:.80}"
+        )
+    return [str(item) for item in value]

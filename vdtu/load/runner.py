@@ -1,0 +1,324 @@
+"""One load-test process: a shard of headless units, their hosts, the verifier, the numbers.
+
+``LoadRun.run`` starts the cloud side of a ``Fleet`` (the embedded broker, or the
+broker the user named), connects the ``Verifier``, then powers units on at
+``ramp`` per second, each with a simulated ``Host`` that starts sending once the
+unit has reached its cloud. The run lasts the ramp plus ``duration`` seconds.
+Units have no PTY unless ``pty`` is set, no flash files, and no wire pacing (the
+hosts are simulated: pacing would only cost CPU).
+XGC units draw their first reconnect after a loss within +/-20 % of 5 s
+(``XgcOptions.jitter_first_reconnect``), so a broker that drops every connection
+at once is not met by the whole fleet in the same millisecond.
+
+Every second it updates the figures: a progress line on ``out`` and, when
+``metrics_port`` is set, ``GET /metrics`` in Prometheus' text format. At the end
+(or on ``stop``, e.g. Ctrl-C) the hosts stop sending, the run
+waits up to ``grace`` seconds for what is still in flight, and the report is
+made: a ``FleetReport`` (``vdtu/load/report.py``) with this shard's id.
+
+Memory: every second the objects alive so far are frozen out of the garbage
+collector's view (``gc.freeze``): units live for the whole run, and a full
+collection scanning 10 000 units' objects stops the loop for hundreds of ms, which
+would show up as uplink latency that no broker caused.
+
+Connections per unit are counted from the firmware: a unit is connected when its
+XGC session is ``mqtt-connected`` or any QuecPython channel is up; failures and
+reconnects are the sessions' and channels' own counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import math
+import os
+import resource
+import time
+import traceback
+from functools import partial
+from pathlib import Path
+from typing import TextIO
+
+from vdtu.cloud.broker_url import parse_broker_url
+from vdtu.cloud.http_server import HttpServer, Reply, Request
+from vdtu.firmware.quec.firmware import QuecFirmware
+from vdtu.firmware.xgc.firmware import XgcFirmware
+from vdtu.firmware.xgc.options import XgcOptions
+from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
+from vdtu.identity import Identity
+from vdtu.links.xgc_stack import url_from_discovery
+from vdtu.load.hosts import Host
+from vdtu.load.options import LoadOptions
+from vdtu.load.report import FleetReport, Progress, progress_line, to_prometheus
+from vdtu.load.tracker import DeliveryTracker, LatencyHistogram
+from vdtu.load.verifier import ProbeTarget, Verifier
+from vdtu.log import LogLevel, LogRecord
+from vdtu.storage import write_atomically
+from vdtu.unit import Profile, Unit, UnitConfig
+
+TICK_S = 1.0
+"""How often the figures are updated."""
+PROGRESS_EVERY_S = 5.0
+"""How often a progress line is printed when ``out`` is not a terminal."""
+DRAIN_POLL_S = 0.2
+"""How often the wind-down looks whether everything in flight has arrived."""
+
+
+def rss_mb() -> float:
+    """This process's resident memory, MiB."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def cpu_s() -> float:
+    """CPU time (user + system) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class LoadRun:
+    """One shard of a load test.
+
+    Args:
+        loop: the running loop.
+        options: what to run.
+        out: where the progress line goes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, options: LoadOptions, out: TextIO) -> None:
+        self.loop = loop
+        self.options = options
+        self.out = out
+        self.block = options.shard.block(options.units)
+        self.tracker = DeliveryTracker()
+        self.hosts: dict[int, Host] = {}
+        self.first_connected: dict[int, float] = {}
+        self.errors: dict[str, int] = {}
+        self.started_at = 0.0
+        self.fleet = Fleet(loop, self._fleet_config(), sink=self._count_warning)
+        self.verifier: Verifier | None = None
+        self.metrics: HttpServer | None = None
+        self._progress = Progress()
+        self._last_line = 0.0
+        self._stopping = False
+
+    def _fleet_config(self) -> FleetConfig:
+        options = self.options
+        template = UnitConfig(
+            identity=Identity.for_unit(options.seed, 0),
+            pacing=options.pty,
+            options=XgcOptions(jitter_first_reconnect=True),
+        )
+        broker = options.broker
+        return FleetConfig(
+            units=len(self.block),
+            first_unit=self.block.start,
+            seed=options.seed,
+            pty_dir=default_pty_dir() / f"fleet-{os.getpid()}",
+            state_dir=None,
+            ports=("uart",) if options.pty else (),
+            broker=None if broker is None else parse_broker_url(broker, ca_file=options.ca_file),
+            profile=options.profile,
+            template=template,
+        )
+
+    def _count_warning(self, _unit: str, record: LogRecord) -> None:
+        if record.level >= LogLevel.WARN:
+            key = f"unit_{record.level.name.lower()}s"
+            self.errors[key] = self.errors.get(key, 0) + 1
+
+    # -- the run -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> FleetReport:
+        """Run until ``duration`` has passed or ``stop`` is set; returns the report."""
+        fleet = self.fleet
+
+        def crashed(exc: Exception) -> None:
+            trace = "".join(traceback.format_exception(exc))
+            print(f"vdtu: the simulation crashed:\n{trace}", file=self.out, flush=True)
+            self.errors["simulation_crashed"] = 1
+            stop.set()
+
+        fleet.clock.on_crash.append(crashed)
+        await fleet.start(units=False)
+        try:
+            self.verifier = Verifier(
+                fleet.hub, url_from_discovery(fleet.stack.discovery()), self.tracker, self.block
+            )
+            await self.verifier.connect()
+            if self.options.metrics_port is not None:
+                self.metrics = HttpServer({("GET", "/metrics"): self._metrics})
+                await self.metrics.start(port=self.options.metrics_port)
+            self.started_at = time.monotonic()
+            self._ramp()
+            self.verifier.start_probe(self._probe_targets(), self.options.probe_rate)
+            ramp_s = len(self.block) / self.options.ramp
+            deadline = self.started_at + ramp_s + self.options.duration
+            while time.monotonic() < deadline and not stop.is_set():
+                await _wait(stop, min(TICK_S, deadline - time.monotonic()))
+                self._tick()
+            await self._wind_down(stop)
+            return self.report()
+        finally:
+            await self._close()
+
+    def _ramp(self) -> None:
+        start = self.loop.time()
+        for index, unit_id in enumerate(self.block):
+            self.loop.call_at(start + index / self.options.ramp, self._power_on, unit_id)
+
+    def _power_on(self, unit_id: int) -> None:
+        if not self._stopping:
+            self.fleet.clock.inject(self._add_unit, unit_id)
+
+    def _add_unit(self, unit_id: int) -> None:
+        if self._stopping:
+            return
+        unit = self.fleet.start_unit(unit_id)
+        host = Host(
+            unit,
+            unit_index=unit_id,
+            rng=unit.host_rng(),
+            interval_s=self.options.interval,
+            payload_size=self.options.payload,
+            epoch_s=self.fleet.clock.epoch_s,
+            published=self.tracker.published,
+        )
+        self.hosts[unit_id] = host
+        host.start()
+
+    def _probe_targets(self) -> list[ProbeTarget]:
+        step = max(1, len(self.block) // self.options.probe_units)
+        targets = []
+        for unit_id in self.block[::step][: self.options.probe_units]:
+            identity = Identity.for_unit(self.options.seed, unit_id)
+            targets.append(
+                ProbeTarget(
+                    imei=identity.imei,
+                    quec=self.fleet.profile_of(unit_id) is Profile.QUEC,
+                    project=self.fleet.project_id,
+                    ready=partial(self._connected, unit_id),
+                )
+            )
+        return targets
+
+    def _connected(self, unit_id: int) -> bool:
+        host = self.hosts.get(unit_id)
+        return host is not None and host.cloud_connected()
+
+    def _tick(self) -> None:
+        gc.freeze()  # long-lived units leave the collector's scans (see the module comment)
+        now = time.monotonic()
+        for unit_id, host in self.hosts.items():
+            if unit_id not in self.first_connected and host.cloud_connected():
+                self.first_connected[unit_id] = now - self.started_at
+        if not self.options.progress:
+            return
+        report = self.report()
+        rates = self._progress.update(report, now)
+        line = progress_line(report, rates)
+        if self.out.isatty():
+            print("\r" + line, end="", file=self.out, flush=True)
+        elif now - self._last_line >= PROGRESS_EVERY_S:
+            print(line, file=self.out, flush=True)
+            self._last_line = now
+
+    async def _wind_down(self, stop: asyncio.Event) -> None:
+        """Stop sending; wait for what is in flight (at most ``grace`` s); count the rest."""
+        self._stopping = True
+        self.fleet.clock.inject(self._stop_hosts)
+        self._tick()
+        for _ in range(math.ceil(self.options.grace / DRAIN_POLL_S)):
+            if not self.tracker.totals().pending:
+                break
+            await asyncio.sleep(DRAIN_POLL_S)
+        assert self.verifier is not None  # run() made it
+        self.verifier.finish()
+        self.tracker.finish()
+        if self.options.progress and self.out.isatty():
+            print(file=self.out)
+        del stop
+
+    def _stop_hosts(self) -> None:
+        for host in self.hosts.values():
+            host.stop()
+
+    async def _close(self) -> None:
+        self._stopping = True
+        if self.verifier is not None:
+            self.verifier.close()
+        if self.metrics is not None:
+            await self.metrics.stop()
+        await self.fleet.close()
+
+    # -- the figures ---------------------------------------------------------------------
+
+    def report(self) -> FleetReport:
+        """This shard's figures now."""
+        failures = reconnects = connected = 0
+        for host in self.hosts.values():
+            unit_failures, unit_reconnects = _connection_counters(host.unit)
+            failures += unit_failures
+            reconnects += unit_reconnects
+            connected += host.cloud_connected()
+        verifier = self.verifier
+        errors = dict(self.errors)
+        if verifier is not None:
+            found = {
+                "probe_timeouts": verifier.probe_timeouts,
+                "foreign_uplinks": verifier.foreign,
+                "verifier_redials": verifier.redials,
+            }
+            errors |= {key: count for key, count in found.items() if count}
+        connect_s = max(self.first_connected.values(), default=0.0)
+        return FleetReport.collect(
+            tracker=self.tracker,
+            command_rtt=verifier.command_rtt if verifier is not None else LatencyHistogram(),
+            shard=str(self.options.shard),
+            profile=self.options.profile,
+            broker=str(self.fleet.stack.broker_url or ""),
+            units=len(self.block),
+            connected=connected,
+            connect_failures=failures,
+            connect_s=connect_s,
+            reconnects=reconnects,
+            duration_s=time.monotonic() - self.started_at if self.started_at else 0.0,
+            rss_mb=rss_mb(),
+            cpu_s=cpu_s(),
+            errors=errors,
+        )
+
+    def _metrics(self, _request: Request) -> Reply:
+        return Reply(
+            status=200,
+            body=to_prometheus(self.report()).encode(),
+            headers=(("content-type", "text/plain; version=0.0.4"),),
+        )
+
+
+def _connection_counters(unit: Unit) -> tuple[int, int]:
+    """(failed attempts, reconnects) of a unit's cloud connections."""
+    firmware = unit.firmware
+    if isinstance(firmware, XgcFirmware):
+        session = firmware.session
+        return (0, 0) if session is None else (session.failures, session.reconnects)
+    assert isinstance(firmware, QuecFirmware)
+    failures = reconnects = 0
+    for driver in firmware.drivers.values():
+        failures += driver.failures
+        reconnects += driver.reconnects
+    return failures, reconnects
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), max(0.0, timeout_s))
+    except TimeoutError:
+        return
+
+
+def write_report(path: Path, report: FleetReport) -> None:
+    """Write the report as JSON, atomically."""
+    write_atomically(path, json.dumps(report.to_json(), indent=1) + "\n")
