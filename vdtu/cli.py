@@ -188,6 +188,7 @@ _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("--profile", str, "xgc, quec or mix (default xgc)"),
     ("--broker", str, "mqtt://[user:pass@]host:port (default: the embedded broker)"),
     ("--ca-file", Path, "CA file (PEM) for an mqtts broker"),
+    ("--verify-login", str, "user:password of vdtu's verifying subscriber (default: the broker's)"),
     ("--ramp", float, "units powered on per second (default 100)"),
     ("--duration", float, "seconds of sending after the ramp (default 60)"),
     ("--interval", float, "mean seconds between two uplinks of one unit, +/-20 %% (default 10)"),

@@ -153,3 +153,29 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.mark.timeout(120)
+def test_a_broker_that_refuses_the_units_shows_in_the_report() -> None:
+    require_tool("mosquitto")
+    with Mosquitto(users={"backend": "secret"}) as broker:
+        status, summary, err = _fleet(
+            "--units", "10", "--broker", str(broker.url), "--duration", "20", "--grace", "1",
+            "--probe-rate", "0", "--verify-login", "backend:secret",
+        )  # fmt: skip
+    assert status == 1, err
+    assert summary["connected"] == 0
+    assert summary["connect_failures"] >= 10
+    assert summary["published"] == 0
+
+
+def test_a_verifier_the_broker_refuses_is_a_clear_error() -> None:
+    require_tool("mosquitto")
+    with Mosquitto(users={"backend": "secret"}) as broker:
+        status, _summary, err = _fleet(
+            "--units", "2", "--broker", str(broker.url), "--duration", "5",
+            "--verify-login", "backend:wrong",
+        )  # fmt: skip
+    assert status == 2
+    assert "verifying subscriber cannot connect" in err
+    assert "Traceback" not in err

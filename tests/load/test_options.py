@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from vdtu.errors import ConfigError
+from vdtu.identity import Identity, luhn_valid
 from vdtu.load.options import LoadOptions, Shard, build_options, load_options
 
 
@@ -36,3 +37,17 @@ def test_a_bad_option_names_itself() -> None:
         build_options({"shard": "3/2"})
     with pytest.raises(ConfigError, match="--procs or --shard"):
         build_options({"procs": 2, "shard": "0/2"})
+
+
+def test_identities_of_every_shard_are_distinct_with_valid_luhn_digits() -> None:
+    units, seed = 3000, 11
+    imeis: set[str] = set()
+    iccids: set[str] = set()
+    for index in range(4):
+        for unit_id in Shard(index=index, count=4).block(units):
+            identity = Identity.for_unit(seed, unit_id)
+            assert luhn_valid(identity.imei)
+            assert luhn_valid(identity.iccid)
+            imeis.add(identity.imei)
+            iccids.add(identity.iccid)
+    assert len(imeis) == len(iccids) == units

@@ -58,6 +58,9 @@ class LoadOptions:
     broker: str | None = None
     """``mqtt://[user:pass@]host:port`` (None: the embedded broker)."""
     ca_file: Path | None = None
+    verify_login: str | None = None
+    """``user:password`` of the verifying subscriber (default: the broker URL's login, or
+    the embedded broker's console login)."""
     ramp: float = 100.0
     """Units powered on per second."""
     duration: float = 60.0
@@ -98,6 +101,8 @@ class LoadOptions:
                 raise ConfigError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, not {self.metrics_port}")
+        if self.verify_login is not None and ":" not in self.verify_login:
+            raise ConfigError("verify_login must be user:password, not a bare user name")
         if self.procs > 1 and self.shard.count > 1:
             raise ConfigError("give --procs or --shard, not both (each process is a shard)")
 
@@ -151,7 +156,7 @@ _NUMBERS: dict[str, type[int] | type[float]] = {
 
 def _convert(name: str, value: Any) -> Any:
     bad = ConfigError(f"{name}: {value!r} is not a valid value")
-    if value is None and name in ("broker", "ca_file", "report", "metrics_port"):
+    if value is None and name in ("broker", "ca_file", "report", "metrics_port", "verify_login"):
         return None
     if name in _NUMBERS:
         if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -36,11 +36,12 @@ import os
 import resource
 import time
 import traceback
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TextIO
 
-from vdtu.cloud.broker_url import parse_broker_url
+from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.http_server import HttpServer, Reply, Request
 from vdtu.firmware.quec.firmware import QuecFirmware
 from vdtu.firmware.xgc.firmware import XgcFirmware
@@ -144,9 +145,7 @@ class LoadRun:
         fleet.clock.on_crash.append(crashed)
         await fleet.start(units=False)
         try:
-            self.verifier = Verifier(
-                fleet.hub, url_from_discovery(fleet.stack.discovery()), self.tracker, self.block
-            )
+            self.verifier = Verifier(fleet.hub, self._verify_url(), self.tracker, self.block)
             await self.verifier.connect()
             if self.options.metrics_port is not None:
                 self.metrics = HttpServer({("GET", "/metrics"): self._metrics})
@@ -163,6 +162,14 @@ class LoadRun:
             return self.report()
         finally:
             await self._close()
+
+    def _verify_url(self) -> BrokerUrl:
+        url = url_from_discovery(self.fleet.stack.discovery())
+        login = self.options.verify_login
+        if login is None:
+            return url
+        user, _, password = login.partition(":")
+        return replace(url, username=user, password=password)
 
     def _ramp(self) -> None:
         start = self.loop.time()

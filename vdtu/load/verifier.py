@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.xgc_api import TOPIC_ROOT, Channel, device_topic
+from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.load.hosts import PROBE_KEY
 from vdtu.load.payload import find_uplink
@@ -64,6 +65,7 @@ class Verifier:
         self, hub: MqttHub, broker: BrokerUrl, tracker: DeliveryTracker, units: range
     ) -> None:
         self.hub = hub
+        self.broker = broker
         self.loop = hub.loop
         self.tracker = tracker
         self.units = units
@@ -96,7 +98,7 @@ class Verifier:
         self.link.subscribe(PUBLISH_TOPIC.format(imei="+"), qos=1)
 
     async def connect(self) -> None:
-        """Connect and subscribe, or raise ConnectionError saying why not."""
+        """Connect and subscribe, or raise ConfigError saying why not."""
         outcome: asyncio.Future[str | None] = self.loop.create_future()
 
         def settle(reason: str | None) -> None:
@@ -108,7 +110,10 @@ class Verifier:
         self.link.connect()
         reason = await asyncio.wait_for(outcome, CONNECT_TIMEOUT_S + 1)
         if reason is not None:
-            raise ConnectionError(f"the verifying subscriber cannot connect: {reason}")
+            raise ConfigError(
+                f"the verifying subscriber cannot connect to {self.broker}: {reason} "
+                "(give it a login with --verify-login USER:PASS)"
+            )
         self.link.on_disconnected = self._lost
         self.link.on_connect_failed = self._lost
         self.link.on_connected = lambda: None
