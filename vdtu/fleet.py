@@ -107,6 +107,8 @@ class FleetConfig:
     """Settings every unit shares (identity, id and profile are replaced per unit)."""
     profile: str = "xgc"
     """``xgc``, ``quec`` or ``mix`` (even unit ids XGC, odd ones QuecPython)."""
+    log_records: int = 500
+    """How many log records each unit keeps (its ring; fleets of thousands keep few)."""
     first_unit: int = 0
     """The fleet id of the first unit (a shard of a larger fleet starts further on)."""
     quec_config: DtuConfig | None = None
@@ -283,7 +285,7 @@ class Fleet:
         )
         if profile is Profile.QUEC and unit_config.model == XGC_MODEL:
             unit_config = replace(unit_config, model=QUEC_MODEL)
-        log = UnitLog(unit_config.name)
+        log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
             log.sinks.append(self.sink)
         unit = Unit(

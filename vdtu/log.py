@@ -9,7 +9,6 @@ dropped bytes) live in the firmware's stats, not here.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -54,7 +53,10 @@ class UnitLog:
     def __init__(self, name: str, *, capacity: int = 500) -> None:
         self.name = name
         self.threshold = LogLevel.INFO
-        self.records: deque[LogRecord] = deque(maxlen=capacity)
+        self.capacity = capacity
+        self.records: list[LogRecord] = []
+        """The newest ``capacity`` records, oldest first (a list: an empty deque costs 760
+        bytes, which a fleet of 10 000 units pays 10 000 times)."""
         self.sinks: list[Callable[[str, LogRecord], None]] = []
 
     def write(self, at: float, level: LogLevel, source: str, text: str) -> None:
@@ -63,5 +65,7 @@ class UnitLog:
             return
         record = LogRecord(at=at, level=level, source=source, text=text)
         self.records.append(record)
+        if len(self.records) > self.capacity:
+            del self.records[0]
         for sink in self.sinks:
             sink(self.name, record)

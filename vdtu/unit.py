@@ -16,7 +16,6 @@ real time the caller goes through ``Clock.inject`` (see ``vdtu.fleet``).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -217,7 +216,7 @@ class Unit:
             self.firmware = QuecFirmware(
                 env,
                 # QuecFirmware still takes a random.Random (2.5 KB of state).
-                random.Random(self._seed_text("firmware")),
+                self._rng("firmware"),
                 hardware,
                 flash=self.flash,
                 config_file=self.config_file,

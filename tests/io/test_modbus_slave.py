@@ -360,6 +360,20 @@ def test_two_slaves_share_the_bus(bus: Bus) -> None:
     assert bus.line.collisions == 0
 
 
+def test_slaves_of_one_config_keep_their_own_values() -> None:
+    """Two units' demo slaves share the config's tables; a write or a power cycle on one is not
+    seen by the other, nor by the config."""
+    first, second = Bus(), Bus()
+    mine, other = first.add(DEMO_SLAVE), second.add(DEMO_SLAVE)
+    first.transact(build_request(1, 6, 0, 7))
+    mine.poke(Table.COIL, 3, 1)
+    assert (mine.peek(Table.HOLDING, 0), mine.peek(Table.COIL, 3)) == (7, 1)
+    assert (other.peek(Table.HOLDING, 0), other.peek(Table.COIL, 3)) == (0x0115, 0)
+    assert DEMO_SLAVE.values[Table.HOLDING][0] == 0x0115
+    other.reset()
+    assert mine.peek(Table.HOLDING, 0) == 7
+
+
 # --- dynamics, reset, control side --------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ class ProcessGroup:
         """Run ``generator`` as a process that ends quietly at ``interrupt_all``."""
         process = self.env.process(_guarded(generator))
         self._processes.add(process)
-        process.callbacks.append(lambda _event: self._processes.discard(process))
+        process.callbacks.append(self._processes.discard)  # called with the process itself
         return process
 
     def interrupt_all(self, cause: str = "power-off") -> None:

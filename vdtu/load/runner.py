@@ -58,6 +58,8 @@ from vdtu.log import LogLevel, LogRecord
 from vdtu.storage import write_atomically
 from vdtu.unit import Profile, Unit, UnitConfig
 
+LOG_RECORDS = 20
+"""Log records each unit keeps (WARNs and worse are counted in the report anyway)."""
 TICK_S = 1.0
 """How often the figures are updated."""
 PROGRESS_EVERY_S = 5.0
@@ -111,6 +113,7 @@ class LoadRun:
             identity=Identity.for_unit(options.seed, 0),
             pacing=options.pty,
             options=XgcOptions(jitter_first_reconnect=True),
+            slaves=(),  # no host polls the bus; a demo slave's dynamics would cost an event/s
         )
         broker = options.broker
         return FleetConfig(
@@ -123,6 +126,7 @@ class LoadRun:
             broker=None if broker is None else parse_broker_url(broker, ca_file=options.ca_file),
             profile=options.profile,
             template=template,
+            log_records=LOG_RECORDS,
         )
 
     def _count_warning(self, _unit: str, record: LogRecord) -> None:
@@ -150,6 +154,9 @@ class LoadRun:
             if self.options.metrics_port is not None:
                 self.metrics = HttpServer({("GET", "/metrics"): self._metrics})
                 await self.metrics.start(port=self.options.metrics_port)
+            if self.options.pty:
+                where = self.fleet.config.pty_dir
+                print(f"vdtu fleet: each unit's uart is {where}/dtu<N>/uart", file=self.out)
             self.started_at = time.monotonic()
             self._ramp()
             self.verifier.start_probe(self._probe_targets(), self.options.probe_rate)

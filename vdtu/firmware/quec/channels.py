@@ -31,7 +31,6 @@ Types:
 
 from __future__ import annotations
 
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any, Protocol
 
 import simpy
 
+from vdtu.clock.rng import RandomSource
 from vdtu.firmware.backoff import Backoff
 from vdtu.firmware.quec.config import (
     AliyunChannel,
@@ -72,7 +72,7 @@ class ChannelHost(Protocol):
     """What a driver needs from the firmware; every call is in sim time."""
 
     env: simpy.Environment
-    rng: random.Random
+    rng: RandomSource
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None: ...
 
@@ -225,7 +225,7 @@ class LinkDriver(Driver):
                 outcome: str = yield self._ended
                 if outcome == "lost":
                     self.reconnects += 1
-                    yield self.env.timeout(RECONNECT.base_s * self.host.rng.uniform(0.8, 1.2))
+                    yield self.env.timeout(RECONNECT.delay_s(0, self.host.rng))
                 else:
                     yield from self._pause()
         finally:

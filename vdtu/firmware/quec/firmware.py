@@ -41,7 +41,6 @@ restart, after which the unit reports the new ``version``.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +48,7 @@ from typing import Any
 
 import simpy
 
+from vdtu.clock.rng import RandomSource
 from vdtu.cloud.quec_fota import (
     CHECK_URL,
     REPORT_URL,
@@ -194,7 +194,7 @@ class QuecFirmware:
     def __init__(
         self,
         env: simpy.Environment,
-        rng: random.Random,
+        rng: RandomSource,
         hardware: Hardware,
         *,
         flash: Storage,
@@ -272,7 +272,7 @@ class QuecFirmware:
         text = self.config_file.read()
         if text is None:
             config = self.default_config()
-            self.config_file.write(_config_text(config))
+            self._save_config(config)
             self.write_log(LogLevel.INFO, "config", "no dtu_config.json: wrote the default")
         else:
             try:
@@ -284,12 +284,16 @@ class QuecFirmware:
         updated = self.nvram.pop("fota_version", None)
         if isinstance(updated, int):
             config = with_version(config, updated)
-            self.config_file.write(_config_text(config))
+            self._save_config(config)
             self.save_nvram()
             self.write_log(LogLevel.INFO, "fota", f"updated: now version {updated}")
         self.config = config
         self.bindings = _bindings(config)
         self.spawn(self._booting())
+
+    def _save_config(self, config: DtuConfig) -> None:
+        """Write ``dtu_config.json`` (atomically; indented when a user can read it)."""
+        self.config_file.write(_config_text(config, readable=self.config_file.path is not None))
 
     def stop(self) -> None:
         """Power-off: every process and channel ends, nothing more is heard or said."""
@@ -678,7 +682,7 @@ class QuecFirmware:
             self.note(outcome.diagnostic)
         if outcome.new_config is not None:
             self.pending = outcome.new_config
-            self.config_file.write(_config_text(outcome.new_config))
+            self._save_config(outcome.new_config)
             self.write_log(
                 LogLevel.INFO, "config", f"code {request.code}: saved, applied at the next reset"
             )
@@ -789,8 +793,10 @@ def _json_request(method: str, url: str, body: dict[str, Any]) -> HttpRequest:
     )
 
 
-def _config_text(config: DtuConfig) -> str:
-    return json.dumps(config.to_json(), ensure_ascii=False, indent=4) + "\n"
+def _config_text(config: DtuConfig, *, readable: bool = True) -> str:
+    """The file's text: indented for a file a user reads, compact for one in memory."""
+    indent = 4 if readable else None
+    return json.dumps(config.to_json(), ensure_ascii=False, indent=indent) + "\n"
 
 
 def _bindings(config: DtuConfig) -> dict[str, PortBinding]:

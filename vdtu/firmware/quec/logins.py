@@ -22,7 +22,6 @@ because registration makes an HTTP request first.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from urllib.parse import urlencode
 
 import simpy
 
+from vdtu.clock.rng import RandomSource
 from vdtu.cloud.iot_sign import (
     aliyun_login,
     aliyun_register_form,
@@ -67,7 +67,7 @@ class LoginNeeds:
     imei: str
     now_s: int
     """Unix time from the modem's network clock."""
-    rng: random.Random
+    rng: RandomSource
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Secrets saved by earlier dynamic registrations, by ``secret_key``."""
     save_secret: Callable[[str, str], None] = lambda _key, _secret: None
@@ -177,7 +177,7 @@ def _prepare(
     )
 
 
-def _digits(rng: random.Random) -> int:
+def _digits(rng: RandomSource) -> int:
     """Five random integers 1..10 written one after the other, as the firmware's nonces are."""
     return int("".join(str(rng.randint(1, 10)) for _ in range(5)))
 

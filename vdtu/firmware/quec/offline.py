@@ -13,7 +13,6 @@ Pure: the unit's flash document holds ``to_json()``; ``from_json`` reads it back
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +49,7 @@ class OfflineStore:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, not {capacity}")
         self.capacity = capacity
-        self._items: deque[Stored] = deque()
+        self._items: list[Stored] = []  # a list: an empty deque costs 760 bytes per unit
         self.dropped = 0
         """Items pushed out by newer ones: lost, and counted."""
 
@@ -64,7 +63,7 @@ class OfflineStore:
         """Keep ``item``; returns the oldest item dropped to make room, if any."""
         dropped = None
         if len(self._items) >= self.capacity:
-            dropped = self._items.popleft()
+            dropped = self._items.pop(0)
             self.dropped += 1
         self._items.append(item)
         return dropped
@@ -73,7 +72,7 @@ class OfflineStore:
         """Remove and return the items of ``channel``, oldest first."""
         taken = [item for item in self._items if item.channel == channel]
         if taken:
-            self._items = deque(item for item in self._items if item.channel != channel)
+            self._items = [item for item in self._items if item.channel != channel]
         return taken
 
     def put_back(self, items: list[Stored]) -> None:
@@ -81,10 +80,11 @@ class OfflineStore:
 
         If that overflows the store, the oldest items are dropped (and counted).
         """
-        self._items.extendleft(reversed(items))
-        while len(self._items) > self.capacity:
-            self._items.popleft()
-            self.dropped += 1
+        self._items[:0] = items
+        excess = len(self._items) - self.capacity
+        if excess > 0:
+            del self._items[:excess]
+            self.dropped += excess
 
     def to_json(self) -> dict[str, Any]:
         return {"data": [item.to_json() for item in self._items], "dropped": self.dropped}

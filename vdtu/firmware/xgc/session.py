@@ -23,7 +23,6 @@ drops the connection at once (no DISCONNECT, so the broker publishes the will).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -71,7 +70,7 @@ class Outbox:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.pending: deque[Uplink] = deque()
+        self.pending: list[Uplink] = []  # a list: an empty deque costs 760 bytes per unit
         self.accepted = 0
         self.delivered = 0
         self.refused = 0
