@@ -452,12 +452,25 @@ def test_malformed_logins_are_named(
 names = st.text(st.characters(categories=("L", "N"), include_characters="_-@."), min_size=1)
 
 
-@given(dn=names, ds=st.text(min_size=1), cid=st.text(st.characters(exclude_characters="|")))
+texts = st.characters(exclude_categories=("Cs",))  # lone surrogates cannot be sent as UTF-8
+
+
+@given(
+    dn=names,
+    ds=st.text(texts, min_size=1),
+    cid=st.text(st.characters(exclude_categories=("Cs",), exclude_characters="|")),
+)
 def test_any_aliyun_login_verifies_with_its_own_secret(dn: str, ds: str, cid: str) -> None:
     """Whatever the name, secret and client id, the cloud side accepts what the device signed."""
     login = aliyun_login(product_key=ALI_PK, device_name=dn, device_secret=ds, client_id=cid)
     secrets = Secrets({(Vendor.ALIYUN, ALI_PK): "ps"}, {(Vendor.ALIYUN, ALI_PK, dn): ds})
     assert refusal(login, secrets) is None
+
+
+def test_a_login_with_a_lone_surrogate_is_a_value_error() -> None:
+    """Text that cannot go on the wire as UTF-8 is refused, not sent half-encoded."""
+    with pytest.raises(ValueError, match="surrogates"):
+        aliyun_login(product_key=ALI_PK, device_name="dn", device_secret="ds", client_id="\ud800")
 
 
 @given(dn=names, key=st.binary(min_size=1, max_size=32), connid=st.integers(0, 99999))

@@ -477,3 +477,10 @@ def test_a_command_request_cannot_be_built_with_a_bad_code_or_topic() -> None:
         CommandRequest(code=True)
     with pytest.raises(ValueError, match="topic_id"):
         CommandRequest(code=1, topic_id="")
+
+
+def test_a_downlink_whose_json_hides_a_lone_surrogate_is_ignored() -> None:
+    """``\\ud800`` is valid JSON but no serial frame or topic can carry it."""
+    result = parse_downlink(b'{"data": "x\\ud800"}', mode=WorkMode.COMMAND)
+    assert isinstance(result, Ignored)
+    assert "lone surrogate" in result.reason

@@ -1049,3 +1049,10 @@ def test_any_value_anywhere_loads_or_is_a_config_error(path: str, value: object)
     except ConfigError:
         return
     assert load_config(config.to_json()) == config
+
+
+def test_a_lone_surrogate_in_a_text_field_is_refused_naming_the_field() -> None:
+    data = default_config("867435053362828", broker_host="h", broker_port=1).to_json()
+    data["conf"]["1"]["clientID"] = "\ud800"
+    with pytest.raises(ConfigError, match=r"conf\.1\.clientID must be valid Unicode"):
+        load_config(json.dumps(data))

@@ -240,9 +240,15 @@ def _decode_json(payload: bytes) -> tuple[str, Any] | Ignored:
             reason=f"not valid UTF-8 ({exc.reason} at byte {exc.start})", payload=payload
         )
     try:
-        return text, json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         return Ignored(reason=f"not JSON ({exc.msg} at character {exc.pos})", payload=payload)
+    if "\\u" in text:  # an escape may hide a lone surrogate, which no frame can carry
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            return Ignored(reason="JSON with a lone surrogate (\\ud800-\\udfff)", payload=payload)
+    return text, value
 
 
 def _command_code(value: Any) -> int | None:

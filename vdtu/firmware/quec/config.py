@@ -265,9 +265,22 @@ def _read_ota(path: str, raw: object) -> bool:
     return _read_flag(path, raw)
 
 
+def _unicode(path: str, text: str, *, secret: bool = False) -> str:
+    """``text`` if it can be written as UTF-8 (a JSON ``\\ud800`` escape gives a lone
+    surrogate, which no file, topic or packet can carry)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:
+        shown = "value not shown" if secret else f"character {exc.start}"
+        raise ConfigError(
+            f"{path} must be valid Unicode text: it holds a lone surrogate ({shown})"
+        ) from None
+    return text
+
+
 def _read_str(path: str, raw: object) -> str:
     if isinstance(raw, str):
-        return raw
+        return _unicode(path, raw)
     raise ConfigError(f"{path} must be a string, not {_show(raw)}")
 
 
@@ -278,7 +291,7 @@ def _read_token(path: str, raw: object) -> str:
 
 def _read_secret(path: str, raw: object) -> str:
     if isinstance(raw, str):
-        return raw
+        return _unicode(path, raw, secret=True)
     raise ConfigError(f"{path} must be a string, not a {type(raw).__name__} (value not shown)")
 
 
@@ -291,7 +304,7 @@ def _read_password(path: str, raw: object) -> str:
     if isinstance(raw, int) and not isinstance(raw, bool):
         return str(raw)
     if isinstance(raw, str):
-        return raw
+        return _unicode(path, raw, secret=True)
     raise ConfigError(
         f"{path} must be a string (or an integer), not a {type(raw).__name__} (value not shown)"
     )
