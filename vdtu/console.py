@@ -45,7 +45,7 @@ from vdtu.errors import ConfigError
 from vdtu.firmware.quec.commands import CommandCode
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.links.xgc_stack import url_from_discovery
-from vdtu.net.mqtt import MqttHub, MqttLink
+from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 CONNECT_TIMEOUT_S = 10.0
 RESTART_CODE = CommandCode.RESTART
@@ -108,16 +108,7 @@ class Console:
 
     async def connect(self) -> None:
         """Connect, or raise ConfigError saying why not."""
-        outcome: asyncio.Future[str | None] = self.loop.create_future()
-
-        def settle(reason: str | None) -> None:
-            if not outcome.done():
-                outcome.set_result(reason)
-
-        self.link.on_connected = lambda: settle(None)
-        self.link.on_connect_failed = settle
-        self.link.connect()
-        reason = await asyncio.wait_for(outcome, CONNECT_TIMEOUT_S + 1)
+        reason = await connect_and_wait(self.link, CONNECT_TIMEOUT_S + 1)
         if reason is not None:
             raise ConfigError(f"cannot connect to {self.target.broker}: {reason}")
 

@@ -33,7 +33,7 @@ from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.load.hosts import PROBE_KEY
 from vdtu.load.payload import find_uplink
 from vdtu.load.tracker import DeliveryTracker, LatencyHistogram
-from vdtu.net.mqtt import MqttHub, MqttLink
+from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
@@ -99,16 +99,7 @@ class Verifier:
 
     async def connect(self) -> None:
         """Connect and subscribe, or raise ConfigError saying why not."""
-        outcome: asyncio.Future[str | None] = self.loop.create_future()
-
-        def settle(reason: str | None) -> None:
-            if not outcome.done():
-                outcome.set_result(reason)
-
-        self.link.on_connected = lambda: settle(None)
-        self.link.on_connect_failed = settle
-        self.link.connect()
-        reason = await asyncio.wait_for(outcome, CONNECT_TIMEOUT_S + 1)
+        reason = await connect_and_wait(self.link, CONNECT_TIMEOUT_S + 1)
         if reason is not None:
             raise ConfigError(
                 f"the verifying subscriber cannot connect to {self.broker}: {reason} "

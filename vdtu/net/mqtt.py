@@ -739,3 +739,24 @@ class MqttLink:
             return  # a SUBACK for an earlier connection, or after our disconnect()
         for topic, reason in zip(topics, reasons, strict=True):
             link.on_subscribed(topic, None if reason.is_failure else reason.value)
+
+
+async def connect_and_wait(link: MqttLink, timeout_s: float) -> str | None:
+    """Connect ``link`` and wait for the outcome: None when connected, else the reason.
+
+    It sets ``on_connected`` and ``on_connect_failed`` for the attempt; the caller sets
+    its own callbacks afterwards.
+    """
+    outcome: asyncio.Future[str | None] = link.hub.loop.create_future()
+
+    def settle(reason: str | None) -> None:
+        if not outcome.done():
+            outcome.set_result(reason)
+
+    link.on_connected = lambda: settle(None)
+    link.on_connect_failed = settle
+    link.connect()
+    try:
+        return await asyncio.wait_for(outcome, timeout_s)
+    except TimeoutError:
+        return f"no answer within {timeout_s} s"
