@@ -224,13 +224,10 @@ class LoadRun:
 
     def _tick(self) -> None:
         gc.freeze()  # long-lived units leave the collector's scans (see the module comment)
-        now = time.monotonic()
-        for unit_id, host in self.hosts.items():
-            if unit_id not in self.first_connected and host.cloud_connected():
-                self.first_connected[unit_id] = now - self.started_at
+        report = self.report()
         if not self.options.progress:
             return
-        report = self.report()
+        now = time.monotonic()
         rates = self._progress.update(report, now)
         line = progress_line(report, rates)
         if self.out.isatty():
@@ -270,13 +267,17 @@ class LoadRun:
     # -- the figures ---------------------------------------------------------------------
 
     def report(self) -> FleetReport:
-        """This shard's figures now."""
+        """This shard's figures now (one pass over the units, which also notes when each
+        first connected)."""
         failures = reconnects = connected = 0
-        for host in self.hosts.values():
+        elapsed = time.monotonic() - self.started_at
+        for unit_id, host in self.hosts.items():
             unit_failures, unit_reconnects = _connection_counters(host.unit)
             failures += unit_failures
             reconnects += unit_reconnects
-            connected += host.cloud_connected()
+            if host.cloud_connected():
+                connected += 1
+                self.first_connected.setdefault(unit_id, elapsed)
         verifier = self.verifier
         errors = dict(self.errors)
         if verifier is not None:

@@ -84,6 +84,7 @@ from vdtu.firmware.quec.device import HardwareDevice
 from vdtu.firmware.quec.executor import (
     Diagnostic,
     DiagnosticCode,
+    MqttState,
     Restart,
     SendSms,
     execute,
@@ -774,14 +775,11 @@ class QuecFirmware:
 
 
 def _idle_state(kind: ChannelType) -> int:
-    """The state of a channel whose driver has not started (no network yet)."""
-    match kind:
-        case ChannelType.MQTT | ChannelType.ALIYUN | ChannelType.TXYUN:
-            return 2
-        case ChannelType.QUECTHING:
-            return 0
-        case _:
-            return 0
+    """The state of a channel whose driver has not started (no network yet): MQTT types
+    are closed; sockets closed, quecthing uninitialised and http without a response, all 0."""
+    if kind in (ChannelType.MQTT, ChannelType.ALIYUN, ChannelType.TXYUN):
+        return int(MqttState.SERVER_CLOSED)
+    return 0
 
 
 def _json_request(method: str, url: str, body: dict[str, Any]) -> HttpRequest:
