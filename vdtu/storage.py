@@ -11,17 +11,54 @@ A firmware whose file format is public (the QuecPython DTU's ``dtu_config.json``
 keeps that file as a ``TextFile`` beside the document: ``HostTextFile`` on the host,
 where a user may read and edit it, written atomically in the same way, or
 ``MemoryTextFile``.
+
+A write that fails (a full disk, a read-only file system, an I/O error) raises
+``FlashError`` and leaves the old content in place: for the firmware it is a device
+condition (the command that wanted the write gets its error reply), never a crash.
+The memory variants take ``fail_writes`` (an errno) so tests and faults can make
+the flash fail the same way.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from vdtu.errors import ConfigError
+from vdtu.errors import ConfigError, VdtuError
+
+
+class FlashError(VdtuError):
+    """Writing the flash failed; the old content is still in place.
+
+    Args:
+        errno_value: the OS error number (``errno.ENOSPC`` for a full disk).
+        detail: what failed, for the log.
+    """
+
+    def __init__(self, errno_value: int, detail: str) -> None:
+        super().__init__(errno_value, detail)
+        self.errno = errno_value
+        self.detail = detail
+
+    @property
+    def reason(self) -> str:
+        """A short name for the condition: ``flash-full``, ``flash-read-only``, ``flash-io``."""
+        return _REASONS.get(self.errno, "flash-io")
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.detail}"
+
+
+_REASONS = {errno.ENOSPC: "flash-full", errno.EDQUOT: "flash-full", errno.EROFS: "flash-read-only"}
+
+
+def _fail(fail_writes: int | None, what: str) -> None:
+    if fail_writes is not None:
+        raise FlashError(fail_writes, f"{what}: {os.strerror(fail_writes)}")
 
 
 class Storage(Protocol):
@@ -31,7 +68,7 @@ class Storage(Protocol):
         """The stored document ({} when nothing was ever saved)."""
 
     def save(self, document: dict[str, Any]) -> None:
-        """Replace the stored document, atomically."""
+        """Replace the stored document, atomically; ``FlashError`` if it cannot."""
 
     def erase(self) -> None:
         """Forget everything (re-flash)."""
@@ -43,11 +80,14 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._document: dict[str, Any] = {}
         self.writes = 0
+        self.fail_writes: int | None = None
+        """An errno: every save raises ``FlashError`` with it (None: writes succeed)."""
 
     def load(self) -> dict[str, Any]:
         return json.loads(json.dumps(self._document))  # type: ignore[no-any-return]
 
     def save(self, document: dict[str, Any]) -> None:
+        _fail(self.fail_writes, "flash")
         self._document = json.loads(json.dumps(document))
         self.writes += 1
 
@@ -58,8 +98,16 @@ class MemoryStorage:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8): a temporary file, fsync, rename, fsync the directory.
 
-    A crash leaves either the old or the new content, never a torn file.
+    A crash leaves either the old or the new content, never a torn file. An OS error
+    (full disk, read-only, I/O) raises ``FlashError`` with the old content in place.
     """
+    try:
+        _replace(path, text)
+    except OSError as exc:
+        raise FlashError(exc.errno or errno.EIO, f"{path}: {exc.strerror or exc}") from exc
+
+
+def _replace(path: Path, text: str) -> None:
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
@@ -124,7 +172,7 @@ class TextFile(Protocol):
         """The content (None when the file does not exist)."""
 
     def write(self, text: str) -> None:
-        """Replace the content, atomically."""
+        """Replace the content, atomically; ``FlashError`` if it cannot."""
 
     def erase(self) -> None:
         """Delete the file."""
@@ -136,6 +184,8 @@ class MemoryTextFile:
     def __init__(self, text: str | None = None) -> None:
         self._text = text
         self.writes = 0
+        self.fail_writes: int | None = None
+        """An errno: every write raises ``FlashError`` with it (None: writes succeed)."""
 
     @property
     def path(self) -> Path | None:
@@ -145,6 +195,7 @@ class MemoryTextFile:
         return self._text
 
     def write(self, text: str) -> None:
+        _fail(self.fail_writes, "flash file")
         self._text = text
         self.writes += 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from vdtu.errors import ConfigError
 from vdtu.identity import Identity, luhn_check_digit, luhn_valid
-from vdtu.storage import FileStorage
+from vdtu.storage import FileStorage, FlashError, MemoryStorage, MemoryTextFile
 
 
 def test_file_storage_round_trip_and_erase(tmp_path: Path) -> None:
@@ -65,3 +66,37 @@ def test_identity_rejects_a_bad_imei() -> None:
         Identity(
             imei="867435053362829", iccid="89860012345678901234", imsi="460001234567890", phone="1"
         )
+
+
+def test_a_full_disk_is_a_flash_error_with_the_old_document_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = FileStorage(tmp_path / "flash.json")
+    storage.save({"a": 1})
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("vdtu.storage.os.fsync", full)
+    with pytest.raises(FlashError) as caught:
+        storage.save({"a": 2})
+    assert caught.value.reason == "flash-full"
+    assert str(tmp_path / "flash.json") in str(caught.value)
+    monkeypatch.undo()
+    assert storage.load() == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["flash.json"]  # no temporary file left
+
+
+def test_memory_flash_fails_on_demand_and_keeps_its_content() -> None:
+    storage = MemoryStorage()
+    storage.save({"k": "v"})
+    storage.fail_writes = errno.EROFS
+    with pytest.raises(FlashError) as caught:
+        storage.save({"k": "w"})
+    assert caught.value.reason == "flash-read-only"
+    assert storage.load() == {"k": "v"}
+    text = MemoryTextFile("old")
+    text.fail_writes = errno.EIO
+    with pytest.raises(FlashError, match="flash-io"):
+        text.write("new")
+    assert text.read() == "old"
