@@ -16,10 +16,15 @@ A downlink (seed section 2) is JSON::
 * ``ForwardData``: anything else that is a JSON object: the value of ``data``
   goes to the serial port; with no ``data`` key the whole JSON text goes (the
   issue's rule; v2 writes nothing, v1 writes the whole text).
+* ``Refused``: a command or Modbus request whose ``msg_id`` is too big to echo
+  (``MAX_MSG_ID_CHARS``): answered with an error reply (null ``msg_id``), not run.
 * ``Ignored``: non-JSON, JSON that is not an object, a ``data`` of ``null``, a
-  bad ``cmd_code`` or ``topic_id``: the firmware drops these; here they carry a
-  reason for a visible diagnostic. In passthrough mode every UTF-8 payload is
-  ``ForwardData`` of its raw text.
+  bad ``cmd_code`` or ``topic_id``, a payload over ``MAX_DOWNLINK_BYTES`` (in
+  every mode) or JSON over ``frames.COMMAND_LIMITS`` (nesting, digits, string
+  length; decoded by ``vdtu.json_limits``, so never a ``RecursionError`` or the
+  interpreter's digit-limit ``ValueError``): the firmware drops these; here they
+  carry a reason for a visible diagnostic. In passthrough mode every UTF-8
+  payload is ``ForwardData`` of its raw text.
 
 The firmware's order for a ``CommandRequest``: ``check_password`` first (so an
 unknown code without the password gets "Password verify error", as on the
@@ -67,14 +72,23 @@ from dataclasses import dataclass
 from enum import Enum, IntEnum, StrEnum
 from typing import Any, Literal, assert_never
 
-from vdtu.firmware.quec.frames import ConfigRequest, WorkMode
+from vdtu.firmware.quec.frames import COMMAND_LIMITS, ConfigRequest, WorkMode
+from vdtu.json_limits import JsonLimitError
+from vdtu.json_limits import decode as decode_json
 
 PASSWORD_ERROR = "Password verify error"
 """The firmware's (v2) error text for a wrong or missing password."""
 CODE_ERROR = "Command code error"
 """The firmware's (v2) error text for an unknown command code."""
 
-_CODE_RE = re.compile(r"-?[0-9]+")
+MAX_DOWNLINK_BYTES = COMMAND_LIMITS.max_bytes
+"""The largest downlink read, in every work mode (16 KiB); a larger one is ``Ignored``."""
+MAX_MSG_ID_CHARS = 64
+"""The longest ``msg_id`` echoed: a string of at most 64 characters, or another JSON value
+whose encoding is at most 64 characters. A longer one gets an error reply with a null
+``msg_id`` and the command does not run."""
+
+_CODE_RE = re.compile(r"-?[0-9]{1,20}")
 _PIN_RE = re.compile(r"[1-9][0-9]{0,2}")
 _PHONE_RE = re.compile(r"\+?[0-9]+")
 
@@ -228,8 +242,40 @@ class Ignored:
     payload: bytes
 
 
-Downlink = CommandRequest | ModbusRequest | ForwardData | Ignored
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Refused:
+    """A command or Modbus request answered with an error reply without running.
+
+    Its ``msg_id`` is too big to echo (``MAX_MSG_ID_CHARS``): the reply carries a null
+    ``msg_id`` and an ``error`` that names the field and its size, never its value.
+    """
+
+    reply: Reply
+    reason: str
+    """For the diagnostic (the same text as the reply's ``error``)."""
+
+
+Downlink = CommandRequest | ModbusRequest | ForwardData | Refused | Ignored
 """What ``parse_downlink`` returns."""
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters: cloud input can be any size."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _msg_id_problem(msg_id: Any) -> str | None:
+    """Why ``msg_id`` is too big to echo (None: it is echoed as it came)."""
+    if isinstance(msg_id, str):
+        size, what = len(msg_id), "a string of"
+    else:
+        size, what = len(json.dumps(msg_id, ensure_ascii=False)), "a JSON value of"
+    if size <= MAX_MSG_ID_CHARS:
+        return None
+    return (
+        f"msg_id is {what} {size} characters (at most {MAX_MSG_ID_CHARS}): refused, and not echoed"
+    )
 
 
 def _decode_json(payload: bytes) -> tuple[str, Any] | Ignored:
@@ -240,7 +286,9 @@ def _decode_json(payload: bytes) -> tuple[str, Any] | Ignored:
             reason=f"not valid UTF-8 ({exc.reason} at byte {exc.start})", payload=payload
         )
     try:
-        value = json.loads(text)
+        value = decode_json(text, COMMAND_LIMITS)
+    except JsonLimitError as exc:
+        return Ignored(reason=f"over the limits of a downlink: {exc}", payload=payload)
     except json.JSONDecodeError as exc:
         return Ignored(reason=f"not JSON ({exc.msg} at character {exc.pos})", payload=payload)
     if "\\u" in text:  # an escape may hide a lone surrogate, which no frame can carry
@@ -259,11 +307,14 @@ def _command_code(value: Any) -> int | None:
     return None
 
 
-def _command(message: dict[str, Any], payload: bytes, origin: Origin) -> CommandRequest | Ignored:
+def _command(
+    message: dict[str, Any], payload: bytes, origin: Origin
+) -> CommandRequest | Refused | Ignored:
     code = _command_code(message["cmd_code"])
     if code is None:
         return Ignored(
-            reason=f"cmd_code must be an integer or a numeric string, not {message['cmd_code']!r}",
+            reason="cmd_code must be an integer or a numeric string of at most 20 digits, "
+            f"not {_show(message['cmd_code'])}",
             payload=payload,
         )
     topic = message.get("topic_id")
@@ -271,16 +322,21 @@ def _command(message: dict[str, Any], payload: bytes, origin: Origin) -> Command
         isinstance(topic, bool) or not isinstance(topic, (str, int)) or topic == ""
     ):
         return Ignored(
-            reason=f"topic_id must be a non-empty string or an integer, not {topic!r}",
+            reason=f"topic_id must be a non-empty string or an integer, not {_show(topic)}",
             payload=payload,
         )
+    topic_id = None if topic is None else str(topic)
+    problem = _msg_id_problem(message.get("msg_id")) if origin is Origin.CLOUD else None
+    if problem is not None:
+        body = {"code": code, "status": 0, "error": problem, "msg_id": None}
+        return Refused(reply=Reply(body=body, topic_id=topic_id), reason=problem)
     password = message.get("password")
     return CommandRequest(
         code=code,
         password=password if isinstance(password, str) else None,
         data=message.get("data"),
         msg_id=message.get("msg_id"),
-        topic_id=None if topic is None else str(topic),
+        topic_id=topic_id,
         origin=origin,
     )
 
@@ -293,6 +349,11 @@ def parse_downlink(payload: bytes, *, mode: WorkMode, options: CommandOptions = 
         mode: the DTU's work mode.
         options: seed or firmware behaviour (``commands_in_modbus_mode``).
     """
+    if len(payload) > MAX_DOWNLINK_BYTES:
+        return Ignored(
+            reason=f"a downlink of {len(payload)} bytes (at most {MAX_DOWNLINK_BYTES})",
+            payload=payload,
+        )
     if mode is WorkMode.PASSTHROUGH:
         try:
             return ForwardData(value=payload.decode())
@@ -312,6 +373,10 @@ def parse_downlink(payload: bytes, *, mode: WorkMode, options: CommandOptions = 
     if runs_commands and message.get("cmd_code") is not None:
         return _command(message, payload, Origin.CLOUD)
     if message.get("modbus") is not None:
+        problem = _msg_id_problem(message.get("msg_id"))
+        if problem is not None:
+            body = {"code": 0, "status": 0, "error": problem, "msg_id": None}
+            return Refused(reply=Reply(body=body), reason=problem)
         return ModbusRequest(body=message["modbus"], msg_id=message.get("msg_id"))
     if "data" not in message:
         return ForwardData(value=text)
@@ -321,10 +386,19 @@ def parse_downlink(payload: bytes, *, mode: WorkMode, options: CommandOptions = 
 
 
 def parse_config_command(request: ConfigRequest) -> CommandRequest | Ignored:
-    """The command carried by a serial configuration request (``99,len,crc32,json``)."""
+    """The command carried by a serial configuration request (``99,len,crc32,json``).
+
+    ``ConfigRequest`` guarantees a JSON object with a ``cmd_code`` within
+    ``COMMAND_LIMITS``; a ``cmd_code`` or ``topic_id`` of the wrong kind is ``Ignored``.
+    """
     payload = request.text.encode()
-    message = json.loads(request.text)
-    return _command(message, payload, Origin.SERIAL)
+    try:
+        message = decode_json(request.text, COMMAND_LIMITS)
+    except ValueError as exc:  # ConfigRequest checked it; kept total all the same
+        return Ignored(reason=f"not a usable command: {exc}", payload=payload)
+    command = _command(message, payload, Origin.SERIAL)
+    assert not isinstance(command, Refused)  # serial replies echo no msg_id
+    return command
 
 
 class _NoData(Enum):
@@ -531,7 +605,7 @@ def _is_int(value: Any) -> bool:
 
 
 def _wrong(spec: ParamSpec, value: Any) -> ValueError:
-    return ValueError(f"{spec.path} must be {spec.kind.value}, not {value!r}")
+    return ValueError(f"{spec.path} must be {spec.kind.value}, not {_show(value)}")
 
 
 def _convert(spec: ParamSpec, value: Any) -> ParamValue:
@@ -557,7 +631,7 @@ def _convert_int(spec: ParamSpec, value: Any) -> int:
     if not _is_int(value) or (spec.kind is ParamKind.FLAG and value not in (0, 1)):
         raise _wrong(spec, value)
     if spec.minimum is not None and value < spec.minimum:
-        raise ValueError(f"{spec.path} must be >= {spec.minimum}, not {value!r}")
+        raise ValueError(f"{spec.path} must be >= {spec.minimum}, not {_show(value)}")
     return int(value)
 
 
@@ -570,7 +644,7 @@ def _convert_text(spec: ParamSpec, value: Any) -> int | str:
     if not isinstance(value, str):
         raise _wrong(spec, value)
     if spec.pattern is not None and not re.fullmatch(spec.pattern, value):
-        raise ValueError(f"{spec.path} must match {spec.pattern}, not {value!r}")
+        raise ValueError(f"{spec.path} must match {spec.pattern}, not {_show(value)}")
     if spec.max_bytes is not None and len(value.encode()) > spec.max_bytes:
         raise ValueError(
             f"{spec.path} must be at most {spec.max_bytes} bytes, not {len(value.encode())}"
@@ -582,11 +656,15 @@ def _convert_list(spec: ParamSpec, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _wrong(spec, value)
     if spec.length is not None and len(value) != spec.length:
-        raise ValueError(f"{spec.path} must have {spec.length} items, not {len(value)}: {value!r}")
+        raise ValueError(
+            f"{spec.path} must have {spec.length} items, not {len(value)}: {_show(value)}"
+        )
     if spec.kind is ParamKind.PIN_LIST:
         for index, item in enumerate(value):
             if item and not (_PIN_RE.fullmatch(item) and int(item) <= 128):
-                raise ValueError(f'{spec.path}[{index}] must be "1".."128" or "", not {item!r}')
+                raise ValueError(
+                    f'{spec.path}[{index}] must be "1".."128" or "", not {_show(item)}'
+                )
     return tuple(value)
 
 
@@ -614,12 +692,14 @@ def validate_params(
         data = {}
     if not isinstance(data, dict):
         names = ", ".join(spec.path for spec in specs)
-        return failure_reply(request, f"data must be a JSON object with {names}, not {data!r}")
+        return failure_reply(request, f"data must be a JSON object with {names}, not {_show(data)}")
     values: dict[str, ParamValue] = {}
     for spec in specs:
         holder: Any = data if spec.parent is None else data.get(spec.parent)
         if spec.parent is not None and not isinstance(holder, dict):
-            problem = "is missing" if holder is None else f"must be a JSON object, not {holder!r}"
+            problem = (
+                "is missing" if holder is None else f"must be a JSON object, not {_show(holder)}"
+            )
             return failure_reply(request, f"data.{spec.parent} {problem}")
         if spec.name not in holder:
             if spec.required or spec.default is None:

@@ -32,6 +32,9 @@ How it works:
   are never quoted.
 * Unknown keys are refused with the list of allowed keys, and a JSON text with a key
   twice in one object is refused: a typo must not pass silently.
+* The text is decoded within ``FILE_LIMITS`` (``vdtu.json_limits``): a huge number,
+  deep nesting or an oversized file is a ``ConfigError`` naming the limit, never a
+  ``ValueError`` or ``RecursionError`` from the decoder.
 * ``password`` and ``work_mode`` are required; every other top-level key, when
   missing, takes the empty value of its type, as the v1 firmware does.
 * ``to_json`` writes every field in the form the seed's examples use (``"port":
@@ -59,6 +62,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.frames import ChannelType, WorkMode
+from vdtu.json_limits import JsonLimitError, JsonLimits
+from vdtu.json_limits import decode as decode_json
 from vdtu.modbus.rtu import (
     MAX_READ_BITS,
     MAX_READ_REGISTERS,
@@ -115,6 +120,12 @@ SUBSCRIBE_TOPIC: Final = "quec/{imei}/down"
 """The default config's subscribe topic (cloud -> unit); ``{imei}`` is the unit's IMEI."""
 PUBLISH_TOPIC: Final = "quec/{imei}/up"
 """The default config's publish topic (unit -> cloud)."""
+
+FILE_LIMITS: Final = JsonLimits(
+    max_bytes=64 * 1024, max_depth=16, max_digits=20, max_string=8 * 1024
+)
+"""The limits of ``dtu_config.json``'s text: 64 KiB, 16 levels of nesting (the deepest
+field is at 5), 20 digits per number, 8 KiB per string."""
 
 _INT32_MAX = 2**31 - 1
 _MAX_GPIO = 128
@@ -1403,7 +1414,7 @@ def load_config(data: Mapping[str, object] | str) -> DtuConfig:
     parsed: object = data
     if isinstance(data, str):
         try:
-            parsed = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+            parsed = decode_json(data, FILE_LIMITS, object_pairs_hook=_no_duplicate_keys)
         except ConfigError:
             raise
         except json.JSONDecodeError as exc:
@@ -1411,7 +1422,7 @@ def load_config(data: Mapping[str, object] | str) -> DtuConfig:
                 f"dtu_config.json is not valid JSON: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno}"
             ) from exc
-        except ValueError as exc:  # a number of more than 4300 digits
+        except JsonLimitError as exc:  # a huge number, deep nesting, a huge file
             raise ConfigError(f"dtu_config.json is not usable JSON: {exc}") from exc
     return _build(DtuConfig, "", parsed)
 

@@ -68,6 +68,7 @@ from vdtu.firmware.quec.commands import (
     ForwardData,
     Ignored,
     ModbusRequest,
+    Refused,
     Reply,
     parse_config_command,
     parse_downlink,
@@ -151,6 +152,7 @@ class QuecStats:
     chunks: int = 0
     frames_up: int = 0
     config_requests: int = 0
+    config_requests_ignored: int = 0
     bad_length: int = 0
     bad_crc: int = 0
     malformed: int = 0
@@ -158,6 +160,7 @@ class QuecStats:
     bytes_lost_booting: int = 0
     downlinks: int = 0
     downlinks_ignored: int = 0
+    downlinks_refused: int = 0
     downlinks_unroutable: int = 0
     commands: int = 0
     uplinks_sent: int = 0
@@ -575,9 +578,7 @@ class QuecFirmware:
             case Malformed():
                 self.stats.malformed += 1
         self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
-        self.write_log(
-            LogLevel.WARN, source, f"frame dropped: {result.reason}: {result.chunk[:60]!r}"
-        )
+        self.write_log(LogLevel.WARN, source, f"frame dropped: {result.reason}: {_preview(result)}")
 
     def _bound_channel(self, uart: str) -> str | None:
         """The first channel bound to UART ``uart`` (its only one in passthrough)."""
@@ -606,6 +607,8 @@ class QuecFirmware:
         self.stats.config_requests += 1
         command = parse_config_command(request)
         if isinstance(command, Ignored):
+            self.stats.config_requests_ignored += 1
+            self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
             self.write_log(LogLevel.WARN, UART_PORTS[uart], f"config request: {command.reason}")
             return
 
@@ -632,6 +635,11 @@ class QuecFirmware:
                 self._modbus_request(cid, message)
             case ForwardData():
                 self._forward(cid, topic_id, message.text)
+            case Refused():
+                self.stats.downlinks_refused += 1
+                self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
+                self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink refused: {message.reason}")
+                self._publish_reply(cid, message.reply)
             case Ignored():
                 self.stats.downlinks_ignored += 1
                 self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.JSON_LOAD_ERROR))
@@ -772,6 +780,15 @@ class QuecFirmware:
             cid: self.drivers[cid].state() if cid in self.drivers else _idle_state(channel.protocol)
             for cid, channel in config.conf.items()
         }
+
+
+def _preview(result: BadLength | BadCrc | Malformed) -> str:
+    """The start of a refused chunk, for the log; never a configuration request's JSON,
+    which carries the command password."""
+    chunk = result.chunk
+    if chunk.startswith(b"99,"):
+        return f"a 99 frame of {len(chunk)} bytes (content not shown: it may hold the password)"
+    return repr(chunk[:60])
 
 
 def _idle_state(kind: ChannelType) -> int:

@@ -51,6 +51,13 @@ How ``parse_chunk`` classifies a chunk, in the firmware's order:
    misroutes one text frame in 256: this module requires the whole CRC).
 4. Otherwise it is the mode's text frame (``parse_frame``).
 
+Limits (issue 9: one bad input never takes the unit down): a chunk over
+``MAX_CHUNK_BYTES`` is ``Malformed`` before any parsing; a length or CRC field of
+more than ``MAX_FIELD_DIGITS`` digits is ``Malformed``; a configuration request's
+JSON is decoded within ``COMMAND_LIMITS`` (``vdtu.json_limits``), so a huge number
+or deep nesting is a ``Malformed`` naming the limit. Reasons quote at most 40
+characters of a field.
+
 Differences from the firmware kept on purpose: a short-form length ``0``
 followed by more fields is checked like any frame (the firmware ignores what
 follows); a CRC with leading zeros is malformed (the firmware compares the CRC
@@ -61,7 +68,6 @@ command frame (v2 treats command and modbus mode alike).
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Mapping
@@ -70,10 +76,20 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import assert_never
 
+from vdtu.json_limits import JsonLimitError, JsonLimits
+from vdtu.json_limits import decode as decode_json
 from vdtu.modbus.rtu import check_crc
 
 CONFIG_PREFIX = "99"
 """The first field of a configuration request (and, documented, of its reply)."""
+
+MAX_CHUNK_BYTES = 16 * 1024
+"""The largest chunk read as a frame; a longer one is ``Malformed`` before any parsing."""
+MAX_FIELD_DIGITS = 10
+"""The most digits a length or CRC field may have (a CRC-32 has at most 10)."""
+COMMAND_LIMITS = JsonLimits(max_bytes=16 * 1024, max_depth=16, max_digits=20, max_string=8 * 1024)
+"""The limits of one command's JSON, from the cloud or the serial configuration channel:
+16 KiB, 16 levels of nesting, 20 digits per number (a signed 64-bit integer), 8 KiB strings."""
 
 _LENGTH_RE = re.compile(r"[0-9]+")
 _CRC_RE = re.compile(r"0|[1-9][0-9]*")
@@ -179,12 +195,23 @@ def _payload(data: str) -> str:
     return f"{len(data)},{crc32_text(data)},{data}"
 
 
-def _is_command_json(text: str) -> bool:
+def _show(value: str) -> str:
+    """``repr(value)``, cut to 40 characters: a field of a serial frame can be any size."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _command_json_problem(text: str) -> str | None:
+    """Why ``text`` is no JSON object with a ``cmd_code`` within ``COMMAND_LIMITS`` (None: ok)."""
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and value.get("cmd_code") is not None
+        value = decode_json(text, COMMAND_LIMITS)
+    except JsonLimitError as exc:
+        return f"over the limits of a command: {exc}"
+    except ValueError:
+        return "not JSON"
+    if not isinstance(value, dict) or value.get("cmd_code") is None:
+        return "not a JSON object with a cmd_code"
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,8 +268,9 @@ class ConfigRequest:
 
     def __post_init__(self) -> None:
         _check_text("text", self.text)
-        if not _is_command_json(self.text):
-            raise ValueError(f"text must be a JSON object with a cmd_code, not {self.text!r}")
+        problem = _command_json_problem(self.text)
+        if problem is not None:
+            raise ValueError(f"text must be a JSON object with a cmd_code, not {problem}")
 
     def encode(self) -> bytes:
         """The request as the MCU writes it."""
@@ -259,8 +287,8 @@ class ConfigReply:
     def __post_init__(self) -> None:
         _check_text("text", self.text)
         try:
-            value = json.loads(self.text)
-        except json.JSONDecodeError:
+            value = decode_json(self.text, COMMAND_LIMITS)
+        except ValueError:
             value = None
         if not isinstance(value, dict):
             raise ValueError(f"text must be a JSON object, not {self.text!r}")  # noqa: TRY004
@@ -424,12 +452,18 @@ def _read_payload(rest: str, chunk: bytes, layout: str, *, short_empty: bool) ->
         return Malformed(reason=f"expected {layout}", chunk=chunk)
     length_text, crc_text, data = parts
     if not _LENGTH_RE.fullmatch(length_text):
-        return Malformed(reason=f"length {length_text!r} is not a decimal number", chunk=chunk)
+        return Malformed(reason=f"length {_show(length_text)} is not a decimal number", chunk=chunk)
     if not _CRC_RE.fullmatch(crc_text):
         return Malformed(
-            reason=f"crc {crc_text!r} is not an unsigned decimal number without leading zeros",
+            reason=f"crc {_show(crc_text)} is not an unsigned decimal number without leading zeros",
             chunk=chunk,
         )
+    for name, digits in (("length", length_text), ("crc", crc_text)):
+        if len(digits) > MAX_FIELD_DIGITS:
+            return Malformed(
+                reason=f"the {name} field has {len(digits)} digits (at most {MAX_FIELD_DIGITS})",
+                chunk=chunk,
+            )
     if int(length_text) != len(data):
         return BadLength(expected=int(length_text), got=len(data), chunk=chunk)
     crc = crc32_text(data)
@@ -449,9 +483,11 @@ def parse_config_request(chunk: bytes) -> ConfigRequest | ParseError:
     data = _read_payload(rest, chunk, "99,len,crc32,json", short_empty=False)
     if not isinstance(data, str):
         return data
-    if not _is_command_json(data):
+    problem = _command_json_problem(data)
+    if problem is not None:
         return Malformed(
-            reason="a configuration request carries a JSON object with a cmd_code", chunk=chunk
+            reason=f"a configuration request carries a JSON object with a cmd_code, not {problem}",
+            chunk=chunk,
         )
     return ConfigRequest(text=data)
 
@@ -561,6 +597,10 @@ def parse_chunk(chunk: bytes, binding: PortBinding) -> ChunkResult:
     """
     if not chunk:
         return Malformed(reason="empty chunk", chunk=chunk)
+    if len(chunk) > MAX_CHUNK_BYTES:
+        return Malformed(
+            reason=f"a chunk of {len(chunk)} bytes (at most {MAX_CHUNK_BYTES})", chunk=chunk
+        )
     config = parse_config_request(chunk) if chunk.startswith(b"99,") else None
     if isinstance(config, ConfigRequest):
         return config

@@ -29,7 +29,7 @@ object of a downlink into the RTU frames to write and the reply to publish::
   at least). ``command`` is written as is: its address is not checked, so a
   scenario can put any frame on the bus.
 * ``num`` is the group's index in ``modbus.groups``: an integer or a string of
-  decimal digits (the firmware runs ``int()`` on it).
+  at most 9 decimal digits (the firmware runs ``int()`` on it).
 * Success reply: ``{"code": <the cmd or command list as sent>, "status": 1,
   "msg_id": <echo>}``. Failure reply: ``{"code": 0, "status": 0, "error": "...",
   "msg_id": <echo>}``; the error names the field, the bad value and what is
@@ -117,7 +117,8 @@ class PollError(StrEnum):
 
 
 _HEX_BYTE_RE = re.compile(r"0[xX][0-9a-fA-F]{1,2}")
-_DECIMAL_RE = re.compile(r"[0-9]+")
+_DECIMAL_RE = re.compile(r"[0-9]{1,9}")
+"""A group index as a string: decimal digits, at most 9 (no int() of a huge string)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

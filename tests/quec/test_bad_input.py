@@ -1,0 +1,214 @@
+"""One bad input never takes a QuecPython unit down (issue 9): every decode path is total.
+
+Each test sends something hostile (a number of thousands of digits, JSON nested a
+thousand deep, an oversized payload) through one input path of a running unit in
+virtual time, then checks the answer (the protocol's error reply, or a dropped input
+with one log line and a counter) and that the unit still answers the next command.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from tests.quec_harness import BROKER, QuecBench
+from vdtu.errors import ConfigError
+from vdtu.firmware.quec.config import ModbusConfig, ModbusGroup, default_config, load_config
+from vdtu.firmware.quec.frames import (
+    ConfigReply,
+    WorkMode,
+    crc32_text,
+    parse_config_reply,
+)
+from vdtu.storage import MemoryTextFile
+
+PASSWORD = "362828"
+HUGE = "9" * 5000
+"""More digits than Python's int() takes from text (4300)."""
+DEEP = "[" * 1000 + "]" * 1000
+"""Deeper than the interpreter's recursion limit lets json.loads go."""
+
+
+def _still_answers(bench: QuecBench) -> None:
+    assert bench.firmware.state == "running"
+    assert bench.command(0)["data"] == bench.imei
+
+
+def _log_texts(bench: QuecBench) -> list[str]:
+    return [record.text for record in bench.unit.log.records]
+
+
+def _chunk(bench: QuecBench, data: bytes) -> None:
+    """Hand ``data`` to the firmware as one chunk of its uart.
+
+    The simulated line delivers at most 4 KiB in one piece, so a 5000-digit number
+    cannot cross it; the firmware's chunk handler must be total all the same.
+    """
+    bench.firmware.on_chunk("2", data)
+    bench.clock.run_for(0.5)
+
+
+def _config_frame(text: str) -> bytes:
+    return f"99,{len(text)},{crc32_text(text)},{text}".encode()
+
+
+def test_a_downlink_with_a_5000_digit_msg_id_or_cmd_code_is_ignored_and_counted() -> None:
+    """Numbers past the interpreter's digit limit are refused by the decoder, not raised."""
+    bench = QuecBench()
+    bench.boot()
+    for payload in (
+        '{"msg_id": ' + HUGE + ', "cmd_code": 0}',
+        '{"msg_id": 1, "cmd_code": ' + HUGE + "}",
+    ):
+        bench.cloud(payload.encode())
+        bench.clock.run_for(0.5)
+    assert bench.firmware.stats.downlinks_ignored == 2
+    refused = [text for text in _log_texts(bench) if "downlink ignored" in text]
+    assert len(refused) == 2
+    assert all("5000 digits" in text and HUGE[:50] not in text for text in refused)
+    _still_answers(bench)
+
+
+def test_a_downlink_nested_1000_deep_is_ignored_not_a_recursion_error() -> None:
+    """Deep nesting is measured before decoding: the downlink is dropped with a diagnostic."""
+    bench = QuecBench()
+    bench.boot()
+    bench.cloud(('{"msg_id": 1, "cmd_code": 0, "data": ' + DEEP + "}").encode())
+    bench.clock.run_for(0.5)
+    assert bench.firmware.stats.downlinks_ignored == 1
+    assert any("nesting deeper than" in text for text in _log_texts(bench))
+    _still_answers(bench)
+
+
+def test_a_numeric_string_cmd_code_of_5000_digits_is_ignored_without_echoing_it() -> None:
+    """A cmd_code string too long for int() is a bad cmd_code; the log line stays short."""
+    bench = QuecBench()
+    bench.boot()
+    bench.cloud({"msg_id": 1, "cmd_code": HUGE})
+    bench.clock.run_for(0.5)
+    assert bench.firmware.stats.downlinks_ignored == 1
+    (line,) = [text for text in _log_texts(bench) if "downlink ignored" in text]
+    assert "cmd_code" in line
+    assert len(line) < 200
+    _still_answers(bench)
+
+
+def test_a_huge_msg_id_string_gets_an_error_reply_that_does_not_echo_it() -> None:
+    """msg_id is echoed in every reply, so an oversized one is refused by name, never sent back."""
+    bench = QuecBench()
+    bench.boot()
+    reply = bench.command(0, msg_id="m" * 5000)
+    assert reply["status"] == 0
+    assert reply["msg_id"] is None
+    assert "msg_id" in reply["error"]
+    assert "m" * 100 not in json.dumps(reply)
+
+
+def test_a_numeric_parameter_of_5000_digits_gets_an_error_reply_naming_it() -> None:
+    """Code 8's pins as a 5000-digit string: a failure reply naming data.pins, short."""
+    bench = QuecBench()
+    bench.boot()
+    reply = bench.command(8, password=PASSWORD, data={"pins": HUGE})
+    assert reply["status"] == 0
+    assert reply["error"].startswith("data.pins must be")
+    assert len(reply["error"]) < 200
+    _still_answers(bench)
+
+
+def test_a_modbus_group_number_of_5000_digits_gets_the_modbus_error_reply() -> None:
+    """modbus.groups.num as a 5000-digit string is a bad group index, not an int() crash."""
+    bench = QuecBench(
+        config=lambda imei: replace(
+            default_config(imei, broker_host=BROKER[0], broker_port=BROKER[1]),
+            work_mode=WorkMode.MODBUS,
+            modbus=ModbusConfig(groups=(ModbusGroup(slave_addresses=(1,)),)),
+        )
+    )
+    bench.boot()
+    bench.cloud({"msg_id": 5, "modbus": {"groups": {"num": HUGE, "cmd": ["0x03"]}}})
+    bench.clock.run_for(0.5)
+    (reply,) = [json.loads(payload) for payload in bench.published()]
+    assert reply["status"] == 0
+    assert reply["error"].startswith("modbus.groups.num must be the index")
+    assert len(reply["error"]) < 200
+
+
+def test_a_code_59_conf_with_a_5000_digit_port_gets_an_error_reply_naming_the_field() -> None:
+    """A config edit with a huge number string is refused by field, short."""
+    bench = QuecBench()
+    bench.boot()
+    channel = default_config(bench.imei, broker_host=BROKER[0], broker_port=BROKER[1]).to_json()
+    conf = channel["conf"]
+    conf["1"]["port"] = HUGE
+    reply = bench.command(59, password=PASSWORD, data={"conf": conf})
+    assert reply["status"] == 0
+    assert reply["error"].startswith("conf.1.port must be")
+    assert len(reply["error"]) < 300
+    _still_answers(bench)
+
+
+def test_serial_config_frames_with_huge_numbers_or_deep_json_are_dropped_and_counted() -> None:
+    """99-channel frames the decoder refuses are dropped with a log line, never raised."""
+    bench = QuecBench()
+    bench.boot()
+    bench.host_on().write(_config_frame('{"cmd_code": 0, "data": ' + DEEP + "}"))
+    bench.clock.run_for(1.0)
+    _chunk(bench, _config_frame('{"cmd_code": ' + HUGE + "}"))
+    _chunk(bench, _config_frame('{"cmd_code": "' + HUGE + '"}'))
+    stats = bench.firmware.stats
+    assert stats.malformed + stats.config_requests_ignored == 3
+    texts = _log_texts(bench)
+    assert any("5000 digits" in text for text in texts)
+    assert any("nesting deeper than" in text for text in texts)
+    assert all(HUGE[:100] not in text for text in texts)
+    assert bench.written() == []
+    request = '{"cmd_code": 0}'
+    bench.host_on().write(_config_frame(request))
+    bench.clock.run_for(1.0)
+    reply = parse_config_reply(b"".join(bench.written()))
+    assert isinstance(reply, ConfigReply)
+    assert json.loads(reply.text)["data"] == bench.imei
+
+
+def test_a_serial_frame_with_a_5000_digit_length_or_crc_field_is_malformed() -> None:
+    """Length and CRC fields too long for any frame are malformed, not int() errors."""
+    bench = QuecBench()
+    bench.boot()
+    _chunk(bench, f"1,0,{HUGE},0,data".encode())
+    _chunk(bench, f"1,0,4,{HUGE},data".encode())
+    assert bench.firmware.stats.malformed == 2
+    assert all(HUGE[:100] not in text for text in _log_texts(bench))
+    _still_answers(bench)
+
+
+def test_an_oversized_downlink_is_ignored_in_every_mode() -> None:
+    """A downlink over the size limit is dropped before any work, passthrough too."""
+    bench = QuecBench(
+        config=lambda imei: replace(
+            default_config(imei, broker_host=BROKER[0], broker_port=BROKER[1]),
+            work_mode=WorkMode.PASSTHROUGH,
+        )
+    )
+    bench.boot()
+    bench.written()
+    bench.cloud(b"x" * 100_000)
+    bench.clock.run_for(0.5)
+    assert bench.firmware.stats.downlinks_ignored == 1
+    assert bench.written() == []
+    assert any("100000 bytes" in text for text in _log_texts(bench))
+
+
+def test_a_dtu_config_json_nested_1000_deep_stops_the_boot_with_a_config_error() -> None:
+    """A config file the decoder refuses is a config-error naming the limit, not a crash."""
+    text = '{"password": "1", "work_mode": "command", "message": ' + DEEP + "}"
+    with pytest.raises(ConfigError, match="not usable JSON: nesting deeper than 16 levels"):
+        load_config(text)
+    bench = QuecBench(config_file=MemoryTextFile(text))
+    bench.host_on()
+    bench.unit.power_on()
+    bench.clock.run_for(5.0)
+    assert bench.firmware.state == "config-error"
+    assert bench.firmware.config_error is not None
+    assert "nesting deeper than 16 levels" in bench.firmware.config_error
