@@ -178,7 +178,7 @@ def test_garbage_between_frames_is_logged_and_counted() -> None:
     bench.send_raw(GET_IMEI + b"\x00\x01\x02 line noise\r\n" + GET_IMEI)
     bench.clock.run_for(0.2)
     assert len(bench.frames()) == 2
-    assert bench.firmware.stats.garbage_bytes == len(b"\x00\x01\x02 line noise\r")
+    assert bench.firmware.stats.garbage_bytes == len(b"\x00\x01\x02 line noise")
 
 
 def test_frame_split_across_many_reads() -> None:
@@ -222,3 +222,48 @@ def test_any_noise_leaves_the_unit_answering(noise: list[bytes]) -> None:
         bench.clock.run_for(0.01)
     bench.send_raw(b"\r\n")
     still_answers(bench)
+
+
+def test_a_command_ended_by_cr_alone_is_answered() -> None:
+    """picocom sends only CR on Enter: the unit answers at the CR, and a LF after it is no
+    extra line."""
+    bench = booted()
+    bench.send_raw(GET_IMEI[:-1])
+    bench.clock.run_for(0.2)
+    assert [f.content for f in bench.frames()] == ["867435053362828"]
+    bench.send_raw(b"\n")
+    bench.clock.run_for(0.2)
+    assert bench.frames() == []
+    assert bench.firmware.stats.garbage_bytes == 0
+
+
+def test_a_cr_alone_waits_for_lf_when_lone_crs_do_not_end_lines() -> None:
+    """With lone_cr_ends_line off, a CR-only command is answered only when a LF comes."""
+    bench = booted(options=XgcOptions(lone_cr_ends_line=False))
+    bench.send_raw(GET_IMEI[:-1])
+    bench.clock.run_for(0.2)
+    assert bench.frames() == []
+    bench.send_raw(b"\n")
+    bench.clock.run_for(0.2)
+    assert [f.content for f in bench.frames()] == ["867435053362828"]
+
+
+def test_a_blank_line_then_a_command_in_one_read_is_answered_at_once() -> None:
+    """CRLF and a command arriving together: the command is answered without waiting for more."""
+    bench = booted()
+    bench.send_raw(b"\r\n" + GET_IMEI)
+    bench.clock.run_for(0.2)
+    assert [f.content for f in bench.frames()] == ["867435053362828"]
+
+
+def test_a_command_after_an_overlong_line_starting_with_a_marker_is_answered() -> None:
+    """'$XGC#' and 4092 bytes, no line end, then a command: one line-too-long, then the answer."""
+    bench = booted()
+    bench.send_raw(b"$XGC#" + b"a" * 4092)
+    bench.clock.run_for(0.5)
+    bench.send_raw(GET_IMEI)
+    bench.clock.run_for(0.5)
+    replies = bench.frames()
+    assert [f.action for f in replies] == ["ERROR", "GET_IMEI"]
+    assert (replies[0].content or "").startswith("error:line-too-long;")
+    assert bench.firmware.stats.long_lines == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -37,14 +39,20 @@ def frames(events: list[ReaderEvent]) -> list[Frame]:
 
 
 def test_frame_fed_byte_by_byte_is_found_once_complete() -> None:
-    """Feeding a frame one byte at a time yields nothing until the newline, then the frame."""
-    reader = FrameReader()
+    """Feeding a frame one byte at a time yields nothing until the newline, then the frame
+    (with lone CRs not ending lines; with them, the CR completes it)."""
+    reader = FrameReader(lone_cr_ends_line=False)
     for byte in GET_IMEI[:-1]:
         assert feed(reader, bytes([byte])) == []
     (event,) = feed(reader, GET_IMEI[-1:])
     assert isinstance(event, FrameReceived)
     assert event.frame.action == "GET_IMEI"
     assert event.code_ok
+    reader = FrameReader()
+    for byte in GET_IMEI[:-2]:
+        assert feed(reader, bytes([byte])) == []
+    assert frames(feed(reader, b"\r")) == [event.frame]
+    assert feed(reader, b"\n") == []
 
 
 def test_two_frames_in_one_read_are_both_found() -> None:
@@ -61,9 +69,10 @@ def test_garbage_before_a_frame_on_the_same_line_is_reported_and_skipped() -> No
 
 
 def test_garbage_lines_between_frames_are_reported() -> None:
-    """A whole line of noise between two frames is garbage; both frames survive."""
+    """A whole line of noise between two frames is garbage (its line end is not); both frames
+    survive."""
     events = feed(FrameReader(), GET_IMEI + b"hello world\r\n" + SAVE_KEYS)
-    assert GarbageDiscarded(data=b"hello world\r") in events
+    assert GarbageDiscarded(data=b"hello world") in events
     assert len(frames(events)) == 2
 
 
@@ -183,3 +192,103 @@ def test_decode_of_encode_is_identity(
     assert len(received) == 1
     assert received[0].frame == frame
     assert received[0].code_ok
+
+
+# -- issue 9: the reader terminates, makes progress and never holds a frame back ---------------
+
+EVENT_CAP = 10_000
+"""More events than any of these inputs can make: a reader that loops forever hits it."""
+
+
+def take(reader: FrameReader) -> list[ReaderEvent]:
+    """The reader's events, at most EVENT_CAP of them (an endless reader fails, not hangs)."""
+    return list(islice(reader.events(), EVENT_CAP))
+
+
+def test_a_marker_at_the_start_of_an_overlong_line_does_not_loop_forever() -> None:
+    """'$XGC#' and 4092 bytes without a line end: nothing is reported yet, the buffer is bounded,
+    and the line end reports one LineTooLong for the whole line."""
+    reader = FrameReader(max_line=4096)
+    reader.receive_data(b"$XGC#" + b"a" * 4092)
+    assert take(reader) == []
+    assert reader.buffered <= 4096
+    reader.receive_data(b"\r\n")
+    assert take(reader) == [LineTooLong(size=5 + 4092)]
+    reader.receive_data(GET_IMEI)
+    assert [f.action for f in frames(take(reader))] == ["GET_IMEI"]
+
+
+def test_a_data_pack_with_10000_characters_of_content_is_one_line_too_long() -> None:
+    """A 10 000-character DATA_PACK arriving in 100-byte pieces is one LineTooLong, then the
+    next command is found."""
+    data_pack = Frame(kind=FrameKind.COMMAND, action="DATA_PACK", content="x" * 10_000).encode()
+    reader = FrameReader(max_line=4096)
+    events: list[ReaderEvent] = []
+    for i in range(0, len(data_pack), 100):
+        reader.receive_data(data_pack[i : i + 100])
+        events += take(reader)
+    reader.receive_data(GET_IMEI)
+    events += take(reader)
+    assert events[0] == LineTooLong(size=len(data_pack) - 2)
+    assert [f.action for f in frames(events)] == ["GET_IMEI"]
+    assert len(events) == 2
+
+
+def test_200_frames_ended_by_cr_alone_are_200_frames() -> None:
+    """A host that ends lines with CR only (picocom's default) gets every frame read."""
+    reader = FrameReader(max_line=4096)
+    reader.receive_data(GET_IMEI[:-1] * 200)
+    events = take(reader)
+    assert len(frames(events)) == 200
+    assert all(isinstance(e, FrameReceived) and e.crlf for e in events)
+
+
+def test_a_blank_line_does_not_hold_back_the_next_frame() -> None:
+    """CRLF then a frame, in one read: the frame is there at once."""
+    reader = FrameReader()
+    reader.receive_data(b"\r\n" + GET_IMEI)
+    assert [f.action for f in frames(take(reader))] == ["GET_IMEI"]
+
+
+def test_many_blank_lines_do_not_hold_back_the_next_frame() -> None:
+    """Blank lines of every kind before a frame produce no event and do not delay it."""
+    reader = FrameReader()
+    reader.receive_data(b"\r\n\n\r\r\n  \r\n" + GET_IMEI)
+    assert [type(e) for e in take(reader)] == [FrameReceived]
+
+
+def test_a_lone_cr_ends_a_line_and_the_frame_is_read_at_once() -> None:
+    """A frame ended by CR alone is read when the CR arrives, with crlf True (CR began its end)."""
+    reader = FrameReader()
+    reader.receive_data(GET_IMEI[:-1])
+    (event,) = take(reader)
+    assert isinstance(event, FrameReceived)
+    assert event.frame.action == "GET_IMEI"
+    assert event.crlf
+
+
+def test_crlf_split_across_two_reads_is_one_line_end() -> None:
+    """CR at the end of one read and LF at the start of the next end one line, not two."""
+    reader = FrameReader()
+    reader.receive_data(GET_IMEI[:-1])
+    assert len(frames(take(reader))) == 1
+    reader.receive_data(b"\n" + SAVE_KEYS[:-1])
+    reader.receive_data(b"\nhello\n")
+    events = take(reader)
+    assert [type(e) for e in events] == [FrameReceived, GarbageDiscarded]
+    assert events[1] == GarbageDiscarded(data=b"hello")
+
+
+def test_a_lone_cr_is_part_of_the_line_when_lone_crs_do_not_end_lines() -> None:
+    """With lone_cr_ends_line False, only LF ends a line: CR-only frames wait for a LF, and
+    a CR before the LF is the CRLF's."""
+    reader = FrameReader(lone_cr_ends_line=False)
+    reader.receive_data(GET_IMEI[:-1])
+    assert take(reader) == []
+    reader.receive_data(b"\n")
+    (event,) = take(reader)
+    assert isinstance(event, FrameReceived)
+    assert event.crlf
+    reader.receive_data(GET_IMEI[:-1] * 2 + b"\n")
+    events = take(reader)
+    assert [type(e) for e in events] == [GarbageDiscarded, FrameReceived]

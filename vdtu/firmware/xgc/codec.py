@@ -19,11 +19,25 @@ so it may itself contain ``#``.
 start markers ``$XGC#``, ``$XGC_ACK#`` and ``SET_DTU_PIPE#`` inside a line, so
 noise before a frame is reported as garbage and the frame is still found; if a
 line fails to parse (or its code is wrong) and another marker follows inside it,
-the reader resynchronises there. A line longer than ``max_line`` is discarded
-and reported once as ``LineTooLong``; while it is still arriving the reader keeps
-hunting for a start marker, so memory stays bounded and the next frame is found
-even without a newline first.
-A bare ``\\n`` ends a line as ``\\r\\n`` does; ``FrameReceived.crlf`` tells which.
+the reader resynchronises there.
+
+Line ends. The seed says every frame ends in ``\\r\\n``. The reader also takes a
+bare ``\\n``, and by default a lone ``\\r`` (a terminal such as picocom sends only
+CR on Enter): a CR ends the line at once, and a LF right after it (in the same
+read or the next) belongs to it, so CR LF is one line end and never an extra
+empty line. ``FrameReceived.crlf`` is True when the line end began with CR.
+With ``lone_cr_ends_line=False`` only LF ends a line and a CR before it is the
+CRLF's (a CR elsewhere is an ordinary byte of the line).
+
+Limits. A line is at most ``max_line`` bytes, its line end not counted. In a
+longer line the reader keeps only what can still start a frame that fits: the
+first start marker whose rest of the line is within ``max_line``; the bytes in
+front of it are dropped and reported once, when the line ends, as
+``LineTooLong``, and the rest is read as a line of its own. So memory stays
+bounded (``max_line`` + 1 bytes after ``events()``), a frame right after an
+overlong line is found even without a line end first, and the events depend
+only on the bytes, never on how they were split into reads. Blank lines make
+no event.
 The reader has no policy: whether a wrong check code rejects the frame is the
 firmware's decision.
 """
@@ -60,6 +74,10 @@ _CODE_RE = re.compile(r"[0-9A-Fa-f]{1,3}")
 _MARKERS = (b"$XGC#", b"$XGC_ACK#", b"SET_DTU_PIPE#")
 _SHORTCUT = b"SET_DTU_PIPE#"
 _LONGEST_MARKER = max(len(m) for m in _MARKERS)
+_CR_OR_LF = re.compile(rb"[\r\n]")
+_LF = re.compile(rb"\n")
+_LF_BYTE = 0x0A
+_CR_BYTE = 0x0D
 
 
 def check_code(data: bytes) -> int:
@@ -141,7 +159,9 @@ class FrameReceived:
     expected_code: int
     code_ok: bool
     crlf: bool
-    """True if the line ended in CRLF (the protocol's rule), False for a bare LF."""
+    """True if the line end began with CR (CR LF, the protocol's rule, or a lone CR when
+    lone CRs end lines: the frame is reported at the CR, before a LF could follow);
+    False for a bare LF."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,7 +190,8 @@ class GarbageDiscarded:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineTooLong:
-    """A line grew past ``max_line`` without a newline; ``size`` bytes of it were dropped."""
+    """A line was longer than ``max_line``; ``size`` bytes of it (line end not counted) were
+    dropped. Reported when the line ends; a frame at its end is reported after this."""
 
     size: int
 
@@ -184,31 +205,35 @@ def _find_marker(data: bytes | bytearray, start: int = 0) -> int:
 
 
 def parse_frame(text: bytes) -> FrameReceived | ShortcutReceived | MalformedFrame:
-    """Parse one line (without its line end) that starts with a marker."""
+    """Parse one line that starts with a marker, without its LF (a CR at its end is the CRLF's)."""
     crlf = text.endswith(b"\r")
-    line = text[:-1] if crlf else text
+    return _parse_line(text[:-1] if crlf else text, crlf=crlf)
+
+
+def _parse_line(line: bytes, *, crlf: bool) -> FrameReceived | ShortcutReceived | MalformedFrame:
+    """Parse one line (without its line end) that starts with a marker."""
     if line.startswith(_SHORTCUT):
         try:
             return ShortcutReceived(value=line[len(_SHORTCUT) :].decode("ascii"))
         except UnicodeDecodeError:
-            return MalformedFrame(line=text, reason="shortcut is not ASCII")
+            return MalformedFrame(line=line, reason="shortcut is not ASCII")
     try:
         decoded = line.decode()
     except UnicodeDecodeError:
-        return MalformedFrame(line=text, reason="frame is not valid UTF-8")
+        return MalformedFrame(line=line, reason="frame is not valid UTF-8")
     amp = decoded.rfind("&#")
     if amp < 0 or not decoded.endswith("#") or amp + 2 >= len(decoded):
-        return MalformedFrame(line=text, reason="no '&#code#' at the end", **_peek(decoded))
+        return MalformedFrame(line=line, reason="no '&#code#' at the end", **_peek(decoded))
     code = decoded[amp + 2 : -1]
     body = decoded[:amp]
     parts = body.split("#", 4)
     if not _CODE_RE.fullmatch(code):
         return MalformedFrame(
-            line=text, reason=f"check code {code!r} is not 1-3 hex digits", **_peek(body)
+            line=line, reason=f"check code {code!r} is not 1-3 hex digits", **_peek(body)
         )
     if len(parts) < 4:
         return MalformedFrame(
-            line=text, reason="expected $XGC#ACTION#SN#Timestamp[#Content]", **_peek(body)
+            line=line, reason="expected $XGC#ACTION#SN#Timestamp[#Content]", **_peek(body)
         )
     prefix, action, sn, timestamp = parts[:4]
     content = parts[4] if len(parts) == 5 else None
@@ -217,7 +242,7 @@ def parse_frame(text: bytes) -> FrameReceived | ShortcutReceived | MalformedFram
             kind=FrameKind(prefix), action=action, sn=sn, timestamp=timestamp, content=content
         )
     except ValueError as exc:
-        return MalformedFrame(line=text, reason=str(exc), **_peek(body))
+        return MalformedFrame(line=line, reason=str(exc), **_peek(body))
     expected = check_code(body.encode())
     return FrameReceived(
         frame=frame,
@@ -240,24 +265,39 @@ def _peek(body: str) -> dict[str, str]:
 
 
 class FrameReader:
-    """Turn a byte stream into frames, shortcuts and diagnostics.
+    """Turn a byte stream into frames, shortcuts and diagnostics (see the module comment).
 
     Args:
-        max_line: the longest line (bytes, line end included) kept in the buffer.
+        max_line: the longest line (bytes, its line end not counted); longer ones are
+            dropped up to the last frame that fits, and reported as ``LineTooLong``.
+        lone_cr_ends_line: a CR alone ends a line (CR LF is still one line end); False:
+            only LF does.
+
+    Raises:
+        ValueError: ``max_line`` below 64.
     """
 
-    __slots__ = ("_buffer", "_discarded", "_discarding", "_pending", "max_line")
+    __slots__ = ("_after_cr", "_buffer", "_dropped", "_ends", "_pending", "max_line")
 
-    def __init__(self, *, max_line: int = 4096) -> None:
+    def __init__(self, *, max_line: int = 4096, lone_cr_ends_line: bool = True) -> None:
         if max_line < 64:
             raise ValueError(f"max_line must be >= 64, not {max_line}")
         self.max_line = max_line
+        self._ends = _CR_OR_LF if lone_cr_ends_line else _LF
         self._buffer = bytearray()
+        """The current line's bytes (its kept part, see ``_dropped``) and any not yet read."""
         self._pending: list[ReaderEvent] = []
         """Events found but not yet taken, oldest first (a list: a unit keeps a reader per
         port, and an empty deque would cost 760 bytes)."""
-        self._discarding = False
-        self._discarded = 0
+        self._dropped = 0
+        """Bytes of the current (overlong) line already dropped from the buffer's front."""
+        self._after_cr = False
+        """A CR ended the last line: a LF that comes next is part of that line end."""
+
+    @property
+    def lone_cr_ends_line(self) -> bool:
+        """Whether a CR alone ends a line."""
+        return self._ends is _CR_OR_LF
 
     @property
     def buffered(self) -> int:
@@ -269,51 +309,65 @@ class FrameReader:
         self._buffer += data
 
     def events(self) -> Iterator[ReaderEvent]:
-        """Yield every event the buffered bytes make complete. Incomplete input stays buffered."""
+        """Yield every event the buffered bytes make complete.
+
+        Each call ends: every step takes a whole line from the buffer or stops. An
+        incomplete line stays buffered, cut down to at most ``max_line`` + 1 bytes.
+        """
+        pending = self._pending
         while True:
-            if not self._pending:
-                self._scan()
-            if not self._pending:
+            if pending:
+                yield pending.pop(0)
+            elif not self._take_line():
                 return
-            yield self._pending.pop(0)
 
-    def _scan(self) -> None:
+    def _take_line(self) -> bool:
+        """Read one complete line into events; False when no line end is buffered."""
         buffer = self._buffer
-        if self._discarding:
-            self._scan_discarding()
-            return
-        newline = buffer.find(b"\n")
-        if newline < 0:
-            if len(buffer) > self.max_line:
-                self._discarding = True
-                self._discarded = 0
-                self._scan_discarding()
-            return
-        line = bytes(buffer[:newline])
-        del buffer[: newline + 1]
-        if len(line) + 1 > self.max_line:
-            self._pending.append(LineTooLong(size=len(line) + 1))
-            return
-        self._split_line(line)
+        if self._after_cr and buffer:
+            self._after_cr = False
+            if buffer[0] == _LF_BYTE:
+                del buffer[0]
+        found = self._ends.search(buffer)
+        if found is None:
+            self._trim()
+            return False
+        end = found.start()
+        ending = buffer[end]
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        if ending == _CR_BYTE:
+            crlf = self._after_cr = True
+        else:
+            crlf = line.endswith(b"\r")
+            if crlf:
+                line = line[:-1]
+        dropped, self._dropped = self._dropped, 0
+        if dropped + len(line) <= self.max_line:
+            self._split_line(line, crlf=crlf)
+            return True
+        start = _find_marker(line, max(0, len(line) - self.max_line))
+        if start < 0:
+            self._pending.append(LineTooLong(size=dropped + len(line)))
+        else:
+            self._pending.append(LineTooLong(size=dropped + start))
+            self._split_line(line[start:], crlf=crlf)
+        return True
 
-    def _scan_discarding(self) -> None:
+    def _trim(self) -> None:
+        """Drop the front of an unfinished overlong line that cannot start a frame that fits."""
         buffer = self._buffer
-        marker = _find_marker(buffer)
-        newline = buffer.find(b"\n")
-        ends = [p for p in (marker, newline + 1 if newline >= 0 else -1) if p >= 0]
-        if not ends:
-            keep = _LONGEST_MARKER - 1
-            drop = max(0, len(buffer) - keep)
-            self._discarded += drop
-            del buffer[:drop]
+        window = self.max_line + (0 if self.lone_cr_ends_line else 1)  # LF-only: the CRLF's CR
+        if len(buffer) <= window:
             return
-        cut = min(ends)
-        self._discarded += cut
+        start = len(buffer) - window
+        cut = _find_marker(buffer, start)
+        if cut < 0:
+            cut = len(buffer) - (_LONGEST_MARKER - 1)  # a marker may be arriving
         del buffer[:cut]
-        self._discarding = False
-        self._pending.append(LineTooLong(size=self._discarded))
+        self._dropped += cut
 
-    def _split_line(self, line: bytes) -> None:
+    def _split_line(self, line: bytes, *, crlf: bool) -> None:
         start = _find_marker(line)
         if start < 0:
             if line.strip():
@@ -322,7 +376,7 @@ class FrameReader:
         if line[:start].strip():
             self._pending.append(GarbageDiscarded(data=line[:start]))
         while True:
-            result = parse_frame(line[start:])
+            result = _parse_line(line[start:], crlf=crlf)
             good = isinstance(result, ShortcutReceived) or (
                 isinstance(result, FrameReceived) and result.code_ok
             )

@@ -304,7 +304,9 @@ class XgcFirmware:
             self._bus.feed(data)
         reader = self.readers.get(port)
         if reader is None:
-            reader = self.readers[port] = FrameReader(max_line=self.options.max_line)
+            reader = self.readers[port] = FrameReader(
+                max_line=self.options.max_line, lone_cr_ends_line=self.options.lone_cr_ends_line
+            )
         reader.receive_data(data)
         for event in reader.events():
             if port == self.pipe.port:

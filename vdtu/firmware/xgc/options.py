@@ -39,7 +39,11 @@ class XgcOptions:
     check_mode: CheckMode = CheckMode.STRICT
     code_format: CodeFormat = CodeFormat.DECIMAL
     max_line: int = 4096
-    """Longest line the serial reader buffers (bytes)."""
+    """Longest line the serial reader takes (bytes, its line end not counted)."""
+    lone_cr_ends_line: bool = True
+    """A CR alone ends a line, as a LF or CR LF does (a terminal like picocom sends only CR
+    on Enter). The seed asks for CR LF; False makes LF the only line end (a lone CR is then
+    a byte of the line)."""
     firmware_start_s: float = 1.0
     """Power-on to the firmware listening on its serial port; earlier bytes are lost."""
     mbr_timeout_s: float = 1.0
