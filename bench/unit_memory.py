@@ -57,9 +57,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
-import simpy
 
-from vdtu.clock import VirtualClock
+from vdtu.clock import DomainEnvironment, VirtualClock
 from vdtu.firmware.quec.firmware import QuecFirmware
 from vdtu.firmware.xgc.firmware import XgcFirmware
 from vdtu.firmware.xgc.states import DtuState
@@ -148,7 +147,7 @@ def new_fleet(profile: Profile, *, pacing: bool) -> Fleet:
 
 
 def _make_unit(
-    env: simpy.Environment,
+    env: DomainEnvironment,
     profile: Profile,
     network: SimXgcPlatform | SimQuecNet,
     unit_id: int,

@@ -11,9 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import simpy
-
-from vdtu.clock import VirtualClock
+from vdtu.clock import DomainEnvironment, VirtualClock
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import (
     CodeFormat,
@@ -48,7 +46,7 @@ class XgcBench:
         identity: Identity = SEED_IDENTITY,
         flash: Storage | None = None,
         epoch_s: float = 1_692_157_152.787,
-        cloud: Callable[[simpy.Environment], XgcCloud] | None = None,
+        cloud: Callable[[DomainEnvironment], XgcCloud] | None = None,
         **config: Any,
     ) -> None:
         self.clock = VirtualClock(epoch_s=epoch_s)

@@ -354,8 +354,10 @@ class Fleet:
         return document
 
     def control(self, unit_id: int, action: Callable[[Unit], Any]) -> None:
-        """Run ``action(unit)`` in sim time (the one door for outside commands)."""
-        self.clock.inject(action, self.units[unit_id])
+        """Run ``action(unit)`` in sim time (the one door for outside commands), in the unit's
+        failure domain."""
+        unit = self.units[unit_id]
+        self.clock.inject(action, unit, domain=unit.domain)
 
     def describe(self, unit_id: int) -> dict[str, Any]:
         """What ``vdtu up --json`` prints for a unit."""

@@ -16,14 +16,17 @@ real time the caller goes through ``Clock.inject`` (see ``vdtu.fleet``).
 
 from __future__ import annotations
 
+import functools
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import simpy
 
+from vdtu.clock.domain import DomainEnvironment, FaultDomain
 from vdtu.clock.rng import SplitMix64
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.quec.config import DtuConfig, default_config
@@ -39,11 +42,14 @@ from vdtu.io.modbus_config import DEMO_SLAVE, ModbusSlaveConfig
 from vdtu.io.modbus_slave import ModbusSlave
 from vdtu.io.power import Battery
 from vdtu.io.sensor import TempHumiditySensor
-from vdtu.log import UnitLog
+from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import Modem, SimCard, SimSlot
 from vdtu.modem.signal import Signal
 from vdtu.storage import MemoryStorage, MemoryTextFile, Storage, TextFile
 from vdtu.uart.line import SerialLine
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
     {"uart": 115200, "rs232": 115200, "rs485": 9600}
@@ -94,6 +100,8 @@ class UnitConfig:
     """How far the signal drifts from its mean (0: it holds still)."""
     location: tuple[float, float] | None = None
     """(longitude, latitude) of the serving cell; drawn near Shenzhen when None."""
+    watchdog_s: float = 5.0
+    """How long a unit whose code failed stays dark before its watchdog power-cycles it."""
 
     def __post_init__(self) -> None:
         unknown = set(self.bauds) - set(DEFAULT_BAUDS)
@@ -101,6 +109,8 @@ class UnitConfig:
             raise ValueError(
                 f"bauds has unknown ports {sorted(unknown)}; allowed: uart, rs232, rs485"
             )
+        if not self.watchdog_s > 0:
+            raise ValueError(f"watchdog_s must be > 0, not {self.watchdog_s}")
         if not 0 <= self.outputs <= 8 or not 0 <= self.inputs <= 8:
             raise ValueError(
                 f"outputs and inputs must be 0..8, not {self.outputs} and {self.inputs}"
@@ -110,6 +120,34 @@ class UnitConfig:
     def name(self) -> str:
         """``dtu<id>``."""
         return f"dtu{self.unit_id}"
+
+
+def _contained(method: Callable[Concatenate[Unit, P], R]) -> Callable[Concatenate[Unit, P], R]:
+    """Run a control call inside the unit's failure domain (what it schedules is the unit's)."""
+
+    @functools.wraps(method)
+    def run(unit: Unit, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with unit.env.entered(unit.domain):
+            return method(unit, *args, **kwargs)
+
+    return run
+
+
+_SITES_SHOWN: set[str] = set()
+"""Code sites whose fault traceback this process has printed (each is printed once)."""
+_MAX_SITES_SHOWN = 64
+
+
+def _describe_fault(exc: BaseException) -> str:
+    """One line for a fault; the full traceback the first time its code site is seen."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    site = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    line = f"{type(exc).__name__}: {exc} (at {site})"
+    if site in _SITES_SHOWN or len(_SITES_SHOWN) >= _MAX_SITES_SHOWN:
+        return line
+    _SITES_SHOWN.add(site)
+    trace = "".join(traceback.format_exception(exc)).rstrip()
+    return f"{line}\n{trace}"
 
 
 class Unit:
@@ -133,14 +171,18 @@ class Unit:
         "battery",
         "config",
         "config_file",
+        "domain",
         "env",
+        "faults",
         "firmware",
         "flash",
         "gpio",
+        "halted",
         "lines",
         "log",
         "modem",
         "powered",
+        "resetting",
         "sensor",
         "signal",
         "sim",
@@ -150,7 +192,7 @@ class Unit:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         config: UnitConfig,
         *,
         epoch_s: float,
@@ -166,78 +208,90 @@ class Unit:
         self.flash = flash if flash is not None else MemoryStorage()
         self.log = log if log is not None else UnitLog(config.name)
         self.powered = False
-        bauds = {**DEFAULT_BAUDS, **config.bauds}
-        self.lines = {
-            port: SerialLine(
-                env, name=port, baud=bauds[port], half_duplex=port == "rs485", pacing=config.pacing
+        self.domain = FaultDomain(config.name, self._watchdog)
+        self.faults = 0
+        """Faults inside the unit (each one a watchdog reset)."""
+        self.halted = False
+        """True when a reset itself failed: the unit stays off until ``power_on``."""
+        self.resetting = False
+        """True while the watchdog holds the unit off after a fault."""
+        with env.entered(self.domain):
+            bauds = {**DEFAULT_BAUDS, **config.bauds}
+            self.lines = {
+                port: SerialLine(
+                    env,
+                    name=port,
+                    baud=bauds[port],
+                    half_duplex=port == "rs485",
+                    pacing=config.pacing,
+                )
+                for port in DEFAULT_BAUDS
+            }
+            identity = config.identity
+            self.sim_card = SimCard(
+                iccid=identity.iccid, imsi=identity.imsi, phone=identity.phone, pin=config.sim_pin
             )
-            for port in DEFAULT_BAUDS
-        }
-        identity = config.identity
-        self.sim_card = SimCard(
-            iccid=identity.iccid, imsi=identity.imsi, phone=identity.phone, pin=config.sim_pin
-        )
-        self.sim = SimSlot(env, card=self.sim_card if config.sim_inserted else None)
-        self.signal = Signal(
-            env, self._rng("signal"), base_rssi=config.rssi, spread=config.rssi_spread
-        )
-        self.modem = Modem(
-            env,
-            self._rng("modem"),
-            imei=identity.imei,
-            model=config.model,
-            firmware_version=config.firmware_version,
-            sim=self.sim,
-            signal=self.signal,
-            epoch_s=epoch_s,
-            location=config.location,
-        )
-        self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
-        self.battery = Battery(env, self._rng("battery"))
-        self.adc = Adc(env, self._rng("adc"))
-        self.sensor = TempHumiditySensor(env, self._rng("sensor"))
-        self.slaves = [
-            ModbusSlave(env, self._rng(f"slave{slave.address}"), self.lines["rs485"], slave)
-            for slave in config.slaves
-        ]
-        hardware = Hardware(
-            modem=self.modem,
-            sim=self.sim,
-            gpio=self.gpio,
-            battery=self.battery,
-            adc=self.adc,
-            sensor=self.sensor,
-            lines=self.lines,
-        )
-        self.config_file = config_file if config_file is not None else MemoryTextFile()
-        self.firmware: XgcFirmware | QuecFirmware
-        if config.profile is Profile.QUEC:
-            imei = identity.imei
-            self.firmware = QuecFirmware(
+            self.sim = SimSlot(env, card=self.sim_card if config.sim_inserted else None)
+            self.signal = Signal(
+                env, self._rng("signal"), base_rssi=config.rssi, spread=config.rssi_spread
+            )
+            self.modem = Modem(
                 env,
-                # QuecFirmware still takes a random.Random (2.5 KB of state).
-                self._rng("firmware"),
-                hardware,
-                flash=self.flash,
-                config_file=self.config_file,
-                default_config=quec_default
-                or (lambda: default_config(imei, broker_host="127.0.0.1", broker_port=1883)),
-                log=self.log,
-                net=net,
-                options=config.quec,
+                self._rng("modem"),
+                imei=identity.imei,
+                model=config.model,
+                firmware_version=config.firmware_version,
+                sim=self.sim,
+                signal=self.signal,
+                epoch_s=epoch_s,
+                location=config.location,
             )
-        else:
-            self.firmware = XgcFirmware(
-                env,
-                self._rng("firmware"),
-                hardware,
-                flash=self.flash,
-                log=self.log,
-                options=config.options,
-                base_version=config.firmware_version,
-                cloud=cloud,
+            self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
+            self.battery = Battery(env, self._rng("battery"))
+            self.adc = Adc(env, self._rng("adc"))
+            self.sensor = TempHumiditySensor(env, self._rng("sensor"))
+            self.slaves = [
+                ModbusSlave(env, self._rng(f"slave{slave.address}"), self.lines["rs485"], slave)
+                for slave in config.slaves
+            ]
+            hardware = Hardware(
+                modem=self.modem,
+                sim=self.sim,
+                gpio=self.gpio,
+                battery=self.battery,
+                adc=self.adc,
+                sensor=self.sensor,
+                lines=self.lines,
             )
-        self.firmware.on_reboot_request.append(self.reboot)
+            self.config_file = config_file if config_file is not None else MemoryTextFile()
+            self.firmware: XgcFirmware | QuecFirmware
+            if config.profile is Profile.QUEC:
+                imei = identity.imei
+                self.firmware = QuecFirmware(
+                    env,
+                    # QuecFirmware still takes a random.Random (2.5 KB of state).
+                    self._rng("firmware"),
+                    hardware,
+                    flash=self.flash,
+                    config_file=self.config_file,
+                    default_config=quec_default
+                    or (lambda: default_config(imei, broker_host="127.0.0.1", broker_port=1883)),
+                    log=self.log,
+                    net=net,
+                    options=config.quec,
+                )
+            else:
+                self.firmware = XgcFirmware(
+                    env,
+                    self._rng("firmware"),
+                    hardware,
+                    flash=self.flash,
+                    log=self.log,
+                    options=config.options,
+                    base_version=config.firmware_version,
+                    cloud=cloud,
+                )
+            self.firmware.on_reboot_request.append(self.reboot)
 
     def _seed_text(self, part: str) -> str:
         return f"{self.config.seed}:{self.config.unit_id}:{part}"
@@ -259,18 +313,59 @@ class Unit:
         """The unit's IMEI."""
         return self.config.identity.imei
 
+    # -- the watchdog ---------------------------------------------------------------------------
+
+    def _watchdog(self, exc: BaseException) -> None:
+        """A fault inside the unit: it goes dark and ``watchdog_s`` later it is power-cycled.
+
+        This is what the device's hardware watchdog does when a task stops feeding it.
+        The first fault at a code site in this process is logged with its traceback,
+        later ones in one line. If switching the unit off fails too, it stays halted.
+        """
+        self.faults += 1
+        delay = self.config.watchdog_s
+        self.log.write(
+            float(self.env.now),
+            LogLevel.FATAL,
+            "watchdog",
+            f"fault {self.faults}: {_describe_fault(exc)}; unit reset in {delay:g} s",
+        )
+        try:
+            self.power_off()
+        except Exception as second:
+            self.halted = True
+            self.powered = False
+            self.log.write(
+                float(self.env.now),
+                LogLevel.FATAL,
+                "watchdog",
+                f"reset failed ({_describe_fault(second)}): unit halted until powered on",
+            )
+            return
+        self.resetting = True
+        self.env.timeout(delay).callbacks.append(self._restart)
+
+    def _restart(self, _event: simpy.Event) -> None:
+        if self.resetting:
+            self.power_on()
+
     # -- control ------------------------------------------------------------------------------
 
+    @_contained
     def power_on(self) -> None:
         """Apply power: the modem boots and the firmware starts."""
+        self.resetting = False
+        self.halted = False
         if self.powered:
             return
         self.powered = True
         self.modem.power_on()
         self.firmware.start()
 
+    @_contained
     def power_off(self) -> None:
         """Remove power: the firmware stops, relays drop, the modem goes dark."""
+        self.resetting = False
         if not self.powered:
             return
         self.powered = False
@@ -280,41 +375,50 @@ class Unit:
         for slave in self.slaves:
             slave.reset()
 
+    @_contained
     def reboot(self) -> None:
         """A power cycle (also what DTU_REBOOT does): the boot sequence runs again."""
         self.power_off()
         self.power_on()
 
+    @_contained
     def reflash(self) -> None:
         """Re-flash the firmware: the flash (saved keys, project info, settings) is erased."""
         self.power_off()
         self.flash.erase()
         self.power_on()
 
+    @_contained
     def set_input(self, index: int, level: int) -> None:
         """Drive opto input ``in<index>`` to ``level`` (0 or 1)."""
         self.gpio.set_input(index, level)
 
+    @_contained
     def set_signal(self, rssi: int) -> None:
         """Move the signal's mean to ``rssi`` (0..31)."""
         self.signal.set_level(rssi)
 
+    @_contained
     def set_coverage(self, covered: bool) -> None:
         """Lose (False) or regain (True) cellular coverage."""
         self.signal.set_coverage(covered)
 
+    @_contained
     def pull_sim(self) -> None:
         """Take the SIM card out."""
         self.sim.remove()
 
+    @_contained
     def insert_sim(self) -> None:
         """Put the unit's SIM card back."""
         self.sim.insert(self.sim_card)
 
+    @_contained
     def set_vbus(self, present: bool) -> None:
         """Connect or disconnect external power (the battery charges while it is present)."""
         self.battery.set_vbus(present)
 
+    @_contained
     def set_slave_online(self, address: int, online: bool) -> None:
         """Make the Modbus slave at ``address`` answer (True) or go silent (False)."""
         for slave in self.slaves:
@@ -334,6 +438,8 @@ class Unit:
             "imei": self.imei,
             "iccid": self.config.identity.iccid,
             "powered": self.powered,
+            "faults": self.faults,
+            "halted": self.halted,
             "stats": {name: getattr(fw.stats, name) for name in fw.stats.__slots__},
             "modem": self.modem.snapshot(),
             "gpio": asdict(self.gpio.snapshot()),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import simpy
 
 from tests.xgc_harness import XgcBench
+from vdtu.clock import DomainEnvironment
 from vdtu.cloud.xgc_api import Channel, device_topic, encode_json
 from vdtu.firmware.xgc.codec import FrameKind
 from vdtu.firmware.xgc.options import XgcOptions
@@ -34,7 +34,7 @@ def provisioned(*, secret: str = SECRET, **config: object) -> CloudBench:
     flash.save({"project": {"pid": PID, "secret": secret}})
     platforms: list[SimXgcPlatform] = []
 
-    def make(env: simpy.Environment) -> SimXgcPlatform:
+    def make(env: DomainEnvironment) -> SimXgcPlatform:
         platforms.append(SimXgcPlatform(env, projects={PID: SECRET}))
         return platforms[0]
 

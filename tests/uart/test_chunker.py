@@ -47,3 +47,16 @@ def test_gap_must_be_positive() -> None:
     """A zero gap is refused with the value named."""
     with pytest.raises(ValueError, match="silence_s must be > 0, not 0"):
         SilenceChunker(VirtualClock().env, 0, print)
+
+
+def test_a_line_that_never_goes_quiet_is_handed_over_in_full_buffers() -> None:
+    """A flood with no silence comes out as max_chunk-sized chunks; nothing is held past it."""
+    clock = VirtualClock()
+    chunks: list[bytes] = []
+    chunker = SilenceChunker(clock.env, 0.001, chunks.append, max_chunk=100)
+    for _ in range(25):
+        chunker.feed(bytes(range(10)) * 3)  # 30 bytes at the same instant: no silence
+    assert [len(chunk) for chunk in chunks] == [100] * 7
+    clock.run_for(1)
+    assert [len(chunk) for chunk in chunks] == [100] * 7 + [50]
+    assert b"".join(chunks) == bytes(range(10)) * 75

@@ -11,13 +11,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-import simpy
+from vdtu.clock.domain import DomainEnvironment, FaultDomain
 
 
 class Clock(ABC):
     """A SimPy environment plus the one door through which outside input enters it."""
 
-    def __init__(self, env: simpy.Environment, *, epoch_s: float) -> None:
+    def __init__(self, env: DomainEnvironment, *, epoch_s: float) -> None:
         self.env = env
         """The SimPy environment every model of this process schedules on."""
         self.epoch_s = epoch_s
@@ -34,17 +34,18 @@ class Clock(ABC):
         """Unix time now, as the simulated network sees it."""
         return self.epoch_s + self.now
 
-    def inject(self, callback: Callable[..., Any], *args: Any) -> None:
+    def inject(
+        self, callback: Callable[..., Any], *args: Any, domain: FaultDomain | None = None
+    ) -> None:
         """Hand an outside input to the simulation as an event at the current time.
 
         The callback runs inside sim time (from ``env.step``), never from the
         caller's context directly, so the order of outside inputs is the order
-        of events in the run.
+        of events in the run. ``domain`` is the unit the input is for: a fault
+        in what it sets off resets that unit only (see ``domain.py``).
         """
         self._catch_up()
-        event = self.env.event()
-        event.callbacks.append(lambda _event: callback(*args))
-        event.succeed()
+        self.env.call_soon(domain, lambda: callback(*args))
         self.injected += 1
         self._after_inject()
 

@@ -23,9 +23,8 @@ import math
 import time
 from collections.abc import Callable
 
-import simpy
-
 from vdtu.clock._base import Clock
+from vdtu.clock.domain import DomainEnvironment
 
 
 class RealtimeClock(Clock):
@@ -37,7 +36,7 @@ class RealtimeClock(Clock):
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, *, factor: float = 1.0) -> None:
-        super().__init__(simpy.Environment(), epoch_s=time.time())
+        super().__init__(DomainEnvironment(), epoch_s=time.time())
         if factor <= 0:
             raise ValueError(f"factor must be > 0, not {factor}")
         self.loop = loop

@@ -6,9 +6,8 @@ Injected inputs happen at the current sim time and are processed by the next
 
 from __future__ import annotations
 
-import simpy
-
 from vdtu.clock._base import Clock
+from vdtu.clock.domain import DomainEnvironment
 
 DEFAULT_EPOCH_S = 1_692_157_152.787
 """2023-08-16 03:39:12.787 UTC: the network time of the seed's GET_NOW example."""
@@ -18,7 +17,7 @@ class VirtualClock(Clock):
     """Drive a SimPy environment in virtual time."""
 
     def __init__(self, *, epoch_s: float = DEFAULT_EPOCH_S) -> None:
-        super().__init__(simpy.Environment(), epoch_s=epoch_s)
+        super().__init__(DomainEnvironment(), epoch_s=epoch_s)
 
     def run_for(self, duration_s: float) -> None:
         """Advance sim time by ``duration_s`` seconds, processing every event due."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from vdtu.clock import Clock
+from vdtu.clock import Clock, FaultDomain
 from vdtu.cloud.http_client import HttpError, post_json
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo
 from vdtu.firmware.xgc.cloud import (
@@ -41,15 +41,23 @@ class MqttConnection:
         self.clock = clock
         self.link = link
         self.handler = handler
-        link.on_connected = lambda: clock.inject(handler.cloud_connected)
+        self.domain = domain = clock.env.domain
+        """The unit that connects (a connection is made in sim time, by its firmware)."""
+        link.on_connected = lambda: clock.inject(handler.cloud_connected, domain=domain)
         link.on_connect_failed = self._failed
-        link.on_disconnected = lambda reason: clock.inject(handler.cloud_lost, reason)
-        link.on_message = lambda topic, payload: clock.inject(handler.cloud_message, topic, payload)
-        link.on_published = lambda mid: clock.inject(handler.cloud_published, mid)
+        link.on_disconnected = lambda reason: clock.inject(
+            handler.cloud_lost, reason, domain=domain
+        )
+        link.on_message = lambda topic, payload: clock.inject(
+            handler.cloud_message, topic, payload, domain=domain
+        )
+        link.on_published = lambda mid: clock.inject(handler.cloud_published, mid, domain=domain)
 
     def _failed(self, reason: str) -> None:
         refused = any(text in reason.lower() for text in REFUSAL_REASONS)
-        self.clock.inject(lambda: self.handler.cloud_connect_failed(reason, refused=refused))
+        self.clock.inject(
+            lambda: self.handler.cloud_connect_failed(reason, refused=refused), domain=self.domain
+        )
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
         mid = self.link.publish(topic, payload, qos, retain)
@@ -93,9 +101,11 @@ class MqttXgcCloud:
         done: Callable[[InfoResult], None],
     ) -> None:
         body = {"projectId": project_id, "projectSecret": project_secret, "imei": imei}
-        self._spawn(self._fetch(body, done))
+        self._spawn(self._fetch(body, done, self.clock.env.domain))
 
-    async def _fetch(self, body: dict[str, str], done: Callable[[InfoResult], None]) -> None:
+    async def _fetch(
+        self, body: dict[str, str], done: Callable[[InfoResult], None], domain: FaultDomain | None
+    ) -> None:
         result: InfoResult
         try:
             status, answer = await post_json(self.platform_url + MQTT_INFO_PATH, body)
@@ -112,7 +122,7 @@ class MqttXgcCloud:
                 result = InfoRefused(reason=f"HTTP {status}: {error or 'refused'}")
             else:
                 result = InfoUnreachable(reason=f"HTTP {status} from the platform")
-        self.clock.inject(done, result)
+        self.clock.inject(done, result, domain=domain)
 
     def connect(
         self,

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from vdtu.clock import Clock
+from vdtu.clock import Clock, FaultDomain
 from vdtu.cloud.http_client import HttpError
 from vdtu.cloud.http_client import request as http_request
 from vdtu.firmware.quec.net import (
@@ -157,7 +157,7 @@ class RealQuecNet:
 
     def request(self, request: HttpRequest, done: Callable[[HttpResult], None]) -> None:
         """Make one HTTP request; ``done`` is called once, in sim time."""
-        self._spawn(self._http(request, done))
+        self._spawn(self._http(request, done, self.clock.env.domain))
 
     async def wait_idle(self) -> None:
         """Wait for the HTTP requests in flight (for a clean shutdown)."""
@@ -171,9 +171,10 @@ class RealQuecNet:
 
     # -- used by the channels --
 
-    def _report(self, callback: Callable[..., Any], *args: Any) -> None:
-        """Hand a result to sim time now (from a loop callback, never from sim time)."""
-        self.clock.inject(callback, *args)
+    def _report(self, callback: Callable[..., Any], *args: Any, domain: FaultDomain | None) -> None:
+        """Hand a result to sim time now (from a loop callback, never from sim time), in the
+        failure domain of the unit that asked."""
+        self.clock.inject(callback, *args, domain=domain)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = self.loop.create_task(coroutine)
@@ -181,8 +182,10 @@ class RealQuecNet:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _http(self, request: HttpRequest, done: Callable[[HttpResult], None]) -> None:
-        self._report(done, await self._fetch(request))
+    async def _http(
+        self, request: HttpRequest, done: Callable[[HttpResult], None], domain: FaultDomain | None
+    ) -> None:
+        self._report(done, await self._fetch(request), domain=domain)
 
     async def _fetch(self, request: HttpRequest) -> HttpResult:
         try:
@@ -239,6 +242,8 @@ class _Channel(ABC):
     def __init__(self, net: RealQuecNet, handler: LinkHandler) -> None:
         self.net = net
         self.handler = handler
+        self.domain = net.clock.env.domain
+        """The unit that opened the link (links are opened in sim time, by its firmware)."""
         self.up = False
         """Connected, and ``link_up`` reported."""
         self.done = False
@@ -246,6 +251,9 @@ class _Channel(ABC):
         self.closed = False
         """``close()`` was called: not even a failure found earlier is reported now."""
         net._links.add(self)
+
+    def _report(self, callback: Callable[..., Any], *args: Any) -> None:
+        self.net._report(callback, *args, domain=self.domain)
 
     @abstractmethod
     def close(self) -> None:
@@ -264,17 +272,17 @@ class _Channel(ABC):
         if later:
             self.net.loop.call_soon(self._report_unless_closed, report)
         else:
-            self.net._report(report)
+            self._report(report)
 
     def _report_unless_closed(self, report: Callable[[], None]) -> None:
         if not self.closed:
-            self.net._report(report)
+            self._report(report)
 
     def _lose(self, reason: str) -> None:
         if self.done:
             return
         self._finish()
-        self.net._report(self.handler.link_lost, reason)
+        self._report(self.handler.link_lost, reason)
 
     def _resolve(self, host: str, port: int) -> tuple[str, int] | None:
         """The resolved address, or None after reporting (later) that there is none."""
@@ -365,12 +373,12 @@ class _MqttChannel(_Channel):
 
     def _become_up(self) -> None:
         self.up = True
-        self.net._report(self.handler.link_up)
+        self._report(self.handler.link_up)
         early, self._early = self._early, []
         for topic, payload in early:
             if not self.up:
                 return  # the firmware closed the link in link_up or on an earlier message
-            self.net._report(self.handler.link_received, topic, payload)
+            self._report(self.handler.link_received, topic, payload)
 
     # MqttLink's callbacks (on the loop).
 
@@ -398,14 +406,14 @@ class _MqttChannel(_Channel):
 
     def _message(self, topic: str, payload: bytes) -> None:
         if self.up:
-            self.net._report(self.handler.link_received, topic, payload)
+            self._report(self.handler.link_received, topic, payload)
         elif not self.done:
             self._early.append((topic, payload))
 
     def _published(self, mid: int) -> None:
         if mid in self._acks:
             self._acks.discard(mid)
-            self.net._report(self.handler.link_acked, mid)
+            self._report(self.handler.link_acked, mid)
 
 
 class _SocketChannel(_Channel, asyncio.BaseProtocol):
@@ -455,7 +463,7 @@ class _SocketChannel(_Channel, asyncio.BaseProtocol):
             return
         self._transport = transport
         self.up = True
-        self.net._report(self.handler.link_up)
+        self._report(self.handler.link_up)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -470,7 +478,7 @@ class _SocketChannel(_Channel, asyncio.BaseProtocol):
 
     def _received(self, data: bytes) -> None:
         if not self.done:
-            self.net._report(self.handler.link_received, None, data)
+            self._report(self.handler.link_received, None, data)
 
 
 class _TcpChannel(_SocketChannel, asyncio.Protocol):

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import simpy
-
+from vdtu.clock import DomainEnvironment, FaultDomain
 from vdtu.firmware.quec.net import (
     HttpFailure,
     HttpRequest,
@@ -53,6 +52,8 @@ class SimLink:
     next_token: int = 1
     received: list[bytes] = field(default_factory=list)
     """Socket links: what the device sent, in order."""
+    domain: FaultDomain | None = None
+    """The unit that opened the link: what the server side sends reaches it in its domain."""
 
     def send(self, payload: bytes, *, topic: str | None = None, qos: int = 0) -> int | None:
         if not self.open or self.closed:
@@ -72,13 +73,17 @@ class SimLink:
 
     def deliver(self, payload: bytes, topic: str | None = None) -> None:
         """The server side sends to the device (after the latency)."""
-        self.net.later(lambda: self.handler.link_received(topic, payload) if self.open else None)
+        with self.net.env.entered(self.domain):
+            self.net.later(
+                lambda: self.handler.link_received(topic, payload) if self.open else None
+            )
 
     def drop(self, reason: str) -> None:
         """The server side ends the link."""
         if self.open and not self.closed:
             self.open = False
-            self.handler.link_lost(reason)
+            with self.net.env.entered(self.domain):
+                self.handler.link_lost(reason)
 
 
 class SimQuecNet:
@@ -89,7 +94,7 @@ class SimQuecNet:
         latency_s: one-way delay of every packet.
     """
 
-    def __init__(self, env: simpy.Environment, *, latency_s: float = 0.02) -> None:
+    def __init__(self, env: DomainEnvironment, *, latency_s: float = 0.02) -> None:
         self.env = env
         self.latency_s = latency_s
         self.brokers: set[tuple[str, int]] = set()
@@ -109,12 +114,12 @@ class SimQuecNet:
     # -- the QuecNet interface -------------------------------------------------------------
 
     def open_mqtt(self, dial: MqttDial, handler: LinkHandler) -> SimLink:
-        link = SimLink(self, handler, (dial.host, dial.port), mqtt=dial)
+        link = SimLink(self, handler, (dial.host, dial.port), mqtt=dial, domain=self.env.domain)
         self._open(link, server=(dial.host, dial.port) in self.brokers)
         return link
 
     def open_socket(self, dial: SocketDial, handler: LinkHandler) -> SimLink:
-        link = SimLink(self, handler, (dial.host, dial.port))
+        link = SimLink(self, handler, (dial.host, dial.port), domain=self.env.domain)
         self._open(link, server=(dial.host, dial.port) in self.socket_servers)
         return link
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-import simpy
-
+from vdtu.clock import DomainEnvironment, FaultDomain
 from vdtu.cloud.xgc_api import MqttInfo, device_password
 from vdtu.firmware.xgc.cloud import (
     CloudHandler,
@@ -52,6 +51,8 @@ class SimConnection:
     """The device gave up on it (closed before or after it opened)."""
     next_token: int = 1
     pending_acks: set[int] = field(default_factory=set)
+    domain: FaultDomain | None = None
+    """The unit that connected: what the cloud sends reaches it in its domain."""
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
         if not self.open:
@@ -89,7 +90,7 @@ class SimXgcPlatform:
     """
 
     def __init__(
-        self, env: simpy.Environment, *, projects: dict[str, str], latency_s: float = 0.05
+        self, env: DomainEnvironment, *, projects: dict[str, str], latency_s: float = 0.05
     ) -> None:
         self.env = env
         self.projects = dict(projects)
@@ -172,7 +173,11 @@ class SimXgcPlatform:
     ) -> SimConnection:
         del keepalive_s
         connection = SimConnection(
-            platform=self, handler=handler, will=will, subscriptions=tuple(subscriptions)
+            platform=self,
+            handler=handler,
+            will=will,
+            subscriptions=tuple(subscriptions),
+            domain=self.env.domain,
         )
         self.connect_attempts.append((self.now, info.client_id))
 
@@ -199,7 +204,8 @@ class SimXgcPlatform:
         """Publish from the cloud; returns how many connections will receive it."""
         receivers = [c for c in self.connections if topic in c.subscriptions]
         for connection in receivers:
-            self.later(self.latency_s, partial(self._deliver, connection, topic, payload))
+            with self.env.entered(connection.domain):
+                self.later(self.latency_s, partial(self._deliver, connection, topic, payload))
         return len(receivers)
 
     @staticmethod
@@ -228,7 +234,10 @@ class SimXgcPlatform:
         self.broker_up = False
         for connection in list(self.connections):
             self.drop(connection, publish_will=False)
-            self.later(self.latency_s, partial(connection.handler.cloud_lost, "broker went away"))
+            with self.env.entered(connection.domain):
+                self.later(
+                    self.latency_s, partial(connection.handler.cloud_lost, "broker went away")
+                )
 
     def restore(self) -> None:
         """The broker is back."""

@@ -6,6 +6,14 @@ written to the fd. Writes never block the loop: what the fd will not take now
 waits in a bounded buffer and goes out when the fd is writable. If the other
 side stops reading for long, the buffer's oldest bytes are dropped, counted in
 ``lost_bytes`` and logged: never silently.
+
+Reads are paced too: a host cannot push bytes through a real UART faster than its
+baud rate, and a real tty makes a fast writer wait. The endpoint keeps track of
+how far ahead of the wire it has read and, once ``MAX_AHEAD`` bytes are waiting,
+stops reading the fd until the wire has caught up; the kernel's buffer fills and
+the host's ``write`` blocks, as on real hardware. So a flood costs the process
+wire-speed work and bounded memory, and nothing the host wrote is lost. With
+``pacing`` off on the line, reads are not paced.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from vdtu.uart.line import SerialLine
 
 MAX_PENDING = 64 * 1024
 """Bytes kept for a reader that is not reading, per endpoint."""
+MAX_AHEAD = 2048
+"""Bytes read from the host that may wait for the wire before reading pauses."""
 
 
 class FdEndpoint:
@@ -63,6 +73,9 @@ class FdEndpoint:
         self._pending = bytearray()
         self._writing = False
         self._closed = False
+        self._wire_free_at = 0.0
+        """Loop time at which the bytes read so far have crossed the wire."""
+        self._resume: asyncio.TimerHandle | None = None
         loop.add_reader(fd, self._readable)
 
     def receive(self, data: bytes) -> None:
@@ -114,8 +127,12 @@ class FdEndpoint:
             self.loop.remove_writer(self.fd)
 
     def _readable(self) -> None:
+        room = self._room()
+        if room <= 0:
+            self._pause()
+            return
         try:
-            data = os.read(self.fd, 65536)
+            data = os.read(self.fd, room)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -124,9 +141,30 @@ class FdEndpoint:
             raise
         if not data:
             return
+        if self.line.pacing:
+            now = self.loop.time()
+            self._wire_free_at = max(self._wire_free_at, now) + len(data) * self.line.byte_time_s
         if self.transform_in is not None:
             data = self.transform_in(data)
-        self.clock.inject(self.tap.send, data)
+        self.clock.inject(self.tap.send, data, domain=self.line.domain)
+
+    def _room(self) -> int:
+        """How many bytes may be read now without running more than MAX_AHEAD ahead."""
+        if not self.line.pacing:
+            return 65536
+        ahead_s = self._wire_free_at - self.loop.time()
+        return MAX_AHEAD - max(0, int(ahead_s / self.line.byte_time_s))
+
+    def _pause(self) -> None:
+        """Stop reading until the wire has room again (the host's writes block meanwhile)."""
+        self.loop.remove_reader(self.fd)
+        wait_s = self._wire_free_at - self.loop.time() - MAX_AHEAD / 2 * self.line.byte_time_s
+        self._resume = self.loop.call_later(max(0.0, wait_s), self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        if not self._closed:
+            self.loop.add_reader(self.fd, self._readable)
 
     def close(self) -> None:
         """Stop watching the fd and leave the line (the subclass closes the fd)."""
@@ -134,6 +172,8 @@ class FdEndpoint:
             return
         self._closed = True
         self.loop.remove_reader(self.fd)
+        if self._resume is not None:
+            self._resume.cancel()
         if self._writing:
             self.loop.remove_writer(self.fd)
         self.tap.detach()

@@ -22,6 +22,16 @@ is what Modbus framing is made of.
 On a half-duplex bus a node that starts talking while another transmission is
 on the wire waits for it to finish (the transceiver's DE line is modelled as
 polite) and the overlap is counted in ``collisions`` so a scenario can see it.
+
+Each paced sender has a transmit buffer of ``TX_BUFFER`` bytes, as a UART driver's
+ring has: bytes waiting for the wire (the sender's own, and on a shared bus the
+transmission it waits behind) count against it. What does not fit when ``send`` is
+called is dropped, as a driver's ``write`` takes only what fits, and counted in
+the tap's ``dropped``. So memory and scheduled events per line stay bounded
+however fast a node writes.
+
+The line remembers the failure domain it was built in (its unit's): outside input
+for it enters sim time in that domain.
 """
 
 from __future__ import annotations
@@ -31,6 +41,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import simpy
+
+from vdtu.clock.domain import DomainEnvironment
+
+TX_BUFFER = 4096
+"""Bytes a paced sender's transmit buffer holds (what is still waiting for the wire)."""
 
 STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 
@@ -57,6 +72,8 @@ class Tap:
     """Bytes this node has sent."""
     received: int = 0
     """Bytes this node has received."""
+    dropped: int = 0
+    """Bytes this node wrote that its full transmit buffer did not take."""
 
     def send(self, data: bytes) -> float:
         """Transmit ``data``; returns the sim time at which its last byte has arrived."""
@@ -85,6 +102,7 @@ class SerialLine:
         "byte_time_s",
         "chunk_bytes",
         "collisions",
+        "domain",
         "env",
         "half_duplex",
         "name",
@@ -94,7 +112,7 @@ class SerialLine:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         *,
         name: str,
         baud: int,
@@ -102,6 +120,8 @@ class SerialLine:
         pacing: bool = True,
     ) -> None:
         self.env = env
+        self.domain = env.domain
+        """The failure domain the line was built in (its unit's)."""
         self.name = name
         self.half_duplex = half_duplex
         self.pacing = pacing
@@ -137,12 +157,15 @@ class SerialLine:
             self.taps.remove(tap)
 
     def transmit(self, sender: Tap, data: bytes) -> float:
-        """Schedule delivery of ``data`` from ``sender`` to every other node."""
+        """Schedule delivery of ``data`` from ``sender`` to every other node.
+
+        A paced sender's bytes beyond its free transmit buffer are dropped (``Tap.dropped``).
+        """
         now = float(self.env.now)
         if not data:
             return now
-        sender.sent += len(data)
         if not (self.pacing and sender.paced):
+            sender.sent += len(data)
             self._schedule(0.0, sender, data)
             return now
         if self.half_duplex:
@@ -151,6 +174,14 @@ class SerialLine:
             start = max(now, self._bus_busy_until)
         else:
             start = max(now, sender.busy_until)
+        waiting = round((start - now) / self.byte_time_s)
+        room = max(0, TX_BUFFER - waiting)
+        if len(data) > room:
+            sender.dropped += len(data) - room
+            data = data[:room]
+            if not data:
+                return start
+        sender.sent += len(data)
         step = self.chunk_bytes
         for offset in range(0, len(data), step):
             chunk = data[offset : offset + step]

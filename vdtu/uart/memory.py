@@ -29,8 +29,11 @@ class MemoryEndpoint:
         self._pending += data
 
     def write(self, data: bytes) -> float:
-        """Send ``data`` on the line; returns when its last byte arrives."""
-        return self.tap.send(data)
+        """Send ``data`` on the line, in the line's failure domain; returns when its last
+        byte arrives."""
+        line = self.tap.line
+        with line.env.entered(line.domain):
+            return self.tap.send(data)
 
     def take_lines(self) -> list[bytes]:
         """Complete lines (ending in ``\\n``) received since the last call, terminators kept."""
