@@ -147,3 +147,18 @@ def decode(
         parse_constant=_refuse_constant,
         object_pairs_hook=object_pairs_hook,
     )
+
+
+def holds_text(value: Any) -> bool:
+    """Whether a decoded JSON value has a string anywhere in it (keys included); iterative."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            return True
+        if isinstance(item, dict):
+            if item:
+                return True  # JSON keys are strings
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False

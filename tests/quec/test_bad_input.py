@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from tests.quec_harness import BROKER, QuecBench
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import ModbusConfig, ModbusGroup, default_config, load_config
+from vdtu.firmware.quec.config import (
+    AliyunChannel,
+    Apn,
+    AuthType,
+    DtuConfig,
+    ModbusConfig,
+    ModbusGroup,
+    default_config,
+    load_config,
+)
 from vdtu.firmware.quec.frames import (
     ConfigReply,
     WorkMode,
     crc32_text,
     parse_config_reply,
 )
+from vdtu.log import LogLevel
 from vdtu.storage import MemoryTextFile
 
 PASSWORD = "362828"
@@ -212,3 +223,88 @@ def test_a_dtu_config_json_nested_1000_deep_stops_the_boot_with_a_config_error()
     assert bench.firmware.state == "config-error"
     assert bench.firmware.config_error is not None
     assert "nesting deeper than 16 levels" in bench.firmware.config_error
+
+
+# --- item 2: no reply or log line quotes a secret ------------------------------------------
+
+COMMAND_PASSWORD = "cmdSECRET0"
+SECRETS = (COMMAND_PASSWORD, "apnSECRET1", "mqttSECRET2", "devSECRET3", "prodSECRET4", "newSECRET5")
+
+
+def _secret_bench() -> QuecBench:
+    def config(imei: str) -> DtuConfig:
+        base = default_config(
+            imei,
+            broker_host=BROKER[0],
+            broker_port=BROKER[1],
+            broker_username="unit",
+            broker_password="mqttSECRET2",
+        )
+        aliyun = AliyunChannel(
+            auth_type=AuthType.MOS,
+            publish={"0": "/a1b2c3d4e5f/dtu0/user/up"},
+            product_key="a1b2c3d4e5f",
+            device_name="dtu0",
+            device_secret="devSECRET3",
+            serial_id="2",
+        )
+        return replace(
+            base,
+            password=COMMAND_PASSWORD,
+            apn=Apn(name="cmnet", user="user", password="apnSECRET1"),
+            conf={**base.conf, "2": aliyun},
+        )
+
+    bench = QuecBench(config=config)
+    bench.host_on()
+    bench.unit.power_on()
+    bench.run_until(lambda: "1" in bench.firmware.drivers and bench.firmware.drivers["1"].connected)
+    bench.unit.log.threshold = LogLevel.DEBUG
+    return bench
+
+
+def _bad_secret_commands(bench: QuecBench) -> list[dict[str, Any]]:
+    conf = bench.firmware.config.to_json()["conf"]  # type: ignore[union-attr]
+    conf_secret = {"1": {**conf["1"], "password": ["mqttSECRET2"]}}
+    tas = {**conf["2"], "type": "tas", "ProductSecret": "prodSECRET4", "DeviceSecret": 7}
+    return [
+        {"cmd_code": 60, "data": {"apn": ["cmnet", "user", "apnSECRET1", "extra"]}},
+        {"cmd_code": 60, "data": {"apn": ["cmnet", "user", ["apnSECRET1"]]}},
+        {"cmd_code": 60, "data": ["cmnet", "user", "apnSECRET1"]},
+        {"cmd_code": 60, "data": {"apn": ["cmnet", "user", "apnSECRET1" * 10]}},
+        {"cmd_code": 51, "data": {"new_password": ["newSECRET5"]}},
+        {"cmd_code": 51, "data": {"new_password": "newSECRET5" * 10}},
+        {"cmd_code": 51, "data": {"new_password": 1.5, "other": "newSECRET5"}},
+        {"cmd_code": 59, "data": {"conf": [conf]}},
+        {"cmd_code": 59, "data": {"conf": conf_secret}},
+        {"cmd_code": 59, "data": {"conf": {"2": tas, "3": ["prodSECRET4"]}}},
+        {"cmd_code": 59, "data": {"conf": {"1": ["devSECRET3"]}}},
+        {"cmd_code": 63, "data": {"dtu_config": [bench.firmware.config.to_json()]}},  # type: ignore[union-attr]
+        {"cmd_code": 63, "data": {"dtu_config": {"password": ["newSECRET5"]}}},
+        {"cmd_code": 53, "data": {"reg": ["apnSECRET1"]}},
+        {"cmd_code": 77, "data": {"x": "newSECRET5"}},
+        {"cmd_code": 7, "data": ["devSECRET3"]},
+    ]
+
+
+def test_no_error_reply_or_log_line_quotes_a_password_or_secret() -> None:
+    """Bad code 51/53/59/60/63 commands carrying secrets: replies and logs never quote them."""
+    bench = _secret_bench()
+    bench.written()
+    replies: list[dict[str, Any]] = []
+    for message in _bad_secret_commands(bench):
+        replies.append(bench.command(message.pop("cmd_code"), password=COMMAND_PASSWORD, **message))
+        replies.append(bench.command(4, password="wrong", data={"x": COMMAND_PASSWORD}))
+    # the serial configuration channel, with a bad CRC and as a good frame
+    request = json.dumps({"cmd_code": 60, "password": COMMAND_PASSWORD, "data": ["apnSECRET1"]})
+    bench.host_on().write(f"99,{len(request)},1,{request}".encode())
+    bench.clock.run_for(1.0)
+    bench.host_on().write(_config_frame(request))
+    bench.clock.run_for(1.0)
+    serial = parse_config_reply(b"".join(bench.written()))
+    assert isinstance(serial, ConfigReply)
+    assert all(reply["status"] == 0 for reply in replies)
+    texts = [json.dumps(reply) for reply in replies] + [serial.text]
+    texts += [record.text for record in bench.unit.log.records]
+    leaks = [(secret, text) for text in texts for secret in SECRETS if secret in text]
+    assert leaks == []

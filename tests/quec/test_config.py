@@ -451,7 +451,12 @@ BAD = [
     ),
     ("conf.5.subscribe.0", "a/#/b", "conf.5.subscribe.0 must use + only as a whole level"),
     ("conf.5.subscribe", {"x": "a/b"}, "conf.5.subscribe: topic id 'x' must be a topic id"),
-    ("conf.5.subscribe", ["a/b"], "conf.5.subscribe must be a JSON object, not ['a/b']"),
+    # a list holding text is described, not quoted: it could hold a secret (issue 9)
+    (
+        "conf.5.subscribe",
+        ["a/b"],
+        "conf.5.subscribe must be a JSON object, not a list of 1 items (not shown)",
+    ),
     (
         "conf.5.serialID",
         "5",

@@ -73,7 +73,7 @@ from enum import Enum, IntEnum, StrEnum
 from typing import Any, Literal, assert_never
 
 from vdtu.firmware.quec.frames import COMMAND_LIMITS, ConfigRequest, WorkMode
-from vdtu.json_limits import JsonLimitError
+from vdtu.json_limits import JsonLimitError, holds_text
 from vdtu.json_limits import decode as decode_json
 
 PASSWORD_ERROR = "Password verify error"
@@ -260,7 +260,13 @@ Downlink = CommandRequest | ModbusRequest | ForwardData | Refused | Ignored
 
 
 def _show(value: Any) -> str:
-    """``repr(value)``, cut to 60 characters: cloud input can be any size."""
+    """A bad value for an error message: its ``repr`` cut to 60 characters (cloud input
+    can be any size), except a list or object holding text, shown by its size only: it
+    may hold a password or a secret (``conf``, ``apn``, ``dtu_config``)."""
+    if isinstance(value, list | dict) and holds_text(value):
+        what = "a list of" if isinstance(value, list) else "a JSON object with"
+        noun = "items" if isinstance(value, list) else "keys"
+        return f"{what} {len(value)} {noun} (not shown)"
     text = repr(value)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
@@ -499,6 +505,8 @@ class ParamSpec:
     """For TEXT: a regular expression the whole string must match."""
     max_bytes: int | None = None
     """For TEXT: the longest UTF-8 encoding allowed."""
+    secret: bool = False
+    """The value is a password: error messages never quote it, nor anything in it."""
 
     @property
     def path(self) -> str:
@@ -521,7 +529,7 @@ PARAMS: Mapping[CommandCode, tuple[ParamSpec, ...]] = {
         _spec("number", ParamKind.TEXT, parent="message", **_SMS_NUMBER),
         _spec("sms_msg", ParamKind.TEXT, parent="message", **_SMS_TEXT),
     ),
-    CommandCode.SET_PASSWORD: (_spec("new_password", ParamKind.TEXT_OR_INTEGER),),
+    CommandCode.SET_PASSWORD: (_spec("new_password", ParamKind.TEXT_OR_INTEGER, secret=True),),
     CommandCode.SET_PLATE: (_spec("plate", ParamKind.FLAG),),
     CommandCode.SET_REG: (_spec("reg", ParamKind.FLAG_OR_TEXT),),
     CommandCode.SET_VERSION: (_spec("version", ParamKind.NUMERIC, minimum=0),),
@@ -530,7 +538,7 @@ PARAMS: Mapping[CommandCode, tuple[ParamSpec, ...]] = {
     CommandCode.SET_SERVICE_ACQUIRE: (_spec("service_acquire", ParamKind.FLAG),),
     CommandCode.SET_UCONF: (_spec("uconf", ParamKind.OBJECT),),
     CommandCode.SET_CONF: (_spec("conf", ParamKind.OBJECT),),
-    CommandCode.SET_APN: (_spec("apn", ParamKind.TEXT_LIST, length=3),),
+    CommandCode.SET_APN: (_spec("apn", ParamKind.TEXT_LIST, length=3, secret=True),),
     CommandCode.SET_PINS: (_spec("pins", ParamKind.PIN_LIST, length=3),),
     CommandCode.SET_OTA: (_spec("ota", ParamKind.FLAG),),
     CommandCode.SET_PARAMS: (_spec("dtu_config", ParamKind.OBJECT),),
@@ -604,8 +612,14 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _shown(spec: ParamSpec, value: Any) -> str:
+    if spec.secret and not (value is None or isinstance(value, bool)):
+        return f"a {type(value).__name__} (value not shown)"
+    return _show(value)
+
+
 def _wrong(spec: ParamSpec, value: Any) -> ValueError:
-    return ValueError(f"{spec.path} must be {spec.kind.value}, not {_show(value)}")
+    return ValueError(f"{spec.path} must be {spec.kind.value}, not {_shown(spec, value)}")
 
 
 def _convert(spec: ParamSpec, value: Any) -> ParamValue:
@@ -656,9 +670,7 @@ def _convert_list(spec: ParamSpec, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise _wrong(spec, value)
     if spec.length is not None and len(value) != spec.length:
-        raise ValueError(
-            f"{spec.path} must have {spec.length} items, not {len(value)}: {_show(value)}"
-        )
+        raise ValueError(f"{spec.path} must have {spec.length} items, not {len(value)}")
     if spec.kind is ParamKind.PIN_LIST:
         for index, item in enumerate(value):
             if item and not (_PIN_RE.fullmatch(item) and int(item) <= 128):

@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar, cast
 
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.frames import ChannelType, WorkMode
-from vdtu.json_limits import JsonLimitError, JsonLimits
+from vdtu.json_limits import JsonLimitError, JsonLimits, holds_text
 from vdtu.json_limits import decode as decode_json
 from vdtu.modbus.rtu import (
     MAX_READ_BITS,
@@ -178,7 +178,12 @@ class SendMode(StrEnum):
 
 
 def _show(value: object) -> str:
-    """``repr(value)``, cut to 80 characters so a message stays one line."""
+    """``repr(value)``, cut to 80 characters so a message stays one line; a list or an
+    object holding text by its size only, as it may hold a password or a secret."""
+    if isinstance(value, list | tuple | dict) and holds_text(value):
+        what = "a JSON object with" if isinstance(value, dict) else "a list of"
+        noun = "keys" if isinstance(value, dict) else "items"
+        return f"{what} {len(value)} {noun} (not shown)"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

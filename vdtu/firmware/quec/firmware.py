@@ -486,7 +486,9 @@ class QuecFirmware:
         self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_SEND_ERROR))
         if config is None or not config.offline_storage:
             self.stats.uplinks_lost += 1
-            self.write_log(LogLevel.ERROR, f"ch{cid}", f"uplink lost ({reason}): {payload[:60]!r}")
+            self.write_log(  # the size only: a lost code 4 reply holds the password
+                LogLevel.ERROR, f"ch{cid}", f"uplink lost ({reason}): {len(payload)} characters"
+            )
             return
         dropped = self.offline.add(Stored(channel=cid, topic_id=topic_id, payload=payload))
         self.stats.uplinks_stored += 1
