@@ -27,11 +27,13 @@ from vdtu.firmware.quec.config import (
     load_config,
 )
 from vdtu.firmware.quec.frames import (
+    CommandFrame,
     ConfigReply,
     WorkMode,
     crc32_text,
     parse_config_reply,
 )
+from vdtu.firmware.quec.offline import CAPACITY, Stored
 from vdtu.log import LogLevel
 from vdtu.storage import MemoryTextFile
 
@@ -308,3 +310,44 @@ def test_no_error_reply_or_log_line_quotes_a_password_or_secret() -> None:
     texts += [record.text for record in bench.unit.log.records]
     leaks = [(secret, text) for text in texts for secret in SECRETS if secret in text]
     assert leaks == []
+
+
+# --- item 3: an unknown topic_id never pushes stored uplinks out ----------------------------
+
+
+def _full_offline_store(bench: QuecBench) -> list[Stored]:
+    items = [Stored(channel="9", topic_id=None, payload=f"kept {n}") for n in range(CAPACITY)]
+    for item in items:
+        bench.firmware.offline.add(item)
+    return items
+
+
+def test_a_reply_to_an_unconfigured_topic_id_goes_to_the_first_topic_not_the_offline_store() -> (
+    None
+):
+    """The reply is published on the default topic with a WARN; stored uplinks all stay."""
+    bench = QuecBench()
+    bench.boot()
+    kept = _full_offline_store(bench)
+    bench.cloud({"msg_id": 3, "cmd_code": 0, "topic_id": "7" * 3000})
+    bench.clock.run_for(0.5)
+    (reply,) = [json.loads(payload) for payload in bench.published()]
+    assert reply == {"code": 0, "data": bench.imei, "status": 1, "msg_id": 3}
+    assert list(bench.firmware.offline) == kept
+    assert bench.firmware.offline.dropped == 0
+    assert bench.firmware.stats.replies_rerouted == 1
+    (line,) = [text for text in _log_texts(bench) if "not a publish topic" in text]
+    assert len(line) < 200
+
+
+def test_a_serial_frame_to_an_unconfigured_topic_id_is_dropped_not_stored() -> None:
+    """A host frame naming a topic id the channel lacks is dropped and counted, never stored."""
+    bench = QuecBench()
+    bench.boot()
+    kept = _full_offline_store(bench)
+    bench.host_on().write(CommandFrame(cid="1", topic_id="7", data="x").encode())
+    bench.clock.run_for(0.5)
+    assert bench.published() == []
+    assert list(bench.firmware.offline) == kept
+    assert bench.firmware.stats.uplinks_unroutable == 1
+    assert any("topic id '7' is not a publish topic" in text for text in _log_texts(bench))

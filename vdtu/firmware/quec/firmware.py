@@ -76,8 +76,11 @@ from vdtu.firmware.quec.commands import (
 from vdtu.firmware.quec.config import (
     PORT_UARTS,
     UART_PORTS,
+    AliyunChannel,
     DtuConfig,
+    MqttChannel,
     PollEntry,
+    TxyunChannel,
     load_config,
     with_version,
 )
@@ -162,6 +165,8 @@ class QuecStats:
     downlinks_ignored: int = 0
     downlinks_refused: int = 0
     downlinks_unroutable: int = 0
+    uplinks_unroutable: int = 0
+    replies_rerouted: int = 0
     commands: int = 0
     uplinks_sent: int = 0
     uplinks_stored: int = 0
@@ -559,17 +564,33 @@ class QuecFirmware:
                 self._serial_command(uart, result)
             case CommandFrame():
                 self.stats.frames_up += 1
-                body = json.dumps({"data": result.data}, ensure_ascii=False)
-                self.send_uplink(result.cid, result.topic_id, body)
+                if self._topic_known(source, result.cid, result.topic_id):
+                    body = json.dumps({"data": result.data}, ensure_ascii=False)
+                    self.send_uplink(result.cid, result.topic_id, body)
             case PassthroughFrame():
                 self.stats.frames_up += 1
                 cid = self._bound_channel(uart)
-                if cid is not None:
+                if cid is not None and self._topic_known(source, cid, result.topic_id):
                     self.send_uplink(cid, result.topic_id, result.data)
             case ModbusChunk():
                 self._bus_data(uart, result.data)
             case BadLength() | BadCrc() | Malformed():
                 self._refused(source, result)
+
+    def _topic_known(self, source: str, cid: str, topic_id: str | None) -> bool:
+        """Whether a host frame's topic id is a publish topic of its channel; a frame naming
+        one the channel lacks can never be sent, so it is dropped and counted, not stored
+        (where it would push sendable uplinks out and block its channel's replay)."""
+        if _publish_topic_known(self.config, cid, topic_id):
+            return True
+        self.stats.uplinks_unroutable += 1
+        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_SEND_ERROR))
+        self.write_log(
+            LogLevel.WARN,
+            source,
+            f"frame dropped: topic id {_cut(topic_id)} is not a publish topic of channel {cid}",
+        )
+        return False
 
     def _refused(self, source: str, result: BadLength | BadCrc | Malformed) -> None:
         match result:
@@ -648,7 +669,20 @@ class QuecFirmware:
                 self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink ignored: {message.reason}")
 
     def _publish_reply(self, cid: str, reply: Reply) -> None:
-        self.send_uplink(cid, reply.topic_id, reply.to_json())
+        """Send a reply on ``publish[topic_id]``; a topic id the channel lacks gets the reply
+        on its first publish topic (where v2's offline replay would end up sending it),
+        with a WARN: it is never stored, where it would push real uplinks out."""
+        topic_id = reply.topic_id
+        if not _publish_topic_known(self.config, cid, topic_id):
+            self.stats.replies_rerouted += 1
+            self.write_log(
+                LogLevel.WARN,
+                f"ch{cid}",
+                f"reply to code {reply.body.get('code')}: topic id {_cut(topic_id)} is not a "
+                "publish topic of this channel; sent on its first publish topic",
+            )
+            topic_id = None
+        self.send_uplink(cid, topic_id, reply.to_json())
 
     def _forward(self, cid: str, topic_id: str | None, data: str) -> None:
         config = self.config
@@ -782,6 +816,21 @@ class QuecFirmware:
             cid: self.drivers[cid].state() if cid in self.drivers else _idle_state(channel.protocol)
             for cid, channel in config.conf.items()
         }
+
+
+def _publish_topic_known(config: DtuConfig | None, cid: str, topic_id: str | None) -> bool:
+    """Whether ``topic_id`` names a publish topic of channel ``cid`` (None always does;
+    so does any id on a channel type that has no publish table)."""
+    channel = None if config is None else config.conf.get(cid)
+    if topic_id is None or not isinstance(channel, MqttChannel | AliyunChannel | TxyunChannel):
+        return True
+    return topic_id in channel.publish
+
+
+def _cut(value: str | None) -> str:
+    """``repr(value)`` cut to 40 characters (a topic id from the cloud can be any size)."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _preview(result: BadLength | BadCrc | Malformed) -> str:
