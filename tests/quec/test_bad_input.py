@@ -351,3 +351,28 @@ def test_a_serial_frame_to_an_unconfigured_topic_id_is_dropped_not_stored() -> N
     assert list(bench.firmware.offline) == kept
     assert bench.firmware.stats.uplinks_unroutable == 1
     assert any("topic id '7' is not a publish topic" in text for text in _log_texts(bench))
+
+
+# --- item 4: no setting may cut the unit off from every cloud -------------------------------
+
+
+def test_code_59_with_no_channel_is_refused_naming_conf_and_the_unit_comes_back_after_255() -> None:
+    """{"conf": {}} would leave the unit unreachable (no cloud, no 99 channel): refused."""
+    bench = QuecBench()
+    bench.boot()
+    saved = bench.config_file.read()
+    reply = bench.command(59, password=PASSWORD, data={"conf": {}})
+    assert reply["status"] == 0
+    assert reply["error"].startswith("conf must keep at least one channel")
+    everything = bench.firmware.config.to_json()  # type: ignore[union-attr]
+    reply = bench.command(63, password=PASSWORD, data={"dtu_config": {**everything, "conf": {}}})
+    assert reply["status"] == 0
+    assert reply["error"].startswith("dtu_config.conf must keep at least one channel")
+    assert bench.config_file.read() == saved
+    assert bench.firmware.pending is None
+    bench.cloud({"msg_id": 7, "cmd_code": 255, "password": PASSWORD})
+    bench.clock.run_for(1.0)
+    bench.run_until(
+        lambda: bench.firmware.state == "running" and bench.firmware.drivers["1"].connected
+    )
+    _still_answers(bench)

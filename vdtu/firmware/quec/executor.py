@@ -78,6 +78,12 @@ code  data                                  notes
 255   no reply                              ``Restart``
 ===== ===================================== ===========================================
 
+Codes 59 and 63 are refused when they would leave no channel at all (``conf``
+empty): the v2 firmware stores it, and the unit is then unreachable from its cloud
+and from the serial 99 channel (which v2 and vdtu only read on a UART that has a
+channel), recoverable only by rewriting ``dtu_config.json`` over USB. vdtu refuses
+it with a reply naming ``conf`` (docs/quec-protocol.md, "Limits").
+
 Codes 58-61 are refused while the configuration in force runs in passthrough
 mode (the seed: "在透传模式下无法设置串口参数" under each; v1 enforces it, v2 does
 not). In passthrough, commands arrive only on the serial configuration channel.
@@ -592,6 +598,13 @@ def _set(call: _Call, name: str, apply: Callable[[DtuConfig, object], DtuConfig]
         changed = apply(base, call.params.values[name])
     except ConfigError as exc:
         return call.fail(str(exc), DiagnosticCode.DATA_PARSE_ERROR)
+    if not changed.conf and base.conf:
+        field = "conf" if code is CommandCode.SET_CONF else f"{name}.conf"
+        return call.fail(
+            f"{field} must keep at least one channel: a unit without one is cut off from "
+            "its cloud and from the 99 channel (which needs a channel on its UART)",
+            DiagnosticCode.DATA_PARSE_ERROR,
+        )
     return call.ok(new_config=changed)
 
 
