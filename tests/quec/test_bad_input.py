@@ -8,6 +8,7 @@ with one log line and a counter) and that the unit still answers the next comman
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import replace
 from typing import Any
@@ -35,7 +36,7 @@ from vdtu.firmware.quec.frames import (
 )
 from vdtu.firmware.quec.offline import CAPACITY, Stored
 from vdtu.log import LogLevel
-from vdtu.storage import MemoryTextFile
+from vdtu.storage import MemoryStorage, MemoryTextFile
 
 PASSWORD = "362828"
 HUGE = "9" * 5000
@@ -375,4 +376,78 @@ def test_code_59_with_no_channel_is_refused_naming_conf_and_the_unit_comes_back_
     bench.run_until(
         lambda: bench.firmware.state == "running" and bench.firmware.drivers["1"].connected
     )
+    _still_answers(bench)
+
+
+# --- item 5: a failing flash is a device condition ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failure", "reason"),
+    [(errno.ENOSPC, "flash-full"), (errno.EROFS, "flash-read-only"), (errno.EIO, "flash-io")],
+)
+def test_a_setting_the_flash_cannot_store_gets_an_error_reply_and_nothing_pending(
+    failure: int, reason: str
+) -> None:
+    """Code 53 with dtu_config.json unwritable: error reply naming the condition, no pending
+    settings, the unit answers on; once the flash works again the same command sticks."""
+    bench = QuecBench(config_file=MemoryTextFile())
+    bench.boot()
+    assert isinstance(bench.config_file, MemoryTextFile)
+    saved = bench.config_file.read()
+    bench.config_file.fail_writes = failure
+    reply = bench.command(53, password=PASSWORD, data={"reg": 1})
+    assert reply["status"] == 0
+    assert reason in reply["error"]
+    assert bench.firmware.pending is None
+    assert bench.config_file.read() == saved
+    _still_answers(bench)
+    bench.config_file.fail_writes = None
+    assert bench.command(53, password=PASSWORD, data={"reg": 1})["status"] == 1
+    assert bench.firmware.pending is not None
+    assert bench.firmware.pending.reg == 1
+
+
+def test_a_serial_setting_the_flash_cannot_store_gets_an_error_reply_on_the_uart() -> None:
+    """The 99 channel answers a failed write with an error reply as well."""
+    bench = QuecBench(config_file=MemoryTextFile())
+    bench.boot()
+    assert isinstance(bench.config_file, MemoryTextFile)
+    bench.config_file.fail_writes = errno.ENOSPC
+    bench.written()
+    request = json.dumps({"cmd_code": 56, "password": PASSWORD, "data": {"nolog": 1}})
+    bench.host_on().write(_config_frame(request))
+    bench.clock.run_for(1.0)
+    reply = parse_config_reply(b"".join(bench.written()))
+    assert isinstance(reply, ConfigReply)
+    body = json.loads(reply.text)
+    assert (body["status"], body["code"]) == (0, 56)
+    assert "flash-full" in body["error"]
+
+
+def test_a_unit_whose_flash_fails_at_first_boot_runs_on_the_default_config() -> None:
+    """The default dtu_config.json cannot be written: an ERROR, and the unit runs anyway."""
+    config_file = MemoryTextFile()
+    config_file.fail_writes = errno.EROFS
+    bench = QuecBench(config_file=config_file)
+    bench.boot()
+    assert config_file.read() is None
+    assert any("flash-read-only" in text for text in _log_texts(bench))
+    _still_answers(bench)
+
+
+def test_offline_storage_and_saved_secrets_survive_a_full_flash_in_memory() -> None:
+    """Storing an uplink offline with the flash full keeps it in memory and logs the condition."""
+    flash = MemoryStorage()
+    bench = QuecBench(flash=flash)
+    bench.boot()
+    flash.fail_writes = errno.ENOSPC
+    bench.firmware.send_uplink("9", None, "for a channel that is not running")
+    assert [item.payload for item in bench.firmware.offline] == [
+        "for a channel that is not running"
+    ]
+    bench.firmware.login_needs().save_secret("aliyun:pk:dn", "s")
+    assert bench.firmware.nvram["secrets"] == {"aliyun:pk:dn": "s"}
+    assert bench.firmware.stats.flash_errors == 2
+    assert sum("flash-full" in text for text in _log_texts(bench)) == 2
     _still_answers(bench)

@@ -293,6 +293,8 @@ class DiagnosticCode(IntEnum):
     """A command's ``data`` refused: a bad parameter, a value the config refuses, an
     ADC channel or GPIO pin that does not exist."""
     COMMAND_CODE_ERROR = 6005
+    FILE_ERROR = 6006
+    """v1's "read file error"; vdtu's record of a setting the flash could not store."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -372,6 +374,20 @@ def sms_reply(request: CommandRequest, *, sent: bool, error: str | None = None) 
             raise ValueError(f"error must be None when the SMS was sent, not {error!r}")
         return ok_reply(request)
     return failure_reply(request, error or "the SMS was not sent")
+
+
+def failed_to_store(request: CommandRequest, error: Exception) -> Outcome:
+    """The outcome of a setting whose ``new_config`` the flash refused to store.
+
+    The firmware answers this instead of the setting's success: nothing was stored
+    and nothing is pending. ``error`` names the condition (``FlashError``:
+    ``flash-full``, ``flash-read-only``, ``flash-io``).
+    """
+    return _failed(
+        failure_reply(request, f"the setting was not stored: {error}"),
+        request.code,
+        DiagnosticCode.FILE_ERROR,
+    )
 
 
 # --- execution ---------------------------------------------------------------------------

@@ -33,6 +33,13 @@ cannot be sent is kept in the offline store (``offline_storage``; 100 items,
 oldest dropped and counted), persisted in the flash and replayed in order when its
 channel connects again; without offline storage it is logged and counted as lost.
 
+A flash write that fails (``FlashError``: full, read-only, I/O) is a device
+condition, never a crash: a setting gets the error reply naming the condition and
+nothing is pending; the default config, the offline store and registered secrets stay
+in memory for this boot; an update is not installed. Each is an ERROR and counts in
+``stats.flash_errors``. Input limits and what happens beyond them are in
+docs/quec-protocol.md ("Limits").
+
 With ``fota`` on, the unit asks the update server once per boot (``quec_fota``);
 an offered image is downloaded, checked (size, MD5), reported, and installed by a
 restart, after which the unit reports the new ``version``.
@@ -92,6 +99,7 @@ from vdtu.firmware.quec.executor import (
     Restart,
     SendSms,
     execute,
+    failed_to_store,
     sms_reply,
 )
 from vdtu.firmware.quec.frames import (
@@ -122,7 +130,7 @@ from vdtu.firmware.quec.modbus_mode import (
 from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
 from vdtu.firmware.quec.offline import OfflineStore, Stored
 from vdtu.log import LogLevel, UnitLog
-from vdtu.storage import Storage, TextFile
+from vdtu.storage import FlashError, Storage, TextFile
 from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import Tap
 
@@ -174,6 +182,7 @@ class QuecStats:
     replayed: int = 0
     modbus_frames: int = 0
     polls: int = 0
+    flash_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -281,8 +290,12 @@ class QuecFirmware:
         text = self.config_file.read()
         if text is None:
             config = self.default_config()
-            self._save_config(config)
-            self.write_log(LogLevel.INFO, "config", "no dtu_config.json: wrote the default")
+            try:
+                self._save_config(config)
+            except FlashError as exc:
+                self._flash_failed("config", f"no dtu_config.json; running on the default: {exc}")
+            else:
+                self.write_log(LogLevel.INFO, "config", "no dtu_config.json: wrote the default")
         else:
             try:
                 config = load_config(text)
@@ -290,18 +303,26 @@ class QuecFirmware:
                 self.config_error = f"dtu_config.json refused: {exc}"
                 self.write_log(LogLevel.ERROR, "config", self.config_error)
                 return
-        updated = self.nvram.pop("fota_version", None)
+        updated = self.nvram.get("fota_version")
         if isinstance(updated, int):
             config = with_version(config, updated)
-            self._save_config(config)
-            self.save_nvram()
             self.write_log(LogLevel.INFO, "fota", f"updated: now version {updated}")
+            try:  # on failure the flash still says "updated": the next boot tries again
+                self._save_config(config)
+                del self.nvram["fota_version"]
+                self.save_nvram()
+            except FlashError as exc:
+                self._flash_failed("fota", f"version {updated} not stored: {exc}")
         self.config = config
         self.bindings = _bindings(config)
         self.spawn(self._booting())
 
     def _save_config(self, config: DtuConfig) -> None:
-        """Write ``dtu_config.json`` (atomically; indented when a user can read it)."""
+        """Write ``dtu_config.json`` (atomically; indented when a user can read it).
+
+        Raises:
+            FlashError: the flash refused the write (the old file is kept).
+        """
         self.config_file.write(_config_text(config, readable=self.config_file.path is not None))
 
     def stop(self) -> None:
@@ -351,8 +372,17 @@ class QuecFirmware:
             self.spawn(self._fota_check(config))
 
     def save_nvram(self) -> None:
-        """Write the flash document (atomically)."""
+        """Write the flash document (atomically).
+
+        Raises:
+            FlashError: the flash refused the write (the old document is kept).
+        """
         self.flash.save(self.nvram)
+
+    def _flash_failed(self, source: str, text: str) -> None:
+        """A flash write failed: a device condition, logged and counted; the unit runs on."""
+        self.stats.flash_errors += 1
+        self.write_log(LogLevel.ERROR, source, text)
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         self.log.write(float(self.env.now), level, source, text)
@@ -395,7 +425,10 @@ class QuecFirmware:
 
     def _save_secret(self, key: str, secret: str) -> None:
         self.nvram.setdefault("secrets", {})[key] = secret
-        self.save_nvram()
+        try:
+            self.save_nvram()
+        except FlashError as exc:
+            self._flash_failed("flash", f"registered secret kept in memory only: {exc}")
 
     def http_event(self, request: HttpRequest) -> simpy.Event:
         """Make an HTTP request; the event's value is the ``HttpResult``."""
@@ -447,7 +480,12 @@ class QuecFirmware:
             self.write_log(LogLevel.ERROR, "fota", f"update refused: {problem}")
             return
         self.nvram["fota_version"] = offer.target_version
-        self.save_nvram()
+        try:
+            self.save_nvram()
+        except FlashError as exc:
+            del self.nvram["fota_version"]
+            self._flash_failed("fota", f"version {offer.target_version} not installed: {exc}")
+            return
         self.write_log(
             LogLevel.INFO, "fota", f"version {offer.target_version} installed: restarting"
         )
@@ -509,7 +547,10 @@ class QuecFirmware:
 
     def _save_offline(self) -> None:
         self.nvram["history"] = self.offline.to_json()
-        self.save_nvram()
+        try:
+            self.save_nvram()
+        except FlashError as exc:
+            self._flash_failed("offline", f"offline store kept in memory only: {exc}")
 
     def channel_up(self, cid: str) -> None:
         """Replay what channel ``cid`` could not send before, in order."""
@@ -723,14 +764,21 @@ class QuecFirmware:
             diagnostics=tuple(self.diagnostics),
             include_password=self.options.include_password,
         )
+        if outcome.new_config is not None:
+            try:
+                self._save_config(outcome.new_config)
+            except FlashError as exc:  # neither stored nor pending: the setting is refused
+                self._flash_failed("config", f"code {request.code}: not saved: {exc}")
+                outcome = failed_to_store(request, exc)
+            else:
+                self.pending = outcome.new_config
+                self.write_log(
+                    LogLevel.INFO,
+                    "config",
+                    f"code {request.code}: saved, applied at the next reset",
+                )
         if outcome.diagnostic is not None:
             self.note(outcome.diagnostic)
-        if outcome.new_config is not None:
-            self.pending = outcome.new_config
-            self._save_config(outcome.new_config)
-            self.write_log(
-                LogLevel.INFO, "config", f"code {request.code}: saved, applied at the next reset"
-            )
         if outcome.reply is not None:
             answer(outcome.reply)
         for effect in outcome.effects:
