@@ -83,6 +83,8 @@ class Peer:
         self.connacks: list[ReasonCode] = []
         self.messages: list[mqtt.MQTTMessage] = []
         self.suback_mids: list[int] = []
+        self.subacks: dict[int, list[ReasonCode]] = {}
+        """Each SUBACK's reason codes, by message id (0x80: refused)."""
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
@@ -110,6 +112,7 @@ class Peer:
         reason_codes: list[ReasonCode],
         properties: object,
     ) -> None:
+        self.subacks[mid] = list(reason_codes)
         self.suback_mids.append(mid)
 
     async def connected(self) -> ReasonCode:
@@ -117,11 +120,13 @@ class Peer:
         await until(lambda: bool(self.connacks), f"CONNACK for {self.client_id}")
         return self.connacks[0]
 
-    async def subscribe(self, topic: str, qos: int = 1) -> None:
-        """Subscribe and wait for the SUBACK."""
+    async def subscribe(self, topic: str, qos: int = 1) -> ReasonCode:
+        """Subscribe and wait for the SUBACK; its reason code (a failure when refused)."""
         await self.connected()
         _result, mid = self.client.subscribe(topic, qos)
+        assert mid is not None
         await until(lambda: mid in self.suback_mids, f"SUBACK of {topic!r}")
+        return self.subacks[mid][0]
 
     def payloads(self, topic: str) -> list[bytes]:
         """Payloads received so far on ``topic``, in order."""

@@ -37,12 +37,31 @@ limits measured in ``dependencies.md`` section 2:
   set their levels already: ``logging.getLogger("amqtt").setLevel(logging.INFO)``
   before ``start()`` brings them back.
 
+* **Logins decided before amqtt.** amqtt removes an existing session with the same
+  client id (its subscriptions too) *before* it asks the auth plugins, so any client,
+  even one with a wrong password, that connected with another unit's client id left
+  that unit connected but deaf to its downlinks. ``_GuardedBroker.stream_connected``
+  reads each CONNECT first (with amqtt's own decoder), decides it (``broker_auth.decide``:
+  the authenticator, then the access rule) and answers a refusal itself with CONNACK
+  0x05 "not authorised"; amqtt sees only accepted CONNECTs, and the auth plugin takes
+  that verdict over, so the authenticator still runs once per CONNECT.
+* **Topic access** (``access=``, see ``broker_acl``): each session carries the
+  ``Grant`` of its login, which ``broker_auth.TopicAccessPlugin`` applies to every
+  publish, subscribe and delivery.
+* **MQTT 5 and 3.1.** amqtt answers a CONNECT of another protocol level with CONNACK
+  0x01 only after decoding it as 3.1.1: an MQTT 5 CONNECT's properties are read as
+  the client id's length, amqtt waits for bytes that never come, and when the client
+  gives up the close raises an ``OSError`` that asyncio logs as an unhandled traceback.
+  The wrapper reads the protocol level first and answers 0x01 "unacceptable protocol
+  version" at once, with one WARNING line; ``mosquitto_sub -V mqttv5`` then says so.
+
 The broker speaks MQTT 3.1.1 only (a v5 CONNECT is refused), over plain TCP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import time
@@ -50,12 +69,31 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, Self
 
+from amqtt.adapters import (  # type: ignore[import-untyped]  # no py.typed
+    BufferReader,
+    StreamReaderAdapter,
+    StreamWriterAdapter,
+)
 from amqtt.broker import Broker  # type: ignore[import-untyped]  # no py.typed
 from amqtt.errors import BrokerError  # type: ignore[import-untyped]  # no py.typed
+from amqtt.mqtt.connack import (  # type: ignore[import-untyped]  # no py.typed
+    NOT_AUTHORIZED,
+    UNACCEPTABLE_PROTOCOL_VERSION,
+)
+from amqtt.mqtt.connect import ConnectPacket  # type: ignore[import-untyped]  # no py.typed
 from amqtt.plugins.base import BaseAuthPlugin  # type: ignore[import-untyped]  # no py.typed
 from amqtt.session import Session  # type: ignore[import-untyped]  # no py.typed
 
-from vdtu.cloud.broker_auth import AUTHORIZED, Authenticator, allow_all
+from vdtu.cloud.broker_acl import Refusal
+from vdtu.cloud.broker_auth import (
+    AUTHORIZED,
+    LOG,
+    Access,
+    Authenticator,
+    Verdicts,
+    allow_all,
+    decide,
+)
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError, LocalProtocolError
 
@@ -67,6 +105,14 @@ WATCHDOG_PERIOD_S = 0.5
 this much later than its deadline."""
 
 _QUIET_LOGGERS = ("amqtt", "transitions")
+
+MQTT_311_LEVEL = 4
+"""The protocol level of MQTT 3.1.1 in a CONNECT, the only one amqtt speaks."""
+MAX_CONNECT_BYTES = 256 * 1024
+"""A CONNECT longer than this (a will of 256 KiB) is dropped without an answer."""
+_CONNECT = 1
+_PROTOCOL_NAMES = (b"MQTT", b"MQIsdp")
+"""MQTT 3.1.1 and later; MQTT 3.1."""
 
 
 class ActivityPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped: its base is Any
@@ -91,8 +137,16 @@ class ActivityPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped:
             session.attributes[LAST_SEEN] = time.monotonic()
 
 
-class _ScopedRetainBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: its base is Any
-    """amqtt's broker, sending a client only the retained messages of its *own* subscriptions.
+class _GuardedBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: its base is Any
+    """amqtt's broker with CONNECTs decided first and retained replay scoped to the client.
+
+    ``stream_connected`` reads each CONNECT before amqtt does (see the module comment:
+    other protocol levels, and logins decided before amqtt touches the session table).
+    The verdicts of accepted CONNECTs wait in ``verdicts``, keyed by the client's
+    address and port, for the auth plugin.
+
+    Retained messages: amqtt's broker sends a client only the retained messages of its
+    *own* subscriptions here.
 
     amqtt 0.12.1, after every CONNECT, replays retained messages for every topic filter
     of *every* session to the connecting client, matching each filter against every
@@ -112,6 +166,86 @@ class _ScopedRetainBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: it
         if any(held.client_id == session.client_id for held, _qos in holders):
             await super()._publish_retained_messages_for_subscription(subscription, session)
 
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        authenticator: Authenticator,
+        access: Access | None,
+        verdicts: Verdicts,
+    ) -> None:
+        super().__init__(config)
+        self._vdtu_authenticator = authenticator
+        self._vdtu_access = access
+        self.verdicts = verdicts
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        """Read and decide the CONNECT, then hand the connection to amqtt (or refuse it)."""
+        peer = writer.get_extra_info("peername")
+        key = (str(peer[0]), int(peer[1])) if peer else None
+        try:
+            head = await _read_first_packet(reader)
+            if head is None:
+                return
+            refusal = await self._refusal(head, key)
+            if refusal is not None:
+                if refusal[1]:
+                    LOG.warning("refused %s:%s: %s", *(key or ("?", "?")), refusal[1])
+                writer.write(bytes((0x20, 0x02, 0x00, refusal[0])))
+                await writer.drain()
+                return
+            await self._client_connected(
+                listener_name, _ReplayReader(reader, head), _QuietWriter(writer)
+            )
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            return  # the client went away: nothing to answer, nothing to log
+        finally:
+            if key is not None:
+                self.verdicts.pop(key, None)
+            writer.close()
+
+    async def _refusal(self, head: bytes, key: tuple[str, int] | None) -> tuple[int, str] | None:
+        """(CONNACK return code, reason) for a CONNECT refused here, or None to go on.
+
+        An accepted login's verdict is left in ``verdicts`` for the auth plugin. A
+        packet this cannot decode goes on to amqtt, which answers it as it does; so does
+        a CONNECT without a client id (amqtt makes one up, and it cannot take over a
+        session).
+        """
+        level = _protocol_level(head)
+        if level is not None and level != MQTT_311_LEVEL:
+            version = {5: "MQTT 5", 3: "MQTT 3.1"}.get(level, f"protocol level {level}")
+            return UNACCEPTABLE_PROTOCOL_VERSION, (
+                f"{version} CONNECT: this broker speaks MQTT 3.1.1 only "
+                "(CONNACK 0x01 unacceptable protocol version)"
+            )
+        if key is None or level is None:
+            return None
+        try:
+            connect = await ConnectPacket.from_stream(BufferReader(head))
+        except Exception:  # whatever amqtt's decoder raises, amqtt answers it itself
+            return None
+        if connect.payload is None or connect.payload.client_id_is_random:
+            return None
+        client_id: str = connect.payload.client_id
+        verdict = decide(
+            self._vdtu_authenticator,
+            self._vdtu_access,
+            username=connect.username,
+            password=connect.password,
+            client_id=client_id,
+            will_topic=connect.will_topic if connect.will_flag else None,
+        )
+        if verdict is None:
+            LOG.info("refused client %r: wrong user name or password", client_id)
+            return NOT_AUTHORIZED, ""
+        if isinstance(verdict, Refusal):
+            return NOT_AUTHORIZED, f"client {client_id!r}: {verdict.reason}"
+        self.verdicts[key] = verdict
+        return None
+
 
 class EmbeddedBroker:
     """An MQTT 3.1.1 broker (amqtt) serving on the running asyncio loop.
@@ -129,6 +263,9 @@ class EmbeddedBroker:
             password hash). ``None`` lets every client in.
         keepalive_grace: a client silent for longer than its keepalive times this is
             closed and its will published; at least 1.0.
+        access: the access rule (``broker_acl.FleetAccess``): what each accepted login
+            may publish and subscribe to, and with which client id. ``None``: every
+            login may do everything.
 
     Raises:
         ConfigError: if ``host`` is not an IP address or ``port`` is outside 0..65535.
@@ -142,6 +279,7 @@ class EmbeddedBroker:
         port: int = 0,
         authenticator: Authenticator | None = None,
         keepalive_grace: float = 1.5,
+        access: Access | None = None,
     ) -> None:
         try:
             address = ipaddress.ip_address(host)
@@ -159,6 +297,7 @@ class EmbeddedBroker:
         """Silence allowed to a client, in multiples of its keepalive."""
         self._requested_port = port
         self._authenticator = authenticator or allow_all
+        self._access = access
         self._broker: Any = None
         self._port = 0
         self._watchdog: asyncio.Task[None] | None = None
@@ -210,18 +349,28 @@ class EmbeddedBroker:
         if self._broker is not None:
             raise LocalProtocolError(f"the broker is already running on port {self._port}")
         _quiet_amqtt_logs()
-        broker = _ScopedRetainBroker(
+        verdicts: Verdicts = {}
+        plugins: dict[str, dict[str, object]] = {
+            "vdtu.cloud.broker_auth.CallbackAuthPlugin": {
+                "authenticator": self._authenticator,
+                "access": self._access,
+                "verdicts": verdicts,
+            },
+            "vdtu.cloud.broker.ActivityPlugin": {},
+        }
+        if self._access is not None:
+            # Only with a rule: amqtt runs each topic plugin as a task per check.
+            plugins["vdtu.cloud.broker_auth.TopicAccessPlugin"] = {}
+        broker = _GuardedBroker(
             {
                 "listeners": {
                     "default": {"type": "tcp", "bind": f"{self.host}:{self._requested_port}"}
                 },
-                "plugins": {
-                    "vdtu.cloud.broker_auth.CallbackAuthPlugin": {
-                        "authenticator": self._authenticator
-                    },
-                    "vdtu.cloud.broker.ActivityPlugin": {},
-                },
-            }
+                "plugins": plugins,
+            },
+            authenticator=self._authenticator,
+            access=self._access,
+            verdicts=verdicts,
         )
         try:
             await broker.start()
@@ -284,6 +433,86 @@ class EmbeddedBroker:
                     # What amqtt does when the socket closes: the session's message loop
                     # sees an abnormal end, publishes the will and closes the connection.
                     await handler.handle_connection_closed()
+
+
+async def _read_first_packet(reader: asyncio.StreamReader) -> bytes | None:
+    """The client's first packet, whole when it is a CONNECT (else its first byte).
+
+    Returns:
+        The bytes read, or None for a CONNECT longer than ``MAX_CONNECT_BYTES`` or with
+        a malformed length (dropped, as amqtt would drop it).
+
+    Raises:
+        asyncio.IncompleteReadError: the client closed first.
+    """
+    raw = bytearray(await reader.readexactly(1))
+    if raw[0] >> 4 != _CONNECT:
+        return bytes(raw)
+    length = 0
+    for shift in range(0, 28, 7):
+        byte = (await reader.readexactly(1))[0]
+        raw.append(byte)
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            break
+    else:
+        return None
+    if length > MAX_CONNECT_BYTES:
+        LOG.warning("dropped a CONNECT of %d bytes (at most %d)", length, MAX_CONNECT_BYTES)
+        return None
+    raw += await reader.readexactly(length)
+    return bytes(raw)
+
+
+def _protocol_level(packet: bytes) -> int | None:
+    """The protocol level of an MQTT 3.1, 3.1.1 or 5 CONNECT; None for anything else."""
+    if not packet or packet[0] >> 4 != _CONNECT:
+        return None
+    start = 1
+    while start < len(packet) and packet[start] & 0x80:
+        start += 1
+    body = packet[start + 1 :]
+    if len(body) < 2:
+        return None
+    name_length = int.from_bytes(body[:2], "big")
+    if body[2 : 2 + name_length] not in _PROTOCOL_NAMES or len(body) <= 2 + name_length:
+        return None
+    return body[2 + name_length]
+
+
+class _ReplayReader(StreamReaderAdapter):  # type: ignore[misc]  # amqtt is untyped: its base is Any
+    """amqtt's stream reader that first gives back the bytes the wrapper already read."""
+
+    def __init__(self, reader: asyncio.StreamReader, head: bytes) -> None:
+        super().__init__(reader)
+        self._head = head
+
+    async def read(self, n: int = -1) -> bytes:
+        """Up to the replayed bytes, then the stream (``n`` bytes exactly, as amqtt reads)."""
+        if not self._head:
+            data: bytes = await super().read(n)
+            return data
+        if n < 0:
+            rest: bytes = await self._reader.read(-1)
+            data, self._head = self._head + rest, b""
+            return data
+        data, self._head = self._head[:n], self._head[n:]
+        if len(data) < n:
+            data += await self._reader.readexactly(n - len(data))
+        return data
+
+
+class _QuietWriter(StreamWriterAdapter):  # type: ignore[misc]  # amqtt is untyped: its base is Any
+    """amqtt's stream writer whose ``close`` ignores a socket the client already dropped.
+
+    amqtt's close shuts the write side down, which raises ``OSError`` (ENOTCONN) when the
+    peer has gone; uncaught, asyncio logs it as a traceback at ERROR.
+    """
+
+    async def close(self) -> None:
+        """Close, ignoring a connection the client already closed."""
+        with contextlib.suppress(OSError):
+            await super().close()
 
 
 def _connected_sessions(broker: Any) -> Iterator[tuple[str, Any, Any]]:

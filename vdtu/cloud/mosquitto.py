@@ -17,6 +17,8 @@ config is what the measurements in ``dependencies.md`` section 3 call for:
 * anonymous clients, or only the given users: their passwords are hashed here into
   mosquitto's ``$7$`` format (PBKDF2-SHA512, 101 rounds, 12-byte salt, as
   ``mosquitto_passwd`` writes them), so the ``mosquitto_passwd`` tool is not needed;
+* with ``acl``, an ``acl_file`` holding it: the device rule of ``broker_acl.mosquitto_acl``
+  (admins may do everything, a device only its own topics);
 * ``user`` set to the current user, so mosquitto started as root does not switch to
   the ``mosquitto`` account and lose access to its own files;
 * everything logged to ``log_path``, mosquitto's own messages and its stderr.
@@ -115,6 +117,8 @@ class Mosquitto:
         persistence: keep sessions, subscriptions and queued messages across ``stop()``
             and ``start()`` in a store on disk, as a production broker does (removed when
             the context manager exits).
+        acl: the text of a mosquitto ACL file (``broker_acl.mosquitto_acl``); needs
+            ``users``. ``None``: every login may use every topic.
 
     Raises:
         ConfigError: if mosquitto is not installed, or an argument is out of range
@@ -132,6 +136,7 @@ class Mosquitto:
         binary: str | None = None,
         start_timeout_s: float = 5.0,
         persistence: bool = False,
+        acl: str | None = None,
     ) -> None:
         try:
             address = ipaddress.ip_address(host)
@@ -153,6 +158,11 @@ class Mosquitto:
                     f"mosquitto user names must be non-empty without ':', and neither a name "
                     f"nor a password may hold a line break or NUL: user {user!r}"
                 )
+        if acl is not None and users is None:
+            raise ConfigError(
+                "an ACL needs users: mosquitto's pattern lines name the user (%u), "
+                "and anonymous clients would get no topic at all"
+            )
         if start_timeout_s <= 0:
             raise ConfigError(f"start_timeout_s must be positive, not {start_timeout_s!r}")
         if binary is not None and not os.access(binary, os.X_OK):
@@ -166,6 +176,7 @@ class Mosquitto:
         """The mosquitto executable."""
         self._port = port
         self._users = dict(users) if users is not None else None
+        self._acl = acl
         self._max_queued = max_queued_messages
         self._max_inflight = max_inflight_messages
         self._start_timeout_s = start_timeout_s
@@ -338,6 +349,11 @@ class Mosquitto:
             )
             passwords.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {passwords}"]
+        if self._acl is not None:
+            acl_path = directory / "acl"
+            acl_path.write_text(self._acl, encoding="utf-8")
+            acl_path.chmod(0o600)
+            lines.append(f"acl_file {acl_path}")
         config.write_text("\n".join(lines) + "\n", encoding="utf-8")
         with (directory / "mosquitto.log").open("ab") as log:
             return subprocess.Popen(

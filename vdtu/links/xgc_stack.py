@@ -16,9 +16,11 @@ from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.cloud.broker import EmbeddedBroker
+from vdtu.cloud.broker_acl import FleetAccess, QuecTopics
 from vdtu.cloud.broker_auth import Authenticator
 from vdtu.cloud.broker_url import BrokerUrl, Scheme
 from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
+from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.net.mqtt import MqttHub
 
@@ -68,7 +70,9 @@ class XgcCloudStack:
         external = self.settings.broker
         if external is None:
             check = self.platform.authenticate
-            self.broker = EmbeddedBroker(authenticator=logins(check) if logins else check)
+            self.broker = EmbeddedBroker(
+                authenticator=logins(check) if logins else check, access=self.access()
+            )
             await self.broker.start()
             self.broker_url = self.broker.url
             self.platform.broker = BrokerAddress(host="127.0.0.1", port=self.broker.port)
@@ -85,6 +89,15 @@ class XgcCloudStack:
             self.clock, self.hub, platform_url=self.platform.url, tls_ca=tls_ca
         )
         return self.cloud
+
+    def access(self) -> FleetAccess:
+        """The embedded broker's access rule: the console may do everything, a unit only
+        its own topics (``vdtu.cloud.broker_acl``)."""
+        return FleetAccess(
+            projects=self.platform.projects,
+            admins=(CONSOLE_USER,),
+            quec=QuecTopics(uplink=PUBLISH_TOPIC, downlink=SUBSCRIBE_TOPIC),
+        )
 
     def discovery(self) -> dict[str, Any]:
         """How a console reaches this broker (written to ``up.json``; contains a secret)."""
