@@ -20,8 +20,17 @@ with ``{"projectId", "projectSecret", "imei"}`` and gets the broker, a client id
 the project secret, so the broker can check it without a table.
 
 DATA_PACK typing (host -> cloud): ``a:1;b:true;c:x`` becomes ``{"a": 1, "b": true,
-"c": "x"}`` (integers, decimals, true/false are typed; everything else stays a
-string); content that is not all ``key:value`` pairs (``abcdefg``) stays a string.
+"c": "x"}`` (integers of up to 32 digits, finite decimals, true/false are typed;
+everything else stays a string); content that is not all ``key:value`` pairs
+(``abcdefg``) stays a string.
+
+Downlinks (cloud -> device) are untrusted: ``downlink_value`` decodes them within
+``DOWNLINK_LIMITS`` (at most ``MAX_DOWNLINK_BYTES``, nesting 8 deep, 32 digits a
+number; ``vdtu.json_limits``, so no recursion or digit limit of the interpreter is
+ever reached) and refuses, with ``DownlinkRefusedError`` naming the field, a string that
+cannot reach the host intact: a CR or LF in the message text, a top-level key or a
+top-level string value (it would end the host's line; nested values go as JSON, which
+escapes them), or a lone surrogate anywhere (it is not UTF-8).
 """
 
 from __future__ import annotations
@@ -29,15 +38,27 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from vdtu.json_limits import JsonLimitError, JsonLimits, decode
+
 MQTT_INFO_PATH = "/xgc/v1/mqtt-info"
 TOPIC_ROOT = "xgc"
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT_RE = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+([eE][-+]?[0-9]+)?")
+MAX_UPLINK_INT_DIGITS = 32
+"""Longer integers in a host's DATA_PACK stay strings (no JSON reader keeps them exact)."""
+MAX_DOWNLINK_BYTES = 4096
+"""The largest cloud message a device passes on to its host (its frame must also fit
+the host's line)."""
+DOWNLINK_LIMITS = JsonLimits(
+    max_bytes=MAX_DOWNLINK_BYTES, max_depth=8, max_digits=32, max_string=MAX_DOWNLINK_BYTES
+)
+"""How much JSON one downlink may hold."""
 
 
 class Channel(StrEnum):
@@ -141,24 +162,78 @@ def _typed(text: str) -> Any:
     if text == "false":
         return False
     if _INT_RE.fullmatch(text):
+        if len(text) - text.startswith("-") > MAX_UPLINK_INT_DIGITS:
+            return text
         return int(text)
     if _FLOAT_RE.fullmatch(text):
-        return float(text)
+        number = float(text)
+        return number if math.isfinite(number) else text
     return text
+
+
+class DownlinkRefusedError(ValueError):
+    """A cloud message the device does not pass on to its host. The message says why: it
+    names the limit or the field, and never quotes the value (which may be huge)."""
 
 
 def downlink_value(payload: bytes) -> dict[str, Any] | str:
-    """A cloud message for the host: a JSON object, or text (a JSON string, other JSON, or raw)."""
+    """A cloud message for the host: a JSON object, or text (a JSON string, other JSON, or raw).
+
+    Raises:
+        DownlinkRefusedError: the message is over ``DOWNLINK_LIMITS``, or holds a string that
+            cannot reach the host intact (see the module comment).
+    """
+    if len(payload) > MAX_DOWNLINK_BYTES:
+        raise DownlinkRefusedError(f"{len(payload)} bytes (at most {MAX_DOWNLINK_BYTES})")
     text = payload.decode("utf-8", errors="replace")
     try:
-        value = json.loads(text)
+        value = decode(text, DOWNLINK_LIMITS)
+    except JsonLimitError as exc:
+        raise DownlinkRefusedError(str(exc)) from None
     except json.JSONDecodeError:
-        return text
+        value = text
     if isinstance(value, dict):
+        _check_fields(value)
         return value
-    if isinstance(value, str):
-        return value
-    return text
+    if not isinstance(value, str):
+        value = text  # other JSON (a number, a list) goes as it was written
+    _check_line_text("the message", value)
+    _check_unicode("the message", value)
+    return value
+
+
+def _check_fields(value: dict[str, Any]) -> None:
+    for key, item in value.items():
+        where = f"field {key[:32]!r}"
+        _check_line_text(where, key)
+        if isinstance(item, str):
+            _check_line_text(where, item)
+        _check_unicode(where, key, item)
+
+
+def _check_line_text(where: str, text: str) -> None:
+    if "\r" in text or "\n" in text:
+        raise DownlinkRefusedError(f"{where} holds a CR or LF, which would end the host's line")
+
+
+def _check_unicode(where: str, *values: object) -> None:
+    """Refuse a lone surrogate in any string of ``values`` (walked without recursion)."""
+    stack = list(values)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    raise DownlinkRefusedError(
+                        f"{where} holds a lone surrogate, which is not UTF-8"
+                    ) from None
+        elif isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
 
 
 def encode_json(value: object) -> bytes:

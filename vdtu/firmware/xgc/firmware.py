@@ -77,6 +77,8 @@ class XgcStats:
     frames_on_other_ports: int = 0
     bus_bursts: int = 0
     uplinks_lost_at_power_off: int = 0
+    downlinks_refused: int = 0
+    """Cloud messages not passed on to the host (over a limit, or unfit for the line)."""
 
 
 @dataclass(slots=True)
@@ -429,6 +431,11 @@ class XgcFirmware:
             return
         self.stats.notifications += 1
         self.send_frame(self.pipe.port, self.frame(action, content, kind))
+
+    def refuse_downlink(self, channel: str, reason: str) -> None:
+        """Drop a cloud message for the host: one WARN line saying why, and a count."""
+        self.stats.downlinks_refused += 1
+        self.write_log(LogLevel.WARN, "cloud", f"{channel} downlink refused: {reason}")
 
     def notify_frame(self, frame: Frame) -> None:
         """Send a prepared frame (a cloud message) to the host on the current pipe."""

@@ -8,6 +8,10 @@ a JSON string is sent as its text. The seed prints case one with a trailing ``;`
 it by default and ``trailing_separator=True`` adds it, so both can be reproduced.
 NOTIFY_OTA carries the download URL percent-encoded (``http%3A%2F%2F...``), with
 every character outside ``A-Z a-z 0-9 - _ . ~`` encoded, as in the seed.
+
+``downlink_frame`` picks the frame for a decoded cloud message (``xgc_api.downlink_value``)
+by its channel, and refuses (``DownlinkRefusedError``) a config that is not an object or an
+OTA order that lacks a field.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import quote
 
+from vdtu.cloud.xgc_api import Channel, DownlinkRefusedError
 from vdtu.firmware.xgc.codec import Frame, FrameKind
 from vdtu.firmware.xgc.content import format_pairs, format_value
 
@@ -73,4 +78,46 @@ def notify_ota(
         sn=sn,
         timestamp=timestamp,
         content=format_pairs(pairs),
+    )
+
+
+OTA_FIELDS = ("fwVersion", "filename", "md5", "url")
+"""What an OTA order must give."""
+
+
+def downlink_frame(
+    channel: Channel,
+    value: Mapping[str, object] | str,
+    *,
+    sn: str,
+    trailing_separator: bool = False,
+) -> Frame:
+    """The frame a decoded cloud message on ``channel`` becomes for the host.
+
+    Raises:
+        DownlinkRefusedError: ``channel`` is not a downlink, a config or OTA message is not a
+            JSON object, or an OTA order lacks one of ``OTA_FIELDS``.
+    """
+    if channel is Channel.DOWN:
+        return data_pack(value, sn=sn, trailing_separator=trailing_separator)
+    if channel not in (Channel.CONFIG, Channel.OTA):
+        raise DownlinkRefusedError(f"{channel.value} is not a downlink channel")
+    if isinstance(value, str):
+        raise DownlinkRefusedError("expected a JSON object, not text")
+    if channel is Channel.CONFIG:
+        settings = dict(value)
+        version = settings.pop("configVersion", "")
+        return notify_config(format_value(version), settings, sn=sn)
+    missing = [key for key in OTA_FIELDS if key not in value]
+    if missing:
+        raise DownlinkRefusedError(f"fields {missing} are missing")
+    return notify_ota(
+        fw_version=format_value(value["fwVersion"]),
+        filename=format_value(value["filename"]),
+        md5=format_value(value["md5"]),
+        url=format_value(value["url"]),
+        config_version=None
+        if "configVersion" not in value
+        else format_value(value["configVersion"]),
+        sn=sn,
     )

@@ -32,6 +32,7 @@ import simpy
 from vdtu.cloud.xgc_api import (
     DOWNLINK_CHANNELS,
     Channel,
+    DownlinkRefusedError,
     MqttInfo,
     device_topic,
     downlink_value,
@@ -46,8 +47,7 @@ from vdtu.firmware.xgc.cloud import (
     Will,
     XgcCloud,
 )
-from vdtu.firmware.xgc.content import format_value
-from vdtu.firmware.xgc.notify import data_pack, notify_config, notify_ota
+from vdtu.firmware.xgc.notify import downlink_frame
 from vdtu.firmware.xgc.states import DtuInput
 from vdtu.log import LogLevel
 
@@ -376,52 +376,37 @@ class CloudSession:
         self.outbox.acknowledge(token)
 
     def on_message(self, topic: str, payload: bytes) -> None:
-        """A cloud message arrived on the current connection."""
+        """A cloud message arrived on the current connection: on to the host, or refused.
+
+        A refused message (see ``xgc_api.downlink_value`` and ``notify.downlink_frame``,
+        or a frame longer than the host's line) is dropped with one WARN line and counted
+        in ``stats.downlinks_refused``; it never raises.
+        """
+        fw = self.fw
         parsed = parse_topic(topic)
-        if parsed is None or parsed[1] != self.fw.imei:
-            self.fw.write_log(
-                LogLevel.WARN, "cloud", f"message on a foreign topic {topic!r} ignored"
-            )
+        if parsed is None or parsed[1] != fw.imei:
+            fw.refuse_downlink(topic[:80], "not this device's topic")
             return
         channel = parsed[2]
-        value = downlink_value(payload)
-        fw = self.fw
-        imei = fw.imei
-        if channel is Channel.DOWN:
-            fw.notify_frame(
-                data_pack(
-                    value, sn=imei, trailing_separator=fw.options.data_pack_trailing_separator
-                )
+        try:
+            frame = downlink_frame(
+                channel,
+                downlink_value(payload),
+                sn=fw.imei,
+                trailing_separator=fw.options.data_pack_trailing_separator,
+            )
+        except DownlinkRefusedError as exc:
+            fw.refuse_downlink(channel.value, str(exc))
+            return
+        size = len(frame.encode(fw.options.code_format)) - 2
+        if size > fw.options.max_line:
+            fw.refuse_downlink(
+                channel.value,
+                f"its frame for the host would be a line of {size} bytes "
+                f"(the line limit is {fw.options.max_line})",
             )
             return
-        if not isinstance(value, dict):
-            fw.write_log(
-                LogLevel.WARN, "cloud", f"{channel.value}: expected a JSON object, not {value!r}"
-            )
-            return
-        if channel is Channel.CONFIG:
-            settings = dict(value)
-            version = settings.pop("configVersion", "")
-            fw.notify_frame(notify_config(format_value(version), settings, sn=imei))
-        elif channel is Channel.OTA:
-            missing = [k for k in ("fwVersion", "filename", "md5", "url") if k not in value]
-            if missing:
-                fw.write_log(LogLevel.WARN, "cloud", f"ota: fields {missing} are missing; ignored")
-                return
-            fw.notify_frame(
-                notify_ota(
-                    fw_version=format_value(value["fwVersion"]),
-                    filename=format_value(value["filename"]),
-                    md5=format_value(value["md5"]),
-                    url=format_value(value["url"]),
-                    config_version=None
-                    if "configVersion" not in value
-                    else format_value(value["configVersion"]),
-                    sn=imei,
-                )
-            )
-        else:
-            fw.write_log(LogLevel.WARN, "cloud", f"unexpected downlink on {topic!r}")
+        fw.notify_frame(frame)
 
     # -- ending ---------------------------------------------------------------------------------
 
