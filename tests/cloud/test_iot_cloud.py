@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import pytest
@@ -455,3 +456,76 @@ def test_quecthing_product_secret_login_then_device_secret_login() -> None:
     assert iot.refusals[-1].endswith(
         f"not signed with the ProductSecret of {product.product_key!r}"
     )
+
+
+# --- issue 9: every registration input is bounded and total ---------------------------------
+
+DEEP = b"[" * 1000 + b"]" * 1000
+
+
+def _registering_cloud() -> IotCloud:
+    iot = IotCloud()
+    iot.add_product(Vendor.ALIYUN, "a1Demo", "aliSecret")
+    iot.add_product(Vendor.TXYUN, "ABCDEFGHIJ", "0123456789abcdefXYZ")
+    return iot
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        b'{"deviceName": "d", "nonce": ' + b"9" * 5000 + b', "productId": "ABCDEFGHIJ", '
+        b'"timestamp": 1, "signature": "s"}',
+        b"[NaN]",
+    ],
+)
+def test_a_tencent_registration_body_over_the_limits_is_refused_with_code_1001(
+    body: bytes,
+) -> None:
+    """Deep nesting and huge numbers are Tencent's bad-request answer, not a crash."""
+    status, answer = _registering_cloud().txyun_register(body, "application/json", now=1)
+    assert (status, answer["code"]) == (200, 1001)
+    assert "the body is not JSON within the limits" in answer["message"]
+    assert len(answer["message"]) < 200
+
+
+def test_registration_refusals_quote_at_most_a_short_cut_of_a_huge_field() -> None:
+    """A 10 000-character product key or device name is named, not echoed whole."""
+    iot = _registering_cloud()
+    huge = "x" * 10_000
+    form = urlencode(
+        {
+            "productKey": huge,
+            "deviceName": "dtu0",
+            "random": "1",
+            "sign": "s",
+            "signMethod": "hmacsha256",
+        }
+    ).encode()
+    status, answer = iot.aliyun_register(form, "application/x-www-form-urlencoded")
+    assert (status, answer["code"]) == (200, 6250)
+    assert len(answer["message"]) < 200
+    body = json.dumps(
+        {"deviceName": "d", "nonce": 1, "productId": huge[:1000], "timestamp": 1, "signature": "s"}
+    ).encode()
+    status, answer = iot.txyun_register(body, "application/json", now=1)
+    assert (status, answer["code"]) == (200, 1002)
+    assert len(answer["message"]) < 200
+    assert all(len(refusal) < 300 for refusal in iot.refusals)
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        parse_aliyun_register_answer,
+        lambda body: parse_txyun_register_answer(body, "0123456789abcdef"),
+    ],
+)
+def test_the_firmware_reads_a_hostile_registration_answer_as_a_value_error(
+    parse: Callable[[bytes], str],
+) -> None:
+    """A registration answer nested 1000 deep or with a 5000-digit code is a ValueError
+    (the channel's login fails, the unit runs on), never a RecursionError."""
+    for body in (DEEP, b'{"code": ' + b"9" * 5000 + b"}"):
+        with pytest.raises(ValueError, match="limits"):
+            parse(body)

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 
 from tests.quec_harness import BROKER, QuecBench
+from vdtu.cloud.fota_server import MAX_RECORDS, FotaService
+from vdtu.cloud.http_server import Request as ServerRequest
+from vdtu.cloud.quec_fota import CHECK_PATH, FILES_PATH, REPORT_PATH, parse_check_answer
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import (
     AliyunChannel,
@@ -451,3 +454,63 @@ def test_offline_storage_and_saved_secrets_survive_a_full_flash_in_memory() -> N
     assert bench.firmware.stats.flash_errors == 2
     assert sum("flash-full" in text for text in _log_texts(bench)) == 2
     _still_answers(bench)
+
+
+# --- item 6: the update server and the firmware's reading of it -----------------------------
+
+
+def _fota_request(method: str, path: str, body: bytes = b"") -> ServerRequest:
+    return ServerRequest(method=method, path=path, query="", headers={}, body=body)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (DEEP.encode(), "body"),
+        (b'{"version": ' + HUGE.encode() + b', "imei": "1"}', "body"),
+        (b'{"imei": "1"}', "version"),
+    ],
+)
+def test_the_update_server_answers_bad_check_bodies_400_naming_the_field(
+    body: bytes, field: str
+) -> None:
+    """A check body nested 1000 deep or with a 5000-digit version is a 400, not a traceback."""
+    service = FotaService("http://fota.test")
+    routes = service.routes()
+    reply = routes[("POST", CHECK_PATH)](_fota_request("POST", CHECK_PATH, body))
+    assert reply.status == 400
+    answer = json.loads(reply.body)
+    assert answer["code"] == 400
+    assert field in answer["msg"]
+    reply = routes[("POST", REPORT_PATH)](_fota_request("POST", REPORT_PATH, body))
+    assert reply.status in (200, 400)
+    assert service.checks == []
+
+
+@pytest.mark.parametrize("name", [HUGE + "/1.bin", "1/" + HUGE + ".bin", "\u00b2/1.bin"])
+def test_the_update_server_answers_an_impossible_image_path_404(name: str) -> None:
+    """Image paths with 5000-digit or non-ASCII digits are 404, not an int() error."""
+    service = FotaService("http://fota.test")
+    path = f"{FILES_PATH}/{name}"
+    reply = service.routes()[("GET", FILES_PATH + "/*")](_fota_request("GET", path))
+    assert reply.status == 404
+    assert len(reply.body) < 200
+
+
+def test_the_update_server_keeps_a_bounded_record_of_checks_and_reports() -> None:
+    """Checks and reports are kept, the newest MAX_RECORDS of each: memory stays bounded."""
+    service = FotaService("http://fota.test")
+    routes = service.routes()
+    for n in range(MAX_RECORDS + 5):
+        body = json.dumps({"version": n, "imei": "1"}).encode()
+        routes[("POST", CHECK_PATH)](_fota_request("POST", CHECK_PATH, body))
+        routes[("POST", REPORT_PATH)](_fota_request("POST", REPORT_PATH, body))
+    assert len(service.checks) == len(service.reports) == MAX_RECORDS
+    assert service.checks[-1]["version"] == MAX_RECORDS + 4
+
+
+def test_the_firmware_reads_a_hostile_update_answer_as_a_failed_check() -> None:
+    """An update answer nested 1000 deep is a ValueError (the check fails), not a crash."""
+    for body in (DEEP.encode(), b'{"code": ' + HUGE.encode() + b"}"):
+        with pytest.raises(ValueError, match="limits"):
+            parse_check_answer(body)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import random
 import re
 import string
@@ -57,6 +56,20 @@ from vdtu.cloud.iot_sign import (
     txyun_register_signature,
 )
 from vdtu.errors import ConfigError
+from vdtu.json_limits import JsonLimits
+from vdtu.json_limits import decode as decode_json
+
+REGISTER_LIMITS = JsonLimits(max_bytes=4096, max_depth=4, max_digits=20, max_string=1024)
+"""A Tencent registration body: 4 KiB, 4 levels of nesting, 20 digits, 1 KiB strings (the
+real body is one flat object of about 200 bytes). Aliyun's form is bounded by the HTTP
+server's body limit; refusals quote at most 40 characters of a field."""
+
+
+def _cut(value: object) -> str:
+    """``repr(value)`` cut to 40 characters: a field of a request can be any size."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
 
 __all__ = [
     "ALIYUN_REGISTER_PATH",
@@ -339,15 +352,15 @@ class IotCloud:
         pk, dn, method = fields["productKey"], fields["deviceName"], fields["signMethod"]
         if not _ALIYUN_DEVICE_NAME_RE.fullmatch(dn):
             raise _RegistrationRefusedError(
-                bad, f"deviceName must be 4..32 of [A-Za-z0-9_-@.:], not {dn!r}"
+                bad, f"deviceName must be 4..32 of [A-Za-z0-9_-@.:], not {_cut(dn)}"
             )
         if method not in SIGN_METHODS:
             raise _RegistrationRefusedError(
-                bad, f"signMethod must be one of {sorted(SIGN_METHODS)}, not {method!r}"
+                bad, f"signMethod must be one of {sorted(SIGN_METHODS)}, not {_cut(method)}"
             )
         product = self._products.get((Vendor.ALIYUN, pk))
         if product is None:
-            raise _RegistrationRefusedError(6250, f"product not found: {pk!r}")
+            raise _RegistrationRefusedError(6250, f"product not found: {_cut(pk)}")
         expected = aliyun_register_sign(
             product_key=pk,
             device_name=dn,
@@ -357,7 +370,8 @@ class IotCloud:
         )
         if not hmac.compare_digest(expected.encode(), fields["sign"].lower().encode()):
             raise _RegistrationRefusedError(
-                6288, f"sign check failed: the sign of {dn!r} is not made with the ProductSecret"
+                6288,
+                f"sign check failed: the sign of {_cut(dn)} is not made with the ProductSecret",
             )
         return product, dn
 
@@ -388,9 +402,11 @@ class IotCloud:
         if _media_type(content_type) != _JSON:
             raise _RegistrationRefusedError(bad, f"Content-Type must be {_JSON}")
         try:
-            request = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _RegistrationRefusedError(bad, f"the body is not JSON: {exc}") from exc
+            request = decode_json(body, REGISTER_LIMITS)
+        except ValueError as exc:  # not UTF-8, not JSON, or over REGISTER_LIMITS
+            raise _RegistrationRefusedError(
+                bad, f"the body is not JSON within the limits: {str(exc)[:100]}"
+            ) from exc
         if not isinstance(request, dict) or not all(
             type(request.get(name)) is kind for name, kind in _TXYUN_FIELDS.items()
         ):
@@ -402,11 +418,11 @@ class IotCloud:
         pid, dn, timestamp = request["productId"], request["deviceName"], request["timestamp"]
         if not _TXYUN_DEVICE_NAME_RE.fullmatch(dn):
             raise _RegistrationRefusedError(
-                bad, f"deviceName must be 1..48 of [A-Za-z0-9:_-], not {dn!r}"
+                bad, f"deviceName must be 1..48 of [A-Za-z0-9:_-], not {_cut(dn)}"
             )
         product = self._products.get((Vendor.TXYUN, pid))
         if product is None:
-            raise _RegistrationRefusedError(1002, f"product not found: {pid!r}")
+            raise _RegistrationRefusedError(1002, f"product not found: {_cut(pid)}")
         if abs(timestamp - now) > TXYUN_TIMESTAMP_WINDOW_S:
             raise _RegistrationRefusedError(
                 1003, f"timestamp {timestamp} is over {TXYUN_TIMESTAMP_WINDOW_S} s from {now}"
@@ -420,6 +436,6 @@ class IotCloud:
         )
         if not hmac.compare_digest(expected.encode(), request["signature"].encode()):
             raise _RegistrationRefusedError(
-                1004, f"signature check failed: {dn!r} did not sign with the ProductSecret"
+                1004, f"signature check failed: {_cut(dn)} did not sign with the ProductSecret"
             )
         return product, dn

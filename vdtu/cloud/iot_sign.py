@@ -59,6 +59,9 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from vdtu.json_limits import JsonLimitError, JsonLimits
+from vdtu.json_limits import decode as decode_json
+
 TXYUN_SDK_APPID = "12010126"
 """The fixed second field of a Tencent user name."""
 TXYUN_PRODUCT_ID_RE = re.compile(r"[A-Z0-9]{10}")
@@ -201,10 +204,16 @@ def aliyun_register_form(
     }
 
 
+ANSWER_LIMITS = JsonLimits(max_bytes=8192, max_depth=8, max_digits=20, max_string=4096)
+"""What the firmware reads from a registration answer (or the Tencent payload inside one)."""
+
+
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
-        answer = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        answer = decode_json(body, ANSWER_LIMITS)
+    except JsonLimitError as exc:
+        raise ValueError(f"{what} is over the limits of an answer: {exc}") from exc
+    except ValueError as exc:  # not UTF-8 or not JSON
         raise ValueError(f"{what} is not JSON: {exc}") from exc
     if not isinstance(answer, dict):
         raise ValueError(  # noqa: TRY004 (a bad answer, not a bad argument)
@@ -387,8 +396,10 @@ def txyun_decrypt_payload(text: str, product_secret: str) -> dict[str, Any]:
     decryptor = _txyun_cipher(product_secret).decryptor()
     plain = (decryptor.update(data) + decryptor.finalize()).rstrip(b"\0")
     try:
-        payload = json.loads(plain.decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        payload = decode_json(plain, ANSWER_LIMITS)
+    except JsonLimitError as exc:
+        raise ValueError(f"the Tencent payload is over the limits of an answer: {exc}") from exc
+    except ValueError as exc:  # not UTF-8 or not JSON
         raise ValueError(
             "the Tencent payload does not decrypt to JSON (wrong ProductSecret?)"
         ) from exc

@@ -20,10 +20,14 @@ Pure: the unit and vdtu's update server (``fota_server``) share these shapes.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from vdtu.json_limits import JsonLimitError, JsonLimits
+from vdtu.json_limits import decode as decode_json
+
+ANSWER_LIMITS = JsonLimits(max_bytes=8192, max_depth=8, max_digits=20, max_string=4096)
+"""What the firmware reads from the update server's answer (a small object)."""
 FOTA_HOST = "cloudota.quectel.com"
 FOTA_PORT = 8100
 CHECK_PATH = "/v1/fota/fw"
@@ -83,8 +87,10 @@ def parse_check_answer(body: bytes) -> FotaOffer | None:
         ValueError: the answer is not in the shape above (naming what is wrong).
     """
     try:
-        answer = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        answer = decode_json(body, ANSWER_LIMITS)
+    except JsonLimitError as exc:
+        raise ValueError(f"the update server's answer is over the limits: {exc}") from None
+    except ValueError as exc:  # not UTF-8 or not JSON
         raise ValueError(f"the update server's answer is not JSON: {exc}") from None
     if not isinstance(answer, dict) or answer.get("code") != 200:
         raise ValueError(f"the update server refused the check: {str(answer)[:120]}")
