@@ -18,6 +18,7 @@ from vdtu.cloud.data_servers import (
     MessageKind,
     TcpDataServer,
     UdpDataServer,
+    _UdpEndpoint,
     parse_registration,
 )
 from vdtu.cloud.http_client import request
@@ -353,3 +354,40 @@ def test_bad_server_arguments_are_refused_with_the_value_named() -> None:
         HttpDataServer().enqueue("cmd", 200)
     with pytest.raises(RuntimeError, match="not started"):
         _ = TcpDataServer().port
+
+
+# --- issue 9: bounded memory whatever the clients send -------------------------------------
+
+
+def test_an_oversized_payload_is_dropped_and_counted_not_recorded() -> None:
+    """A payload over max_message is counted in oversized and neither kept nor echoed."""
+    server = UdpDataServer(max_message=100, echo=True)
+    endpoint = _UdpEndpoint(server)
+    endpoint.datagram_received(b"x" * 101, ("10.0.0.1", 5000))
+    endpoint.datagram_received(b"ok", ("10.0.0.1", 5000))
+    client = server.client(("10.0.0.1", 5000))
+    assert client.payloads() == [b"ok"]
+    assert server.oversized == 1
+
+
+def test_a_client_keeps_at_most_history_bytes_of_payloads() -> None:
+    """However many payloads arrive, a client's record stays within history_bytes."""
+    server = UdpDataServer(history_bytes=1000)
+    endpoint = _UdpEndpoint(server)
+    for n in range(100):
+        endpoint.datagram_received(b"%03d" % n + b"y" * 97, ("10.0.0.1", 5000))
+    client = server.client(("10.0.0.1", 5000))
+    assert sum(len(item.data) for item in client.received) <= 1000
+    assert client.payloads()[-1].startswith(b"099")
+    assert client.messages == 100
+
+
+def test_udp_sources_beyond_max_clients_are_dropped_and_counted() -> None:
+    """A flood of source addresses cannot grow the client table past max_clients."""
+    server = UdpDataServer(max_clients=10)
+    endpoint = _UdpEndpoint(server)
+    for port in range(50):
+        endpoint.datagram_received(b"{'imei': '%d'}" % port, ("10.0.0.1", 6000 + port))
+    assert len(server.clients) == 10
+    assert server.refused_clients == 40
+    assert server.client("9").peer == ("10.0.0.1", 6009)

@@ -27,6 +27,15 @@ is DATA. With ``echo=True`` every DATA payload is sent straight back (tests, ben
 TCP has no message boundaries and neither does the DTU's tcp channel: one read is one
 payload. On loopback a DTU's send arrives as one read unless it is large or sent in a
 burst. Every client keeps its last ``history`` payloads with the wall time of arrival.
+
+Memory is bounded whatever the clients send (issue 9): a payload over ``max_message``
+bytes (default 64 KiB) is dropped and counted in ``oversized`` (never recorded, classified
+or echoed); a client keeps at most ``history_bytes`` of payloads (default 1 MiB; the
+oldest go first); the UDP server keeps at most ``max_clients`` source addresses (a new
+one beyond that is dropped and counted in ``refused_clients``; the TCP server's clients
+are its open connections), and the IMEI index at most ``max_clients`` entries (the
+oldest registration is forgotten first). Registrations are tried only up to
+``REGISTRATION_MAX`` bytes, so ``ast.literal_eval`` never sees a large text.
 """
 
 from __future__ import annotations
@@ -49,6 +58,13 @@ Peer = tuple[str, int]
 
 REGISTRATION_MAX = 512
 """The longest payload tried as a registration message, in bytes."""
+
+MAX_MESSAGE = 64 * 1024
+"""The default largest tcp/udp payload recorded, in bytes."""
+HISTORY_BYTES = 1024 * 1024
+"""The default payload bytes a client keeps."""
+MAX_CLIENTS = 100_000
+"""The default number of clients (UDP source addresses, IMEIs) a server keeps."""
 
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
 """The methods ``HttpDataServer`` answers on every path."""
@@ -104,9 +120,19 @@ class DataClient:
     Attributes are read by tests and the console; the server updates them.
     """
 
-    __slots__ = ("connected", "heartbeats", "imei", "messages", "peer", "received", "registration")
+    __slots__ = (
+        "connected",
+        "heartbeats",
+        "history_bytes",
+        "imei",
+        "messages",
+        "peer",
+        "received",
+        "registration",
+        "stored_bytes",
+    )
 
-    def __init__(self, peer: Peer, *, history: int) -> None:
+    def __init__(self, peer: Peer, *, history: int, history_bytes: int = HISTORY_BYTES) -> None:
         self.peer = peer
         """Where the client's packets come from."""
         self.imei: str | None = None
@@ -118,12 +144,24 @@ class DataClient:
         self.messages = 0
         """Every payload received, whatever its kind."""
         self.received: deque[Received] = deque(maxlen=history)
-        """The last payloads, oldest first."""
+        """The last payloads, oldest first (at most ``history`` and ``history_bytes``)."""
+        self.history_bytes = history_bytes
+        self.stored_bytes = 0
+        """The bytes of the payloads in ``received``."""
         self.connected = True
         """False once a TCP connection has ended (a UDP client stays True)."""
 
     def __repr__(self) -> str:
         return f"DataClient({self.peer[0]}:{self.peer[1]}, imei={self.imei!r})"
+
+    def keep(self, item: Received) -> None:
+        """Record ``item``, dropping the oldest payloads past ``history`` or ``history_bytes``."""
+        if len(self.received) == self.received.maxlen:
+            self.stored_bytes -= len(self.received[0].data)
+        self.received.append(item)
+        self.stored_bytes += len(item.data)
+        while self.stored_bytes > self.history_bytes and len(self.received) > 1:
+            self.stored_bytes -= len(self.received.popleft().data)
 
     def payloads(self, kind: MessageKind = MessageKind.DATA) -> list[bytes]:
         """The recorded payloads of one kind, oldest first."""
@@ -145,9 +183,26 @@ class _Recorder:
         on_message: MessageCallback | None,
         history: int,
         now: Callable[[], float],
+        max_message: int = MAX_MESSAGE,
+        history_bytes: int = HISTORY_BYTES,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
-        if not (isinstance(history, int) and history >= 1):
-            raise ValueError(f"history must be a count >= 1, not {history!r}")
+        for name, value in (
+            ("history", history),
+            ("max_message", max_message),
+            ("history_bytes", history_bytes),
+            ("max_clients", max_clients),
+        ):
+            if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a count >= 1, not {value!r}")
+        self.max_message = max_message
+        """Payloads over this many bytes are dropped (``oversized``)."""
+        self.history_bytes = history_bytes
+        self.max_clients = max_clients
+        self.oversized = 0
+        """Payloads dropped for being over ``max_message``."""
+        self.refused_clients = 0
+        """Payloads from a new UDP source dropped because ``max_clients`` were known."""
         texts = frozenset(ping_texts)
         if not all(isinstance(text, bytes) for text in texts):
             raise TypeError(f"ping_texts must be bytes, not {sorted(map(repr, texts))}")
@@ -174,18 +229,25 @@ class _Recorder:
             raise ValueError(f"no client {target!r}; known: {', '.join(known) or 'none'}")
         return found
 
-    def _record(self, client: DataClient, data: bytes) -> MessageKind:
+    def _record(self, client: DataClient, data: bytes) -> MessageKind | None:
+        """Classify and keep a payload; None when it is over ``max_message`` (dropped)."""
+        if len(data) > self.max_message:
+            self.oversized += 1
+            return None
         kind = MessageKind.DATA
         if client.messages == 0 and (registration := parse_registration(data)) is not None:
             kind = MessageKind.REGISTRATION
             client.registration = registration
             client.imei = str(registration["imei"])
+            self._by_imei.pop(client.imei, None)  # re-inserted last: the newest
             self._by_imei[client.imei] = client
+            while len(self._by_imei) > self.max_clients:
+                del self._by_imei[next(iter(self._by_imei))]
         elif data in self.ping_texts:
             kind = MessageKind.HEARTBEAT
             client.heartbeats += 1
         client.messages += 1
-        client.received.append(Received(at=self.now(), kind=kind, data=data))
+        client.keep(Received(at=self.now(), kind=kind, data=data))
         if self.on_message is not None:
             self.on_message(client, data)
         return kind
@@ -204,7 +266,9 @@ class _TcpSession(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         host, port = transport.get_extra_info("peername")[:2]
-        self.client = DataClient((host, port), history=self.server.history)
+        self.client = DataClient(
+            (host, port), history=self.server.history, history_bytes=self.server.history_bytes
+        )
         self.server._opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -227,9 +291,12 @@ class TcpDataServer(_Recorder):
         on_message: called for every payload (see ``MessageCallback``).
         history: how many payloads each client keeps.
         now: the clock of the arrival times (Unix time by default).
+        max_message: the largest payload recorded (larger: dropped, ``oversized``).
+        history_bytes: the payload bytes each client keeps.
+        max_clients: the most clients kept by IMEI (and, for UDP, by address).
 
     Raises:
-        ValueError: ``history`` below 1.
+        ValueError: ``history`` or a limit below 1.
         TypeError: a ping text that is not bytes.
     """
 
@@ -243,9 +310,19 @@ class TcpDataServer(_Recorder):
         on_message: MessageCallback | None = None,
         history: int = 1000,
         now: Callable[[], float] = time.time,
+        max_message: int = MAX_MESSAGE,
+        history_bytes: int = HISTORY_BYTES,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         super().__init__(
-            ping_texts=ping_texts, echo=echo, on_message=on_message, history=history, now=now
+            ping_texts=ping_texts,
+            echo=echo,
+            on_message=on_message,
+            history=history,
+            now=now,
+            max_message=max_message,
+            history_bytes=history_bytes,
+            max_clients=max_clients,
         )
         self.host = host
         self._requested_port = port
@@ -345,7 +422,7 @@ class UdpDataServer(_Recorder):
     Args: as ``TcpDataServer``'s.
 
     Raises:
-        ValueError: ``history`` below 1.
+        ValueError: ``history`` or a limit below 1.
         TypeError: a ping text that is not bytes.
     """
 
@@ -359,9 +436,19 @@ class UdpDataServer(_Recorder):
         on_message: MessageCallback | None = None,
         history: int = 1000,
         now: Callable[[], float] = time.time,
+        max_message: int = MAX_MESSAGE,
+        history_bytes: int = HISTORY_BYTES,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         super().__init__(
-            ping_texts=ping_texts, echo=echo, on_message=on_message, history=history, now=now
+            ping_texts=ping_texts,
+            echo=echo,
+            on_message=on_message,
+            history=history,
+            now=now,
+            max_message=max_message,
+            history_bytes=history_bytes,
+            max_clients=max_clients,
         )
         self.host = host
         self._requested_port = port
@@ -417,7 +504,11 @@ class UdpDataServer(_Recorder):
     def _datagram(self, data: bytes, peer: Peer) -> None:
         client = self.clients.get(peer)
         if client is None:
-            client = self.clients[peer] = DataClient(peer, history=self.history)
+            if len(self.clients) >= self.max_clients:
+                self.refused_clients += 1
+                return
+            client = DataClient(peer, history=self.history, history_bytes=self.history_bytes)
+            self.clients[peer] = client
         kind = self._record(client, data)
         if kind is MessageKind.DATA and self.echo and self._transport is not None:
             self._transport.sendto(data, peer)
