@@ -237,3 +237,35 @@ def test_bad_routes_and_replies_are_refused_with_the_value_named() -> None:
         Reply(status=101)
     with pytest.raises(ValueError, match="max_body must be a byte count >= 0, not -1"):
         HttpServer({}, max_body=-1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b'{"port":' + b"1" * 5000 + b"}", b"[" * 5000 + b"]" * 5000, b"\xff", b"nope", b"NaN"],
+    ids=["5000-digit number", "nested 5000 deep", "not UTF-8", "not JSON", "NaN"],
+)
+def test_post_json_reads_a_hostile_answer_as_no_json(answer: bytes) -> None:
+    """An answer whose body is not JSON within limits is (status, None), never an exception."""
+
+    def hostile(_request: Request) -> Reply:
+        return Reply(status=200, body=answer)
+
+    async def scenario() -> tuple[int, object]:
+        async with serving({("POST", "/x"): hostile}) as server:
+            return await post_json(f"{server.url}/x", {"a": 1})
+
+    assert asyncio.run(scenario()) == (200, None)
+
+
+def test_an_endless_request_head_gets_431() -> None:
+    """A request head still incomplete past h11's 16 KiB buffer is refused with 431, so a
+    client cannot make the server buffer headers without end."""
+
+    async def scenario() -> bytes:
+        async with serving({("GET", "/"): fixed("x")}) as server:
+            head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000
+            return await raw_exchange(server.port, head)
+
+    answer = asyncio.run(scenario())
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b'"error"' in answer

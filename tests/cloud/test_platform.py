@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
-from vdtu.cloud.http_client import HttpError, post_json
-from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
+import pytest
+
+from vdtu.cloud.http_client import HttpError, post_json, request
+from vdtu.cloud.platform import CONSOLE_USER, MAX_BODY, BrokerAddress, XgcPlatform
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo, device_password
 
 PID, SECRET, IMEI = "1000904556b23945fe90", "76EDCE04DE96", "867435053362828"
@@ -83,3 +86,87 @@ def test_broker_authenticator() -> None:
     assert not p.authenticate(None, None, "anon")
     assert p.authenticate(CONSOLE_USER, p.console_token, "console")
     assert not p.authenticate(CONSOLE_USER, "guess", "console")
+
+
+def ask_raw(bodies: list[bytes]) -> list[tuple[int, dict[str, object]]]:
+    """POST each raw body to the credential endpoint; the status and the decoded JSON answer."""
+
+    async def scenario() -> list[tuple[int, bytes]]:
+        p = platform()
+        await p.start()
+        try:
+            return [
+                await request("POST", p.url + MQTT_INFO_PATH, body, timeout_s=5) for body in bodies
+            ]
+        finally:
+            await p.stop()
+
+    return [(status, json.loads(answer)) for status, answer in asyncio.run(scenario())]
+
+
+def good_body(**fields: object) -> bytes:
+    return json.dumps({"projectId": PID, "projectSecret": SECRET, "imei": IMEI} | fields).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"projectId":"' + PID.encode() + b'","imei":' + b"8" * 5000 + b"}", "body"),
+        (good_body()[:-1] + b',"x":' + b"1" * 5000 + b"}", "body"),
+        (b"[" * 1000 + b"]" * 1000, "body"),
+        (b'{"a":' * 1000 + b"1" + b"}" * 1000, "body"),
+        (good_body(imei="\udfff"), "imei"),
+        (good_body(projectId="\ud800"), "projectId"),
+        (good_body(projectSecret="\udfff"), "projectSecret"),
+        (good_body(imei="8" * 15_000), "imei"),
+        (good_body(imei="86743505336282"), "imei"),
+        (good_body(imei="86743505336282x"), "imei"),
+        (good_body(imei=867435053362828), "imei"),
+        (good_body(projectId="p" * 1000), "projectId"),
+        (good_body(projectSecret=None), "projectSecret"),
+        (b"\xff\xfe", "body"),
+        (b"not json", "body"),
+        (b'"a string"', "body"),
+    ],
+    ids=[
+        "5000-digit imei",
+        "5000-digit extra field",
+        "arrays 1000 deep",
+        "objects 1000 deep",
+        "surrogate imei",
+        "surrogate project id",
+        "surrogate secret",
+        "15000-digit imei",
+        "14-digit imei",
+        "imei with a letter",
+        "imei as a number",
+        "1000-character project id",
+        "null secret",
+        "not UTF-8",
+        "not JSON",
+        "not an object",
+    ],
+)
+def test_a_bad_request_gets_a_400_naming_the_field(body: bytes, field: str) -> None:
+    """Every malformed body or field is answered 400 with a JSON error naming it; no credentials."""
+    ((status, answer),) = ask_raw([body])
+    assert status == 400
+    assert answer["field"] == field
+    assert isinstance(answer["error"], str)
+    assert field in answer["error"] or field == "body"
+    assert "password" not in answer
+
+
+def test_a_body_over_the_limit_gets_413() -> None:
+    """A body larger than the platform's limit is refused with 413 and a JSON error."""
+    ((status, answer),) = ask_raw([good_body(pad="x" * (MAX_BODY + 1))])
+    assert status == 413
+    assert "error" in answer
+
+
+def test_the_platform_keeps_answering_after_bad_requests() -> None:
+    """A good request after a series of hostile ones still gets its credentials."""
+    hostile = [b"[" * 1000 + b"]" * 1000, good_body(imei="\udfff"), b'{"a":' + b"1" * 5000 + b"}"]
+    answers = ask_raw([*hostile, good_body()])
+    assert [status for status, _ in answers] == [400, 400, 400, 200]
+    assert answers[-1][1]["password"] == device_password(SECRET, IMEI)

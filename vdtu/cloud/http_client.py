@@ -8,7 +8,9 @@ A request carries ``Content-Length`` whenever it has a body (and for an empty PO
 PUT or PATCH, which servers expect to be framed); h11 then rejects a body of another
 length. h11 also knows that the answer to HEAD has no body, whatever its
 ``Content-Length`` says. The answer's body is limited to ``max_body`` bytes, so a
-broken or hostile server cannot make the process buffer without end.
+broken or hostile server cannot make the process buffer without end, and
+``post_json`` decodes it within ``vdtu.json_limits`` (an answer that is not JSON
+within them is ``None``, never an exception).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import SplitResult, urlsplit
 
 import h11
 
+from vdtu.json_limits import JsonLimits, decode
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 """The methods ``request`` sends."""
 
@@ -29,6 +33,10 @@ _FRAMED_WHEN_EMPTY = frozenset({"POST", "PUT", "PATCH"})
 
 MAX_RESPONSE_BODY = 1024 * 1024
 """The default limit for a response body, in bytes."""
+
+
+ANSWER_LIMITS = JsonLimits(max_bytes=MAX_RESPONSE_BODY, max_string=MAX_RESPONSE_BODY)
+"""How much JSON ``post_json`` reads from an answer (depth 32, 32 digits a number)."""
 
 
 class HttpError(Exception):
@@ -90,6 +98,8 @@ async def request(
 async def post_json(url: str, body: object, *, timeout_s: float = 10.0) -> tuple[int, Any]:
     """POST ``body`` as JSON to ``url``; returns (status, decoded JSON body or None).
 
+    The answer is ``None`` when it is empty or not JSON within ``ANSWER_LIMITS``.
+
     Raises:
         HttpError: connection refused or lost, timeout, or a malformed response.
     """
@@ -101,8 +111,8 @@ async def post_json(url: str, body: object, *, timeout_s: float = 10.0) -> tuple
         timeout_s=timeout_s,
     )
     try:
-        decoded = json.loads(content) if content else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        decoded = decode(content, ANSWER_LIMITS) if content else None
+    except ValueError:  # not UTF-8, not JSON, or over a limit: all ValueErrors
         decoded = None
     return status, decoded
 

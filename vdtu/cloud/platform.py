@@ -2,7 +2,13 @@
 
 ``POST /xgc/v1/mqtt-info`` with ``{"projectId", "projectSecret", "imei"}`` answers
 200 with the broker address and the device's credentials (see ``xgc_api``), 401
-when the project id or secret is wrong, 400 for a malformed request. The HTTP side
+when the project id or secret is wrong, 400 for a malformed request and 413 for a
+body over ``MAX_BODY``. Every error answer is ``{"error": "...", "field": "..."}``
+naming the field (``body`` when the body as a whole is wrong) and never echoing a
+value. The body is decoded within ``REQUEST_LIMITS`` (``vdtu.json_limits``: no
+recursion, no interpreter digit limit), the id and secret must follow SET_PRJINFO's
+rules and the IMEI must be 15 digits, so no request can make the handler raise or
+get credentials for a made-up identity. The HTTP side
 is vdtu's one HTTP server (``http_server``, h11 on asyncio streams), with this one
 route; it answers other paths (404) and methods (405) itself. The broker's
 authenticator (``authenticate``) accepts a device whose password is the HMAC of its
@@ -13,16 +19,33 @@ made at start.
 from __future__ import annotations
 
 import hmac
-import json
+import re
 import secrets
 from dataclasses import dataclass
 
 from vdtu.cloud.http_server import HttpServer, Reply, Request
-from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo, device_password
+from vdtu.cloud.xgc_api import (
+    IMEI_RE,
+    MQTT_INFO_PATH,
+    PROJECT_ID_RE,
+    PROJECT_SECRET_RE,
+    MqttInfo,
+    device_password,
+)
 from vdtu.errors import ConfigError
+from vdtu.json_limits import JsonLimits, decode
 
 CONSOLE_USER = "vdtu-console"
 MAX_BODY = 16 * 1024
+"""The largest credential request body (larger: 413, answered by the HTTP server)."""
+REQUEST_LIMITS = JsonLimits(max_bytes=MAX_BODY, max_depth=4, max_digits=32, max_string=MAX_BODY)
+"""How much JSON a credential request may hold."""
+REQUEST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
+    "projectId": (PROJECT_ID_RE, "1..64 letters or digits"),
+    "projectSecret": (PROJECT_SECRET_RE, "1..128 letters or digits"),
+    "imei": (IMEI_RE, "15 digits"),
+}
+"""Each field of a credential request: its rule, and the rule in words."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,18 +144,25 @@ class XgcPlatform:
 
     def _mqtt_info(self, request: Request) -> Reply:
         try:
-            data = json.loads(request.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return Reply.json(400, {"error": f"body is not JSON: {exc}"})
-        fields = ("projectId", "projectSecret", "imei")
-        if not isinstance(data, dict) or not all(isinstance(data.get(f), str) for f in fields):
-            return Reply.json(
-                400, {"error": f"expected a JSON object with string fields {list(fields)}"}
-            )
+            data = decode(request.body, REQUEST_LIMITS)
+        except ValueError as exc:  # JSON syntax, UTF-8 or a limit: all ValueErrors
+            return _bad_request("body", f"body is not a JSON request within limits: {exc}")
+        if not isinstance(data, dict):
+            return _bad_request("body", f"expected a JSON object with {list(REQUEST_FIELDS)}")
+        for name, (rule, words) in REQUEST_FIELDS.items():
+            value = data.get(name)
+            if not (isinstance(value, str) and rule.fullmatch(value)):
+                return _bad_request(name, f"{name} must be a string of {words}")
         info = self.mqtt_info(
             project_id=data["projectId"], project_secret=data["projectSecret"], imei=data["imei"]
         )
         if info is None:
             self.refused += 1
-            return Reply.json(401, {"error": "unknown project or wrong project secret"})
+            return Reply.json(
+                401, {"error": "unknown project or wrong project secret", "field": "projectSecret"}
+            )
         return Reply.json(200, info.to_json())
+
+
+def _bad_request(field: str, message: str) -> Reply:
+    return Reply.json(400, {"error": message, "field": field})

@@ -47,6 +47,12 @@ from typing import Any
 from vdtu.json_limits import JsonLimitError, JsonLimits, decode
 
 MQTT_INFO_PATH = "/xgc/v1/mqtt-info"
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
+"""A ProjectId: 1..64 letters or digits (SET_PRJINFO's rule, and the platform's)."""
+PROJECT_SECRET_RE = re.compile(r"[A-Za-z0-9]{1,128}")
+"""A ProjectSecret: 1..128 letters or digits."""
+IMEI_RE = re.compile(r"[0-9]{15}")
+"""An IMEI as a device gives it to the platform: 15 digits."""
 TOPIC_ROOT = "xgc"
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
 _FLOAT_RE = re.compile(r"-?(0|[1-9][0-9]*)\.[0-9]+([eE][-+]?[0-9]+)?")
@@ -125,7 +131,9 @@ class MqttInfo:
     def from_json(cls, data: object) -> MqttInfo:
         """Read the HTTP response body; ValueError naming what is missing or wrong."""
         if not isinstance(data, dict) or not isinstance(data.get("broker"), dict):
-            raise ValueError(f"expected an object with a broker object, not {data!r}")  # noqa: TRY004 (a bad answer, not a bad argument)
+            raise ValueError(  # noqa: TRY004 (a bad answer, not a bad argument)
+                f"expected an object with a broker object, not {repr(data)[:80]}"
+            )
         broker = data["broker"]
         try:
             info = cls(

@@ -21,7 +21,13 @@ from urllib.parse import unquote, urlsplit
 
 import simpy
 
-from vdtu.cloud.xgc_api import Channel, encode_json, uplink_json
+from vdtu.cloud.xgc_api import (
+    PROJECT_ID_RE,
+    PROJECT_SECRET_RE,
+    Channel,
+    encode_json,
+    uplink_json,
+)
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.xgc.codec import Frame
 from vdtu.firmware.xgc.content import (
@@ -179,9 +185,9 @@ def set_prjinfo(fw: XgcFirmware, request: Request) -> str:
     pairs = parse_pairs(request.content)
     reject_unknown(pairs, ("PID", "PSECRET"))
     pid, secret = require(pairs, "PID"), require(pairs, "PSECRET")
-    if not re.fullmatch(r"[A-Za-z0-9]{1,64}", pid):
+    if not PROJECT_ID_RE.fullmatch(pid):
         raise _fail(f"PID must be 1..64 letters or digits, not {pid!r}")
-    if not re.fullmatch(r"[A-Za-z0-9]{1,128}", secret):
+    if not PROJECT_SECRET_RE.fullmatch(secret):
         raise _fail("PSECRET must be 1..128 letters or digits")
     fw.nvram["project"] = {"pid": pid, "secret": secret}
     fw.save_nvram()
