@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import serial
 
+from vdtu.cloud.xgc_api import device_password
 from vdtu.firmware.xgc.codec import (
     CodeFormat,
     Frame,
@@ -23,6 +25,7 @@ from vdtu.firmware.xgc.codec import (
     ReaderEvent,
     ShortcutReceived,
 )
+from vdtu.fleet import default_pty_dir
 
 
 class RunningFleet:
@@ -31,12 +34,28 @@ class RunningFleet:
     def __init__(self, process: subprocess.Popen[str], units: list[dict[str, Any]]) -> None:
         self.process = process
         self.units = units
+        self.stderr = ""
+        """Everything the child wrote to stderr (its log), once it has ended."""
 
     def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
         """Signal the child and wait; returns its exit code and stderr."""
         self.process.send_signal(sig)
-        _out, err = self.process.communicate(timeout=20)
-        return self.process.returncode, err
+        _out, self.stderr = self.process.communicate(timeout=20)
+        return self.process.returncode, self.stderr
+
+    def secrets(self, discovery: Path) -> set[str]:
+        """What must never appear in the log: project secrets, device passwords, the console
+        login, and every password or secret in a QuecPython unit's dtu_config.json."""
+        found: set[str] = set()
+        for unit in self.units:
+            secret = unit.get("project_secret")
+            if secret:
+                found |= {secret, device_password(secret, unit["imei"])}
+            if unit.get("config"):
+                found |= _config_secrets(json.loads(Path(unit["config"]).read_text()))
+        if discovery.exists():
+            found.add(json.loads(discovery.read_text()).get("password") or "")
+        return {text for text in found if len(text) >= 6}
 
 
 @contextmanager
@@ -53,11 +72,42 @@ def vdtu_up(*args: str, units: int = 1) -> Iterator[RunningFleet]:
                 _out, err = process.communicate(timeout=10)
                 raise AssertionError(f"vdtu up exited {process.returncode}: {err}")
             fleet.units.append(json.loads(line))
+        secrets = fleet.secrets(_pty_dir(args) / "up.json")
         yield fleet
+        if process.poll() is None:
+            process.kill()
+            _out, fleet.stderr = process.communicate(timeout=10)
+        leaked = sorted(secret for secret in secrets if secret in fleet.stderr)
+        assert not leaked, f"secrets in the log of vdtu up: {leaked}"
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=10)
+
+
+def _pty_dir(args: tuple[str, ...]) -> Path:
+    for index, arg in enumerate(args[:-1]):
+        if arg == "--pty-dir":
+            return Path(args[index + 1])
+    return default_pty_dir()
+
+
+SECRET_KEYS = ("password", "secret", "devicesecret", "productsecret", "psk", "token")
+
+
+def _config_secrets(value: object) -> set[str]:
+    """Every string under a key that names a secret, anywhere in a JSON document."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, str) and any(word in key.lower() for word in SECRET_KEYS):
+                found.add(item)
+            else:
+                found |= _config_secrets(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _config_secrets(item)
+    return found
 
 
 class Host:
@@ -137,3 +187,50 @@ def wait_for_state(host: Host, state: str, *, timeout_s: float = 20.0) -> None:
 
 def link(fleet: RunningFleet, port: str, unit: int = 0) -> Path:
     return Path(fleet.units[unit]["ports"][port])
+
+
+FLOODS = {
+    "uart": b"$XGC#GET_IMEI#0#0&#5A#\r\n" * 400,
+    "rs232": b"$XGC#DATA_PACK#0#0#" + b"x" * 16_000,  # no line end, ever
+    "rs485": bytes(range(256)) * 64,
+}
+"""What a misbehaving host writes on each port, over and over: GET_IMEI as fast as the PTY
+takes it, a line that never ends, noise on the RS-485 bus."""
+
+
+def rss_kb(pid: int) -> int:
+    """The resident memory of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def flood(fleet: RunningFleet, seconds: float, *, unit: int = 0) -> tuple[dict[str, int], int]:
+    """Write ``FLOODS`` to every port of ``unit`` for ``seconds`` (non-blocking, reading back
+    whatever comes), then drain; returns the bytes each port took and the peak RSS (KB)."""
+    ports = {
+        name: serial.serial_for_url(
+            str(link(fleet, name, unit)), baudrate=9600 if name == "rs485" else 115200, timeout=0
+        )
+        for name in FLOODS
+    }
+    written = dict.fromkeys(FLOODS, 0)
+    peak = rss_kb(fleet.process.pid)
+    try:
+        for port in ports.values():
+            os.set_blocking(port.fileno(), False)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for name, data in FLOODS.items():
+                fd = ports[name].fileno()
+                with suppress(BlockingIOError):
+                    written[name] += os.write(fd, data)
+                with suppress(BlockingIOError):
+                    os.read(fd, 65536)
+            peak = max(peak, rss_kb(fleet.process.pid))
+            time.sleep(0.002)
+    finally:
+        for port in ports.values():
+            port.close()
+    return written, peak
