@@ -119,17 +119,25 @@ class Servers:
 
 
 def mqtt_topics(unit_id: int) -> tuple[dict[str, str], dict[str, str]]:
-    """(subscribe, publish) of a unit's mqtt channel; ``quec/<IMEI>/...`` carries commands."""
+    """(subscribe, publish) of a unit's mqtt channel; ``quec/<IMEI>/...`` carries commands.
+
+    Topic 1 lies below the unit's own ``quec/<IMEI>/down`` and ``up``: the fleet's broker
+    lets a unit's login use only those (docs/brokers.md, access control).
+    """
     imei = imei_of(unit_id)
     return (
-        {"0": f"quec/{imei}/down", "1": f"e2e/{imei}/down1"},
-        {"0": f"quec/{imei}/up", "1": f"e2e/{imei}/up1"},
+        {"0": f"quec/{imei}/down", "1": f"quec/{imei}/down/1"},
+        {"0": f"quec/{imei}/up", "1": f"quec/{imei}/up/1"},
     )
 
 
 def cloud_topics(vendor: Vendor, unit_id: int) -> tuple[dict[str, str], dict[str, str]]:
-    """(subscribe, publish) of a unit's Aliyun or Tencent channel."""
+    """(subscribe, publish) of a unit's Aliyun or Tencent channel, in the device's own tree
+    (Aliyun ``/<pk>/<dn>/user/...``, Tencent ``<ProductId>/<dn>/...``)."""
     product = IotCloud.for_seed(SEED).product(vendor).product_key
+    if vendor is Vendor.TXYUN:
+        base = f"{product}/{imei_of(unit_id)}"
+        return {"0": f"{base}/control"}, {"0": f"{base}/data"}
     base = f"/{product}/{imei_of(unit_id)}"
     return {"0": f"{base}/user/get"}, {"0": f"{base}/user/update"}
 
