@@ -182,7 +182,10 @@ def _coordinate(value: float) -> str:
 
 
 def set_prjinfo(fw: XgcFirmware, request: Request) -> str:
-    pairs = parse_pairs(request.content)
+    try:
+        pairs = parse_pairs(request.content)
+    except RemoteProtocolError:  # its message would quote a segment: maybe the secret
+        raise _fail("expected PID:<project id>;PSECRET:<project secret>") from None
     reject_unknown(pairs, ("PID", "PSECRET"))
     pid, secret = require(pairs, "PID"), require(pairs, "PSECRET")
     if not PROJECT_ID_RE.fullmatch(pid):

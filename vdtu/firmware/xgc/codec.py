@@ -129,7 +129,9 @@ class Frame:
             if "#" in value or "&" in value or "\n" in value:
                 raise ValueError(f"{name} must not contain '#', '&' or a newline: {value!r}")
         if self.content is not None and ("\n" in self.content or "\r" in self.content):
-            raise ValueError(f"content must not contain CR or LF: {self.content!r}")
+            at = min(i for i in (self.content.find("\r"), self.content.find("\n")) if i >= 0)
+            # The content is not quoted: it may be long, or hold a secret (SET_PRJINFO).
+            raise ValueError(f"content must not contain CR or LF (one at character {at})")
 
     def body(self) -> bytes:
         """The bytes the check code covers: ``$`` up to, not including, ``&``."""

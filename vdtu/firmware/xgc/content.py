@@ -5,11 +5,16 @@ the firmware answers with (``missing-field``, ``bad-param``), and whose message
 names the field, the value and what is allowed. Empty segments are skipped, so
 the trailing ``;`` of ``switch1:true;`` (seed, DATA_PACK case one) is harmless.
 A value may contain ``:`` (only the first one splits).
+
+``redact`` and ``redact_line`` keep secrets out of logs and error replies: the value of
+any key naming a secret or a password (``PSECRET:...``, ``password=...``), and, in a raw
+line, everything of a SET_PRJINFO frame after its action.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +22,15 @@ from vdtu.errors import RemoteProtocolError
 
 MISSING_FIELD = "missing-field"
 BAD_PARAM = "bad-param"
+REDACTED = "<redacted>"
+"""What stands in a log line or reply where a secret was."""
+SECRET_ACTION = "SET_PRJINFO"
+"""The action whose content holds the project secret."""
+_SECRET_HINT = re.compile(r"(?i)secret|passw|pwd|token")
+_SECRET_FIELD = re.compile(
+    r"""(?i)(\w*(?:secret|passw(?:or)?d|pwd|token)\w*["']?\s*[:=]\s*["']?)[^;&#,"'\s)]*"""
+)
+"""A key naming a secret, its separator, and the value that is hidden."""
 
 
 def parse_pairs(content: str) -> dict[str, str]:
@@ -93,3 +107,21 @@ def sanitize(text: str, limit: int = 120) -> str:
     table = str.maketrans({";": ",", ":": "=", "#": " ", "&": "+", "\r": " ", "\n": " "})
     cleaned = text.translate(table)
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
+
+
+def redact(text: str) -> str:
+    """``text`` with the value of every key naming a secret or a password hidden."""
+    if _SECRET_HINT.search(text) is None:
+        return text
+    return _SECRET_FIELD.sub(lambda found: found.group(1) + REDACTED, text)
+
+
+def redact_line(line: bytes, limit: int = 80) -> str:
+    """A raw line from the wire, safe to log: decoded, secrets hidden (a SET_PRJINFO
+    frame's content entirely), then cut to ``limit`` characters."""
+    text = line.decode("utf-8", errors="replace")
+    at = text.find(SECRET_ACTION)
+    if at >= 0:
+        text = text[: at + len(SECRET_ACTION)] + "#" + REDACTED
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

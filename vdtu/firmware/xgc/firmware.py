@@ -47,7 +47,7 @@ from vdtu.firmware.xgc.codec import (
     ShortcutReceived,
     encode_shortcut,
 )
-from vdtu.firmware.xgc.content import sanitize
+from vdtu.firmware.xgc.content import redact, redact_line, sanitize
 from vdtu.firmware.xgc.options import CheckMode, XgcOptions
 from vdtu.firmware.xgc.pipe import Pipe
 from vdtu.firmware.xgc.session import CloudSession, Outbox
@@ -332,7 +332,9 @@ class XgcFirmware:
             case MalformedFrame():
                 self.stats.malformed += 1
                 self.write_log(
-                    LogLevel.WARN, port, f"malformed frame ({event.reason}): {event.line[:80]!r}"
+                    LogLevel.WARN,
+                    port,
+                    f"malformed frame ({event.reason}): {redact_line(event.line)!r}",
                 )
                 self.reply_error(port, event.action or "ERROR", "malformed-frame", event.reason)
             case GarbageDiscarded():
@@ -340,7 +342,7 @@ class XgcFirmware:
                 self.write_log(
                     LogLevel.WARN,
                     port,
-                    f"{len(event.data)} bytes outside any frame: {event.data[:40]!r}",
+                    f"{len(event.data)} bytes outside any frame: {redact_line(event.data, 40)!r}",
                 )
             case LineTooLong():
                 self.stats.long_lines += 1
@@ -423,7 +425,7 @@ class XgcFirmware:
     def reply_error(self, port: str, action: str, code: str, message: str) -> None:
         """Answer with the one error form: ``error:<code>;msg:<text>``."""
         self.stats.error_replies += 1
-        self.reply(port, action, f"error:{code};msg:{sanitize(message)}")
+        self.reply(port, action, f"error:{code};msg:{sanitize(redact(message))}")
 
     def notify(self, action: str, content: str, kind: FrameKind = FrameKind.ACK) -> None:
         """Send a notification to the host on the current pipe (only while running)."""
@@ -445,8 +447,9 @@ class XgcFirmware:
         self.send_frame(self.pipe.port, frame)
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
-        """Write to the unit's log at the current sim time."""
-        self.log.write(float(self.env.now), level, source, text)
+        """Write to the unit's log at the current sim time (secret values hidden)."""
+        if level >= self.log.threshold:
+            self.log.write(float(self.env.now), level, source, redact(text))
 
     # -- hardware events ----------------------------------------------------------------------
 
