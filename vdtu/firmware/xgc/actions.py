@@ -4,8 +4,10 @@ A handler takes the firmware and the request and returns the content of the
 ``ok`` reply, or ``None`` when it answers later itself (SEND_MBR_485, DTU_OTA,
 SEND_SMS, DTU_REBOOT, AT). Bad input raises ``RemoteProtocolError``; the
 firmware turns it into the one error reply form. Handlers read and drive the
-hardware models through ``fw.hw``; settings that must survive a reboot go to
-``fw.nvram`` and are saved at once (atomically).
+hardware models through ``fw.hw``; settings that must survive a reboot go through
+``fw.store``, which writes the flash first and memory after (all or nothing): a flash
+that cannot be written makes the command's ``error:flash-full`` / ``flash-read-only`` /
+``flash-io`` reply and changes nothing.
 
 Where the seed is silent, the choice is documented in docs/xgc-protocol.md.
 """
@@ -192,8 +194,7 @@ def set_prjinfo(fw: XgcFirmware, request: Request) -> str:
         raise _fail(f"PID must be 1..64 letters or digits, not {pid!r}")
     if not PROJECT_SECRET_RE.fullmatch(secret):
         raise _fail("PSECRET must be 1..128 letters or digits")
-    fw.nvram["project"] = {"pid": pid, "secret": secret}
-    fw.save_nvram()
+    fw.store({"project": {"pid": pid, "secret": secret}})
     fw.write_log(LogLevel.INFO, "firmware", f"project info saved (PID {pid})")
     if fw.state is not DtuState.NO_INIT:
         fw.spawn(_restart_cloud(fw))
@@ -215,8 +216,7 @@ def set_log_level(fw: XgcFirmware, request: Request) -> str:
     if level is None:
         allowed = ", ".join(level.name for level in LogLevel)
         raise _fail(f"level must be one of {allowed} (or 01..06), not {request.content!r}")
-    fw.nvram["log_level"] = level.name
-    fw.save_nvram()
+    fw.store({"log_level": level.name})
     fw.write_log(LogLevel.INFO, "firmware", f"log level {level.name} from the next boot")
     return "ok"
 
@@ -235,8 +235,7 @@ def set_update_props(fw: XgcFirmware, request: Request) -> str:
         )
     if "updateLoc" in pairs:
         props["updateLoc"] = parse_bool("updateLoc", pairs["updateLoc"])
-    fw.nvram["update_props"] = props
-    fw.save_nvram()
+    fw.store({"update_props": props})
     return "ok"
 
 
@@ -257,8 +256,7 @@ def save_keys(fw: XgcFirmware, request: Request) -> str:
             f"{MAX_KEYS} keys / {MAX_KEYS_BYTES} bytes",
             "storage-full",
         )
-    fw.nvram["keys"] = keys
-    fw.save_nvram()
+    fw.store({"keys": keys})
     return "ok"
 
 
@@ -300,13 +298,13 @@ def get_gpio_all(fw: XgcFirmware, _request: Request) -> str:
 # -- pipe ---------------------------------------------------------------------------------------
 
 
-def set_dtu_pipe(fw: XgcFirmware, request: Request) -> None:
+def set_dtu_pipe(fw: XgcFirmware, request: Request) -> str:
     frame = request.frame
     # The seed's example puts the value where the timestamp goes: $XGC#SET_DTU_PIPE#SN#232.
     text = frame.content if frame.content is not None else frame.timestamp
     pipe = Pipe.parse(text)
-    fw.reply(request.port, "SET_DTU_PIPE", f"{pipe.value}-ok")
     fw.set_pipe(pipe)
+    return f"{pipe.value}-ok"
 
 
 def get_dtu_pipe(fw: XgcFirmware, _request: Request) -> str:
@@ -446,8 +444,12 @@ def _updating(
         fw.write_log(LogLevel.WARN, "ota", f"update to {version} failed: {reason}")
         fw.reply(port, "DTU_OTA", "stage:failed")
         return
-    fw.nvram["pending_fw_version"] = version
-    fw.save_nvram()
+    try:
+        fw.store({"pending_fw_version": version})
+    except RemoteProtocolError as exc:
+        fw.write_log(LogLevel.WARN, "ota", f"update to {version} failed: {exc}")
+        fw.reply(port, "DTU_OTA", "stage:failed")
+        return
     fw.write_log(LogLevel.INFO, "ota", f"firmware {version} downloaded; active after a reboot")
     fw.reply(port, "DTU_OTA", f"stage:finish;fwVersion:{version}")
 

@@ -54,7 +54,7 @@ from vdtu.firmware.xgc.session import CloudSession, Outbox
 from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import AtInterpreter, RegStat
-from vdtu.storage import Storage
+from vdtu.storage import FlashError, Storage
 from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import Tap
 
@@ -77,6 +77,8 @@ class XgcStats:
     frames_on_other_ports: int = 0
     bus_bursts: int = 0
     uplinks_lost_at_power_off: int = 0
+    flash_errors: int = 0
+    """Flash writes that failed (full, read-only, I/O); the command got its error reply."""
     downlinks_refused: int = 0
     """Cloud messages not passed on to the host (over a limit, or unfit for the line)."""
 
@@ -197,10 +199,13 @@ class XgcFirmware:
     def start(self) -> None:
         """Power-on: read the flash and boot."""
         self.nvram = self.flash.load()
-        pending = self.nvram.pop("pending_fw_version", None)
+        pending = self.nvram.get("pending_fw_version")
         if pending is not None:
-            self.nvram["fw_version"] = pending
-            self.save_nvram()
+            try:
+                self.store({"fw_version": pending}, remove=("pending_fw_version",))
+            except RemoteProtocolError:
+                # The new firmware is in place; the pending mark stays and applies again.
+                self.nvram["fw_version"] = pending
         self.version = str(self.nvram.get("fw_version", self.base_version))
         self.pipe = Pipe(self.nvram.get("pipe", Pipe.UART.value))
         self.log.threshold = LogLevel[self.nvram.get("log_level", LogLevel.INFO.name)]
@@ -232,9 +237,28 @@ class XgcFirmware:
         """Run ``generator`` as a firmware process that ends quietly at power-off."""
         return self.processes.spawn(generator)
 
-    def save_nvram(self) -> None:
-        """Write the flash document (atomically)."""
-        self.flash.save(self.nvram)
+    def store(self, changes: dict[str, Any], *, remove: tuple[str, ...] = ()) -> None:
+        """Write ``changes`` (and the removal of ``remove``) to the flash, then to memory.
+
+        All or nothing: the flash write is atomic, and ``nvram`` changes only after it
+        succeeded.
+
+        Raises:
+            RemoteProtocolError: the flash could not be written; its ``reply_hint`` is the
+                condition (``flash-full``, ``flash-read-only``, ``flash-io``). Flash and
+                ``nvram`` hold what they held before; the failure is logged and counted.
+        """
+        document = {k: v for k, v in self.nvram.items() if k not in remove} | changes
+        try:
+            self.flash.save(document)
+        except FlashError as exc:
+            self.stats.flash_errors += 1
+            self.write_log(LogLevel.ERROR, "flash", f"write failed: {exc}")
+            raise RemoteProtocolError(
+                f"the flash could not be written ({exc.reason}); nothing was changed",
+                reply_hint=exc.reason,
+            ) from exc
+        self.nvram = document
 
     def _booting(self) -> Generator[simpy.Event, Any, None]:
         yield self.env.timeout(self.options.firmware_start_s)
@@ -395,18 +419,26 @@ class XgcFirmware:
             self.write_log(LogLevel.WARN, port, f"shortcut SET_DTU_PIPE#{value}: {exc}")
             self.taps[port].send(encode_shortcut(f"{sanitize(value, 20)}-error"))
             return
+        try:
+            self.set_pipe(pipe)
+        except RemoteProtocolError as exc:
+            self.write_log(LogLevel.WARN, port, f"shortcut SET_DTU_PIPE#{value}: {exc}")
+            self.taps[port].send(encode_shortcut(f"{pipe.value}-error"))
+            return
         self.taps[port].send(encode_shortcut(f"{pipe.value}-ok"))
-        self.set_pipe(pipe)
 
     def set_pipe(self, pipe: Pipe) -> None:
-        """Move the host protocol to ``pipe`` (persisted)."""
+        """Move the host protocol to ``pipe`` (persisted first).
+
+        Raises:
+            RemoteProtocolError: the flash could not be written; the pipe stays.
+        """
         if pipe is self.pipe:
             return
+        self.store({"pipe": pipe.value})
         self.write_log(LogLevel.INFO, "firmware", f"host pipe {self.pipe.value} -> {pipe.value}")
         self.pipe = pipe
         self.readers.pop(pipe.port, None)
-        self.nvram["pipe"] = pipe.value
-        self.save_nvram()
 
     # -- sending ------------------------------------------------------------------------------
 
