@@ -248,3 +248,21 @@ def test_a_connecting_client_gets_only_its_own_retained_messages() -> None:
     stray, retained = asyncio.run(scenario())
     assert stray == []
     assert retained == [b"online"]  # a subscriber to the filter still gets the retained state
+
+
+def test_a_client_that_never_sends_its_connect_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TCP connection that stays silent is closed after the CONNECT timeout, so silent
+    sockets cannot pile up; a real client still connects afterwards."""
+    monkeypatch.setattr("vdtu.cloud.broker.CONNECT_TIMEOUT_S", 0.3)
+
+    async def scenario() -> None:
+        async with EmbeddedBroker() as broker:
+            reader, writer = await asyncio.open_connection("127.0.0.1", broker.port)
+            closed = await asyncio.wait_for(reader.read(), timeout=3)
+            assert closed == b""  # the broker hung up without an answer
+            writer.close()
+            peer = Peer(broker.url, "dtu-after")
+            assert not (await peer.connected()).is_failure
+            await peer.close()
+
+    asyncio.run(scenario())

@@ -108,6 +108,8 @@ _QUIET_LOGGERS = ("amqtt", "transitions")
 
 MQTT_311_LEVEL = 4
 """The protocol level of MQTT 3.1.1 in a CONNECT, the only one amqtt speaks."""
+CONNECT_TIMEOUT_S = 10.0
+"""A client that has not sent its whole CONNECT this long after connecting is dropped."""
 MAX_CONNECT_BYTES = 256 * 1024
 """A CONNECT longer than this (a will of 256 KiB) is dropped without an answer."""
 _CONNECT = 1
@@ -186,7 +188,8 @@ class _GuardedBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: its bas
         peer = writer.get_extra_info("peername")
         key = (str(peer[0]), int(peer[1])) if peer else None
         try:
-            head = await _read_first_packet(reader)
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                head = await _read_first_packet(reader)
             if head is None:
                 return
             refusal = await self._refusal(head, key)
