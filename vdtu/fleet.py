@@ -102,7 +102,8 @@ class FleetConfig:
     broker: BrokerUrl | None = None
     """The MQTT broker; None starts the embedded one on 127.0.0.1."""
     provision: bool = True
-    """Write the fleet's project into every unit's flash (False: erase it, no-project-info)."""
+    """Write the fleet's project into every unit's flash that has none (a project already
+    there, e.g. set by the host with SET_PRJINFO, is kept); False: erase it, no-project-info."""
     template: UnitConfig | None = None
     """Settings every unit shares (identity, id and profile are replaced per unit)."""
     profile: str = "xgc"
@@ -231,10 +232,13 @@ class Fleet:
             flash = FileStorage(self.config.state_dir / identity.imei / "flash.json")
         document = flash.load()
         if self.config.provision:
-            document["project"] = {"pid": self.project_id, "secret": self.project_secret}
+            # The default only fills an empty slot: a project the host set is its data.
+            project = {"pid": self.project_id, "secret": self.project_secret}
+            changed = document.setdefault("project", project) is project
         else:
-            document.pop("project", None)
-        flash.save(document)
+            changed = document.pop("project", None) is not None
+        if changed:
+            flash.save(document)
         return flash
 
     def _config_file(self, unit_id: int) -> TextFile | None:
