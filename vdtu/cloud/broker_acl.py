@@ -36,7 +36,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from vdtu.cloud.iot_sign import Vendor, identify_vendor, parse_login
+from vdtu.cloud.iot_sign import Vendor, identify_vendor, parse_login, quecthing_topics
 from vdtu.cloud.xgc_api import DOWNLINK_CHANNELS, Channel, device_password, device_topic
 
 XGC_CLIENT_PREFIX = "xgc-"
@@ -50,9 +50,6 @@ UPLINK_CHANNELS = (
     Channel.STATE,
 )
 """What an XGC device publishes (``xgc_api`` lists the direction of each)."""
-
-QUECTHING_TOPIC_ROOT = "quecthing"
-"""First level of vdtu's quecthing stand-in topics (``quecthing/<pk>/<dn>/up|down``)."""
 
 
 class Action(StrEnum):
@@ -149,12 +146,12 @@ def cloud_grant(vendor: Vendor, product_key: str, device_name: str, client_id: s
     label = f"{vendor} device {device_name!r} of product {product_key!r}"
     own = f"{product_key}/{device_name}"
     if vendor is Vendor.QUECTHING:
-        base = f"{QUECTHING_TOPIC_ROOT}/{own}"
+        down, up = quecthing_topics(product_key, device_name)
         return Grant(
             label=label,
             client_ids=frozenset({client_id}),
-            publish=frozenset({f"{base}/up"}),
-            subscribe=frozenset({f"{base}/down"}),
+            publish=frozenset({up}),
+            subscribe=frozenset({down}),
         )
     trees = (f"/{own}/", f"/sys/{own}/") if vendor is Vendor.ALIYUN else (f"{own}/",)
     return Grant(

@@ -68,6 +68,8 @@ TXYUN_PRODUCT_ID_RE = re.compile(r"[A-Z0-9]{10}")
 """What a Tencent ProductId looks like; the client id is ProductId + DeviceName."""
 TXYUN_AES_IV = b"0" * 16
 """The IV of the registration payload: sixteen ASCII zeros."""
+QUECTHING_TOPIC_ROOT = "quecthing"
+"""First level of vdtu's quecthing stand-in topics (see ``quecthing_topics``)."""
 QUECTHING_CLIENT_PREFIX = "qd:"
 """Start of a quecthing stand-in client id."""
 
@@ -465,6 +467,12 @@ def parse_txyun_register_answer(body: bytes, product_secret: str) -> str:
 
 
 # -- quecthing (vdtu's stand-in) --------------------------------------------------------------
+
+
+def quecthing_topics(product_key: str, device_name: str) -> tuple[str, str]:
+    """(down, up): the topics of vdtu's quecthing stand-in, ``quecthing/<pk>/<dn>/down|up``."""
+    base = f"{QUECTHING_TOPIC_ROOT}/{product_key}/{device_name}"
+    return f"{base}/down", f"{base}/up"
 
 
 def quecthing_device_secret(*, product_secret: str, device_name: str) -> str:

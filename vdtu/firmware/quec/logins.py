@@ -36,6 +36,7 @@ from vdtu.cloud.iot_sign import (
     parse_aliyun_register_answer,
     parse_txyun_register_answer,
     quecthing_login,
+    quecthing_topics,
     txyun_login,
     txyun_register_body,
 )
@@ -94,8 +95,8 @@ def channel_topics(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(subscribe, publish): topic id -> topic."""
     if isinstance(channel, QuecthingChannel):
-        base = f"quecthing/{channel.product_key}/{quecthing_device(channel, needs.imei)}"
-        return {"0": f"{base}/down"}, {"0": f"{base}/up"}
+        down, up = quecthing_topics(channel.product_key, quecthing_device(channel, needs.imei))
+        return {"0": down}, {"0": up}
     return dict(channel.subscribe), dict(channel.publish)
 
 
