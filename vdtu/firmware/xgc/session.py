@@ -19,6 +19,11 @@ SET_UPDATE_PROPS interval while connected, not queued.
 
 The modem matters: without registration there is no connection; losing it
 drops the connection at once (no DISCONNECT, so the broker publishes the will).
+
+Cloud messages are untrusted: one that is over a limit or cannot reach the host
+intact (``xgc_api.downlink_value``, ``notify.downlink_frame``, a frame longer than
+the host's line) is dropped with one WARN line and counted in
+``stats.downlinks_refused``; no message raises.
 """
 
 from __future__ import annotations
