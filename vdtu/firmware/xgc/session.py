@@ -403,12 +403,12 @@ class CloudSession:
         except DownlinkRefusedError as exc:
             fw.refuse_downlink(channel.value, str(exc))
             return
-        size = len(frame.encode(fw.options.code_format)) - 2
-        if size > fw.options.max_line:
+        size = len(frame.encode(fw.options.code_format))
+        if size > fw.options.max_line:  # 4096 by default: also the unit's transmit buffer
             fw.refuse_downlink(
                 channel.value,
-                f"its frame for the host would be a line of {size} bytes "
-                f"(the line limit is {fw.options.max_line})",
+                f"its frame for the host would be {size} bytes "
+                f"(at most {fw.options.max_line}, line end included)",
             )
             return
         fw.notify_frame(frame)
