@@ -37,7 +37,7 @@ import serial
 from paho.mqtt.enums import CallbackAPIVersion
 
 from vdtu.cloud.xgc_api import device_password
-from vdtu.firmware.quec.config import DtuConfig, Parity, UartConfig
+from vdtu.firmware.quec.config import DtuConfig
 from vdtu.firmware.quec.frames import (
     CONFIG_PREFIX,
     CommandFrame,
@@ -49,6 +49,7 @@ from vdtu.firmware.quec.frames import (
     parse_config_reply,
     parse_frame,
 )
+from vdtu.firmware.quec.serial_schema import Parity, UartConfig
 from vdtu.identity import Identity
 from vdtu.links.xgc_stack import default_project
 

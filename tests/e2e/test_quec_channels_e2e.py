@@ -50,11 +50,10 @@ from tests.e2e.quec_tools import (
 )
 from tests.e2e.running import RunningFleet, vdtu_up
 from vdtu.cloud.iot_cloud import IotCloud, Vendor
-from vdtu.firmware.quec.config import (
+from vdtu.firmware.quec.channel_schema import (
     AliyunChannel,
     AuthType,
     Channel,
-    DtuConfig,
     HttpChannel,
     HttpMethod,
     MqttChannel,
@@ -63,6 +62,7 @@ from vdtu.firmware.quec.config import (
     TxyunChannel,
     UdpChannel,
 )
+from vdtu.firmware.quec.config import DtuConfig
 from vdtu.firmware.quec.executor import MqttState, QuecthingState, SocketState
 from vdtu.firmware.quec.frames import (
     CommandFrame,

@@ -20,16 +20,8 @@ from vdtu.cloud.fota_server import MAX_RECORDS, FotaService
 from vdtu.cloud.http_server import Request as ServerRequest
 from vdtu.cloud.quec_fota import CHECK_PATH, FILES_PATH, REPORT_PATH, parse_check_answer
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import (
-    AliyunChannel,
-    Apn,
-    AuthType,
-    DtuConfig,
-    ModbusConfig,
-    ModbusGroup,
-    default_config,
-    load_config,
-)
+from vdtu.firmware.quec.channel_schema import AliyunChannel, AuthType
+from vdtu.firmware.quec.config import Apn, DtuConfig, default_config, load_config
 from vdtu.firmware.quec.frames import (
     CommandFrame,
     ConfigReply,
@@ -37,6 +29,7 @@ from vdtu.firmware.quec.frames import (
     crc32_text,
     parse_config_reply,
 )
+from vdtu.firmware.quec.modbus_schema import ModbusConfig, ModbusGroup
 from vdtu.firmware.quec.offline import CAPACITY, Stored
 from vdtu.log import LogLevel
 from vdtu.storage import MemoryStorage, MemoryTextFile

@@ -15,23 +15,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import (
-    BAUD_RATES,
+from vdtu.firmware.quec.channel_schema import (
     CHANNEL_TYPES,
-    PORT_UARTS,
-    UART_PORTS,
     AliyunChannel,
     AuthType,
-    DtuConfig,
     HttpChannel,
     HttpMethod,
     MqttChannel,
-    Parity,
     QuecthingChannel,
     SendMode,
     TcpChannel,
     TxyunChannel,
     UdpChannel,
+)
+from vdtu.firmware.quec.config import (
+    DtuConfig,
     default_config,
     load_config,
     replace_all,
@@ -49,6 +47,7 @@ from vdtu.firmware.quec.config import (
     with_version,
 )
 from vdtu.firmware.quec.frames import ChannelType, WorkMode
+from vdtu.firmware.quec.serial_schema import BAUD_RATES, PORT_UARTS, UART_PORTS, Parity
 from vdtu.identity import Identity
 from vdtu.modbus.rtu import FunctionCode
 from vdtu.uart.line import STANDARD_BAUDS

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vdtu.errors import LocalProtocolError
+from vdtu.firmware.quec.channel_schema import TcpChannel
 from vdtu.firmware.quec.commands import (
     CODE_ERROR,
     PARAMS,
@@ -26,7 +27,6 @@ from vdtu.firmware.quec.commands import (
 from vdtu.firmware.quec.config import (
     Apn,
     DtuConfig,
-    TcpChannel,
     default_config,
     load_config,
     with_conf,

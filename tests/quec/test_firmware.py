@@ -10,20 +10,15 @@ from tests.quec_harness import BROKER, QuecBench
 from vdtu.cloud.fota_server import FotaService
 from vdtu.cloud.http_server import Request as ServerRequest
 from vdtu.cloud.quec_fota import FILES_PATH, FOTA_HOST, FOTA_PORT
-from vdtu.firmware.quec.config import (
-    DtuConfig,
+from vdtu.firmware.quec.channel_schema import (
     HttpChannel,
     HttpMethod,
-    ModbusConfig,
-    ModbusGroup,
     MqttChannel,
-    PollEntry,
     QuecthingChannel,
     TcpChannel,
     UdpChannel,
-    default_config,
-    load_config,
 )
+from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
 from vdtu.firmware.quec.frames import (
     ChannelType,
     CommandFrame,
@@ -36,6 +31,7 @@ from vdtu.firmware.quec.frames import (
     parse_config_reply,
     parse_frame,
 )
+from vdtu.firmware.quec.modbus_schema import ModbusConfig, ModbusGroup, PollEntry
 from vdtu.firmware.quec.net import HttpRequest, HttpResponse
 from vdtu.firmware.quec.offline import CAPACITY
 from vdtu.modbus.rtu import FunctionCode, check_crc

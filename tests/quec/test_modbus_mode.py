@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vdtu.firmware.quec.commands import ModbusRequest, Reply
-from vdtu.firmware.quec.config import ModbusConfig, ModbusGroup, PollEntry
 from vdtu.firmware.quec.modbus_mode import (
     NO_PARAMS_ERROR,
     ModbusOptions,
@@ -23,6 +22,7 @@ from vdtu.firmware.quec.modbus_mode import (
     poll_requests,
     poll_slaves,
 )
+from vdtu.firmware.quec.modbus_schema import ModbusConfig, ModbusGroup, PollEntry
 from vdtu.modbus.rtu import (
     ExceptionCode,
     ExceptionResponse,

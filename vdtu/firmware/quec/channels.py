@@ -40,7 +40,7 @@ import simpy
 
 from vdtu.clock.rng import RandomSource
 from vdtu.firmware.backoff import Backoff
-from vdtu.firmware.quec.config import (
+from vdtu.firmware.quec.channel_schema import (
     AliyunChannel,
     Channel,
     HttpChannel,

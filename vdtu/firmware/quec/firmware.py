@@ -67,6 +67,7 @@ from vdtu.cloud.quec_fota import (
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.processes import ProcessGroup
+from vdtu.firmware.quec.channel_schema import AliyunChannel, MqttChannel, TxyunChannel
 from vdtu.firmware.quec.channels import Driver, make_driver
 from vdtu.firmware.quec.commands import (
     SEED,
@@ -80,17 +81,7 @@ from vdtu.firmware.quec.commands import (
     parse_config_command,
     parse_downlink,
 )
-from vdtu.firmware.quec.config import (
-    PORT_UARTS,
-    UART_PORTS,
-    AliyunChannel,
-    DtuConfig,
-    MqttChannel,
-    PollEntry,
-    TxyunChannel,
-    load_config,
-    with_version,
-)
+from vdtu.firmware.quec.config import DtuConfig, load_config, with_version
 from vdtu.firmware.quec.device import HardwareDevice
 from vdtu.firmware.quec.executor import (
     Diagnostic,
@@ -127,8 +118,10 @@ from vdtu.firmware.quec.modbus_mode import (
     poll_requests,
     poll_slaves,
 )
+from vdtu.firmware.quec.modbus_schema import PollEntry
 from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
 from vdtu.firmware.quec.offline import OfflineStore, Stored
+from vdtu.firmware.quec.serial_schema import PORT_UARTS, UART_PORTS
 from vdtu.log import LogLevel, UnitLog
 from vdtu.storage import FlashError, Storage, TextFile
 from vdtu.uart.chunker import SilenceChunker

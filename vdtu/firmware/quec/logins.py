@@ -40,7 +40,7 @@ from vdtu.cloud.iot_sign import (
     txyun_login,
     txyun_register_body,
 )
-from vdtu.firmware.quec.config import (
+from vdtu.firmware.quec.channel_schema import (
     AliyunChannel,
     AuthType,
     MqttChannel,

@@ -79,7 +79,7 @@ from typing import Any, Final
 
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.quec.commands import ModbusRequest, Reply
-from vdtu.firmware.quec.config import ModbusConfig, PollEntry
+from vdtu.firmware.quec.modbus_schema import ModbusConfig, PollEntry
 from vdtu.modbus.rtu import (
     ExceptionResponse,
     FunctionCode,
