@@ -1,6 +1,6 @@
 """The ``vdtu`` command.
 
-``vdtu up`` starts units in real time and runs until SIGINT or SIGTERM;
+``vdtu up`` starts units in real time and runs until SIGINT, SIGTERM or SIGHUP;
 ``vdtu term`` is a host console for one port.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -24,7 +23,15 @@ from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import DtuConfig, load_config
 from vdtu.firmware.xgc.codec import CodeFormat
 from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
-from vdtu.fleet import PORTS, PROFILES, Fleet, FleetConfig, default_pty_dir, default_state_dir
+from vdtu.fleet import (
+    PORTS,
+    PROFILES,
+    STOP_SIGNALS,
+    Fleet,
+    FleetConfig,
+    default_pty_dir,
+    default_state_dir,
+)
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
 from vdtu.load.command import run_load
@@ -375,15 +382,18 @@ def _read_quec_config(path: Path) -> DtuConfig:
 
 def _print_table(fleet: Fleet) -> None:
     ports = fleet.config.ports
+    tcp = tuple(fleet.config.serial_tcp)
     print(
         f"{'unit':<6} {'profile':<7} {'imei':<16} {'iccid':<21} "
         + " ".join(f"{p:<28}" for p in ports)
+        + "".join(f" {'tcp ' + p:<22}" for p in tcp)
     )
     for unit_id in range(len(fleet.units)):
         row = fleet.describe(unit_id)
         print(
             f"{row['name']:<6} {row['profile']:<7} {row['imei']:<16} {row['iccid']:<21} "
             + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
+            + "".join(f" {row['tcp'][p]:<22}" for p in tcp)
         )
     print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.", flush=True)
 
@@ -399,7 +409,7 @@ async def _up(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     fleet = Fleet(loop, config, sink=sink)
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
 
     def crashed(exc: Exception) -> None:
@@ -411,6 +421,12 @@ async def _up(args: argparse.Namespace) -> int:
 
     fleet.clock.on_crash.append(crashed)
     await fleet.start()
+    if fleet.took_over is not None:
+        print(
+            f"vdtu: INFO taking over --pty-dir {config.pty_dir}: removed the {fleet.took_over}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         if args.json:
             for unit_id in range(len(fleet.units)):
@@ -432,7 +448,7 @@ async def _broker(args: argparse.Namespace) -> int:
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
     async with EmbeddedBroker(
         host=args.host, port=args.port, authenticator=authenticator

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -56,6 +58,11 @@ PORTS = tuple(DEFAULT_BAUDS)
 HOST_POLL_S = 1.0
 """How often the host's line settings are read from every PTY."""
 DISCOVERY_FILE = "up.json"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""What ends a fleet cleanly (links, up.json and reports taken care of): Ctrl-C, kill, and
+the terminal closing."""
+LOCK_FILE = ".lock"
+"""In ``--pty-dir``: the lock of the one ``vdtu up`` that uses the directory, and its pid."""
 CONFIG_FILE = "dtu_config.json"
 PROFILES = ("xgc", "quec", "mix")
 """``FleetConfig.profile`` values: one personality for every unit, or both (``mix``)."""
@@ -81,6 +88,73 @@ def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/vdtu``, else ``~/.local/state/vdtu``."""
     state = os.environ.get("XDG_STATE_HOME")
     return (Path(state) if state else Path.home() / ".local" / "state") / "vdtu"
+
+
+class PtyDirLock:
+    """The one fleet that owns a ``--pty-dir``: an exclusive ``flock`` on ``<dir>/.lock``.
+
+    The kernel drops the lock when its process ends, however it ends (``kill -9`` too), so a
+    directory a killed run left behind is taken over, while one a live run holds is refused
+    with that run's pid (written into the lock file). The owner removes the file when it
+    closes; a second process that opened the file just before is told by the inode check.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / LOCK_FILE
+        self.stale_pid: int | None = None
+        """The pid of a run that held the directory and ended without cleaning up, if any."""
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the directory, or raise ConfigError naming the live run that has it."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            while True:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    owner = _pid_in(fd)
+                    os.close(fd)
+                    raise ConfigError(
+                        f"--pty-dir {self.directory} is in use by a running vdtu up "
+                        f"(pid {owner if owner is not None else 'unknown'}); stop it, or give "
+                        "this one a directory of its own with --pty-dir DIR"
+                    ) from None
+                if _same_file(fd, self.path):
+                    break
+                os.close(fd)  # its owner removed it meanwhile: lock the new one
+        except OSError as exc:
+            raise ConfigError(f"--pty-dir {self.directory}: {exc.strerror}") from None
+        self.stale_pid = _pid_in(fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Remove the lock file and drop the lock (in that order: see the class comment)."""
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _pid_in(fd: int) -> int | None:
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,6 +229,9 @@ class Fleet:
         self.endpoints: list[dict[str, FdEndpoint]] = []
         self.bridges: list[SocatBridge] = []
         self._poll: asyncio.TimerHandle | None = None
+        self.pty_dir_lock = PtyDirLock(config.pty_dir)
+        self.took_over: str | None = None
+        """What a killed run had left in ``pty_dir`` and this fleet took over (None: nothing)."""
         self.project_id, self.project_secret = default_project(config.seed)
         self.hub = MqttHub(loop)
         self.stack = XgcCloudStack(
@@ -193,6 +270,8 @@ class Fleet:
                 the units with ``start_unit`` (at its own pace: a ramp).
         """
         try:
+            if units or self.config.ports:
+                self._take_pty_dir()
             files = [self._config_file(unit_id) for unit_id in self.unit_ids] if units else []
             quec = self.quec
             self.cloud = await self.stack.start(logins=quec.login_check if quec else None)
@@ -209,6 +288,26 @@ class Fleet:
             raise
         self.clock.start()
         self._poll = self.loop.call_later(HOST_POLL_S, self._poll_hosts)
+
+    def _take_pty_dir(self) -> None:
+        """Lock ``pty_dir`` (a ConfigError if a live run has it) and clear what a killed run
+        left there: its ``up.json`` and its port links (every ``dtu<N>/<port>`` link is a
+        fleet's, and the fleet that made it is gone)."""
+        self.pty_dir_lock.acquire()
+        left = [path for path in self.config.pty_dir.glob("dtu*/*") if path.name in PORTS]
+        links = [path for path in left if path.is_symlink()]
+        stale_pid = self.pty_dir_lock.stale_pid
+        left_discovery = self.discovery_path.exists()
+        if stale_pid is None and not links and not left_discovery:
+            return
+        self.discovery_path.unlink(missing_ok=True)
+        for path in links:
+            path.unlink()
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
+        owner = "a vdtu up" if stale_pid is None else f"vdtu up pid {stale_pid}"
+        found = [f"{len(links)} port links"] + (["up.json"] if left_discovery else [])
+        self.took_over = f"{' and '.join(found)} of {owner}, which ended without cleaning up"
 
     @property
     def unit_ids(self) -> range:
@@ -402,7 +501,8 @@ class Fleet:
             await self.quec.stop()
         self.hub.close()
         await self.stack.stop()
-        self.discovery_path.unlink(missing_ok=True)
+        if self.pty_dir_lock.held:  # never another run's up.json
+            self.discovery_path.unlink(missing_ok=True)
         for bridge in self.bridges:
             bridge.close()
         self.bridges.clear()
@@ -414,3 +514,4 @@ class Fleet:
             if unit_dir.is_dir() and not any(unit_dir.iterdir()):
                 unit_dir.rmdir()
         self.endpoints.clear()
+        self.pty_dir_lock.release()
