@@ -36,12 +36,18 @@ from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
 from vdtu.identity import Identity
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.links.quec_net import RealQuecNet
-from vdtu.links.quec_stack import QuecCloudStack
+from vdtu.links.quec_stack import (
+    BROKER_NAME,
+    BROKER_NAME_PORT,
+    QuecCloudStack,
+    migrate_default_channel,
+)
 from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
-from vdtu.log import LogRecord, UnitLog
+from vdtu.log import LogLevel, LogRecord, UnitLog
 from vdtu.net.mqtt import MqttHub
 from vdtu.storage import (
     FileStorage,
+    FlashError,
     HostTextFile,
     MemoryStorage,
     MemoryTextFile,
@@ -361,21 +367,50 @@ class Fleet:
         return file
 
     def _quec_default(self, imei: str) -> DtuConfig:
-        """The config a QuecPython unit starts with: MQTT to the fleet's broker."""
+        """The config a QuecPython unit starts with: ``--quec-config``, else vdtu's default."""
         if self.config.quec_config is not None:
             return self.config.quec_config
-        url = self.stack.broker_url
-        assert url is not None  # the stack has started
-        if self.stack.broker is not None:
+        return self._vdtu_default(imei)
+
+    def _vdtu_default(self, imei: str) -> DtuConfig:
+        """vdtu's default config: MQTT to the fleet's broker by its local name ``broker.vdtu``
+        (so the file outlives this run's port), with the unit's login on the embedded broker
+        or the ``--broker`` URL's login."""
+        broker = self.config.broker
+        if broker is None:
             username, password = imei, device_password(self.project_secret, imei)
         else:
-            username, password = url.username or "", url.password or ""
+            username, password = broker.username or "", broker.password or ""
         return default_config(
             imei,
-            broker_host=url.host,
-            broker_port=url.port,
+            broker_host=BROKER_NAME,
+            broker_port=BROKER_NAME_PORT,
             broker_username=username,
             broker_password=password,
+        )
+
+    def _migrate_config(self, file: TextFile, imei: str, log: UnitLog) -> None:
+        """Move a default config an older vdtu wrote (``127.0.0.1`` and that run's port) to
+        ``broker.vdtu``, saying so at INFO; a user's config is left as it is."""
+        text = file.read()
+        if text is None:
+            return
+        stored = load_config(text)  # checked by _config_file
+        migrated = migrate_default_channel(stored, self._vdtu_default(imei))
+        if migrated is None:
+            return
+        old = stored.conf["1"].to_json()
+        was = f"channel 1 is vdtu's default to {old['url']}:{old['port']} (an older vdtu's broker)"
+        try:  # the form the firmware writes a file a user reads in: indented
+            file.write(json.dumps(migrated.to_json(), ensure_ascii=False, indent=4) + "\n")
+        except FlashError as exc:
+            log.write(self.clock.env.now, LogLevel.ERROR, "config", f"{was}; not moved: {exc}")
+            return
+        log.write(
+            self.clock.env.now,
+            LogLevel.INFO,
+            "config",
+            f"dtu_config.json: {was}; now {BROKER_NAME}, the fleet's broker",
         )
 
     def _start_unit(self, unit_id: int, config_file: TextFile | None) -> None:
@@ -391,6 +426,8 @@ class Fleet:
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
             log.sinks.append(self.sink)
+        if config_file is not None:
+            self._migrate_config(config_file, identity.imei, log)
         unit = Unit(
             self.clock.env,
             unit_config,

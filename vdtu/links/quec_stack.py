@@ -12,7 +12,9 @@
   ``broker.vdtu`` (the fleet's broker), ``tcp.vdtu``, ``udp.vdtu`` and
   ``http.vdtu`` (the data servers) let a ``dtu_config.json`` written before the
   fleet starts reach them without knowing their ports; every other name is
-  dialled as it is.
+  dialled as it is. The default config names the broker ``broker.vdtu``, so it
+  outlives the run that wrote it; ``migrate_default_channel`` moves a default an
+  older vdtu wrote (``127.0.0.1`` and that run's port) to the local name.
 
 The broker checks the Aliyun, Tencent and quecthing logins with ``IotCloud`` (see
 ``login_check``), so a unit with a wrong DeviceSecret is refused as the real cloud
@@ -22,6 +24,7 @@ would refuse it.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from vdtu.cloud.fota_server import FotaService
 from vdtu.cloud.http_server import Handler, HttpServer, Reply, Request
 from vdtu.cloud.iot_cloud import ALIYUN_REGISTER_PATH, TXYUN_REGISTER_PATH, IotCloud
 from vdtu.cloud.quec_fota import FOTA_HOST, FOTA_PORT
+from vdtu.firmware.quec.config import DtuConfig
 from vdtu.firmware.quec.logins import (
     ALIYUN_MQTT_HOST,
     ALIYUN_REGISTER_URL,
@@ -52,9 +56,39 @@ BROKER_NAME = "broker.vdtu"
 TCP_NAME = "tcp.vdtu"
 UDP_NAME = "udp.vdtu"
 HTTP_NAME = "http.vdtu"
+BROKER_NAME_PORT = 1883
+"""The port a config gives with ``broker.vdtu`` (MQTT's own; ``resolve`` puts the fleet's)."""
+OLD_DEFAULT_HOST = "127.0.0.1"
+"""Where an older vdtu's default channel pointed: the broker of that run, on a random port."""
 _SERVICE_HOSTS = frozenset({_host_of(ALIYUN_REGISTER_URL), _host_of(TXYUN_REGISTER_URL), FOTA_HOST})
 _ALIYUN_SUFFIX = ALIYUN_MQTT_HOST.removeprefix("{product_key}")
 _TXYUN_SUFFIX = TXYUN_MQTT_HOST.removeprefix("{product_key}")
+
+
+def migrate_default_channel(stored: DtuConfig, default: DtuConfig) -> DtuConfig | None:
+    """``stored`` with ``default``'s channel ``"1"``, when ``stored``'s is an older vdtu's default.
+
+    Older vdtu versions wrote the default channel with the broker's address of that run
+    (``127.0.0.1`` and a random port), which nothing answers once vdtu restarts. A stored
+    channel ``"1"`` that is ``default``'s channel ``"1"`` in every field but a
+    ``127.0.0.1`` ``url`` and its ``port`` is such a default (the IMEI is in its client
+    id, topics and login); everything else in ``stored`` (other settings, other channels,
+    their order) is kept.
+
+    Returns:
+        The migrated config, or None when channel ``"1"`` is the user's (another host,
+        topic, login, QoS ...) or already ``default``'s.
+    """
+    channel, wanted = stored.conf.get("1"), default.conf.get("1")
+    if channel is None or wanted is None or channel == wanted:
+        return None
+    found, target = channel.to_json(), wanted.to_json()
+    if found.get("protocol") != "mqtt" or found.get("url") != OLD_DEFAULT_HOST:
+        return None
+    if {**found, "url": target.get("url"), "port": target.get("port")} != target:
+        return None
+    conf = {key: wanted if key == "1" else value for key, value in stored.conf.items()}
+    return replace(stored, conf=conf)
 
 
 class QuecCloudStack:

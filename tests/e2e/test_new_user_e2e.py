@@ -1,0 +1,123 @@
+"""What a new user does first, end to end: restart ``vdtu up``, use the cloud console, copy
+the broker login from the first screen.
+
+Each test starts ``vdtu up`` as a subprocess and talks to it as a user's tools would: the
+console (``vdtu cloud``) as a subprocess, a plain paho client as a backend.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.quec_tools import CloudClient, StderrTail, broker_login, write_unit_config
+from tests.e2e.running import vdtu_up
+from vdtu.firmware.quec.config import default_config, load_config
+from vdtu.identity import Identity
+
+pytestmark = [pytest.mark.pty, pytest.mark.slow]
+
+SEED = 0
+LOGIN_KEYS = ("broker_username", "broker_password")
+
+
+def ask_code_0(pty_dir: Path, imei: str, *, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Publish code 0 to a QuecPython unit once a second until it answers; its reply.
+
+    The unit registers to the network before its channel connects, so the first
+    commands may go unheard.
+    """
+    cloud = CloudClient(pty_dir, client_id=f"new-user-{imei}")
+    try:
+        cloud.subscribe(f"quec/{imei}/up")
+        deadline = time.monotonic() + timeout_s
+        msg_id = 0
+        while True:
+            msg_id += 1
+            cloud.publish(
+                f"quec/{imei}/down", json.dumps({"msg_id": msg_id, "cmd_code": 0}).encode()
+            )
+            try:
+                _index, message = cloud.messages.wait(
+                    lambda m: json.loads(m.data).get("code") == 0, timeout_s=1.0
+                )
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{imei} never answered code 0 in {timeout_s} s") from None
+                continue
+            reply: dict[str, Any] = json.loads(message.data)
+            return reply
+    finally:
+        cloud.close()
+
+
+def wait_for_file(path: Path, *, timeout_s: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was never written"
+        time.sleep(0.05)
+    return path.read_text()
+
+
+def test_a_quec_unit_answers_after_vdtu_up_restarts(tmp_path: Path) -> None:
+    """The default config names the fleet's broker by its local name, so the unit finds the
+    broker of the next run (on another random port)."""
+    pty_dir, state_dir = tmp_path / "pty", tmp_path / "state"
+    args = ("--profile", "quec", "--pty-dir", str(pty_dir), "--state-dir", str(state_dir))
+    with vdtu_up(*args, "--ports", "uart") as first:
+        imei = first.units[0]["imei"]
+        written = json.loads(wait_for_file(Path(first.units[0]["config"])))
+        assert written["conf"]["1"]["url"] == "broker.vdtu"
+        code, err = first.stop()
+        assert code == 0, err
+    with vdtu_up(*args, "--ports", "uart") as second:
+        assert second.units[0]["broker"] != first.units[0]["broker"]  # another random port
+        reply = ask_code_0(pty_dir, imei)
+        assert (reply["code"], reply["data"], reply["status"]) == (0, imei, 1)
+        code, err = second.stop()
+        assert code == 0, err
+        assert "connection refused" not in err
+
+
+def test_an_older_vdtus_default_config_is_moved_to_the_local_name(tmp_path: Path) -> None:
+    """Unit 0 holds the default an older vdtu wrote (127.0.0.1 and a port of a run long
+    gone): it is rewritten, said once at INFO, and the unit answers. Unit 1 holds a config
+    of the user's (the same but QoS 0): kept byte for byte."""
+    pty_dir, state_dir = tmp_path / "pty", tmp_path / "state"
+    imeis = [Identity.for_unit(SEED, unit).imei for unit in (0, 1)]
+    logins = [dict(zip(LOGIN_KEYS, broker_login(SEED, imei), strict=True)) for imei in imeis]
+    older = [  # port 9 (discard): nothing listens there
+        default_config(imei, broker_host="127.0.0.1", broker_port=9, **login)
+        for imei, login in zip(imeis, logins, strict=True)
+    ]
+    path_0 = write_unit_config(state_dir, SEED, 0, older[0])
+    user_text = json.dumps(older[1].to_json()).replace('"qos": "1"', '"qos": "0"')
+    assert user_text != json.dumps(older[1].to_json())
+    path_1 = state_dir / imeis[1] / "dtu_config.json"
+    path_1.parent.mkdir(parents=True)
+    path_1.write_text(user_text)
+    args = ("--profile", "quec", "--pty-dir", str(pty_dir), "--state-dir", str(state_dir))
+    with vdtu_up(*args, "--ports", "uart", "-v", units=2) as fleet:
+        log = StderrTail(fleet.process)
+        try:
+            reply = ask_code_0(pty_dir, imeis[0])
+            assert (reply["code"], reply["data"]) == (0, imeis[0])
+            migrated = load_config(path_0.read_text())
+            today = default_config(
+                imeis[0], broker_host="broker.vdtu", broker_port=1883, **logins[0]
+            )
+            assert migrated.conf["1"] == today.conf["1"]
+            assert path_1.read_text() == user_text
+            lines = [line for line in log.text().splitlines() if "broker.vdtu" in line]
+            assert len(lines) == 1, lines
+            assert lines[0].startswith("dtu0 ")
+            assert " INFO " in lines[0]
+            assert "127.0.0.1:9" in lines[0]
+            code, err = fleet.stop()
+            assert code == 0, err
+        finally:
+            log.close()
