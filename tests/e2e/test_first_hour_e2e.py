@@ -8,10 +8,12 @@ the terminal (SIGHUP), a ``--serial-tcp`` port someone else holds, and the table
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,72 @@ def test_a_pty_dir_left_by_a_killed_vdtu_up_is_taken_over(tmp_path: Path) -> Non
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
 
 
+# -- vdtu term -----------------------------------------------------------------------------
+
+
+def test_vdtu_term_reads_commands_from_a_regular_file(tmp_path: Path) -> None:
+    commands = tmp_path / "commands.txt"
+    commands.write_text("GET_IMEI\nSAVE_KEYS a:1\nGET_KEYS a\n")
+    with vdtu_up("--pty-dir", str(tmp_path / "pty"), "--no-state") as running:
+        path = str(link(running, "uart"))
+        host = Host(path)
+        wait_until_listening(host)
+        host.close()
+        with commands.open() as stdin:
+            result = _run("term", path, "--linger", "0.5", stdin=stdin.fileno())
+        running.stop()
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    imei = running.units[0]["imei"]
+    replies = [line for line in result.stdout.splitlines() if line.startswith("< ")]
+    assert [line.split()[1] for line in replies] == ["GET_IMEI", "SAVE_KEYS", "GET_KEYS"]
+    assert f"< GET_IMEI       {imei}" in replies[0]
+    assert "< GET_KEYS       a:1" in replies[2]
+
+
+def test_vdtu_term_with_stdin_from_dev_null_ends_at_once(tmp_path: Path) -> None:
+    with vdtu_up("--pty-dir", str(tmp_path), "--no-state") as running:
+        path = str(link(running, "uart"))
+        with open(os.devnull, "rb") as stdin:
+            started = time.monotonic()
+            result = _run("term", path, "--linger", "0.2", stdin=stdin.fileno())
+            elapsed = time.monotonic() - started
+        running.stop()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert elapsed < 10
+
+
+def test_vdtu_term_says_where_the_host_pipe_went_after_set_dtu_pipe_485(tmp_path: Path) -> None:
+    with vdtu_up("--pty-dir", str(tmp_path), "--no-state") as running:
+        path = str(link(running, "uart"))
+        host = Host(path)
+        wait_until_listening(host)
+        host.close()
+        result = subprocess.run(
+            [*VDTU, "term", path, "--linger", "0.5"],
+            input="SET_DTU_PIPE#485\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        rs485 = str(link(running, "rs485"))
+        # the unit now answers on the bus: the note's command is the way back
+        bus = Host(rs485, baud=9600)
+        try:
+            assert bus.ask("GET_DTU_PIPE").frame.content == "485"
+        finally:
+            bus.close()
+        running.stop()
+    assert result.returncode == 0, result.stderr
+    assert "< SET_DTU_PIPE#485-ok" in result.stdout
+    notes = [line for line in result.stdout.splitlines() if "RS-485" in line]
+    assert len(notes) == 1, result.stdout
+    assert f"vdtu term --baud 9600 {rs485}" in notes[0]
+    assert "SET_DTU_PIPE#uart" in notes[0]
+
+
 # -- closing the terminal, TCP ports -------------------------------------------------------
 
 
@@ -107,6 +175,23 @@ def test_sighup_stops_vdtu_up_and_removes_its_links_and_up_json(tmp_path: Path) 
         assert (tmp_path / "up.json").exists()
         code, err = running.stop(signal.SIGHUP)
     assert code == 0, err
+    assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
+def test_a_busy_serial_tcp_port_is_named(tmp_path: Path) -> None:
+    require_tool("socat")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = _run(
+            "up", "--pty-dir", str(tmp_path), "--no-state", "--serial-tcp", f"uart={port}"
+        )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"tcp port {port} is in use" in lines[0]
+    assert "--serial-tcp" in lines[0]
     assert not any(tmp_path.iterdir()), list(tmp_path.iterdir())
 
 

@@ -10,7 +10,10 @@ must not fill its PTY and stall it) and kept at DEBUG level in the unit's log.
 from __future__ import annotations
 
 import asyncio
+import errno
+import re
 import shutil
+import socket
 
 import pexpect
 
@@ -22,6 +25,26 @@ INSTALL_HINT = (
     "socat is not installed; install it with 'sudo apt-get install socat' (Debian, Ubuntu), "
     "'sudo dnf install socat' (Fedora) or 'brew install socat' (macOS)"
 )
+
+
+_SOCAT_ERROR = re.compile(r" E (.*)")
+"""An error line of socat's log (``2026/01/01 00:00:00 socat[12] E bind(...): ...``)."""
+
+
+def check_port_free(bind: str, tcp_port: int) -> None:
+    """Raise ConfigError if ``bind:tcp_port`` cannot be listened on (bound as socat binds it,
+    with SO_REUSEADDR), naming the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((bind, tcp_port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"tcp port {tcp_port} is in use on {bind} (--serial-tcp PORT=TCP gives "
+                    "unit N the TCP port TCP+N); stop what holds it or pick another TCP base"
+                ) from None
+            raise ConfigError(f"tcp port {tcp_port} on {bind}: {exc.strerror}") from None
 
 
 def socat_binary() -> str:
@@ -57,6 +80,7 @@ class SocatBridge:
         if not 1 <= tcp_port <= 65535:
             raise ConfigError(f"TCP port must be 1..65535, not {tcp_port}")
         binary = socat_binary()
+        check_port_free(bind, tcp_port)
         self.clock = clock
         self.loop = loop
         self.log = log
@@ -77,7 +101,8 @@ class SocatBridge:
         if index != 0:
             output = (self.child.before or "").strip().splitlines()
             self.child.close(force=True)
-            detail = output[-1] if output else "no output"
+            errors = [found.group(1) for found in map(_SOCAT_ERROR.search, output) if found]
+            detail = errors[-1] if errors else output[-1] if output else "no output"
             raise ConfigError(f"socat could not listen on {bind}:{tcp_port}: {detail}")
         log.write(clock.now, LogLevel.INFO, "socat", f"{device} offered on tcp://{bind}:{tcp_port}")
         loop.add_reader(self.child.child_fd, self._drain)
