@@ -59,10 +59,24 @@ def _port_map(
     return mapping
 
 
+class SubcommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: an option it does not know is refused with its own usage
+    (``usage: vdtu fleet ...``), not the top-level one argparse would print. Its own
+    subcommands (``vdtu cloud watch``) are of this class too."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="vdtu", description="Virtual DTU simulator fleet.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=SubcommandParser)
 
     _add_up(commands)
     _add_fleet(commands)

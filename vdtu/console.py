@@ -44,7 +44,7 @@ from vdtu.cloud.xgc_api import (
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.commands import CommandCode
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
-from vdtu.links.xgc_stack import url_from_discovery
+from vdtu.links.xgc_stack import DISCOVERY_FILE, url_from_discovery
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 CONNECT_TIMEOUT_S = 10.0
@@ -58,19 +58,98 @@ class Target:
     broker: BrokerUrl
     project: str | None
     units: dict[str, str] | None = None
-    """IMEI -> profile (``xgc``, ``quec``) of a running ``vdtu up``."""
+    """IMEI -> profile (``xgc``, ``quec``) of a running ``vdtu up``; None: not known (a
+    broker of the user's own)."""
 
     def is_quec(self, imei: str) -> bool:
         return self.units is not None and self.units.get(imei) == "quec"
+
+    def check_unit(self, command: str, imei: str | None, *, quec: bool = False) -> str | None:
+        """Refuse what cannot reach the unit, before anything is sent.
+
+        Args:
+            command: the ``vdtu cloud`` subcommand.
+            imei: the unit it addresses (None: every unit, ``watch``).
+            quec: ``send --quec`` (the user says the unit is a QuecPython one).
+
+        Returns:
+            A note for the user when the units are not known (no discovery file), else None.
+
+        Raises:
+            ConfigError: the running fleet has no such unit, or the unit's kind does not
+                take ``command`` (``cmd`` is QuecPython-only, ``config`` and ``ota`` XGC-only).
+        """
+        if imei is None:
+            return None
+        if self.units is None:
+            return (
+                f"the units of {self.broker} are not known (no 'vdtu up' discovery file for "
+                f"it): IMEI {imei} and its kind (XGC or QuecPython) are not checked"
+            )
+        profile = self.units.get(imei)
+        if profile is None:
+            raise ConfigError(
+                f"IMEI {imei!r} is not a unit of the running vdtu up; it has "
+                f"{_listed_units(self.units)}"
+            )
+        if profile == "xgc" and (command in QUEC_ONLY or quec):
+            wanted = "'--quec'" if command == "send" else f"{command!r}"
+            raise _kind_error(imei, XGC_KIND, wanted, QUEC_KIND)
+        if profile == "quec" and command in XGC_ONLY:
+            raise _kind_error(imei, QUEC_KIND, f"{command!r}", XGC_KIND)
+        return None
+
+
+XGC_ONLY = ("config", "ota")
+"""Pushes only an XGC unit takes (on its ``config`` and ``ota`` topics)."""
+QUEC_ONLY = ("cmd",)
+"""Command codes: only a QuecPython unit takes them."""
+XGC_COMMANDS = ("send", *XGC_ONLY)
+QUEC_COMMANDS = ("send", *QUEC_ONLY)
+XGC_KIND, QUEC_KIND = "an XGC", "a QuecPython"
+SHOWN_UNITS = 3
+"""How many IMEIs a refusal lists."""
+
+
+def _listed_units(units: dict[str, str]) -> str:
+    shown = [f"{imei} ({profile})" for imei, profile in list(units.items())[:SHOWN_UNITS]]
+    more = len(units) - len(shown)
+    count = f"{len(units)} unit{'s' if len(units) != 1 else ''}"
+    return f"{count}: {', '.join(shown)}" + (f" and {more} more" if more else "")
+
+
+def _kind_error(imei: str, kind: str, command: str, needed: str) -> ConfigError:
+    """``imei`` is ``kind`` (XGC or QuecPython), and ``command`` needs the other kind."""
+    takes = QUEC_COMMANDS if kind == QUEC_KIND else XGC_COMMANDS
+    names = [f"'{name}'" for name in takes]
+    options = ", ".join(names[:-1]) + f" and {names[-1]}"
+    hint = ": settings are codes 51..63" if kind == QUEC_KIND else ""
+    return ConfigError(
+        f"{imei} is {kind} unit; {command} needs {needed} unit ({kind} unit takes {options}{hint})"
+    )
 
 
 def find_target(
     *, broker: str | None, ca_file: Path | None, project: str | None, pty_dir: Path
 ) -> Target:
-    """The broker from ``--broker``, else from the discovery file of a running ``vdtu up``."""
+    """The broker from ``--broker``, else from the discovery file of a running ``vdtu up``.
+
+    With ``--broker`` naming the broker of the running ``vdtu up`` (same host and port),
+    the discovery file still says which units there are and the project.
+    """
+    path = pty_dir / DISCOVERY_FILE
     if broker is not None:
-        return Target(broker=parse_broker_url(broker, ca_file=ca_file), project=project)
-    path = pty_dir / "up.json"
+        url = parse_broker_url(broker, ca_file=ca_file)
+        try:
+            document = json.loads(path.read_text())
+            same = url_from_discovery(document)
+        except (OSError, ValueError, KeyError, TypeError):
+            return Target(broker=url, project=project)
+        if (same.host, same.port) != (url.host, url.port):
+            return Target(broker=url, project=project)
+        return Target(
+            broker=url, project=project or document.get("project"), units=_units(document)
+        )
     try:
         document = json.loads(path.read_text())
     except FileNotFoundError:
@@ -79,12 +158,16 @@ def find_target(
         ) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON ({exc})") from exc
-    units = document.get("units")
     return Target(
         broker=url_from_discovery(document),
         project=project or document.get("project"),
-        units=units if isinstance(units, dict) else None,
+        units=_units(document),
     )
+
+
+def _units(document: dict[str, Any]) -> dict[str, str] | None:
+    units = document.get("units")
+    return units if isinstance(units, dict) else None
 
 
 class Console:
@@ -313,6 +396,11 @@ async def run_cloud_command(args: Any) -> int:
     target = find_target(
         broker=args.broker, ca_file=args.ca_file, project=args.project, pty_dir=args.pty_dir
     )
+    note = target.check_unit(
+        args.cloud_command, args.imei, quec=args.cloud_command == "send" and args.quec
+    )
+    if note is not None:
+        print(f"vdtu cloud: {note}", file=sys.stderr, flush=True)
     console = Console(target)
     try:
         await console.connect()

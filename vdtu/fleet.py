@@ -42,7 +42,12 @@ from vdtu.links.quec_stack import (
     QuecCloudStack,
     migrate_default_channel,
 )
-from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
+from vdtu.links.xgc_stack import (
+    DISCOVERY_FILE,
+    CloudSettings,
+    XgcCloudStack,
+    default_project,
+)
 from vdtu.log import LogLevel, LogRecord, UnitLog
 from vdtu.net.mqtt import MqttHub
 from vdtu.storage import (
@@ -63,7 +68,6 @@ from vdtu.unit import DEFAULT_BAUDS, QUEC_MODEL, XGC_MODEL, Profile, Unit, UnitC
 PORTS = tuple(DEFAULT_BAUDS)
 HOST_POLL_S = 1.0
 """How often the host's line settings are read from every PTY."""
-DISCOVERY_FILE = "up.json"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 """What ends a fleet cleanly (links, up.json and reports taken care of): Ctrl-C, kill, and
 the terminal closing."""

@@ -47,3 +47,29 @@ def test_cloud_console_without_a_running_fleet_says_so(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no running 'vdtu up' found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["up", "--foo"], "usage: vdtu up "),
+        (["fleet", "--foo"], "usage: vdtu fleet "),
+        (["term", "/dev/null", "--foo"], "usage: vdtu term "),
+        (["broker", "--foo"], "usage: vdtu broker "),
+        (["cloud", "watch", "--foo"], "usage: vdtu cloud watch "),
+        (["cloud", "--foo", "watch"], "usage: vdtu cloud "),
+    ],
+)
+def test_an_unknown_option_prints_the_subcommands_usage(args: list[str], usage: str) -> None:
+    """``vdtu fleet --foo`` shows fleet's usage and names --foo, not the top-level usage."""
+    result = subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(usage), result.stderr
+    assert "unrecognized arguments: --foo" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.cloud_tools import cloud
 from tests.e2e.quec_tools import CloudClient, StderrTail, broker_login, write_unit_config
 from tests.e2e.running import vdtu_up
 from vdtu.firmware.quec.config import default_config, load_config
@@ -121,3 +122,51 @@ def test_an_older_vdtus_default_config_is_moved_to_the_local_name(tmp_path: Path
             assert code == 0, err
         finally:
             log.close()
+
+
+def test_the_console_refuses_units_the_fleet_does_not_have_and_kinds_that_do_not_fit(
+    tmp_path: Path,
+) -> None:
+    """``--profile mix``: unit 0 is XGC, unit 1 QuecPython. The console refuses (exit 2, one
+    line) an IMEI the fleet lacks and a subcommand the unit's kind does not take; what fits
+    is sent. Against a broker without a discovery file it sends and says it could not check."""
+    pty_dir = tmp_path / "pty"
+    args = ("--profile", "mix", "--pty-dir", str(pty_dir), "--no-state", "--ports", "uart")
+    with vdtu_up(*args, units=2) as fleet:
+        xgc, quec = (unit["imei"] for unit in fleet.units)
+        at = ("--pty-dir", str(pty_dir))
+        unknown = cloud(*at, "send", "notanimei", '{"a": 1}')
+        assert unknown.returncode == 2
+        assert unknown.stderr == (
+            "vdtu: IMEI 'notanimei' is not a unit of the running vdtu up; "
+            f"it has 2 units: {xgc} (xgc), {quec} (quec)\n"
+        )
+        assert unknown.stdout == ""
+        wrong_kind = cloud(*at, "cmd", xgc, "0")
+        assert wrong_kind.returncode == 2
+        assert f"{xgc} is an XGC unit; 'cmd' needs a QuecPython unit" in wrong_kind.stderr
+        assert cloud(*at, "config", quec, "a=1").returncode == 2
+        sent = cloud(*at, "send", xgc, '{"a": 1}')
+        assert (sent.returncode, sent.stderr) == (0, ""), sent.stderr
+        assert sent.stdout.startswith("sent to xgc/")
+        # a broker the console has no discovery file for: it cannot know the units
+        document = json.loads((pty_dir / "up.json").read_text())
+        broker = document["broker"]
+        url = f"mqtt://{document['username']}:{document['password']}@{broker['host']}:{broker['port']}"
+        elsewhere = tmp_path / "elsewhere"
+        blind = cloud(
+            "--pty-dir",
+            str(elsewhere),
+            "--broker",
+            url,
+            "--project",
+            "p",
+            "send",
+            "notanimei",
+            '{"a": 1}',
+        )
+        assert blind.returncode == 0, blind.stderr
+        assert blind.stdout.startswith("sent to xgc/p/notanimei/down")
+        assert "IMEI notanimei and its kind (XGC or QuecPython) are not checked" in blind.stderr
+        code, err = fleet.stop()
+        assert code == 0, err

@@ -129,6 +129,10 @@ class XgcCloudStack:
             await self.broker.stop()
 
 
+DISCOVERY_FILE = "up.json"
+"""The discovery document's name in ``vdtu up``'s ``--pty-dir``."""
+
+
 def url_from_discovery(data: dict[str, Any]) -> BrokerUrl:
     """The broker URL (with the console's login) from a discovery document."""
     broker = data["broker"]
