@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,80 @@ def test_an_unknown_option_prints_the_subcommands_usage(args: list[str], usage: 
     assert result.stderr.startswith(usage), result.stderr
     assert "unrecognized arguments: --foo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+QUEC_IMEI, XGC_IMEI = "867435059800771", "867435059800763"
+
+
+def _cloud(pty_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", "cloud", "--pty-dir", str(pty_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.fixture
+def fleet_dir(tmp_path: Path) -> Path:
+    """An up.json as a running ``vdtu up --profile mix --units 2`` writes it (its broker is
+    not running: each refusal comes before the console connects)."""
+    document = {
+        "broker": {"scheme": "mqtt", "host": "127.0.0.1", "port": 9, "ca_file": None},
+        "username": "vdtu-console",
+        "password": "x" * 32,
+        "project": "1000a18db9b17958165c",
+        "units": {XGC_IMEI: "xgc", QUEC_IMEI: "quec"},
+    }
+    (tmp_path / "up.json").write_text(json.dumps(document))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["send", "notanimei", '{"a": 1}'],
+        ["send", "867435059800789", '{"a": 1}'],
+        ["cmd", "notanimei", "0"],
+        ["config", "notanimei", "a=1"],
+        ["ota", "notanimei", "--url", "http://h/f.bin", "--version", "1.1"],
+        ["watch", "notanimei", "--timeout", "1"],
+    ],
+)
+def test_cloud_refuses_an_imei_the_running_fleet_does_not_have(
+    fleet_dir: Path, args: list[str]
+) -> None:
+    result = _cloud(fleet_dir, *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"IMEI {args[1]!r} is not a unit of the running vdtu up" in lines[0]
+    assert f"{XGC_IMEI} (xgc), {QUEC_IMEI} (quec)" in lines[0]
+
+
+def test_cloud_cmd_refuses_an_xgc_unit(fleet_dir: Path) -> None:
+    result = _cloud(fleet_dir, "cmd", XGC_IMEI, "0")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"vdtu: {XGC_IMEI} is an XGC unit; 'cmd' needs a QuecPython unit "
+        "(an XGC unit takes 'send', 'config' and 'ota')"
+    )
+
+
+@pytest.mark.parametrize(
+    "args", [["config", QUEC_IMEI, "a=1"], ["ota", QUEC_IMEI, "--url", "u", "--version", "1"]]
+)
+def test_cloud_config_and_ota_refuse_a_quec_unit(fleet_dir: Path, args: list[str]) -> None:
+    result = _cloud(fleet_dir, *args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"vdtu: {QUEC_IMEI} is a QuecPython unit; '{args[0]}' needs an XGC unit "
+        "(a QuecPython unit takes 'send' and 'cmd': settings are codes 51..63)"
+    )
+
+
+def test_cloud_send_quec_flag_refuses_an_xgc_unit(fleet_dir: Path) -> None:
+    result = _cloud(fleet_dir, "send", "--quec", XGC_IMEI, '{"a": 1}')
+    assert result.returncode == 2
+    assert "is an XGC unit; '--quec' needs a QuecPython unit" in result.stderr
