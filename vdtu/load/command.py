@@ -10,15 +10,25 @@ so shards never collide, here or on other machines (``--shard i/n``).
 
 The final report is printed as JSON on stdout (without the latency histograms)
 and written whole to ``--report``; the exit status is 0 when every unit was
-connected at the end and nothing was lost, 1 otherwise.
+connected at the end and nothing was lost, 1 otherwise, with the reason on stderr.
+
+Before the run, one line on stderr gives the plan (units, ramp time, sending time,
+grace), a warning follows when ``--duration`` is too short for the last units to
+register and connect, and a fleet the process's open-file limit cannot hold is
+refused (the limit is first raised to its hard maximum): a unit holds a socket (and
+two PTY fds with ``--pty``), the embedded broker the other end of each connection.
+Children of ``--procs`` leave all this to their parent (``CHILD_ENV``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
+import math
+import os
+import resource
 import secrets
-import signal
 import sys
 import tempfile
 from dataclasses import asdict, replace
@@ -30,15 +40,43 @@ import yaml
 from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.errors import ConfigError
-from vdtu.load.options import LoadOptions
-from vdtu.load.report import FleetReport, merge
+from vdtu.fleet import STOP_SIGNALS
+from vdtu.load.options import LoadOptions, Shard
+from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import LoadRun, write_report
+from vdtu.modem.modem import Modem
 
 FLEET_USER = "vdtu-fleet"
+CHILD_ENV = "VDTU_FLEET_CHILD"
+"""Set for the children of ``--procs``: their parent prints the plan, warnings and reasons."""
+CONNECT_ALLOWANCE_S = 3.0
+"""Seconds a registered unit may take to log in and connect (a local broker: well under 1 s;
+the 5000-unit run in docs/fleet.md connected its last unit 11.6 s after the ramp)."""
+FD_RESERVE = 64
+"""Open files a process needs besides its units': the verifier, servers, the loop, logs."""
+
+
+def registration_s() -> tuple[float, float]:
+    """From power-on to network registration, shortest and longest: the modem's boot plus
+    its network search (``Modem``'s defaults, which every fleet unit uses)."""
+    parameters = inspect.signature(Modem.__init__).parameters
+    boot, search = parameters["boot_s"].default, parameters["search_s"].default
+    return boot[0] + search[0], boot[1] + search[1]
+
+
+def shortest_duration_s() -> int:
+    """The ``--duration`` that gives the last unit powered on time to register and connect."""
+    return math.ceil(registration_s()[1] + CONNECT_ALLOWANCE_S)
 
 
 async def run_load(options: LoadOptions) -> int:
-    """Run the load test; returns the exit status."""
+    """Run the load test; returns the exit status (the reason on stderr when it is not 0)."""
+    parent = not os.environ.get(CHILD_ENV)
+    if parent:
+        print(f"vdtu fleet: {plan(options)}", file=sys.stderr, flush=True)
+        for warning in warnings(options):
+            print(f"vdtu fleet: warning: {warning}", file=sys.stderr, flush=True)
+    check_open_files(options)
     if options.procs > 1:
         report = await _run_children(options)
     else:
@@ -48,18 +86,108 @@ async def run_load(options: LoadOptions) -> int:
     summary = report.to_json()
     summary.pop("histograms", None)  # the report file keeps them, for merging
     print(json.dumps(summary, indent=1))
-    return 0 if report.connected == report.units and report.lost == 0 else 1
+    causes = shortfalls(report)
+    if causes and parent:
+        print(f"vdtu fleet: {'; '.join(causes)}{_hint(options, report)}", file=sys.stderr)
+    return 1 if causes else 0
+
+
+def plan(options: LoadOptions) -> str:
+    """What the run will do, in time: units, the ramp, sending and grace."""
+    block = len(_largest_block(options))
+    if options.procs > 1:
+        who = f"{options.units} units in {options.procs} processes of up to {block}"
+    elif options.shard.count > 1:
+        who = f"shard {options.shard}: {block} of {options.units} units"
+    else:
+        who = f"{options.units} units"
+    return (
+        f"{who} at {options.ramp:g} per second: a ramp of {_s(block / options.ramp)} s, "
+        f"then {_s(options.duration)} s of sending and up to {_s(options.grace)} s of grace"
+    )
+
+
+def warnings(options: LoadOptions) -> list[str]:
+    """Options that let the run fail whatever the broker does."""
+    shortest = shortest_duration_s()
+    if options.duration >= shortest:
+        return []
+    low, high = registration_s()
+    return [
+        f"--duration {_s(options.duration)} s is shorter than the {shortest} s the units "
+        f"powered on last need to register with the network ({low:g}-{high:g} s after "
+        f"power-on) and connect: they may never connect; give --duration {shortest} or more"
+    ]
+
+
+def check_open_files(options: LoadOptions) -> None:
+    """Raise this process's open-file limit to its hard maximum and refuse a fleet it cannot
+    hold, naming the limit and what to change."""
+    per_unit = 1 + (2 if options.pty else 0)
+    block = len(_largest_block(options))
+    embedded = options.broker is None
+    limit = _raise_open_file_limit()
+    allowed = f"the limit of {limit} open files (ulimit -n)"
+    if options.procs > 1 and embedded and options.units + FD_RESERVE > limit:
+        raise ConfigError(
+            f"--units {options.units}: the embedded broker would hold {options.units} "
+            f"connections in this process, more than {allowed}; raise the limit, or run "
+            "your own broker and name it with --broker URL"
+        )
+    need = block * per_unit + (block if embedded and options.procs == 1 else 0) + FD_RESERVE
+    if need <= limit:
+        return
+    procs = math.ceil(options.units * per_unit / max(1, limit - FD_RESERVE))
+    where = "one process" if options.procs == 1 else f"each of {options.procs} processes"
+    split = f"split the fleet with --procs {procs}"
+    if embedded and options.units + FD_RESERVE > limit:  # the parent's broker holds them all
+        split = f"run your own broker (--broker URL) and {split}"
+    raise ConfigError(
+        f"--units {options.units} needs about {need} open files in {where} (a connection "
+        f"per unit{', two PTY fds' if options.pty else ''}"
+        f"{', the embedded broker end of each' if embedded and options.procs == 1 else ''}), "
+        f"more than {allowed}; raise the limit, or {split}"
+    )
+
+
+def _raise_open_file_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
+def _largest_block(options: LoadOptions) -> range:
+    if options.procs > 1:
+        return Shard(index=options.procs - 1, count=options.procs).block(options.units)
+    return options.shard.block(options.units)
+
+
+def _hint(options: LoadOptions, report: FleetReport) -> str:
+    if not report.errors.get("never_connected") or options.duration >= shortest_duration_s():
+        return ""
+    low, high = registration_s()
+    return (
+        f": a unit registers with the network {low:g}-{high:g} s after power-on and this run "
+        f"sent for {_s(options.duration)} s after its last power-on; give --duration "
+        f"{shortest_duration_s()} or more"
+    )
+
+
+def _s(seconds: float) -> str:
+    return f"{round(seconds, 1):g}"
 
 
 async def _run_here(options: LoadOptions) -> FleetReport:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
         return await LoadRun(loop, options, sys.stderr).run(stop)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
 
@@ -72,7 +200,7 @@ async def _run_children(options: LoadOptions) -> FleetReport:
         await broker.start()
         url = f"mqtt://{FLEET_USER}:{token}@127.0.0.1:{broker.port}"
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, lambda: None)  # the children get it and end their runs
     try:
         with tempfile.TemporaryDirectory(prefix="vdtu-fleet-") as scratch:
@@ -80,7 +208,7 @@ async def _run_children(options: LoadOptions) -> FleetReport:
                 *(_child(options, index, Path(scratch), url) for index in range(options.procs))
             )
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if broker is not None:
             await broker.stop()
@@ -100,6 +228,7 @@ async def _child(options: LoadOptions, index: int, scratch: Path, url: str) -> F
         "--config",
         str(config),
         stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, CHILD_ENV: "1"},
     )
     status = await process.wait()
     try:

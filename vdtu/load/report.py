@@ -364,6 +364,31 @@ _SUMMARIES = (
 )
 
 
+def shortfalls(report: FleetReport) -> list[str]:
+    """Why a run failed, one phrase per cause, empty when it passed (every unit connected
+    at the end, nothing lost): units never powered on (the run was stopped during its
+    ramp), never connected, connected but not at the end, and uplinks lost."""
+    never_on = report.errors.get("never_powered_on", 0)
+    never = report.errors.get("never_connected", 0)
+    dropped = report.units - report.connected - never - never_on
+    found = []
+    if never_on:
+        found.append(
+            f"{never_on} of {report.units} units were never powered on "
+            "(the run was stopped during its ramp)"
+        )
+    if never:
+        found.append(f"{never} of {report.units} units never connected")
+    if dropped > 0:
+        found.append(
+            f"{dropped} of {report.units} units were not connected at the end "
+            f"({report.reconnects} reconnects, {report.connect_failures} failed attempts)"
+        )
+    if report.lost:
+        found.append(f"{report.lost} uplinks lost (not delivered within the grace period)")
+    return found
+
+
 def to_prometheus(report: FleetReport) -> str:
     """The report in Prometheus' text exposition format (see the module comment).
 

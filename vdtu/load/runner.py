@@ -166,7 +166,7 @@ class LoadRun:
                 await _wait(stop, min(TICK_S, deadline - time.monotonic()))
                 self._tick()
             await self._wind_down(stop)
-            return self.report()
+            return self.report(final=True)
         finally:
             await self._close()
 
@@ -266,9 +266,11 @@ class LoadRun:
 
     # -- the figures ---------------------------------------------------------------------
 
-    def report(self) -> FleetReport:
+    def report(self, *, final: bool = False) -> FleetReport:
         """This shard's figures now (one pass over the units, which also notes when each
-        first connected)."""
+        first connected); ``final`` adds to ``errors`` the units that never connected
+        (``never_connected``) and those the run ended before powering on
+        (``never_powered_on``)."""
         failures = reconnects = connected = 0
         elapsed = time.monotonic() - self.started_at
         for unit_id, host in self.hosts.items():
@@ -287,6 +289,12 @@ class LoadRun:
                 "verifier_redials": verifier.redials,
             }
             errors |= {key: count for key, count in found.items() if count}
+        if final:
+            ended = {
+                "never_connected": len(self.hosts.keys() - self.first_connected.keys()),
+                "never_powered_on": len(self.block) - len(self.hosts),
+            }
+            errors |= {key: count for key, count in ended.items() if count}
         connect_s = max(self.first_connected.values(), default=0.0)
         return FleetReport.collect(
             tracker=self.tracker,

@@ -38,6 +38,8 @@ from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 PROBE_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 10.0
 REDIAL_S = 0.5
+AUTH_REFUSALS = ("not authorized", "bad user name or password")
+"""The CONNACK refusals (as ``MqttLink`` names them) that another login may cure."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,9 +103,10 @@ class Verifier:
         """Connect and subscribe, or raise ConfigError saying why not."""
         reason = await connect_and_wait(self.link, CONNECT_TIMEOUT_S + 1)
         if reason is not None:
+            hint = " (give it a login with --verify-login USER:PASS)"
             raise ConfigError(
-                f"the verifying subscriber cannot connect to {self.broker}: {reason} "
-                "(give it a login with --verify-login USER:PASS)"
+                f"the verifying subscriber cannot connect to {self.broker}: {reason}"
+                + (hint if reason in AUTH_REFUSALS else "")
             )
         self.link.on_disconnected = self._lost
         self.link.on_connect_failed = self._lost
