@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 
 from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_auth import credentials_authenticator
-from vdtu.cloud.broker_url import parse_broker_url
+from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.console import run_cloud_command
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import DtuConfig, load_config
@@ -31,6 +32,7 @@ from vdtu.fleet import (
     FleetConfig,
     default_pty_dir,
     default_state_dir,
+    login_url,
 )
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
@@ -257,27 +259,25 @@ def _load_options(args: argparse.Namespace) -> LoadOptions:
 def _add_cloud(commands: Any) -> None:
     """vdtu cloud: the cloud console."""
     cloud = commands.add_parser("cloud", help="the cloud console: send, config, ota, cmd, watch")
-    cloud.add_argument(
-        "--broker", default=None, metavar="URL", help="broker URL (default: the running vdtu up's)"
-    )
-    cloud.add_argument(
-        "--ca-file", type=Path, default=None, help="CA file (PEM) for an mqtts broker"
-    )
-    cloud.add_argument("--project", default=None, help="ProjectId (default: the running vdtu up's)")
-    cloud.add_argument(
-        "--pty-dir", type=Path, default=default_pty_dir(), help="where vdtu up runs (its up.json)"
-    )
+    _console_options(cloud, defaults=True)
+    after = argparse.ArgumentParser(add_help=False)  # the same options after the subcommand
+    _console_options(after, defaults=False)
     actions = cloud.add_subparsers(dest="cloud_command", required=True)
-    send = actions.add_parser("send", help="send JSON to a unit (the host gets DATA_PACK)")
+
+    def action(name: str, *, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help, parents=[after])
+        return parser
+
+    send = action("send", help="send JSON to a unit (the host gets DATA_PACK)")
     send.add_argument("imei")
     send.add_argument("json_payload", metavar="JSON")
-    config = actions.add_parser("config", help="push configuration (the host gets NOTIFY_CONFIG)")
+    config = action("config", help="push configuration (the host gets NOTIFY_CONFIG)")
     config.add_argument("imei")
     config.add_argument("settings", nargs="*", metavar="KEY=VALUE")
     config.add_argument(
         "--config-version", type=int, default=None, help="configVersion (default: now in ms)"
     )
-    ota = actions.add_parser("ota", help="push an OTA task (the host gets NOTIFY_OTA)")
+    ota = action("ota", help="push an OTA task (the host gets NOTIFY_OTA)")
     ota.add_argument("imei")
     ota.add_argument("--url", required=True)
     ota.add_argument("--version", dest="fw_version", required=True)
@@ -286,7 +286,7 @@ def _add_cloud(commands: Any) -> None:
     send.add_argument(
         "--quec", action="store_true", help="the unit is a QuecPython one (quec/<IMEI>/down)"
     )
-    cmd = actions.add_parser("cmd", help="run a command code on a QuecPython unit, print its reply")
+    cmd = action("cmd", help="run a command code on a QuecPython unit, print its reply")
     cmd.add_argument("imei")
     cmd.add_argument("code", type=int, help="the cmd_code (0..13, 50..63, 255)")
     cmd.add_argument("--data", default=None, metavar="JSON", help='the "data" object')
@@ -299,11 +299,39 @@ def _add_cloud(commands: Any) -> None:
     )
     cmd.add_argument("--up", default=None, help="the unit's publish topic (default quec/IMEI/up)")
     cmd.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
-    watch = actions.add_parser("watch", help="print uplinks, states and properties")
+    watch = action("watch", help="print uplinks, states and properties")
     watch.add_argument("imei", nargs="?", default=None)
     watch.add_argument("--count", type=int, default=None, help="stop after this many messages")
     watch.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     watch.add_argument("--json", action="store_true", help="one JSON object per message")
+
+
+def _console_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The console's own options. ``vdtu cloud`` takes them with their defaults; each of its
+    subcommands takes them too (``vdtu cloud send IMEI JSON --broker URL``), without
+    defaults, so one given before the subcommand is not overwritten."""
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--broker",
+        default=default(None),
+        metavar="URL",
+        help="broker URL (default: the running vdtu up's)",
+    )
+    parser.add_argument(
+        "--ca-file", type=Path, default=default(None), help="CA file (PEM) for an mqtts broker"
+    )
+    parser.add_argument(
+        "--project", default=default(None), help="ProjectId (default: the running vdtu up's)"
+    )
+    parser.add_argument(
+        "--pty-dir",
+        type=Path,
+        default=default(default_pty_dir()),
+        help="where vdtu up runs (its up.json)",
+    )
 
 
 def _add_broker(commands: Any) -> None:
@@ -409,7 +437,24 @@ def _print_table(fleet: Fleet) -> None:
             + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
             + "".join(f" {row['tcp'][p]:<22}" for p in tcp)
         )
-    print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.", flush=True)
+    print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.")
+    console = fleet.console_login()
+    print(f"console {login_url(console)}  (vdtu cloud's login; see every unit's traffic with:)")
+    print(f"  {mosquitto_sub_line(console, fleet.watch_topics())}", flush=True)
+
+
+def mosquitto_sub_line(url: BrokerUrl, topics: Sequence[str]) -> str:
+    """A ``mosquitto_sub`` command line that logs in to ``url`` and prints ``topics`` verbosely."""
+    words = ["mosquitto_sub", "-h", url.host, "-p", str(url.port)]
+    if url.username is not None:
+        words += ["-u", url.username]
+    if url.password is not None:
+        words += ["-P", url.password]
+    if url.tls:
+        words += ["--cafile", str(url.ca_file)] if url.ca_file else ["--capath", "/etc/ssl/certs"]
+    for topic in topics:
+        words += ["-t", topic]
+    return shlex.join([*words, "-v"])
 
 
 async def _up(args: argparse.Namespace) -> int:

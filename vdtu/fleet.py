@@ -27,12 +27,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from vdtu.clock import RealtimeClock
 from vdtu.cloud.broker_url import BrokerUrl
-from vdtu.cloud.xgc_api import device_password
+from vdtu.cloud.xgc_api import TOPIC_ROOT, device_password
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
+from vdtu.firmware.quec.config import PUBLISH_TOPIC, DtuConfig, default_config, load_config
 from vdtu.identity import Identity
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.links.quec_net import RealQuecNet
@@ -47,6 +48,7 @@ from vdtu.links.xgc_stack import (
     CloudSettings,
     XgcCloudStack,
     default_project,
+    url_from_discovery,
 )
 from vdtu.log import LogLevel, LogRecord, UnitLog
 from vdtu.net.mqtt import MqttHub
@@ -86,6 +88,19 @@ def write_discovery(path: Path, document: dict[str, Any]) -> None:
     temporary.chmod(0o600)
     temporary.write_text(json.dumps(document, indent=1))
     temporary.replace(path)
+
+
+def login_url(url: BrokerUrl) -> str:
+    """``url`` with its login in full (percent-encoded), for a user to copy into a client:
+    ``mqtt://vdtu-console:TOKEN@127.0.0.1:PORT`` (``str(url)`` masks the password)."""
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    login = ""
+    if url.username is not None:
+        login = quote(url.username, safe="")
+        if url.password is not None:
+            login += ":" + quote(url.password, safe="")
+        login += "@"
+    return f"{url.scheme}://{login}{host}:{url.port}"
 
 
 def default_pty_dir() -> Path:
@@ -503,6 +518,18 @@ class Fleet:
         unit = self.units[unit_id]
         self.clock.inject(action, unit, domain=unit.domain)
 
+    def console_login(self) -> BrokerUrl:
+        """The broker with the login ``vdtu cloud`` uses: on the embedded broker the console
+        login (``vdtu-console`` and this run's token; its access rule lets it read and write
+        every topic), with ``--broker`` that URL's own login."""
+        return url_from_discovery(self.stack.discovery())
+
+    def watch_topics(self) -> tuple[str, ...]:
+        """Topic filters that cover every unit's default traffic: ``xgc/#``, ``quec/#``."""
+        profiles = {self.profile_of(unit_id) for unit_id in self.unit_ids}
+        roots = {Profile.XGC: TOPIC_ROOT, Profile.QUEC: PUBLISH_TOPIC.split("/", 1)[0]}
+        return tuple(f"{root}/#" for profile, root in roots.items() if profile in profiles)
+
     def describe(self, unit_id: int) -> dict[str, Any]:
         """What ``vdtu up --json`` prints for a unit."""
         unit = self.units[unit_id]
@@ -515,6 +542,7 @@ class Fleet:
             "iccid": unit.config.identity.iccid,
             "ports": ports,
             "broker": str(self.stack.broker_url),
+            "console": login_url(self.console_login()),
             "project": self.project_id,
             "project_secret": self.project_secret,
         }

@@ -151,3 +151,27 @@ def test_cloud_send_quec_flag_refuses_an_xgc_unit(fleet_dir: Path) -> None:
     result = _cloud(fleet_dir, "send", "--quec", XGC_IMEI, '{"a": 1}')
     assert result.returncode == 2
     assert "is an XGC unit; '--quec' needs a QuecPython unit" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--pty-dir", "{dir}"],
+        ["--broker", "mqtt://127.0.0.1:9", "--project", "p", "--pty-dir", "{dir}"],
+        ["--ca-file", "/nonexistent.pem", "--pty-dir", "{dir}"],
+    ],
+)
+def test_cloud_options_work_after_the_subcommand(fleet_dir: Path, options: list[str]) -> None:
+    """``vdtu cloud send IMEI JSON --broker URL``, the way users type it: the options are
+    the console's, read after the subcommand as before it."""
+    given = [option.replace("{dir}", str(fleet_dir)) for option in options]
+    result = subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", "cloud", "send", "notanimei", "{}", *given],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "usage:" not in result.stderr
+    assert result.stderr.startswith("vdtu: IMEI 'notanimei' is not a unit of the running vdtu up")

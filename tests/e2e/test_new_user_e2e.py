@@ -8,14 +8,29 @@ console (``vdtu cloud``) as a subprocess, a plain paho client as a backend.
 from __future__ import annotations
 
 import json
+import queue
+import shlex
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.e2e.cloud_tools import cloud
-from tests.e2e.quec_tools import CloudClient, StderrTail, broker_login, write_unit_config
+from tests.e2e.quec_tools import (
+    CloudClient,
+    Inbox,
+    Received,
+    StderrTail,
+    broker_login,
+    write_unit_config,
+)
 from tests.e2e.running import vdtu_up
 from vdtu.firmware.quec.config import default_config, load_config
 from vdtu.identity import Identity
@@ -26,32 +41,46 @@ SEED = 0
 LOGIN_KEYS = ("broker_username", "broker_password")
 
 
-def ask_code_0(pty_dir: Path, imei: str, *, timeout_s: float = 30.0) -> dict[str, Any]:
+class Cloud(Protocol):
+    """A cloud backend's MQTT client: what it received, and a way to subscribe and publish."""
+
+    messages: Inbox[Received]
+
+    def subscribe(self, *topics: str) -> None: ...
+
+    def publish(self, topic: str, payload: bytes) -> None: ...
+
+
+def ask_code_0(cloud: Cloud, imei: str, *, timeout_s: float = 30.0) -> dict[str, Any]:
     """Publish code 0 to a QuecPython unit once a second until it answers; its reply.
 
     The unit registers to the network before its channel connects, so the first
     commands may go unheard.
     """
+    cloud.subscribe(f"quec/{imei}/up")
+    deadline = time.monotonic() + timeout_s
+    msg_id = 0
+    while True:
+        msg_id += 1
+        cloud.publish(f"quec/{imei}/down", json.dumps({"msg_id": msg_id, "cmd_code": 0}).encode())
+        try:
+            _index, message = cloud.messages.wait(
+                lambda m: m.source == f"quec/{imei}/up" and json.loads(m.data).get("code") == 0,
+                timeout_s=1.0,
+            )
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{imei} never answered code 0 in {timeout_s} s") from None
+            continue
+        reply: dict[str, Any] = json.loads(message.data)
+        return reply
+
+
+def ask_code_0_as_console(pty_dir: Path, imei: str) -> dict[str, Any]:
+    """``ask_code_0`` from a paho client with the console login of ``up.json``."""
     cloud = CloudClient(pty_dir, client_id=f"new-user-{imei}")
     try:
-        cloud.subscribe(f"quec/{imei}/up")
-        deadline = time.monotonic() + timeout_s
-        msg_id = 0
-        while True:
-            msg_id += 1
-            cloud.publish(
-                f"quec/{imei}/down", json.dumps({"msg_id": msg_id, "cmd_code": 0}).encode()
-            )
-            try:
-                _index, message = cloud.messages.wait(
-                    lambda m: json.loads(m.data).get("code") == 0, timeout_s=1.0
-                )
-            except AssertionError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{imei} never answered code 0 in {timeout_s} s") from None
-                continue
-            reply: dict[str, Any] = json.loads(message.data)
-            return reply
+        return ask_code_0(cloud, imei)
     finally:
         cloud.close()
 
@@ -77,7 +106,7 @@ def test_a_quec_unit_answers_after_vdtu_up_restarts(tmp_path: Path) -> None:
         assert code == 0, err
     with vdtu_up(*args, "--ports", "uart") as second:
         assert second.units[0]["broker"] != first.units[0]["broker"]  # another random port
-        reply = ask_code_0(pty_dir, imei)
+        reply = ask_code_0_as_console(pty_dir, imei)
         assert (reply["code"], reply["data"], reply["status"]) == (0, imei, 1)
         code, err = second.stop()
         assert code == 0, err
@@ -105,7 +134,7 @@ def test_an_older_vdtus_default_config_is_moved_to_the_local_name(tmp_path: Path
     with vdtu_up(*args, "--ports", "uart", "-v", units=2) as fleet:
         log = StderrTail(fleet.process)
         try:
-            reply = ask_code_0(pty_dir, imeis[0])
+            reply = ask_code_0_as_console(pty_dir, imeis[0])
             assert (reply["code"], reply["data"]) == (0, imeis[0])
             migrated = load_config(path_0.read_text())
             today = default_config(
@@ -170,3 +199,117 @@ def test_the_console_refuses_units_the_fleet_does_not_have_and_kinds_that_do_not
         assert "IMEI notanimei and its kind (XGC or QuecPython) are not checked" in blind.stderr
         code, err = fleet.stop()
         assert code == 0, err
+
+
+class Subscriber:
+    """A plain paho client, as a user's backend: messages of its subscriptions, in order."""
+
+    def __init__(self, host: str, port: int, username: str, password: str) -> None:
+        self.messages: Inbox[Received] = Inbox()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="new-user-backend")
+        self.client.username_pw_set(username, password)
+        connected: queue.Queue[str] = queue.Queue()
+        granted: queue.Queue[list[int]] = queue.Queue()
+        self.client.on_connect = lambda _c, _u, _f, reason, _p: connected.put(str(reason))
+        self.client.on_subscribe = lambda _c, _u, _mid, codes, _p: granted.put(
+            [code.value for code in codes]
+        )
+        self.client.on_message = lambda _c, _u, message: self.messages.add(
+            Received(bytes(message.payload), message.topic, time.monotonic())
+        )
+        self.client.connect(host, port)
+        self.client.loop_start()
+        self._granted = granted
+        assert connected.get(timeout=10) == "Success"
+
+    def subscribe(self, *topics: str) -> None:
+        for topic in topics:
+            self.client.subscribe(topic, qos=1)
+            assert self._granted.get(timeout=10) == [1], f"{topic} refused"
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_the_json_lines_console_url_sees_the_traffic(tmp_path: Path) -> None:
+    """The ``console`` URL of the ``--json`` line logs a plain MQTT client in; subscribed to
+    ``xgc/#`` it sees what ``vdtu cloud send ... --broker URL`` (the option after the
+    subcommand) sends the unit. (The units' uplinks: the next test.)"""
+    pty_dir = tmp_path / "pty"
+    with vdtu_up("--pty-dir", str(pty_dir), "--no-state", "--ports", "uart") as fleet:
+        unit = fleet.units[0]
+        url = urlsplit(unit["console"])
+        broker = urlsplit(unit["broker"])
+        assert (url.scheme, url.hostname, url.port) == ("mqtt", "127.0.0.1", broker.port)
+        assert url.username == "vdtu-console"
+        assert url.password
+        backend = Subscriber(url.hostname, url.port, unquote(url.username), unquote(url.password))
+        try:
+            backend.subscribe("xgc/#")
+            prefix = f"xgc/{unit['project']}/{unit['imei']}/"
+            sent = cloud(
+                "send",
+                unit["imei"],
+                '{"hello": 1}',
+                "--broker",
+                unit["console"],
+                "--pty-dir",
+                str(pty_dir),
+            )
+            assert (sent.returncode, sent.stderr) == (0, "")
+            _index, down = backend.messages.wait(lambda m: m.source == prefix + "down")
+            assert json.loads(down.data) == {"hello": 1}
+        finally:
+            backend.close()
+        code, err = fleet.stop()
+        assert code == 0, err
+
+
+def test_the_table_prints_a_mosquitto_sub_line_that_sees_the_traffic(tmp_path: Path) -> None:
+    """Under the table (no ``--json``): the console URL and a ``mosquitto_sub`` line on
+    stdout; its -h -p -u -P -t log a plain client in, and it sees both kinds of units
+    (mix): a QuecPython unit's reply, an XGC unit's state; the login is never in the log
+    (stderr)."""
+    pty_dir = tmp_path / "pty"
+    command = [sys.executable, "-m", "vdtu.cli", "up", "--profile", "mix", "--units", "2"]
+    command += ["--pty-dir", str(pty_dir), "--no-state", "--ports", "uart"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        while not lines or not lines[-1].lstrip().startswith("mosquitto_sub"):
+            line = process.stdout.readline()
+            assert line, f"vdtu up ended; printed {lines}"
+            lines.append(line.rstrip("\n"))
+        console = next(line for line in lines if line.startswith("console "))
+        words = shlex.split(lines[-1])
+        assert words[0] == "mosquitto_sub"
+        assert "-v" in words
+        option = {
+            words[i]: words[i + 1]
+            for i in range(1, len(words) - 1)
+            if words[i] in ("-h", "-p", "-u", "-P")
+        }
+        topics = [words[i + 1] for i in range(len(words) - 1) if words[i] == "-t"]
+        assert topics == ["xgc/#", "quec/#"]
+        url = urlsplit(console.split()[1])
+        assert (option["-h"], int(option["-p"])) == (url.hostname, url.port)
+        assert (option["-u"], option["-P"]) == (url.username, url.password)
+        backend = Subscriber(option["-h"], int(option["-p"]), option["-u"], option["-P"])
+        try:
+            backend.subscribe(*topics)
+            quec_imei = Identity.for_unit(SEED, 1).imei
+            assert ask_code_0(backend, quec_imei)["data"] == quec_imei
+            xgc_imei = Identity.for_unit(SEED, 0).imei
+            backend.messages.wait(lambda m: m.source.endswith(f"/{xgc_imei}/state"), timeout_s=15)
+        finally:
+            backend.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert option["-P"] not in err
