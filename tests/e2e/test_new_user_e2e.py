@@ -11,6 +11,7 @@ import json
 import queue
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.conftest import require_tool
 from tests.e2e.cloud_tools import cloud
 from tests.e2e.quec_tools import (
     CloudClient,
@@ -313,3 +315,37 @@ def test_the_table_prints_a_mosquitto_sub_line_that_sees_the_traffic(tmp_path: P
         _out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert option["-P"] not in err
+
+
+def readme_json_lines() -> list[dict[str, Any]]:
+    """The README's ``vdtu up --json`` example: one JSON object per unit (wrapped there)."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    after = readme.split("`vdtu up --json` prints", 1)[1]
+    block = after.split("```json\n", 1)[1].split("```", 1)[0]
+    decoder, objects, text = json.JSONDecoder(), [], block.strip()
+    while text:
+        value, end = decoder.raw_decode(text)
+        objects.append(value)
+        text = text[end:].strip()
+    return objects
+
+
+def test_the_readme_json_example_is_what_vdtu_up_prints(tmp_path: Path) -> None:
+    """Same keys, in the same order, per kind of unit, and the same kinds of values."""
+    require_tool("socat")
+    example = readme_json_lines()
+    assert [unit["profile"] for unit in example] == ["xgc", "quec"]
+    pty_dir, state_dir = tmp_path / "pty", tmp_path / "state"
+    args = ("--profile", "mix", "--pty-dir", str(pty_dir), "--state-dir", str(state_dir))
+    with socket.socket() as probe:  # a free TCP port (the next one is unit 1's)
+        probe.bind(("127.0.0.1", 0))
+        tcp = probe.getsockname()[1]
+    with vdtu_up(*args, "--serial-tcp", f"uart={tcp}", units=2) as fleet:
+        for shown, printed in zip(example, fleet.units, strict=True):
+            assert list(shown) == list(printed)
+            for key, value in printed.items():
+                assert type(shown[key]) is type(value), key
+            assert list(shown["ports"]) == list(printed["ports"])
+            assert urlsplit(shown["console"]).username == urlsplit(printed["console"]).username
+        code, err = fleet.stop()
+        assert code == 0, err
