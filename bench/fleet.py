@@ -87,11 +87,12 @@ from vdtu.errors import ConfigError, VdtuError
 from vdtu.firmware.quec.config import PUBLISH_TOPIC
 from vdtu.identity import Identity
 from vdtu.links.xgc_stack import default_project
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.hosts import JITTER
 from vdtu.load.options import PROFILES, LoadOptions, build_options
 from vdtu.load.payload import encode_uplink
 from vdtu.load.runner import LoadRun, cpu_s, rss_mb
-from vdtu.load.tracker import DeliveryTracker, LatencyHistogram
 from vdtu.load.verifier import Verifier
 from vdtu.net.mqtt import MqttHub, MqttLink
 

@@ -23,8 +23,11 @@ PURE = [
     "vdtu.cloud.iot_sign",
     "vdtu.cloud.quec_fota",
     "vdtu.load.payload",
-    "vdtu.load.tracker",
+    "vdtu.load.histogram",
+    "vdtu.load.delivery",
     "vdtu.load.report",
+    "vdtu.load.prometheus",
+    "vdtu.load.progress",
 ]
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 

@@ -10,17 +10,12 @@ from typing import Any
 
 import pytest
 
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.histogram import LatencyHistogram, ReportFormatError
 from vdtu.load.payload import Uplink
-from vdtu.load.report import (
-    REPORT_FORMAT,
-    FleetReport,
-    Progress,
-    Rates,
-    merge,
-    progress_line,
-    to_prometheus,
-)
-from vdtu.load.tracker import DeliveryTracker, LatencyHistogram, ReportFormatError
+from vdtu.load.progress import Progress, Rates, progress_line
+from vdtu.load.prometheus import to_prometheus
+from vdtu.load.report import REPORT_FORMAT, FleetReport, merge
 
 ISSUE_KEYS = {
     "units",

@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vdtu.load.delivery import DeliveryCounts, DeliveryTracker, Outcome
+from vdtu.load.histogram import LatencyHistogram, Percentiles, ReportFormatError
 from vdtu.load.payload import Uplink
-from vdtu.load.tracker import (
-    DeliveryCounts,
-    DeliveryTracker,
-    LatencyHistogram,
-    Outcome,
-    Percentiles,
-    ReportFormatError,
-)
 
 latencies = st.floats(min_value=0.0, max_value=120_000.0, allow_nan=False)
 

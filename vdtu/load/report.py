@@ -1,4 +1,4 @@
-"""The numbers of a load run: the JSON report, merging shards, Prometheus text, the progress line.
+"""The JSON report of a load run, merging shards' reports, and why a run failed.
 
 A ``FleetReport`` is one process's (one shard's) figures, or the merge of several.
 It carries the latency and command round-trip histograms themselves, not only
@@ -23,19 +23,19 @@ shard's, and the merged connect rate is all connections over that time. Shard id
 must be distinct (the same shard twice would count its messages twice); differing
 profiles or brokers are kept, joined with ``,``.
 
-Prometheus: ``to_prometheus`` writes the text exposition format (version 0.0.4)
-with base units (seconds, bytes): counters end in ``_total``, the latencies are
-summaries with quantiles 0.5, 0.95, 0.99 and 1 (the maximum).
+Prometheus text (``vdtu/load/prometheus.py``) and the progress line
+(``vdtu/load/progress.py``) are written from a ``FleetReport``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vdtu.load.tracker import DeliveryTracker, LatencyHistogram, Percentiles, ReportFormatError
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.histogram import LatencyHistogram, Percentiles, ReportFormatError
 
 REPORT_FORMAT = "vdtu-fleet-report/1"
 """The ``format`` value of a report's JSON."""
@@ -330,40 +330,6 @@ def merge(reports: Iterable[FleetReport]) -> FleetReport:
     )
 
 
-# -- Prometheus -------------------------------------------------------------------------
-
-_PREFIX = "vdtu_fleet_"
-_QUANTILES = (("0.5", 50.0), ("0.95", 95.0), ("0.99", 99.0))
-
-_GAUGES: tuple[tuple[str, str, Callable[[FleetReport], float]], ...] = (
-    ("units", "Units in the fleet.", lambda r: r.units),
-    ("connected", "Units connected to their cloud now.", lambda r: r.connected),
-    (
-        "connect_rate_per_second",
-        "Connections per second during the ramp.",
-        lambda r: r.connect_rate_per_s,
-    ),
-    ("pending", "Uplinks published and not delivered yet.", lambda r: r.pending),
-    ("rss_bytes", "Resident memory of the fleet's processes.", lambda r: r.rss_mb * 2**20),
-    ("duration_seconds", "Wall time of the run so far.", lambda r: r.duration_s),
-)
-_COUNTERS: tuple[tuple[str, str, Callable[[FleetReport], float]], ...] = (
-    ("connect_failures_total", "Connection attempts that failed.", lambda r: r.connect_failures),
-    ("reconnects_total", "Connections made again after a loss.", lambda r: r.reconnects),
-    ("published_total", "Uplinks handed to the units.", lambda r: r.published),
-    ("delivered_total", "Distinct uplinks the subscriber received.", lambda r: r.delivered),
-    ("lost_total", "Uplinks never delivered (counted when the run ends).", lambda r: r.lost),
-    ("duplicated_total", "Uplinks received again.", lambda r: r.duplicated),
-    ("reordered_total", "Uplinks received after a later one.", lambda r: r.reordered),
-    ("unexpected_total", "Uplinks received that were never published.", lambda r: r.unexpected),
-    ("cpu_seconds_total", "CPU time of the fleet's processes.", lambda r: r.cpu_s),
-)
-_SUMMARIES = (
-    ("latency_seconds", "End-to-end uplink latency, host to subscriber.", "latency"),
-    ("command_rtt_seconds", "Command probe round trip, cloud to reply.", "command_rtt"),
-)
-
-
 def shortfalls(report: FleetReport) -> list[str]:
     """Why a run failed, one phrase per cause, empty when it passed (every unit connected
     at the end, nothing lost): units never powered on (the run was stopped during its
@@ -389,150 +355,7 @@ def shortfalls(report: FleetReport) -> list[str]:
     return found
 
 
-def to_prometheus(report: FleetReport) -> str:
-    """The report in Prometheus' text exposition format (see the module comment).
-
-    Returns:
-        ``# HELP``/``# TYPE`` lines and samples, ending with a newline.
-    """
-    lines: list[str] = []
-    for name, help_text, value in _GAUGES:
-        lines += _metric(name, "gauge", help_text, [("", value(report))])
-    for name, help_text, value in _COUNTERS:
-        lines += _metric(name, "counter", help_text, [("", value(report))])
-    errors = [(_labels(kind=kind), count) for kind, count in report.errors.items()]
-    lines += _metric("errors_total", "counter", "Other errors, by kind.", errors)
-    for name, help_text, attribute in _SUMMARIES:
-        lines += _summary(name, help_text, getattr(report, attribute))
-    info = _labels(profile=report.profile, broker=report.broker, shards=",".join(report.shards))
-    lines += _metric("info", "gauge", "What the run was: profile, broker, shards.", [(info, 1)])
-    return "\n".join(lines) + "\n"
-
-
-def _metric(
-    name: str, kind: str, help_text: str, samples: Sequence[tuple[str, float]]
-) -> list[str]:
-    full = _PREFIX + name
-    lines = [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
-    lines += [f"{full}{labels} {_number(value)}" for labels, value in samples]
-    return lines
-
-
-def _summary(name: str, help_text: str, histogram: LatencyHistogram) -> list[str]:
-    full = _PREFIX + name
-    lines = [f"# HELP {full} {help_text}", f"# TYPE {full} summary"]
-    quantiles = [(label, histogram.percentile(p)) for label, p in _QUANTILES]
-    quantiles.append(("1", histogram.max))
-    for label, ms in quantiles:
-        seconds = math.nan if ms is None else ms / 1000
-        lines.append(f"{full}{_labels(quantile=label)} {_number(seconds)}")
-    lines.append(f"{full}_sum {_number(histogram.sum_ms / 1000)}")
-    lines.append(f"{full}_count {histogram.count}")
-    return lines
-
-
-def _labels(**labels: str) -> str:
-    inner = ",".join(f'{key}="{_escaped(value)}"' for key, value in labels.items())
-    return "{" + inner + "}"
-
-
-def _escaped(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-# -- the live progress line -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Rates:
-    """How fast the figures moved between two reports, per second."""
-
-    published_per_s: float = 0.0
-    delivered_per_s: float = 0.0
-    connected_per_s: float = 0.0
-    """Change in connected units (negative while units drop)."""
-    errors_per_s: float = 0.0
-    """New connect failures and error counts."""
-
-
-class Progress:
-    """Rates between successive snapshots: give it each report with the time it was taken."""
-
-    def __init__(self) -> None:
-        self._last: tuple[float, FleetReport] | None = None
-
-    def update(self, report: FleetReport, now: float) -> Rates:
-        """Take a snapshot.
-
-        Args:
-            report: the figures now.
-            now: monotonic seconds.
-
-        Returns:
-            Rates since the previous snapshot; all zero for the first one, or when
-            no time has passed.
-        """
-        last, self._last = self._last, (now, report)
-        if last is None or now <= last[0]:
-            return Rates()
-        elapsed = now - last[0]
-        before = last[1]
-        return Rates(
-            published_per_s=(report.published - before.published) / elapsed,
-            delivered_per_s=(report.delivered - before.delivered) / elapsed,
-            connected_per_s=(report.connected - before.connected) / elapsed,
-            errors_per_s=(_failures(report) - _failures(before)) / elapsed,
-        )
-
-
-def progress_line(report: FleetReport, rates: Rates | None = None) -> str:
-    """One short line for a terminal: connections, traffic, delivery, latency, errors.
-
-    Args:
-        report: the figures now.
-        rates: from ``Progress.update``; without them no per-second figures are shown.
-    """
-    connected = f"conn {report.connected}/{report.units}"
-    published = f"pub {report.published}"
-    delivered = f"dlv {report.delivered}"
-    if rates is not None:
-        connected += f" {rates.connected_per_s:+.0f}/s"
-        published += f" {rates.published_per_s:.0f}/s"
-        delivered += f" {rates.delivered_per_s:.0f}/s"
-    latency, rtt = report.latency_ms, report.command_rtt_ms
-    parts = [
-        f"{connected} fail {report.connect_failures}",
-        f"{published} {delivered}",
-        f"pend {report.pending} lost {report.lost} dup {report.duplicated} "
-        f"reord {report.reordered}",
-        f"lat p50 {_ms(latency.p50)} p99 {_ms(latency.p99)} ms",
-        f"rtt p50 {_ms(rtt.p50)} ms",
-        f"reconn {report.reconnects} err {report.error_count}",
-    ]
-    return " | ".join(parts)
-
-
 # -- helpers ----------------------------------------------------------------------------
-
-
-def _failures(report: FleetReport) -> int:
-    return report.connect_failures + report.error_count
-
-
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
 def _joined(values: Iterable[str]) -> str:

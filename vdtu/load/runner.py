@@ -49,10 +49,13 @@ from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
 from vdtu.identity import Identity
 from vdtu.links.xgc_stack import url_from_discovery
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.hosts import Host
 from vdtu.load.options import LoadOptions
-from vdtu.load.report import FleetReport, Progress, progress_line, to_prometheus
-from vdtu.load.tracker import DeliveryTracker, LatencyHistogram
+from vdtu.load.progress import Progress, progress_line
+from vdtu.load.prometheus import to_prometheus
+from vdtu.load.report import FleetReport
 from vdtu.load.verifier import ProbeTarget, Verifier
 from vdtu.log import LogLevel, LogRecord
 from vdtu.storage import write_atomically

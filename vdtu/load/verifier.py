@@ -30,9 +30,10 @@ from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.xgc_api import TOPIC_ROOT, Channel, device_topic
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.hosts import PROBE_KEY
 from vdtu.load.payload import find_uplink
-from vdtu.load.tracker import DeliveryTracker, LatencyHistogram
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 PROBE_TIMEOUT_S = 10.0
