@@ -68,7 +68,6 @@ import asyncio
 import itertools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -83,25 +82,35 @@ from typing import Any
 
 import psutil
 
-from bench.pty_roundtrip import (
+from bench.common import (
     READ_SIZE,
     REPO_ROOT,
     STOP_TIMEOUT_S,
     Latency,
+    cpu_seconds,
     gc_paused,
     machine,
+    machine_line,
     markdown_table,
+    mosquitto_pid,
     open_host_port,
+    opt,
+    parse_counts,
+    parse_list,
     progress,
+    rss_mb,
+    stderr_kind,
+    us_as_ms,
+    vdtu_up_argv,
     write_all,
 )
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.cloud.xgc_api import TOPIC_ROOT, Channel, device_topic, parse_topic
-from vdtu.console import Console, find_target
+from vdtu.console import CONNECT_TIMEOUT_S, Console, find_target
 from vdtu.errors import VdtuError
 from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind, FrameReceived, parse_frame
-from vdtu.net.mqtt import MqttLink
+from vdtu.net.mqtt import MqttLink, connect_and_wait
 
 BROKERS = ("amqtt", "mosquitto")
 MAX_UNITS = 3000
@@ -358,23 +367,10 @@ class CpuMeter:
         self.broker = psutil.Process(broker_pid) if broker_pid is not None else None
         self.client = psutil.Process()
 
-    @staticmethod
-    def _seconds(process: psutil.Process) -> float:
-        times = process.cpu_times()
-        return float(times.user + times.system)
-
     def read(self) -> tuple[float, float, float]:
         """(vdtu, broker, client) CPU seconds so far; broker 0 when there is none."""
-        broker = self._seconds(self.broker) if self.broker is not None else 0.0
-        return self._seconds(self.vdtu), broker, self._seconds(self.client)
-
-
-def mosquitto_pid() -> int:
-    """The pid of this process's mosquitto child (there is one at a time)."""
-    children = [p for p in psutil.Process().children() if p.name() == "mosquitto"]
-    if len(children) != 1:
-        raise RuntimeError(f"expected one mosquitto child, found {len(children)}")
-    return int(children[0].pid)
+        broker = cpu_seconds(self.broker) if self.broker is not None else 0.0
+        return cpu_seconds(self.vdtu), broker, cpu_seconds(self.client)
 
 
 class CloudBench:
@@ -432,9 +428,7 @@ class CloudBench:
             self.mosquitto = Mosquitto()
             self.mosquitto.start()
             broker_url = f"mqtt://127.0.0.1:{self.mosquitto.port}"
-        argv = [sys.executable, "-m", "vdtu.cli", "up", "--units", str(self.units_asked)]
-        argv += ["--json", "--no-pacing", "--no-state", "--ports", "uart"]
-        argv += ["--pty-dir", str(self.pty_dir)]
+        argv = vdtu_up_argv(self.units_asked, self.pty_dir)
         if broker_url is not None:
             argv += ["--broker", broker_url]
         self.spawned_ns = time.perf_counter_ns()
@@ -481,17 +475,9 @@ class CloudBench:
             keepalive=30,
         )
 
-    async def _connect(self, link: MqttLink) -> None:
-        outcome: asyncio.Future[str | None] = self.loop.create_future()
-
-        def settle(reason: str | None) -> None:
-            if not outcome.done():
-                outcome.set_result(reason)
-
-        link.on_connected = lambda: settle(None)
-        link.on_connect_failed = settle
-        link.connect()
-        reason = await outcome
+    @staticmethod
+    async def _connect(link: MqttLink) -> None:
+        reason = await connect_and_wait(link, CONNECT_TIMEOUT_S + 1)
         if reason is not None:
             raise RuntimeError(f"baseline link {link.client_id} cannot connect: {reason}")
 
@@ -608,9 +594,7 @@ class CloudBench:
         ]
         everyone = not missing
         watched = everyone and watch
-        broker_rss = (
-            psutil.Process(broker_pid).memory_info().rss / 2**20 if broker_pid is not None else None
-        )
+        broker_rss = rss_mb(psutil.Process(broker_pid)) if broker_pid is not None else None
         return Connect(
             units=len(self.ports),
             connected=len(self.active),
@@ -620,7 +604,7 @@ class CloudBench:
             all_connected_s=(max(connected_at) - self.spawned_ns) / 1e9 if everyone else None,
             all_online_s=(max(self.online.values()) - self.spawned_ns) / 1e9 if watched else None,
             per_unit=Latency.of(per_unit) if per_unit else None,
-            vdtu_rss_mb=psutil.Process(process.pid).memory_info().rss / 2**20,
+            vdtu_rss_mb=rss_mb(psutil.Process(process.pid)),
             broker_rss_mb=broker_rss,
             vdtu_idle_cpu_percent=100 * (after[0] - before[0]) / IDLE_WINDOW_S,
             broker_idle_cpu_percent=(
@@ -957,15 +941,6 @@ async def run_one(units: int, broker: str, settings: Settings) -> RunResult:
     )
 
 
-_STDERR_NOISE = re.compile(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?")
-
-
-def stderr_kind(line: str) -> str:
-    """A vdtu stderr line without its unit, time, quoted parts and numbers."""
-    _unit, _sep, rest = line.partition("] ")
-    return _STDERR_NOISE.sub("_", rest or line).strip()[:80]
-
-
 def ratios(kinds: Sequence[KindResult]) -> dict[str, float]:
     """vdtu over the baseline, p50 and p99, for each direction that has figures."""
     by_kind = {k.kind: k.latency for k in kinds}
@@ -982,21 +957,11 @@ def ratios(kinds: Sequence[KindResult]) -> dict[str, float]:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _ms(value_us: float | None) -> str:
-    return "-" if value_us is None else f"{value_us / 1000:.3f}"
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def print_report(results: Sequence[RunResult], settings: Settings) -> None:
     """The human-readable report (Markdown tables)."""
-    info = machine()
     watch = "before" if settings.watch_connects else "after"
     print(
-        f"machine: {info['cpus']} CPUs, Linux {info['kernel']}, Python {info['python']}, "
-        f"{info['date']}; {settings.samples} samples of each kind per run; state topics "
+        f"{machine_line()}; {settings.samples} samples of each kind per run; state topics "
         f"subscribed {watch} the units connected\n"
     )
     print(
@@ -1080,13 +1045,13 @@ def latency_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
                     str(r.units),
                     r.broker,
                     kind.value,
-                    _ms(lat.p50_us if lat else None),
-                    _ms(lat.p99_us if lat else None),
-                    _ms(lat.max_us if lat else None),
-                    _ms(blat.p50_us if blat else None),
-                    _ms(blat.p99_us if blat else None),
-                    _ratio(r.ratios.get(f"{kind.value}_p50")),
-                    _ratio(r.ratios.get(f"{kind.value}_p99")),
+                    us_as_ms(lat.p50_us if lat else None),
+                    us_as_ms(lat.p99_us if lat else None),
+                    us_as_ms(lat.max_us if lat else None),
+                    us_as_ms(blat.p50_us if blat else None),
+                    us_as_ms(blat.p99_us if blat else None),
+                    opt(r.ratios.get(f"{kind.value}_p50"), ".2f"),
+                    opt(r.ratios.get(f"{kind.value}_p99"), ".2f"),
                     lost,
                 ]
             )
@@ -1110,11 +1075,11 @@ def connect_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
                 r.broker,
                 f"{c.connected}/{c.units}",
                 f"{c.listed_s:.2f}",
-                _s(c.all_connected_s),
-                _s(c.all_online_s),
-                _ms(c.per_unit.p50_us if c.per_unit else None),
-                _ms(c.per_unit.p99_us if c.per_unit else None),
-                _ms(c.per_unit.max_us if c.per_unit else None),
+                opt(c.all_connected_s, ".2f"),
+                opt(c.all_online_s, ".2f"),
+                us_as_ms(c.per_unit.p50_us if c.per_unit else None),
+                us_as_ms(c.per_unit.p99_us if c.per_unit else None),
+                us_as_ms(c.per_unit.max_us if c.per_unit else None),
                 f"{c.vdtu_rss_mb:.1f}",
                 "-" if c.broker_rss_mb is None else f"{c.broker_rss_mb:.1f}",
                 f"{c.vdtu_idle_cpu_percent:.1f}",
@@ -1122,10 +1087,6 @@ def connect_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
             ]
         )
     return head, rows
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -1174,25 +1135,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_list(text: str, *, option: str, parse: Callable[[str], Any]) -> list[Any]:
-    """``a,b,c`` through ``parse``; ValueError naming the option and the text."""
-    try:
-        values = [parse(part.strip()) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"{option} takes a comma-separated list, not {text!r}") from None
-    if not values:
-        raise ValueError(f"{option} needs at least one value, not {text!r}")
-    return values
-
-
-def parse_units(text: str) -> list[int]:
-    """``1,100,1000`` -> ``[1, 100, 1000]``, each 1..MAX_UNITS."""
-    counts: list[int] = parse_list(text, option="--units", parse=int)
-    if any(not 1 <= n <= MAX_UNITS for n in counts):
-        raise ValueError(f"--units counts must be 1..{MAX_UNITS}, not {text!r}")
-    return counts
-
-
 def parse_brokers(text: str) -> list[str]:
     """``amqtt,mosquitto`` -> ``["amqtt", "mosquitto"]``."""
     brokers: list[str] = parse_list(text, option="--brokers", parse=str)
@@ -1223,7 +1165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        counts = parse_units(args.units)
+        counts = parse_counts(args.units, option="--units", top=MAX_UNITS)
         brokers = parse_brokers(args.brokers)
     except ValueError as exc:
         parser.error(str(exc))

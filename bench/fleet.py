@@ -46,7 +46,7 @@ What is measured, per phase:
 * **The steady window.** For the units it opens once every unit is connected, or
   ``CONNECT_LIMIT_S`` after the ramp, and closes ``END_MARGIN_S`` before the run stops its
   hosts. The bare clients get a window of the same length, ``BARE_SETTLE_S`` after the last
-  CONNACK. Over it: this process's CPU (user + system, ``getrusage``) and mosquitto's
+  CONNACK. Over it: this process's CPU (user + system) and mosquitto's
   (``psutil``), the uplinks delivered, their latency, the garbage collector's pauses and, for
   the units, the sim clock's worst lateness.
   CPU per delivered message is the window's CPU over the uplinks delivered in it, so it
@@ -68,7 +68,6 @@ import math
 import os
 import random
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -78,9 +77,20 @@ from typing import Any
 
 import psutil
 
-from bench.cloud_latency import mosquitto_pid, parse_list
-from bench.pty_roundtrip import machine, markdown_table, progress
-from bench.quec_command import GcPauses, GcWatch
+from bench.common import (
+    GcPauses,
+    GcWatch,
+    child_json,
+    cpu_seconds,
+    machine,
+    machine_line,
+    markdown_table,
+    mosquitto_pid,
+    opt,
+    parse_counts,
+    progress,
+    rss_mb,
+)
 from vdtu.cloud.mosquitto import Mosquitto, find_mosquitto
 from vdtu.cloud.xgc_api import Channel, device_topic
 from vdtu.errors import ConfigError, VdtuError
@@ -92,7 +102,7 @@ from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.hosts import JITTER
 from vdtu.load.options import PROFILES, LoadOptions, build_options
 from vdtu.load.payload import encode_uplink
-from vdtu.load.runner import LoadRun, cpu_s, rss_mb
+from vdtu.load.runner import LoadRun
 from vdtu.load.verifier import Verifier
 from vdtu.net.mqtt import MqttHub, MqttLink
 
@@ -350,12 +360,11 @@ class Reading:
     @classmethod
     def take(cls, tracker: DeliveryTracker, broker: psutil.Process) -> Reading:
         """Read them now."""
-        times = broker.cpu_times()
         totals = tracker.totals()
         return cls(
             wall=time.monotonic(),
-            cpu=cpu_s(),
-            broker_cpu=float(times.user + times.system),
+            cpu=cpu_seconds(),
+            broker_cpu=cpu_seconds(broker),
             published=totals.published,
             delivered=totals.delivered,
         )
@@ -453,7 +462,7 @@ class UnitsPhase:
             options = self.settings.options_for(self.units, broker=str(mosquitto.url))
             load = LoadRun(asyncio.get_running_loop(), options, sys.stderr)
             load.tracker.latency = self.latency
-            cpu_before, wall_before = cpu_s(), time.monotonic()
+            cpu_before, wall_before = cpu_seconds(), time.monotonic()
             stop = asyncio.Event()
             task = asyncio.create_task(load.run(stop))
             try:
@@ -478,7 +487,7 @@ class UnitsPhase:
             ),
             broker_rss_mb=steady.broker_rss_mb,
             window=steady.window,
-            total_cpu_s=cpu_s() - cpu_before,
+            total_cpu_s=cpu_seconds() - cpu_before,
             total_s=time.monotonic() - wall_before,
             published=totals.published,
             delivered=totals.delivered,
@@ -530,7 +539,7 @@ class UnitsPhase:
                 f"connected: give a longer --duration"
             )
         rss_connected = rss_mb()
-        broker_rss = float(broker.memory_info().rss) / 2**20
+        broker_rss = rss_mb(broker)
         progress(
             f"{self.units} units: {connected} connected at {load.report().connect_s:.1f} s, "
             f"RSS {rss_connected:.1f} MB; steady window of {seconds:.0f} s"
@@ -707,12 +716,12 @@ class BareFleet:
 
     async def run(self, window_s: float) -> Phase:
         """Connect, measure a window of ``window_s``, stop, drain; the figures."""
-        cpu_before, wall_before = cpu_s(), time.monotonic()
+        cpu_before, wall_before = cpu_seconds(), time.monotonic()
         async with self._serving() as (broker, verifier):
             rss_before = rss_mb()
             connect_s = await self._connect_all()
             rss_connected = rss_mb()
-            broker_rss = float(broker.memory_info().rss) / 2**20
+            broker_rss = rss_mb(broker)
             progress(
                 f"{self.clients} bare: {self.connected} connected in {connect_s:.2f} s, "
                 f"RSS {rss_before:.1f} -> {rss_connected:.1f} MB; window of {window_s:.0f} s "
@@ -735,7 +744,7 @@ class BareFleet:
             rss_kb_per_client=per_client_kb(rss_connected - rss_before, self.clients),
             broker_rss_mb=broker_rss,
             window=window,
-            total_cpu_s=cpu_s() - cpu_before,
+            total_cpu_s=cpu_seconds() - cpu_before,
             total_s=time.monotonic() - wall_before,
             published=totals.published,
             delivered=totals.delivered,
@@ -845,14 +854,10 @@ def run_child(settings: Settings, units: int, mode: str) -> int:
 
 def child_result(settings: Settings, units: int, mode: str) -> dict[str, Any] | None:
     """Run ``--child mode`` for ``units`` and read its JSON (None: it gave none)."""
-    command = [sys.executable, "-m", "bench.fleet", "--child", mode, "--units", str(units)]
+    args = [mode, "--units", str(units)]
     for name, value in asdict(settings).items():
-        command += [f"--{name}", str(value)]
-    child = subprocess.run(command, stdout=subprocess.PIPE, check=False)
-    try:
-        result = json.loads(child.stdout)
-    except ValueError:
-        return None
+        args += [f"--{name}", str(value)]
+    result = child_json("bench.fleet", args)
     return result if isinstance(result, dict) else None
 
 
@@ -876,10 +881,6 @@ def run_count(settings: Settings, units: int) -> CountResult:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _opt(value: float | None, form: str) -> str:
-    return "-" if value is None else format(value, form)
-
-
 def phase_table(results: Sequence[CountResult]) -> tuple[list[str], list[list[str]]]:
     """One row per count and phase: connect, RSS, the window's CPU and latency, the losses."""
     head = ["units", "kind", "connected", "connect s", "RSS before MB", "RSS MB", "KB/client"]
@@ -896,18 +897,18 @@ def phase_table(results: Sequence[CountResult]) -> tuple[list[str], list[list[st
                     str(r.units),
                     phase.kind,
                     f"{phase.connected}/{phase.clients}",
-                    _opt(phase.connect_s, ".2f"),
+                    opt(phase.connect_s, ".2f"),
                     f"{phase.rss_before_mb:.1f}",
                     f"{phase.rss_connected_mb:.1f}",
                     f"{phase.rss_kb_per_client:.1f}",
                     f"{w.seconds:.1f}",
                     str(w.delivered),
                     f"{w.cpu_percent:.1f}",
-                    _opt(w.cpu_us_per_msg, ".0f"),
-                    _opt(w.broker_cpu_us_per_msg, ".0f"),
-                    _opt(w.latency_ms["p50"], ".2f"),
-                    _opt(w.latency_ms["p99"], ".2f"),
-                    _opt(w.latency_ms["max"], ".1f"),
+                    opt(w.cpu_us_per_msg, ".0f"),
+                    opt(w.broker_cpu_us_per_msg, ".0f"),
+                    opt(w.latency_ms["p50"], ".2f"),
+                    opt(w.latency_ms["p99"], ".2f"),
+                    opt(w.latency_ms["max"], ".1f"),
                     str(phase.lost),
                 ]
             )
@@ -936,12 +937,12 @@ def whole_table(results: Sequence[CountResult]) -> tuple[list[str], list[list[st
                     str(phase.lost),
                     str(phase.duplicated),
                     str(phase.reordered),
-                    _opt(phase.latency_ms["p50"], ".2f"),
-                    _opt(phase.latency_ms["p99"], ".2f"),
-                    _opt(phase.latency_ms["max"], ".1f"),
+                    opt(phase.latency_ms["p50"], ".2f"),
+                    opt(phase.latency_ms["p99"], ".2f"),
+                    opt(phase.latency_ms["max"], ".1f"),
                     str(phase.reconnects),
                     str(phase.connect_failures),
-                    _opt(phase.clock_lateness_ms, ".1f"),
+                    opt(phase.clock_lateness_ms, ".1f"),
                     str(phase.window.gc.full),
                     f"{phase.window.gc.longest_ms:.1f}",
                     f"{phase.window.load_1m:.2f}",
@@ -961,12 +962,12 @@ def ratio_table(results: Sequence[CountResult]) -> tuple[list[str], list[list[st
         rows.append(
             [
                 str(r.units),
-                _opt(r.vdtu.window.cpu_us_per_msg if r.vdtu else None, ".0f"),
-                _opt(r.bare.window.cpu_us_per_msg if r.bare else None, ".0f"),
-                _opt(r.cpu_ratio, ".2f"),
-                _opt(r.vdtu.rss_kb_per_client if r.vdtu else None, ".1f"),
-                _opt(fresh.kb_per_client if fresh else None, ".1f"),
-                _opt(r.rss_ratio, ".2f"),
+                opt(r.vdtu.window.cpu_us_per_msg if r.vdtu else None, ".0f"),
+                opt(r.bare.window.cpu_us_per_msg if r.bare else None, ".0f"),
+                opt(r.cpu_ratio, ".2f"),
+                opt(r.vdtu.rss_kb_per_client if r.vdtu else None, ".1f"),
+                opt(fresh.kb_per_client if fresh else None, ".1f"),
+                opt(r.rss_ratio, ".2f"),
                 r.failure or "-",
             ]
         )
@@ -975,10 +976,8 @@ def ratio_table(results: Sequence[CountResult]) -> tuple[list[str], list[list[st
 
 def print_report(results: Sequence[CountResult], settings: Settings) -> None:
     """The human-readable report (Markdown tables)."""
-    info = machine()
     print(
-        f"machine: {info['cpus']} CPUs, Linux {info['kernel']}, Python {info['python']}, "
-        f"{info['date']}; profile {settings.profile}, ramp {settings.ramp:g}/s, duration "
+        f"{machine_line()}; profile {settings.profile}, ramp {settings.ramp:g}/s, duration "
         f"{settings.duration:g} s, interval {settings.interval:g} s, payload {settings.payload}\n"
     )
     print(
@@ -1036,14 +1035,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_counts(text: str) -> list[int]:
-    """``1000,5000`` -> ``[1000, 5000]``, each 1..``MAX_UNITS``; ValueError naming the option."""
-    counts: list[int] = parse_list(text, option="--units", parse=int)
-    if any(not 1 <= n <= MAX_UNITS for n in counts):
-        raise ValueError(f"--units counts must be 1..{MAX_UNITS}, not {text!r}")
-    return counts
-
-
 def settings_from(args: argparse.Namespace, counts: Sequence[int]) -> Settings:
     """The settings, each checked as ``vdtu fleet`` checks it (ConfigError names a bad one)."""
     settings = Settings(
@@ -1070,7 +1061,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        counts = parse_counts(args.units)
+        counts = parse_counts(args.units, option="--units", top=MAX_UNITS)
         settings = settings_from(args, counts)
         find_mosquitto()
     except (ValueError, ConfigError) as exc:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.common import markdown_table, progress
 from tests.e2e.running import Host, flood, link, rss_kb, vdtu_up, wait_until_listening
 
 WIRE_BYTES_PER_S = {"uart": 11_520, "rs232": 11_520, "rs485": 960}
@@ -72,28 +72,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
-    print(f"idle baseline, {options.seconds:g} s ...", file=sys.stderr)
+    progress(f"idle baseline, {options.seconds:g} s")
     idle = run(options.seconds, flooded=False)
-    print(f"flood on every port, {options.seconds:g} s ...", file=sys.stderr)
+    progress(f"flood on every port, {options.seconds:g} s")
     flooded = run(options.seconds, flooded=True)
     ratio = flooded["rss_peak_kb"] / idle["rss_peak_kb"]
     if options.json:
         print(json.dumps({"idle": idle, "flooded": flooded, "growth_ratio": ratio}))
         return
-    print("| run | RSS start | RSS peak | RSS end | growth | GET_IMEI after |")
-    print("|---|---|---|---|---|---|")
-    for name, figures in (("idle (baseline)", idle), ("flooded", flooded)):
-        print(
-            f"| {name} | {figures['rss_start_kb'] / 1024:.1f} MB | "
-            f"{figures['rss_peak_kb'] / 1024:.1f} MB | {figures['rss_end_kb'] / 1024:.1f} MB | "
-            f"{figures['growth_kb'] / 1024:.2f} MB | {figures['answer_s'] * 1000:.0f} ms |"
-        )
-    print(f"\npeak RSS flooded / idle: {ratio:.2f}x")
-    print("\n| port | bytes taken | per second | wire carries |")
-    print("|---|---|---|---|")
-    for port, count in flooded["written"].items():
-        rate = count / options.seconds
-        print(f"| {port} | {count} | {rate:.0f} B/s | {WIRE_BYTES_PER_S[port]} B/s |")
+    head = ["run", "RSS start MB", "RSS peak MB", "RSS end MB", "growth MB", "GET_IMEI after ms"]
+    rows = [
+        [
+            name,
+            f"{figures['rss_start_kb'] / 1024:.1f}",
+            f"{figures['rss_peak_kb'] / 1024:.1f}",
+            f"{figures['rss_end_kb'] / 1024:.1f}",
+            f"{figures['growth_kb'] / 1024:.2f}",
+            f"{figures['answer_s'] * 1000:.0f}",
+        ]
+        for name, figures in (("idle (baseline)", idle), ("flooded", flooded))
+    ]
+    print(markdown_table(head, rows))
+    print(f"\npeak RSS flooded / idle: {ratio:.2f}x\n")
+    head = ["port", "bytes taken", "per second B/s", "wire carries B/s"]
+    rows = [
+        [port, str(count), f"{count / options.seconds:.0f}", str(WIRE_BYTES_PER_S[port])]
+        for port, count in flooded["written"].items()
+    ]
+    print(markdown_table(head, rows))
 
 
 if __name__ == "__main__":

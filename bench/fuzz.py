@@ -53,6 +53,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.common import markdown_table, opt, progress, rss_mb
+
 HANG_S = 1.0
 """An input that takes longer than this is a hang."""
 WARMUP = 0.1
@@ -119,11 +121,6 @@ DICTIONARY = [
 ]
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 # -- the child: one target under atheris -------------------------------------------------------
 
 
@@ -176,7 +173,7 @@ class Runner:
         self.out = out
         self.corpus = corpus
         self.on_crash = on_crash
-        self.report = ChildReport(target=name, rss_start_mb=_rss_mb())
+        self.report = ChildReport(target=name, rss_start_mb=rss_mb())
         self.sites: set[str] = set()
         self.started = time.perf_counter()
         self.next_progress = self.started + PROGRESS_EVERY_S
@@ -201,7 +198,7 @@ class Runner:
         if not report.rss_warm_mb and (
             report.inputs >= self.warm_at or began - self.started >= WARMUP * self.seconds
         ):
-            report.rss_warm_mb = _rss_mb()
+            report.rss_warm_mb = rss_mb()
         if began >= self.next_progress or report.inputs >= self.runs:
             self._progress(began)
 
@@ -234,7 +231,7 @@ class Runner:
     def _progress(self, now: float) -> None:
         report = self.report
         report.seconds = now - self.started
-        report.rss_end_mb = _rss_mb()
+        report.rss_end_mb = rss_mb()
         report.rss_max_mb = max(report.rss_max_mb, report.rss_end_mb)
         report.corpus = sum(1 for _ in self.corpus.iterdir())
         self.next_progress = now + PROGRESS_EVERY_S
@@ -382,12 +379,10 @@ def run_target(
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     report = ChildReport(**json.loads(line))
-                    print(
-                        f"  {name}: {report.inputs} inputs, {report.seconds:.0f} s, "
+                    progress(
+                        f"{name}: {report.inputs} inputs, {report.seconds:.0f} s, "
                         f"{report.crashes} crashes, {report.hangs} hangs, "
-                        f"RSS {report.rss_end_mb:.1f} MB, corpus {report.corpus}",
-                        file=sys.stderr,
-                        flush=True,
+                        f"RSS {report.rss_end_mb:.1f} MB, corpus {report.corpus}"
                     )
             if ready and not chunk:
                 exit_code = child.wait()
@@ -425,20 +420,28 @@ def plan(total: int, names: Sequence[str]) -> dict[str, int]:
 
 
 def markdown(results: Sequence[Result], baseline: Result, out: Path) -> str:
-    rows = [
-        "| target | inputs | seconds | inputs/s | ratio | crashes | hangs | slowest ms "
-        "| RSS start MB | RSS warm MB | RSS end MB | flat | corpus |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+    head = ["target", "inputs", "seconds", "inputs/s", "ratio", "crashes", "hangs"]
+    head += ["slowest ms", "RSS start MB", "RSS warm MB", "RSS end MB", "flat", "corpus"]
+    table = [
+        [
+            r.target,
+            str(r.inputs),
+            f"{r.seconds:.0f}",
+            f"{result.rate:.0f}",
+            opt(result.ratio, ".1f"),
+            str(r.crashes),
+            str(r.hangs),
+            f"{r.slowest_s * 1000:.1f}",
+            f"{r.rss_start_mb:.1f}",
+            f"{r.rss_warm_mb:.1f}",
+            f"{r.rss_end_mb:.1f}",
+            "yes" if result.flat else "NO",
+            str(r.corpus),
+        ]
+        for result in [baseline, *results]
+        for r in [result.report]
     ]
-    for result in [baseline, *results]:
-        r = result.report
-        ratio = "-" if result.ratio is None else f"{result.ratio:.1f}"
-        rows.append(
-            f"| {r.target} | {r.inputs} | {r.seconds:.0f} | {result.rate:.0f} | {ratio} "
-            f"| {r.crashes} | {r.hangs} | {r.slowest_s * 1000:.1f} | {r.rss_start_mb:.1f} "
-            f"| {r.rss_warm_mb:.1f} | {r.rss_end_mb:.1f} | {'yes' if result.flat else 'NO'} "
-            f"| {r.corpus} |"
-        )
+    rows = [markdown_table(head, table)]
     total = sum(r.report.inputs for r in results)
     crashes = sum(r.report.crashes for r in results)
     hangs = sum(r.report.hangs for r in results)
@@ -489,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="vdtu-fuzz-"))
     out.mkdir(parents=True, exist_ok=True)
     budget = plan(args.inputs, names)
-    print(f"fuzzing {args.inputs} inputs: {budget}; output in {out}", file=sys.stderr)
+    progress(f"fuzzing {args.inputs} inputs: {budget}; output in {out}")
     began = time.time()
     report, code = run_target(
         BASELINE, runs=10**12, seconds=args.baseline_seconds, seed=args.seed, out=out

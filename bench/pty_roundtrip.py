@@ -48,28 +48,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import math
 import os
-import platform
 import select
 import signal
 import subprocess
 import sys
 import tempfile
-import termios
 import time
-import tty
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import psutil
 
+from bench.common import (
+    READ_SIZE,
+    REPO_ROOT,
+    STOP_TIMEOUT_S,
+    Latency,
+    cpu_seconds,
+    gc_paused,
+    machine,
+    machine_line,
+    markdown_table,
+    open_host_port,
+    parse_counts,
+    progress,
+    rss_bytes,
+    set_host_line,
+    vdtu_up_argv,
+    write_all,
+)
 from vdtu.firmware.xgc.codec import FrameReceived, parse_frame
 
 REQUEST = b"$XGC#GET_IMEI#0#0&#5A#\r\n"
@@ -78,44 +91,18 @@ PROBE_INTERVAL_S = 0.05
 """During start-up, an unanswered unit is asked again this often."""
 START_TIMEOUT_S = 300.0
 REPLY_TIMEOUT_S = 5.0
-STOP_TIMEOUT_S = 60.0
 IDLE_WINDOW_S = 2.0
 """How long the server's background CPU is measured after settling."""
 WARMUP = 100
 """Untimed round trips before the timed ones."""
 BLOCK = 100
 """Round trips a server gets before the other one's turn."""
-READ_SIZE = 4096
 ACCEPTABLE_P99_RATIO = 10.0
 MAX_UNITS = 1500
 """Both servers run side by side: 2 x 1500 of the machine's 4095 PTYs, leaving room for others."""
-REPO_ROOT = Path(__file__).resolve().parent.parent
-"""Where both servers run (so ``-m bench.pty_roundtrip`` finds this module)."""
 
 
 # -- results --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Latency:
-    """A distribution of wall times, in microseconds."""
-
-    samples: int
-    p50_us: float
-    p99_us: float
-    max_us: float
-
-    @classmethod
-    def of(cls, durations_ns: Sequence[int]) -> Latency:
-        """Nearest-rank percentiles of ``durations_ns``."""
-        if not durations_ns:
-            raise ValueError("need at least one duration, not an empty sequence")
-        ordered = sorted(durations_ns)
-
-        def rank(q: float) -> float:
-            return ordered[max(0, math.ceil(q * len(ordered)) - 1)] / 1000
-
-        return cls(samples=len(ordered), p50_us=rank(0.50), p99_us=rank(0.99), max_us=rank(1.0))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,28 +147,6 @@ class UnitsResult:
 
 
 # -- the host's side of the ports -----------------------------------------------------------------
-
-
-def set_host_line(fd: int) -> None:
-    """Raw mode at 115200 baud on a PTY slave."""
-    tty.setraw(fd)
-    attrs = termios.tcgetattr(fd)
-    attrs[4] = attrs[5] = termios.B115200
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-
-
-def open_host_port(path: str) -> int:
-    """Open a PTY slave (or a link to one) as the host: raw, 115200, non-blocking."""
-    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    set_host_line(fd)
-    return fd
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write ``data`` in one call; a PTY with room always takes a short line whole."""
-    written = os.write(fd, data)
-    if written != len(data):
-        raise RuntimeError(f"short write on fd {fd}: {written} of {len(data)} bytes")
 
 
 class Port:
@@ -325,17 +290,6 @@ class Host:
         self.epoll.close()
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep the client's garbage collector out of the timed section."""
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def measure_round_trips(hosts: Sequence[Host], samples: int) -> list[Latency]:
     """Round trips on every host, one in flight, round-robin over each host's ports.
 
@@ -440,7 +394,7 @@ class ServerProcess:
             if complaint:
                 raise RuntimeError(f"{port.name}: {complaint}")
         answered_ns = max(port.answered_ns for port in host.ports)
-        rss = self.rss_bytes()
+        rss = rss_bytes(psutil.Process(self._running().pid))
         return Startup(
             listed_s=(listed_ns - spawned_ns) / 1e9,
             answering_s=(answered_ns - spawned_ns) / 1e9,
@@ -493,14 +447,9 @@ class ServerProcess:
             raise RuntimeError(f"{self.name} has no stdout pipe")
         return stdout
 
-    def rss_bytes(self) -> int:
-        """The process's resident set size."""
-        return int(psutil.Process(self._running().pid).memory_info().rss)
-
     def cpu_seconds(self) -> float:
         """User and system CPU time the process has used so far."""
-        times = psutil.Process(self._running().pid).cpu_times()
-        return float(times.user + times.system)
+        return cpu_seconds(psutil.Process(self._running().pid))
 
     def stop(self) -> None:
         """SIGINT, then insist on exit status 0 (a kill only if it hangs)."""
@@ -535,11 +484,9 @@ def vdtu_server(units: int, workdir: Path) -> ServerProcess:
             return ""
         return f"GET_IMEI answered {reply!r}, expected the IMEI {described['imei']}"
 
-    argv = [sys.executable, "-m", "vdtu.cli", "up", "--units", str(units), "--json"]
-    argv += ["--no-pacing", "--no-state", "--ports", "uart", "--pty-dir", str(workdir / "pty")]
     return ServerProcess(
         "vdtu",
-        argv,
+        vdtu_up_argv(units, workdir / "pty"),
         units=units,
         reply_prefix=reply_prefix,
         validate=validate,
@@ -683,32 +630,6 @@ def idle_cpu_percent(servers: Sequence[ServerProcess], window_s: float) -> list[
     ]
 
 
-def progress(text: str) -> None:
-    """A progress line on standard error."""
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    return {
-        "cpus": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-    }
-
-
-def markdown_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table with right-aligned columns, padded to read in a terminal too."""
-    widths = [max(len(cell) for cell in column) for column in zip(head, *rows, strict=True)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    rule = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    return "\n".join([line(head), rule, *(line(row) for row in rows)])
-
-
 def marginal_rss(results: Sequence[UnitsResult]) -> dict[str, dict[int, float]]:
     """KB of RSS each unit adds, per server: against the run with the fewest units."""
     smallest = min(results, key=lambda r: r.units)
@@ -724,10 +645,8 @@ def marginal_rss(results: Sequence[UnitsResult]) -> dict[str, dict[int, float]]:
 
 def print_table(results: Sequence[UnitsResult], settings: Mapping[str, Any]) -> None:
     """The human-readable report (Markdown tables)."""
-    info = machine()
     print(
-        f"machine: {info['cpus']} CPUs, Linux {info['kernel']}, Python {info['python']}, "
-        f"{info['date']}; {settings['samples']} round trips and {settings['bursts']} bursts "
+        f"{machine_line()}; {settings['samples']} round trips and {settings['bursts']} bursts "
         f"per server, settle {settings['settle_s']} s\n"
     )
     print("GET_IMEI round trip, one request in flight, round-robin over the units (µs):\n")
@@ -819,22 +738,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_units(text: str) -> list[int]:
-    """``1,100,1000`` -> ``[1, 100, 1000]``."""
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(
-            f"--units takes comma-separated counts like 1,100,1000, not {text!r}"
-        ) from None
-    if not counts or any(not 1 <= n <= MAX_UNITS for n in counts):
-        raise ValueError(
-            f"--units counts must be 1..{MAX_UNITS} (both servers run side by side and the "
-            f"machine has 4095 PTYs), not {text!r}"
-        )
-    return counts
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or, with ``--echo-child``, be the baseline server)."""
     parser = build_parser()
@@ -842,7 +745,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.echo_child is not None:
         return asyncio.run(serve_echo(args.echo_child))
     try:
-        counts = parse_units(args.units)
+        counts = parse_counts(
+            args.units,
+            option="--units",
+            top=MAX_UNITS,
+            why=" (both servers run side by side and the machine has 4095 PTYs)",
+        )
     except ValueError as exc:
         parser.error(str(exc))
     if args.samples < 1 or args.bursts < 1 or args.settle < 0:
