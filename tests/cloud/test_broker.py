@@ -20,6 +20,8 @@ from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import Scheme
 from vdtu.errors import ConfigError, LocalProtocolError
 
+pytestmark = pytest.mark.realtime
+
 
 def connection_refused(port: int) -> bool:
     """Whether nothing listens on 127.0.0.1:port."""

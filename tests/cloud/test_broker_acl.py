@@ -43,6 +43,8 @@ from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
 from vdtu.cloud.xgc_api import Channel, device_password, device_topic
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 
+pytestmark = pytest.mark.realtime
+
 PROJECT = "1000a18db9b17958165c"
 SECRET = "0123456789ABCDEF0123456789ABCDEF01234567"
 A = "867435059800763"

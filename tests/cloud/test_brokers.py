@@ -31,6 +31,8 @@ from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.mosquitto import Mosquitto
 
+pytestmark = pytest.mark.realtime
+
 Login = tuple[str, str]
 ServeBroker = Callable[[Login | None], AbstractAsyncContextManager[BrokerUrl]]
 """Starts a broker (accepting only ``login`` when given) for the ``async with`` block."""

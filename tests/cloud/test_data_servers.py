@@ -130,6 +130,7 @@ def test_what_is_not_a_registration_gives_none(payload: bytes) -> None:
     assert parse_registration(payload) is None
 
 
+@pytest.mark.realtime
 def test_tcp_server_sorts_registration_heartbeats_and_data_and_addresses_by_imei() -> None:
     """The first payload registers the IMEI; ping texts count as heartbeats; the rest is
     data; on_message sees every payload; send() by IMEI reaches the unit."""
@@ -170,6 +171,7 @@ def test_tcp_server_sorts_registration_heartbeats_and_data_and_addresses_by_imei
     assert len(seen) == 4
 
 
+@pytest.mark.realtime
 def test_tcp_echo_returns_data_but_not_registration_or_heartbeat() -> None:
     """With echo=True only DATA payloads come back."""
 
@@ -193,6 +195,7 @@ def test_tcp_echo_returns_data_but_not_registration_or_heartbeat() -> None:
     assert asyncio.run(scenario()) == b"data-1"
 
 
+@pytest.mark.realtime
 def test_without_registration_the_first_payload_is_data_and_the_peer_addresses_it() -> None:
     """A unit that sends no registration is data from the start and is reached by address."""
 
@@ -214,6 +217,7 @@ def test_without_registration_the_first_payload_is_data_and_the_peer_addresses_i
     assert asyncio.run(scenario()) == ([b"ping"], b"hi")
 
 
+@pytest.mark.realtime
 def test_a_reconnected_unit_is_found_by_imei_on_its_new_connection() -> None:
     """After a reconnect the IMEI names the new connection; the old client is marked
     disconnected; a server-side disconnect reaches the unit as EOF, and sending to an
@@ -249,6 +253,7 @@ def test_a_reconnected_unit_is_found_by_imei_on_its_new_connection() -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.realtime
 def test_udp_server_keys_clients_by_address_and_answers_by_imei_and_echo() -> None:
     """Datagrams from one address are one client; it registers, heartbeats, gets data
     echoed, and is reached by IMEI; another address is another client."""
@@ -279,6 +284,7 @@ def test_udp_server_keys_clients_by_address_and_answers_by_imei_and_echo() -> No
     asyncio.run(scenario())
 
 
+@pytest.mark.realtime
 def test_http_server_echoes_by_default_and_plays_queued_answers_per_path() -> None:
     """Without a queued answer the body comes back with 200; queued answers for a path go
     out in order, one per request, then the default applies again; every exchange is kept."""
@@ -319,6 +325,7 @@ def test_http_server_echoes_by_default_and_plays_queued_answers_per_path() -> No
     ]
 
 
+@pytest.mark.realtime
 def test_http_server_with_a_fixed_body_and_its_description() -> None:
     """``body=`` replaces the echo; describe() names host, port and URL; PATCH is not served."""
 

@@ -12,6 +12,8 @@ import pytest
 from vdtu.cloud.http_client import HttpError, post_json, request
 from vdtu.cloud.http_server import Handler, HttpServer, Reply, Request
 
+pytestmark = pytest.mark.realtime
+
 
 @contextlib.asynccontextmanager
 async def serving(

@@ -252,6 +252,7 @@ def test_refusals_keep_only_the_latest() -> None:
     assert "pk5'" in iot.refusals[0]
 
 
+@pytest.mark.realtime
 def test_embedded_broker_refuses_a_wrong_device_secret() -> None:
     """Over real MQTT on 127.0.0.1: the right Aliyun login gets in, a wrong secret does not."""
     iot = cloud()

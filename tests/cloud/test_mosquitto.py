@@ -19,6 +19,8 @@ from vdtu.cloud import mosquitto as mosquitto_module
 from vdtu.cloud.mosquitto import Mosquitto, hash_password
 from vdtu.errors import ConfigError, LocalProtocolError, VdtuError
 
+pytestmark = pytest.mark.realtime
+
 
 @pytest.fixture
 def installed() -> None:

@@ -11,6 +11,8 @@ from vdtu.cloud.http_client import HttpError, post_json, request
 from vdtu.cloud.platform import CONSOLE_USER, MAX_BODY, BrokerAddress, XgcPlatform
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo, device_password
 
+pytestmark = pytest.mark.realtime
+
 PID, SECRET, IMEI = "1000904556b23945fe90", "76EDCE04DE96", "867435053362828"
 
 
