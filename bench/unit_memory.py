@@ -47,6 +47,7 @@ import argparse
 import asyncio
 import gc
 import json
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -55,18 +56,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import child_json, markdown_table, progress, rss_bytes
+import psutil
+
 from vdtu.clock import DomainEnvironment, VirtualClock
-from vdtu.firmware.quec.firmware import QuecFirmware
-from vdtu.firmware.xgc.firmware import XgcFirmware
-from vdtu.firmware.xgc.states import DtuState
+from vdtu.firmware.personality import Phase
+from vdtu.firmware.registry import personality
 from vdtu.identity import Identity
 from vdtu.links.sim_quec import SimQuecNet
 from vdtu.links.sim_xgc import SimXgcPlatform
 from vdtu.net.mqtt import MqttHub, MqttLink
 from vdtu.storage import MemoryStorage
 from vdtu.uart.line import SerialLine
-from vdtu.unit import QUEC_MODEL, XGC_MODEL, Profile, Unit, UnitConfig
+from vdtu.unit import Unit, UnitConfig
 
 PROFILES = ("xgc", "quec")
 PROJECT_ID = "1000abcdef0123456789"
@@ -98,7 +99,7 @@ class Fleet:
     """N units of one profile on one clock, with their hosts and their network."""
 
     clock: VirtualClock
-    profile: Profile
+    profile: str
     network: SimXgcPlatform | SimQuecNet
     pacing: bool
     units: list[Unit] = field(default_factory=list)
@@ -126,17 +127,17 @@ class Fleet:
         while not all(_reached_cloud(unit) for unit in self.units):
             if self.clock.now > deadline:
                 stuck = sum(not _reached_cloud(unit) for unit in self.units)
-                raise RuntimeError(f"{stuck} {self.profile.value} units did not reach the cloud")
+                raise RuntimeError(f"{stuck} {self.profile} units did not reach the cloud")
             self.clock.run_for(STEP_S)
         self.clock.run_for(SETTLE_S)
         return self.clock.now
 
 
-def new_fleet(profile: Profile, *, pacing: bool) -> Fleet:
+def new_fleet(profile: str, *, pacing: bool) -> Fleet:
     """An empty fleet of ``profile`` units on a fresh virtual clock and simulated network."""
     clock = VirtualClock()
     network: SimXgcPlatform | SimQuecNet
-    if profile is Profile.XGC:
+    if profile == "xgc":
         network = SimXgcPlatform(clock.env, projects={PROJECT_ID: PROJECT_SECRET})
     else:
         network = SimQuecNet(clock.env)
@@ -146,7 +147,7 @@ def new_fleet(profile: Profile, *, pacing: bool) -> Fleet:
 
 def _make_unit(
     env: DomainEnvironment,
-    profile: Profile,
+    profile: str,
     network: SimXgcPlatform | SimQuecNet,
     unit_id: int,
     epoch_s: float,
@@ -157,31 +158,25 @@ def _make_unit(
     if isinstance(network, SimXgcPlatform):
         flash = MemoryStorage()
         flash.save({"project": {"pid": PROJECT_ID, "secret": PROJECT_SECRET}})
-        config = UnitConfig(unit_id=unit_id, identity=identity, model=XGC_MODEL, pacing=pacing)
-        return Unit(env, config, epoch_s=epoch_s, flash=flash, cloud=network)
-    config = UnitConfig(
-        unit_id=unit_id, identity=identity, profile=profile, model=QUEC_MODEL, pacing=pacing
-    )
-    return Unit(env, config, epoch_s=epoch_s, net=network)
+        config = UnitConfig(unit_id=unit_id, identity=identity, pacing=pacing)
+        return Unit(env, config, epoch_s=epoch_s, flash=flash, network=network)
+    config = UnitConfig(unit_id=unit_id, identity=identity, profile=profile, pacing=pacing)
+    return Unit(env, config, epoch_s=epoch_s, network=network)
 
 
 def _reached_cloud(unit: Unit) -> bool:
-    firmware = unit.firmware
-    if isinstance(firmware, XgcFirmware):
-        return firmware.state is DtuState.MQTT_CONNECTED
-    assert isinstance(firmware, QuecFirmware)
-    return bool(firmware.drivers) and all(d.connected for d in firmware.drivers.values())
+    return unit.firmware.unit_state.phase is Phase.CONNECTED
 
 
 def _rss() -> int:
     gc.collect()
-    return rss_bytes()
+    return int(psutil.Process().memory_info().rss)
 
 
 # -- the children ----------------------------------------------------------------------------
 
 
-def measure_units_rss(profile: Profile, count: int, *, pacing: bool) -> dict[str, Any]:
+def measure_units_rss(profile: str, count: int, *, pacing: bool) -> dict[str, Any]:
     """RSS per unit: a warm-up unit first, then ``count`` more (see the module docstring)."""
     warm = new_fleet(profile, pacing=pacing)
     warm.add(1)
@@ -201,7 +196,7 @@ def measure_units_rss(profile: Profile, count: int, *, pacing: bool) -> dict[str
     }
 
 
-def measure_units_trace(profile: Profile, count: int, top: int, *, pacing: bool) -> dict[str, Any]:
+def measure_units_trace(profile: str, count: int, top: int, *, pacing: bool) -> dict[str, Any]:
     """tracemalloc bytes per unit, the top sites, objects by type and queued events per unit."""
     warm = new_fleet(profile, pacing=pacing)
     warm.add(1)
@@ -282,11 +277,12 @@ def measure_links(count: int, *, trace: bool) -> dict[str, Any]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    result = child_json("bench.unit_memory", args)
-    if result is None:
-        raise RuntimeError(f"{' '.join(args)} failed (its standard error is above)")
-    found: dict[str, Any] = result
-    return found
+    command = [sys.executable, "-m", "bench.unit_memory", "--child", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 def run(units: int, profiles: list[str], links: int, top: int, *, pacing: bool) -> dict[str, Any]:
@@ -294,16 +290,20 @@ def run(units: int, profiles: list[str], links: int, top: int, *, pacing: bool) 
     report: dict[str, Any] = {"units": units, "pacing": pacing, "links": links, "profiles": {}}
     paced = str(int(pacing))
     for profile in profiles:
-        progress(f"{profile}: RSS of {units} units")
+        _progress(f"{profile}: RSS of {units} units")
         rss = _child(["units-rss", profile, str(units), paced])
-        progress(f"{profile}: tracemalloc of {units} units")
+        _progress(f"{profile}: tracemalloc of {units} units")
         trace = _child(["units-trace", profile, str(units), paced, str(top)])
         report["profiles"][profile] = rss | trace
     if links:
-        progress(f"reference: {links} MqttLinks")
+        _progress(f"reference: {links} MqttLinks")
         report["link_rss_bytes"] = _child(["links-rss", str(links)])["bytes_per_link"]
         report["link_traced_bytes"] = _child(["links-trace", str(links)])["bytes_per_link"]
     return report
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -313,21 +313,15 @@ def render(report: dict[str, Any]) -> str:
         f"{'on' if report['pacing'] else 'off'} (bytes; RSS and tracemalloc from separate "
         "processes):",
         "",
+        "| profile | RSS B/unit | traced B/unit | GC objects/unit | queued events/unit | RSS MB |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    head = ["profile", "RSS B/unit", "traced B/unit", "GC objects/unit", "queued events/unit"]
-    head.append("RSS MB")
-    rows = [
-        [
-            name,
-            f"{p['rss_bytes_per_unit']:.0f}",
-            f"{p['traced_bytes_per_unit']:.0f}",
-            f"{p['gc_objects_per_unit']:.1f}",
-            f"{p['queued_events_per_unit']:.1f}",
-            f"{p['rss_mb']:.1f}",
-        ]
-        for name, p in report["profiles"].items()
-    ]
-    lines.append(markdown_table(head, rows))
+    for name, p in report["profiles"].items():
+        lines.append(
+            f"| {name} | {p['rss_bytes_per_unit']:.0f} | {p['traced_bytes_per_unit']:.0f} | "
+            f"{p['gc_objects_per_unit']:.1f} | {p['queued_events_per_unit']:.1f} | "
+            f"{p['rss_mb']:.1f} |"
+        )
     if report["links"]:
         lines += [
             "",
@@ -337,11 +331,11 @@ def render(report: dict[str, Any]) -> str:
         ]
     for name, p in report["profiles"].items():
         lines += ["", f"Top allocation sites, {name} (bytes and blocks per unit):", ""]
-        sites = [
-            [f"`{s['site']}`", f"{s['bytes_per_unit']:.0f}", f"{s['blocks_per_unit']:.2f}"]
+        lines += ["| site | B/unit | blocks/unit |", "|---|---:|---:|"]
+        lines += [
+            f"| `{s['site']}` | {s['bytes_per_unit']:.0f} | {s['blocks_per_unit']:.2f} |"
             for s in p["sites"]
         ]
-        lines.append(markdown_table(["site", "B/unit", "blocks/unit"], sites))
         lines += ["", f"GC-tracked objects per unit by type, {name}:", ""]
         lines.append(
             ", ".join(f"{kind} {n:.2f}" for kind, n in p["objects_per_unit"].items() if n >= 0.01)
@@ -350,9 +344,9 @@ def render(report: dict[str, Any]) -> str:
 
 
 CHILDREN: dict[str, Callable[[list[str]], dict[str, Any]]] = {
-    "units-rss": lambda a: measure_units_rss(Profile(a[0]), int(a[1]), pacing=a[2] == "1"),
+    "units-rss": lambda a: measure_units_rss(personality(a[0]).name, int(a[1]), pacing=a[2] == "1"),
     "units-trace": lambda a: measure_units_trace(
-        Profile(a[0]), int(a[1]), int(a[3]), pacing=a[2] == "1"
+        personality(a[0]).name, int(a[1]), int(a[3]), pacing=a[2] == "1"
     ),
     "links-rss": lambda a: measure_links(int(a[0]), trace=False),
     "links-trace": lambda a: measure_links(int(a[0]), trace=True),

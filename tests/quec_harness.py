@@ -16,12 +16,13 @@ from typing import Any
 from tests.xgc_harness import SEED_IDENTITY
 from vdtu.clock import VirtualClock
 from vdtu.firmware.quec.config import DtuConfig, default_config
-from vdtu.firmware.quec.firmware import QuecFirmware
+from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
+from vdtu.firmware.quec.personality import CONFIG_FILE
 from vdtu.identity import Identity
 from vdtu.links.sim_quec import SimQuecNet
 from vdtu.storage import MemoryStorage, MemoryTextFile, Storage, TextFile
 from vdtu.uart.memory import MemoryEndpoint
-from vdtu.unit import Profile, Unit, UnitConfig
+from vdtu.unit import Unit, UnitConfig
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -50,17 +51,19 @@ class QuecBench:
             self.config_file.write(json.dumps(config.to_json()))
         elif callable(config):
             self.config_file.write(json.dumps(config(identity.imei).to_json()))
-        base = UnitConfig(identity=identity, profile=Profile.QUEC, model="EC600N-CN")
+        options = QuecOptions(
+            default_config=lambda imei: default_config(
+                imei, broker_host=BROKER[0], broker_port=BROKER[1]
+            )
+        )
+        base = UnitConfig(identity=identity, profile="quec", options=options)
         self.unit = Unit(
             self.env,
             replace(base, **unit_config),
             epoch_s=epoch_s,
             flash=self.flash,
-            net=self.net,
-            config_file=self.config_file,
-            quec_default=lambda: default_config(
-                identity.imei, broker_host=BROKER[0], broker_port=BROKER[1]
-            ),
+            network=self.net,
+            files={CONFIG_FILE: self.config_file},
         )
         assert isinstance(self.unit.firmware, QuecFirmware)
         self.firmware: QuecFirmware = self.unit.firmware

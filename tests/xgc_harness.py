@@ -54,7 +54,9 @@ class XgcBench:
         self.flash = flash if flash is not None else MemoryStorage()
         self.config = replace(UnitConfig(identity=identity), **config)
         self.cloud = cloud(self.env) if cloud is not None else None
-        self.unit = Unit(self.env, self.config, epoch_s=epoch_s, flash=self.flash, cloud=self.cloud)
+        self.unit = Unit(
+            self.env, self.config, epoch_s=epoch_s, flash=self.flash, network=self.cloud
+        )
         assert isinstance(self.unit.firmware, XgcFirmware)
         self.firmware: XgcFirmware = self.unit.firmware
         self.host = MemoryEndpoint(self.env, self.unit.lines["uart"], name="host")

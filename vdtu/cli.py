@@ -24,6 +24,7 @@ from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import DtuConfig, load_config
 from vdtu.firmware.xgc.codec import CodeFormat
 from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
+from vdtu.firmware.xgc.personality import XGC
 from vdtu.fleet import (
     PORTS,
     PROFILES,
@@ -382,7 +383,6 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
         identity=Identity.for_unit(args.seed, 0),
         slaves=slaves,
         pacing=not args.no_pacing,
-        options=options,
         outputs=args.outputs,
         inputs=args.inputs,
     )
@@ -405,6 +405,7 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
         broker=None if args.broker is None else parse_broker_url(args.broker, ca_file=args.ca_file),
         provision=not args.unprovisioned,
         template=template,
+        options={XGC.name: options},
         profile=args.profile,
         quec_config=None if args.quec_config is None else _read_quec_config(args.quec_config),
     )

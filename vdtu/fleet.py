@@ -34,6 +34,9 @@ from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.xgc_api import TOPIC_ROOT, device_password
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, DtuConfig, default_config, load_config
+from vdtu.firmware.quec.firmware import QuecOptions
+from vdtu.firmware.quec.personality import CONFIG_FILE, QUEC
+from vdtu.firmware.xgc.personality import XGC
 from vdtu.identity import Identity
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.links.quec_net import RealQuecNet
@@ -65,7 +68,7 @@ from vdtu.uart.fd_endpoint import FdEndpoint
 from vdtu.uart.pty import BaudMismatch, PtyEndpoint
 from vdtu.uart.serial_device import SerialDeviceEndpoint
 from vdtu.uart.socat import SocatBridge
-from vdtu.unit import DEFAULT_BAUDS, QUEC_MODEL, XGC_MODEL, Profile, Unit, UnitConfig
+from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
 
 PORTS = tuple(DEFAULT_BAUDS)
 HOST_POLL_S = 1.0
@@ -75,7 +78,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 the terminal closing."""
 LOCK_FILE = ".lock"
 """In ``--pty-dir``: the lock of the one ``vdtu up`` that uses the directory, and its pid."""
-CONFIG_FILE = "dtu_config.json"
 PROFILES = ("xgc", "quec", "mix")
 """``FleetConfig.profile`` values: one personality for every unit, or both (``mix``)."""
 
@@ -204,7 +206,9 @@ class FleetConfig:
     """Write the fleet's project into every unit's flash that has none (a project already
     there, e.g. set by the host with SET_PRJINFO, is kept); False: erase it, no-project-info."""
     template: UnitConfig | None = None
-    """Settings every unit shares (identity, id and profile are replaced per unit)."""
+    """Settings every unit shares (identity, id, profile and options are replaced per unit)."""
+    options: Mapping[str, object] = field(default_factory=dict)
+    """Each personality's unit options, by its name (one not named runs with its defaults)."""
     profile: str = "xgc"
     """``xgc``, ``quec`` or ``mix`` (even unit ids XGC, odd ones QuecPython)."""
     log_records: int = 500
@@ -275,12 +279,12 @@ class Fleet:
         self.quec_net: RealQuecNet | None = None
         self.config_files: list[TextFile | None] = []
 
-    def profile_of(self, unit_id: int) -> Profile:
-        """The personality of unit ``unit_id``."""
+    def profile_of(self, unit_id: int) -> str:
+        """The personality of unit ``unit_id``: ``xgc`` or ``quec``."""
         profile = self.config.profile
         if profile == "mix":
-            return Profile.QUEC if unit_id % 2 else Profile.XGC
-        return Profile(profile)
+            return QUEC.name if unit_id % 2 else XGC.name
+        return profile
 
     @property
     def discovery_path(self) -> Path:
@@ -371,7 +375,7 @@ class Fleet:
         Raises:
             ConfigError: the file exists and is not a valid config (naming the field).
         """
-        if self.profile_of(unit_id) is not Profile.QUEC:
+        if self.profile_of(unit_id) != QUEC.name:
             return None
         if self.config.state_dir is None:
             return MemoryTextFile()
@@ -437,11 +441,18 @@ class Fleet:
         identity = Identity.for_unit(config.seed, unit_id)
         profile = self.profile_of(unit_id)
         template = config.template or UnitConfig(identity=identity)
+        options = config.options.get(profile)
+        if profile == QUEC.name:
+            quec = options if isinstance(options, QuecOptions) else QuecOptions()
+            options = replace(quec, default_config=self._quec_default)
         unit_config = replace(
-            template, unit_id=unit_id, seed=config.seed, identity=identity, profile=profile
+            template,
+            unit_id=unit_id,
+            seed=config.seed,
+            identity=identity,
+            profile=profile,
+            options=options,
         )
-        if profile is Profile.QUEC and unit_config.model == XGC_MODEL:
-            unit_config = replace(unit_config, model=QUEC_MODEL)
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
             log.sinks.append(self.sink)
@@ -450,10 +461,8 @@ class Fleet:
         unit = Unit(
             self.clock.env,
             unit_config,
-            cloud=self.cloud,
-            net=self.quec_net,
-            config_file=config_file,
-            quec_default=lambda: self._quec_default(identity.imei),
+            network=self.quec_net if profile == QUEC.name else self.cloud,
+            files=None if config_file is None else {CONFIG_FILE: config_file},
             epoch_s=self.clock.epoch_s,
             flash=self._flash(identity),
             log=log,
@@ -507,7 +516,7 @@ class Fleet:
         """What ``up.json`` holds: the broker and console login, each unit's profile, and
         the QuecPython side's servers."""
         document = self.stack.discovery()
-        document["units"] = {unit.imei: unit.config.profile.value for unit in self.units}
+        document["units"] = {unit.imei: unit.config.profile for unit in self.units}
         if self.quec is not None:
             document["quec"] = self.quec.discovery()
         return document
@@ -527,7 +536,7 @@ class Fleet:
     def watch_topics(self) -> tuple[str, ...]:
         """Topic filters that cover every unit's default traffic: ``xgc/#``, ``quec/#``."""
         profiles = {self.profile_of(unit_id) for unit_id in self.unit_ids}
-        roots = {Profile.XGC: TOPIC_ROOT, Profile.QUEC: PUBLISH_TOPIC.split("/", 1)[0]}
+        roots = {XGC.name: TOPIC_ROOT, QUEC.name: PUBLISH_TOPIC.split("/", 1)[0]}
         return tuple(f"{root}/#" for profile, root in roots.items() if profile in profiles)
 
     def describe(self, unit_id: int) -> dict[str, Any]:
@@ -537,7 +546,7 @@ class Fleet:
         described: dict[str, Any] = {
             "unit": unit_id,
             "name": unit.name,
-            "profile": unit.config.profile.value,
+            "profile": unit.config.profile,
             "imei": unit.imei,
             "iccid": unit.config.identity.iccid,
             "ports": ports,

@@ -20,7 +20,6 @@ import functools
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -28,13 +27,11 @@ import simpy
 
 from vdtu.clock.domain import DomainEnvironment, FaultDomain
 from vdtu.clock.rng import SplitMix64
+from vdtu.errors import ConfigError
 from vdtu.firmware.hardware import Hardware
-from vdtu.firmware.quec.config import DtuConfig, default_config
-from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
-from vdtu.firmware.quec.net import QuecNet
-from vdtu.firmware.xgc.cloud import XgcCloud
-from vdtu.firmware.xgc.firmware import XgcFirmware
-from vdtu.firmware.xgc.options import XgcOptions
+from vdtu.firmware.personality import BuildContext, Firmware
+from vdtu.firmware.registry import DEFAULT as DEFAULT_PERSONALITY
+from vdtu.firmware.registry import personality, personality_of
 from vdtu.identity import Identity
 from vdtu.io.adc import Adc
 from vdtu.io.gpio import Gpio
@@ -45,7 +42,7 @@ from vdtu.io.sensor import TempHumiditySensor
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import Modem, SimCard, SimSlot
 from vdtu.modem.signal import Signal
-from vdtu.storage import MemoryStorage, MemoryTextFile, Storage, TextFile
+from vdtu.storage import MemoryStorage, Storage, TextFile
 from vdtu.uart.line import SerialLine
 
 P = ParamSpec("P")
@@ -57,21 +54,6 @@ DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
 """The seed's defaults: UART and RS-232 at 115200, RS-485 at 9600."""
 
 
-XGC_MODEL = "XGC-RG88C"
-"""The model an XGC unit reports (``AT+CGMM``)."""
-QUEC_MODEL = "EC600N-CN"
-"""The module a QuecPython unit runs on (one of those its firmware lists)."""
-
-
-class Profile(StrEnum):
-    """The firmware personality of a unit."""
-
-    XGC = "xgc"
-    """The XGC DTU (seed 004): the XGC text protocol, the XGC platform."""
-    QUEC = "quec"
-    """The QuecPython DTU (seed 000): ``dtu_config.json``, JSON commands, many channel types."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnitConfig:
     """Everything that makes one unit what it is (its flash is separate)."""
@@ -80,8 +62,12 @@ class UnitConfig:
     seed: int = 0
     """The fleet seed; with ``unit_id`` it seeds every random source of the unit."""
     identity: Identity
-    profile: Profile = Profile.XGC
-    model: str = XGC_MODEL
+    profile: str = DEFAULT_PERSONALITY
+    """The firmware personality (``vdtu.firmware.registry``): ``xgc`` or ``quec``."""
+    options: object | None = None
+    """The personality's options (``XgcOptions``, ``QuecOptions``); None: its defaults."""
+    model: str | None = None
+    """The modem model the unit reports; None: the personality's."""
     firmware_version: str = "1.0.0"
     outputs: int = 8
     inputs: int = 8
@@ -89,9 +75,6 @@ class UnitConfig:
     pacing: bool = True
     """Bytes take wire time at the port's baud rate (False: they arrive at once)."""
     slaves: tuple[ModbusSlaveConfig, ...] = (DEMO_SLAVE,)
-    options: XgcOptions = field(default_factory=XgcOptions)
-    quec: QuecOptions = field(default_factory=QuecOptions)
-    """The QuecPython personality's switches (``profile`` quec)."""
     sim_inserted: bool = True
     sim_pin: str | None = None
     rssi: int = 26
@@ -104,6 +87,11 @@ class UnitConfig:
     """How long a unit whose code failed stays dark before its watchdog power-cycles it."""
 
     def __post_init__(self) -> None:
+        personality(self.profile)  # a ConfigError names the known ones
+        if self.options is not None and personality_of(self.options).name != self.profile:
+            raise ConfigError(
+                f"{type(self.options).__name__} are not the options of a {self.profile} unit"
+            )
         unknown = set(self.bauds) - set(DEFAULT_BAUDS)
         if unknown:
             raise ValueError(
@@ -159,18 +147,16 @@ class Unit:
         epoch_s: Unix time at sim time 0 (the network's clock).
         flash: its persistent storage (in memory when not given).
         log: its log (a fresh one when not given).
-        cloud: the XGC platform and broker it reaches (None: none); XGC units.
-        net: the network a QuecPython unit reaches (None: none).
-        config_file: a QuecPython unit's ``dtu_config.json`` (in memory when not given).
-        quec_default: the config a QuecPython unit writes when it has none (default:
-            ``default_config`` with its MQTT channel to 127.0.0.1:1883).
+        network: what the unit reaches, as its personality expects it (an XGC unit: an
+            ``XgcCloud``; a QuecPython unit: a ``QuecNet``); None: nothing.
+        files: named text files of its flash (a QuecPython unit's ``dtu_config.json``);
+            a file not given lives in memory.
     """
 
     __slots__ = (
         "adc",
         "battery",
         "config",
-        "config_file",
         "domain",
         "env",
         "faults",
@@ -181,6 +167,7 @@ class Unit:
         "lines",
         "log",
         "modem",
+        "personality",
         "powered",
         "resetting",
         "sensor",
@@ -198,13 +185,12 @@ class Unit:
         epoch_s: float,
         flash: Storage | None = None,
         log: UnitLog | None = None,
-        cloud: XgcCloud | None = None,
-        net: QuecNet | None = None,
-        config_file: TextFile | None = None,
-        quec_default: Callable[[], DtuConfig] | None = None,
+        network: object | None = None,
+        files: Mapping[str, TextFile] | None = None,
     ) -> None:
         self.env = env
         self.config = config
+        self.personality = personality(config.profile)
         self.flash = flash if flash is not None else MemoryStorage()
         self.log = log if log is not None else UnitLog(config.name)
         self.powered = False
@@ -239,7 +225,7 @@ class Unit:
                 env,
                 self._rng("modem"),
                 imei=identity.imei,
-                model=config.model,
+                model=config.model or self.personality.model,
                 firmware_version=config.firmware_version,
                 sim=self.sim,
                 signal=self.signal,
@@ -263,34 +249,19 @@ class Unit:
                 sensor=self.sensor,
                 lines=self.lines,
             )
-            self.config_file = config_file if config_file is not None else MemoryTextFile()
-            self.firmware: XgcFirmware | QuecFirmware
-            if config.profile is Profile.QUEC:
-                imei = identity.imei
-                self.firmware = QuecFirmware(
-                    env,
-                    # QuecFirmware still takes a random.Random (2.5 KB of state).
-                    self._rng("firmware"),
-                    hardware,
+            self.firmware: Firmware = self.personality.build(
+                BuildContext(
+                    env=env,
+                    rng=self._rng("firmware"),
+                    hardware=hardware,
                     flash=self.flash,
-                    config_file=self.config_file,
-                    default_config=quec_default
-                    or (lambda: default_config(imei, broker_host="127.0.0.1", broker_port=1883)),
-                    log=self.log,
-                    net=net,
-                    options=config.quec,
-                )
-            else:
-                self.firmware = XgcFirmware(
-                    env,
-                    self._rng("firmware"),
-                    hardware,
-                    flash=self.flash,
+                    files=files or {},
                     log=self.log,
                     options=config.options,
-                    base_version=config.firmware_version,
-                    cloud=cloud,
+                    firmware_version=config.firmware_version,
+                    network=network,
                 )
+            )
             self.firmware.on_reboot_request.append(self.reboot)
 
     def _seed_text(self, part: str) -> str:
@@ -429,18 +400,23 @@ class Unit:
         raise ValueError(f"no Modbus slave at address {address}; present: {present}")
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-able view of the whole unit."""
+        """A JSON-able view of the whole unit; ``firmware`` is the personality's own part."""
         fw = self.firmware
-        view: dict[str, Any] = {
+        state = fw.unit_state
+        return {
             "unit": self.config.unit_id,
             "name": self.name,
-            "profile": self.config.profile.value,
+            "profile": self.config.profile,
             "imei": self.imei,
             "iccid": self.config.identity.iccid,
             "powered": self.powered,
             "faults": self.faults,
             "halted": self.halted,
-            "stats": {name: getattr(fw.stats, name) for name in fw.stats.__slots__},
+            "phase": state.phase.value,
+            "state": state.detail,
+            "cloud_connected": fw.cloud_connected,
+            "counters": asdict(fw.counters()),
+            "firmware": fw.snapshot(),
             "modem": self.modem.snapshot(),
             "gpio": asdict(self.gpio.snapshot()),
             "battery": asdict(self.battery.snapshot()),
@@ -452,15 +428,3 @@ class Unit:
                 for name, line in self.lines.items()
             },
         }
-        if isinstance(fw, XgcFirmware):
-            view.update(state=fw.state.value, pipe=fw.pipe.value, version=fw.version)
-        else:
-            view.update(
-                state=fw.state,
-                config_error=fw.config_error,
-                work_mode=None if fw.config is None else fw.config.work_mode.value,
-                version=None if fw.config is None else fw.config.version,
-                channels=dict(fw.channel_states()),
-                offline={"stored": len(fw.offline), "dropped": fw.offline.dropped},
-            )
-        return view

@@ -355,7 +355,8 @@ def test_send_mbr_485_timing_follows_the_wire(bench: XgcBench) -> None:
 
 
 def test_snapshot_is_json_and_shows_the_state(bench: XgcBench) -> None:
-    """A unit's snapshot serialises to JSON and reflects state, pipe, GPIO and stats."""
+    """A unit's snapshot serialises to JSON and reflects state and phase, the firmware's own
+    part (pipe, stats), GPIO and lines."""
     import json  # noqa: PLC0415
 
     bench.boot()
@@ -365,8 +366,9 @@ def test_snapshot_is_json_and_shows_the_state(bench: XgcBench) -> None:
     snapshot = json.loads(json.dumps(bench.unit.snapshot()))
     assert snapshot["imei"] == "867435053362828"
     assert snapshot["state"] == "no-project-info"
-    assert snapshot["pipe"] == "uart"
-    assert snapshot["stats"]["garbage_bytes"] == len(b"noise")
+    assert snapshot["phase"] == "no-cloud"
+    assert snapshot["firmware"]["pipe"] == "uart"
+    assert snapshot["firmware"]["stats"]["garbage_bytes"] == len(b"noise")
     assert snapshot["lines"]["rs485"]["baud"] == 9600
     assert snapshot["slaves"][0]["address"] == 1
     assert snapshot["gpio"]["inputs"]["in2"] == 1

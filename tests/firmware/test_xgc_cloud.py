@@ -264,7 +264,7 @@ def test_a_fleet_reconnects_spread_out_not_in_step() -> None:
         flash = MemoryStorage()
         flash.save({"project": {"pid": PID, "secret": SECRET}})
         config = UnitConfig(unit_id=unit_id, identity=Identity.for_unit(0, unit_id))
-        Unit(clock.env, config, epoch_s=clock.epoch_s, flash=flash, cloud=platform).power_on()
+        Unit(clock.env, config, epoch_s=clock.epoch_s, flash=flash, network=platform).power_on()
     clock.run_for(30)
     assert len(platform.connections) == 50
     platform.outage()

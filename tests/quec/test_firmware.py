@@ -275,7 +275,7 @@ def test_a_malformed_config_file_stops_the_boot_and_names_the_field() -> None:
     assert bench.firmware.state == "config-error"
     assert bench.firmware.config_error is not None
     assert "conf.1.port" in bench.firmware.config_error
-    assert bench.unit.snapshot()["config_error"] == bench.firmware.config_error
+    assert bench.unit.snapshot()["firmware"]["config_error"] == bench.firmware.config_error
 
 
 def _modbus_config(imei: str, poll: tuple[PollEntry, ...] = ()) -> DtuConfig:

@@ -5,32 +5,20 @@ once the unit has first reached its cloud, sends an uplink every ``interval_s``
 (each period drawn within +/-20 % so a fleet does not send in step). An uplink
 carries the unit id, a per-unit sequence number and the send time in Unix ms
 (``payload.encode_uplink``), so the verifying subscriber can count what the cloud
-received. What the host writes depends on the personality:
-
-* XGC: a ``DATA_PACK`` frame whose content is ``u:<unit>;s:<seq>;t:<ms>;p:<pad>``;
-  the unit publishes it as the JSON object ``{"u": .., "s": .., "t": .., "p": ..}``.
-* QuecPython (default config, command mode): the frame ``1,0,len,crc32,<json>`` on
-  channel 1, published as ``{"data": "<json>"}``.
-
-A host also answers the command probe's XGC downlinks: a ``DATA_PACK`` from the
-cloud carrying ``probe:<k>`` is sent straight back up (a QuecPython unit answers its
-probe, command code 0, by itself). Timers are plain SimPy timeouts with callbacks:
-no process per host.
+received. How the uplink is framed, and how a host answers the command probe, is the
+personality's (its ``HostCodec``: an XGC host writes a ``DATA_PACK`` and echoes the
+probe's ``probe:<k>`` downlink back up; a QuecPython host writes a command-mode frame
+on channel 1 and answers nothing, the unit answering its probe by itself). Timers are
+plain SimPy timeouts with callbacks: no process per host.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Protocol
 
 import simpy
 
-from vdtu.firmware.quec.firmware import QuecFirmware
-from vdtu.firmware.quec.frames import CommandFrame
-from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind, FrameReader, FrameReceived
-from vdtu.firmware.xgc.firmware import XgcFirmware
-from vdtu.firmware.xgc.states import DtuState
 from vdtu.load.payload import encode_uplink
 from vdtu.uart.line import Tap
 from vdtu.unit import Unit
@@ -80,7 +68,7 @@ class Host:
         self.seq = 0
         self.sending = False
         self.stopped = False
-        self._reader: FrameReader | None = None
+        self.codec = unit.personality.host_codec(PROBE_KEY)
         self.tap: Tap = unit.lines["uart"].attach(self, "host", paced=False)
 
     def start(self) -> None:
@@ -105,10 +93,7 @@ class Host:
 
     def cloud_connected(self) -> bool:
         """Whether the unit has reached its cloud (the host starts then and keeps going)."""
-        firmware = self.unit.firmware
-        if isinstance(firmware, XgcFirmware):
-            return firmware.state is DtuState.MQTT_CONNECTED
-        return any(driver.connected for driver in firmware.drivers.values())
+        return self.unit.firmware.cloud_connected
 
     def now_ms(self) -> int:
         return int((self.epoch_s + float(self.env.now)) * 1000)
@@ -119,38 +104,12 @@ class Host:
         text = encode_uplink(
             unit=self.unit_index, seq=self.seq, sent_ms=self.now_ms(), size=self.payload_size
         )
-        self.tap.send(self._frame(text))
+        self.tap.send(self.codec.frame_uplink(text))
         self.published(self.unit_index, self.seq)
-
-    def _frame(self, text: str) -> bytes:
-        if isinstance(self.unit.firmware, QuecFirmware):
-            return CommandFrame(cid="1", topic_id="0", data=text).encode()
-        return _data_pack(_pairs(text))
 
     # -- the line's node interface: what the unit writes to the host -------------------
 
     def receive(self, data: bytes) -> None:
-        """Bytes from the unit; only an XGC probe downlink needs an answer."""
-        if self._reader is None:
-            if PROBE_KEY.encode() not in data:
-                return
-            self._reader = FrameReader()
-        self._reader.receive_data(data)
-        for event in self._reader.events():
-            if isinstance(event, FrameReceived) and event.frame.action == "DATA_PACK":
-                content = event.frame.content or ""
-                if content.startswith(PROBE_KEY + ":"):
-                    self.tap.send(_data_pack(content))
-        self._reader = None
-
-
-def _pairs(text: str) -> str:
-    """Our JSON uplink as XGC key:value content (``{"u":1,"s":2}`` -> ``u:1;s:2``)."""
-    return ";".join(f"{key}:{value}" for key, value in json.loads(text).items())
-
-
-def _data_pack(content: str) -> bytes:
-    frame = Frame(
-        kind=FrameKind.COMMAND, action="DATA_PACK", sn="0", timestamp="0", content=content
-    )
-    return frame.encode(CodeFormat.HEX)
+        """Bytes from the unit: what the personality's host answers goes back."""
+        for answer in self.codec.answers(data):
+            self.tap.send(answer)

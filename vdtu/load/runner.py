@@ -6,9 +6,9 @@ broker the user named), connects the ``Verifier``, then powers units on at
 unit has reached its cloud. The run lasts the ramp plus ``duration`` seconds.
 Units have no PTY unless ``pty`` is set, no flash files, and no wire pacing (the
 hosts are simulated: pacing would only cost CPU).
-XGC units draw their first reconnect after a loss within +/-20 % of 5 s
-(``XgcOptions.jitter_first_reconnect``), so a broker that drops every connection
-at once is not met by the whole fleet in the same millisecond.
+Units run with their personality's load-test options (an XGC unit draws its first
+reconnect after a loss within +/-20 % of 5 s), so a broker that drops every
+connection at once is not met by the whole fleet in the same millisecond.
 
 Every second it updates the figures: a progress line on ``out`` and, when
 ``metrics_port`` is set, ``GET /metrics`` in Prometheus' text format. At the end
@@ -21,9 +21,10 @@ collector's view (``gc.freeze``): units live for the whole run, and a full
 collection scanning 10 000 units' objects stops the loop for hundreds of ms, which
 would show up as uplink latency that no broker caused.
 
-Connections per unit are counted from the firmware: a unit is connected when its
-XGC session is ``mqtt-connected`` or any QuecPython channel is up; failures and
-reconnects are the sessions' and channels' own counters.
+Connections per unit come from the personality interface: a unit is connected when
+its firmware says it reaches its cloud; ``connect_failures`` and ``reconnects`` are
+its ``Counters`` (attempts that did not come up; connections that came up after a
+lost one), added up.
 """
 
 from __future__ import annotations
@@ -43,9 +44,7 @@ from typing import TextIO
 
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.http_server import HttpServer, Reply, Request
-from vdtu.firmware.quec.firmware import QuecFirmware
-from vdtu.firmware.xgc.firmware import XgcFirmware
-from vdtu.firmware.xgc.options import XgcOptions
+from vdtu.firmware.registry import PERSONALITIES
 from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
 from vdtu.identity import Identity
 from vdtu.links.xgc_stack import url_from_discovery
@@ -59,7 +58,7 @@ from vdtu.load.report import FleetReport
 from vdtu.load.verifier import ProbeTarget, Verifier
 from vdtu.log import LogLevel, LogRecord
 from vdtu.storage import write_atomically
-from vdtu.unit import Profile, Unit, UnitConfig
+from vdtu.unit import UnitConfig
 
 LOG_RECORDS = 20
 """Log records each unit keeps (WARNs and worse are counted in the report anyway)."""
@@ -115,7 +114,6 @@ class LoadRun:
         template = UnitConfig(
             identity=Identity.for_unit(options.seed, 0),
             pacing=options.pty,
-            options=XgcOptions(jitter_first_reconnect=True),
             slaves=(),  # no host polls the bus; a demo slave's dynamics would cost an event/s
         )
         broker = options.broker
@@ -129,6 +127,11 @@ class LoadRun:
             broker=None if broker is None else parse_broker_url(broker, ca_file=options.ca_file),
             profile=options.profile,
             template=template,
+            options={
+                entry.name: entry.load_test_options
+                for entry in PERSONALITIES.values()
+                if entry.load_test_options is not None
+            },
             log_records=LOG_RECORDS,
         )
 
@@ -214,7 +217,7 @@ class LoadRun:
             targets.append(
                 ProbeTarget(
                     imei=identity.imei,
-                    quec=self.fleet.profile_of(unit_id) is Profile.QUEC,
+                    quec=self.fleet.profile_of(unit_id) == "quec",
                     project=self.fleet.project_id,
                     ready=partial(self._connected, unit_id),
                 )
@@ -277,9 +280,9 @@ class LoadRun:
         failures = reconnects = connected = 0
         elapsed = time.monotonic() - self.started_at
         for unit_id, host in self.hosts.items():
-            unit_failures, unit_reconnects = _connection_counters(host.unit)
-            failures += unit_failures
-            reconnects += unit_reconnects
+            counters = host.unit.firmware.counters()
+            failures += counters.connect_failures
+            reconnects += counters.reconnects
             if host.cloud_connected():
                 connected += 1
                 self.first_connected.setdefault(unit_id, elapsed)
@@ -322,20 +325,6 @@ class LoadRun:
             body=to_prometheus(self.report()).encode(),
             headers=(("content-type", "text/plain; version=0.0.4"),),
         )
-
-
-def _connection_counters(unit: Unit) -> tuple[int, int]:
-    """(failed attempts, reconnects) of a unit's cloud connections."""
-    firmware = unit.firmware
-    if isinstance(firmware, XgcFirmware):
-        session = firmware.session
-        return (0, 0) if session is None else (session.failures, session.reconnects)
-    assert isinstance(firmware, QuecFirmware)
-    failures = reconnects = 0
-    for driver in firmware.drivers.values():
-        failures += driver.failures
-        reconnects += driver.reconnects
-    return failures, reconnects
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:

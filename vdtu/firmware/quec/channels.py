@@ -156,8 +156,12 @@ class Driver(ABC):
         self.received = 0
         self.failures = 0
         """Connection attempts (or logins, or requests) that failed, in total."""
+        self.connections = 0
+        """Connections that came up."""
+        self.links_lost = 0
+        """Connections that went down without the unit closing them."""
         self.reconnects = 0
-        """Connections made again after the link was lost."""
+        """Connections that came up after an earlier one had been lost."""
         self.last_error = ""
         self._closed = False
 
@@ -224,7 +228,7 @@ class LinkDriver(Driver):
                 self.link = self.open(dial, self._events)
                 outcome: str = yield self._ended
                 if outcome == "lost":
-                    self.reconnects += 1
+                    self.links_lost += 1
                     yield self.env.timeout(RECONNECT.delay_s(0, self.host.rng))
                 else:
                     yield from self._pause()
@@ -266,6 +270,9 @@ class LinkDriver(Driver):
 
     def on_up(self) -> None:
         self.connected = True
+        self.connections += 1
+        if self.links_lost:
+            self.reconnects += 1
         self.attempts = 0
         self.last_error = ""
         self.host.write_log(LogLevel.INFO, self.source, f"{self.channel.protocol} connected")

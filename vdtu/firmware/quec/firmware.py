@@ -66,6 +66,7 @@ from vdtu.cloud.quec_fota import (
 )
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.personality import NO_COUNTERS, Counters, Phase, UnitState
 from vdtu.firmware.processes import ProcessGroup
 from vdtu.firmware.quec.channel_schema import AliyunChannel, MqttChannel, TxyunChannel
 from vdtu.firmware.quec.channels import Driver, make_driver
@@ -147,6 +148,9 @@ class QuecOptions:
     """Code 4's config dump includes the password, as the device's does."""
     script_version: str = "2.0.0"
     """The project version ``ver`` of the registration message when ``version`` is 0."""
+    default_config: Callable[[str], DtuConfig] | None = None
+    """The ``dtu_config.json`` a unit writes when its flash has none, made from its IMEI
+    (None: vdtu's default, MQTT to 127.0.0.1:1883)."""
 
 
 @dataclass(slots=True)
@@ -242,6 +246,8 @@ class QuecFirmware:
         self.on_uplink: list[Callable[[str, str | None, str], None]] = []
         """Called as ``listener(cid, topic_id, payload)`` for each uplink sent."""
         self.processes = ProcessGroup(env)
+        self._past_counters = NO_COUNTERS
+        """The counters of the channels of earlier power-on periods."""
         self._network_waiters: list[simpy.Event] = []
         self._poll_waiters: dict[str, simpy.Event] = {}
         self.taps: dict[str, Tap] = {}
@@ -323,6 +329,7 @@ class QuecFirmware:
         self.listening = False
         for driver in self.drivers.values():
             driver.close()
+        self._past_counters = self.counters()
         self.drivers.clear()
         self.processes.interrupt_all()
         self._network_waiters.clear()
@@ -847,6 +854,53 @@ class QuecFirmware:
                 self.send_uplink(cid, None, json.dumps(report))
 
     # -- views ---------------------------------------------------------------------------
+
+    @property
+    def unit_state(self) -> UnitState:
+        """The common phase: connected when every channel is, connecting while one is not."""
+        state = self.state
+        match state:
+            case "off":
+                phase = Phase.OFF
+            case "booting":
+                phase = Phase.BOOTING
+            case "config-error":
+                phase = Phase.NO_CLOUD
+            case "waiting-network":
+                phase = Phase.CONNECTING
+            case _:
+                connected = all(driver.connected for driver in self.drivers.values())
+                phase = Phase.CONNECTED if connected else Phase.CONNECTING
+        return UnitState(phase, state)
+
+    @property
+    def cloud_connected(self) -> bool:
+        """Whether a channel is connected (a host's uplinks can go out)."""
+        return any(driver.connected for driver in self.drivers.values())
+
+    def counters(self) -> Counters:
+        """Every channel's connection counters, added up over every power-on period."""
+        past = self._past_counters
+        drivers = self.drivers.values()
+        return Counters(
+            connections=past.connections + sum(d.connections for d in drivers),
+            connect_failures=past.connect_failures + sum(d.failures for d in drivers),
+            reconnects=past.reconnects + sum(d.reconnects for d in drivers),
+            links_lost=past.links_lost + sum(d.links_lost for d in drivers),
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The firmware's own view: state, config in force, channels, offline store, stats."""
+        config = self.config
+        return {
+            "state": self.state,
+            "config_error": self.config_error,
+            "work_mode": None if config is None else config.work_mode.value,
+            "version": None if config is None else config.version,
+            "channels": dict(self.channel_states()),
+            "offline": {"stored": len(self.offline), "dropped": self.offline.dropped},
+            "stats": {name: getattr(self.stats, name) for name in self.stats.__slots__},
+        }
 
     def channel_states(self) -> Mapping[str, int]:
         """Each channel of the config in force -> its live state (code 11)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class SocketKind(StrEnum):
@@ -115,6 +115,7 @@ class Link(Protocol):
         """End the link at once (MQTT: without DISCONNECT, so a will would be published)."""
 
 
+@runtime_checkable
 class QuecNet(Protocol):
     """The network as the QuecPython firmware reaches it."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from vdtu.cloud.xgc_api import MqttInfo
 
@@ -71,6 +71,7 @@ class CloudConnection(Protocol):
         """End the connection at once, without a DISCONNECT (the will is published)."""
 
 
+@runtime_checkable
 class XgcCloud(Protocol):
     """The platform and the broker, as the firmware reaches them."""
 

@@ -32,6 +32,7 @@ import simpy
 
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
+from vdtu.firmware.personality import NO_COUNTERS, Counters, Phase, UnitState
 from vdtu.firmware.processes import ProcessGroup
 from vdtu.firmware.xgc.actions import ACTIONS, DEFAULT_UPDATE_PROPS, Request, base_info
 from vdtu.firmware.xgc.cloud import XgcCloud
@@ -108,7 +109,9 @@ class XgcFirmware:
 
     __slots__ = (
         "_bus",
+        "_past_counters",
         "_registered",
+        "_running",
         "at",
         "base_version",
         "busy",
@@ -171,6 +174,9 @@ class XgcFirmware:
         """Long actions in progress (SEND_MBR_485, DTU_OTA, SEND_SMS), by action."""
         self.mbr_answer: simpy.Event | None = None
         self.processes = ProcessGroup(env)
+        self._running = False
+        self._past_counters = NO_COUNTERS
+        """The counters of cloud sessions that have ended."""
         self._registered: simpy.Event | None = None
         self._bus = SilenceChunker(env, hardware.lines["rs485"].silence_s, self._bus_burst)
         self.readers: dict[str, FrameReader] = {}
@@ -212,14 +218,14 @@ class XgcFirmware:
         self.machine = DtuStateMachine()
         self.at.reset()
         self.outbox = Outbox(self.options.uplink_queue)
+        self._running = True
         self.spawn(self._booting())
 
     def stop(self) -> None:
         """Power-off: every process ends, nothing more is heard or said."""
         self.listening = False
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        self._running = False
+        self._end_session()
         lost = len(self.outbox.pending)
         if lost:
             self.stats.uplinks_lost_at_power_off += lost
@@ -277,9 +283,7 @@ class XgcFirmware:
 
     def start_cloud_session(self) -> None:
         """(Re)start the cloud session for the saved project (see ``session.py``)."""
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        self._end_session()
         if self.cloud is None:
             self.write_log(LogLevel.WARN, "cloud", "no XGC platform is reachable from this unit")
             self.advance(DtuInput.MQTT_INFO_FAILED)
@@ -293,6 +297,58 @@ class XgcFirmware:
             outbox=self.outbox,
         )
         self.spawn(self.session.run())
+
+    def _end_session(self) -> None:
+        """Close the cloud session, keeping its counters."""
+        if self.session is not None:
+            self._past_counters = self.counters()
+            self.session.close()
+            self.session = None
+
+    # -- the personality interface (vdtu.firmware.personality) ------------------------------
+
+    @property
+    def unit_state(self) -> UnitState:
+        """The common phase of the DTU state."""
+        state = self.machine.state
+        if not self._running:
+            phase = Phase.OFF
+        elif state is DtuState.MQTT_CONNECTED:
+            phase = Phase.CONNECTED
+        elif state in (DtuState.NO_INIT, DtuState.INIT_OK):
+            phase = Phase.BOOTING
+        elif state in (DtuState.NO_PROJECT_INFO, DtuState.ERROR) or self.session is None:
+            phase = Phase.NO_CLOUD
+        else:
+            phase = Phase.NO_CLOUD if self.session.gave_up else Phase.CONNECTING
+        return UnitState(phase, state.value)
+
+    @property
+    def cloud_connected(self) -> bool:
+        """Whether the DTU is connected to its broker."""
+        return self.machine.state is DtuState.MQTT_CONNECTED
+
+    def counters(self) -> Counters:
+        """The connection counters of every cloud session since the unit was built."""
+        past, session = self._past_counters, self.session
+        if session is None:
+            return past
+        return Counters(
+            connections=past.connections + session.connections,
+            connect_failures=past.connect_failures + session.failures,
+            reconnects=past.reconnects + session.reconnects,
+            links_lost=past.links_lost + session.links_lost,
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """The firmware's own view: state, host pipe, version, uplink queue and stats."""
+        return {
+            "state": self.machine.state.value,
+            "pipe": self.pipe.value,
+            "version": self.version,
+            "outbox": {"queued": len(self.outbox.pending), "refused": self.outbox.refused},
+            "stats": {name: getattr(self.stats, name) for name in self.stats.__slots__},
+        }
 
     def update_props(self) -> dict[str, Any]:
         """The SET_UPDATE_PROPS settings in the flash (a copy), or the defaults."""

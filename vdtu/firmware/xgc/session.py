@@ -171,9 +171,16 @@ class CloudSession:
         self.connected = False
         self.attempts = 0
         """Connection attempts that failed since the last success."""
-        self.reconnects = 0
         self.failures = 0
         """Credential requests and connection attempts that failed, in total."""
+        self.connections = 0
+        """Connections that came up."""
+        self.links_lost = 0
+        """Connections that went down without the unit closing them."""
+        self.reconnects = 0
+        """Connections that came up after an earlier one had been lost."""
+        self.gave_up = False
+        """The platform refused the project: the session ended for good."""
         self._network: simpy.Event | None = None
         self._outcome: simpy.Event | None = None
         """Settled with "connected", "refused" or "failed" when a connect attempt ends."""
@@ -208,6 +215,7 @@ class CloudSession:
                             LogLevel.WARN, "cloud", f"get mqtt info failed: {result.reason}"
                         )
                         if isinstance(result, InfoRefused):
+                            self.gave_up = True
                             return
                         self.attempts += 1
                         self.failures += 1
@@ -225,7 +233,6 @@ class CloudSession:
                     self.attempts += 1
                     self.failures += 1
                     yield self.env.timeout(self._delay_s())
-                self.reconnects += 1
         finally:
             self._drop_connection()
 
@@ -296,6 +303,9 @@ class CloudSession:
         fw = self.fw
         self.connected = True
         self.attempts = 0
+        self.connections += 1
+        if self.links_lost:
+            self.reconnects += 1
         fw.advance(DtuInput.CONNECTED)
         self._publish(
             self.topic(Channel.STATE), encode_json({"state": "online"}), qos=1, retain=True
@@ -306,6 +316,7 @@ class CloudSession:
         self._lost = self.env.event()
         reason = yield self._lost
         self._lost = None
+        self.links_lost += 1
         if props.is_alive:
             props.interrupt("disconnected")
         self.connected = False

@@ -1,0 +1,155 @@
+"""What the rest of vdtu knows of a firmware personality: one interface, one registry entry.
+
+A personality is a package under ``vdtu/firmware/`` (``xgc/``, ``quec/``) whose
+``personality.py`` exposes a ``Personality``: its name, the options type its units
+take, the modem model it runs on, a builder that makes its firmware for one unit, and
+the ``HostCodec`` a simulated host MCU uses to talk to it. What the builder makes is a
+``Firmware``: start and stop, one ``UnitState``, whether it reaches its cloud,
+``Counters`` with one meaning each, and a snapshot of its own state.
+``vdtu.firmware.registry`` lists the personalities; the unit, the fleet, the load
+runner and everything above them go through it and never name a personality's classes
+(an import-linter contract holds them to it). DEVELOPERS.md says how to add one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from vdtu.clock.domain import DomainEnvironment
+from vdtu.clock.rng import RandomSource
+from vdtu.firmware.hardware import Hardware
+from vdtu.log import UnitLog
+from vdtu.storage import Storage, TextFile
+
+
+class Phase(StrEnum):
+    """Where a unit is in its life, whatever its personality."""
+
+    OFF = "off"
+    """Not running (no power, or stopped)."""
+    BOOTING = "booting"
+    """Powered, not yet serving its host or looking for its cloud."""
+    NO_CLOUD = "no-cloud"
+    """Serving its host but not trying to reach a cloud: no project or config to reach it
+    with, or its cloud refused it for good."""
+    CONNECTING = "connecting"
+    """Trying to reach its cloud (waiting for the network, fetching a login, connecting,
+    or waiting to retry)."""
+    CONNECTED = "connected"
+    """Connected to its cloud (every channel, for a personality with several)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    """A unit's state: the common ``phase`` and the personality's own name for it."""
+
+    phase: Phase
+    detail: str
+    """As the personality names it (XGC: ``mqtt-connected``; QuecPython: ``running``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """A unit's cloud connection counters since it was built; one meaning each, for every
+    personality (a personality with several channels adds its channels up)."""
+
+    connections: int = 0
+    """Connections to the cloud that came up."""
+    connect_failures: int = 0
+    """Attempts that did not come up: a login refused or unanswered, a connect refused or
+    timed out."""
+    reconnects: int = 0
+    """Connections that came up after an earlier connection had been lost."""
+    links_lost: int = 0
+    """Connections that went down without the unit closing them."""
+
+
+NO_COUNTERS = Counters()
+"""The counters of a unit that has not tried yet (one shared object)."""
+
+
+class Firmware(Protocol):
+    """One unit's firmware, as the unit and the fleet drive and read it."""
+
+    on_reboot_request: list[Callable[[], None]]
+    """Called when the firmware asks for a power cycle (a reboot command)."""
+
+    def start(self) -> None:
+        """Power-on: read the flash and boot."""
+
+    def stop(self) -> None:
+        """Power-off: every process ends, nothing more is heard or said."""
+
+    @property
+    def unit_state(self) -> UnitState:
+        """The unit's state."""
+
+    @property
+    def cloud_connected(self) -> bool:
+        """Whether the unit is connected to its cloud now."""
+
+    def counters(self) -> Counters:
+        """The cloud connection counters."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-able view of the personality's own state (its stats included)."""
+
+
+class HostCodec(Protocol):
+    """What a simulated host MCU needs to talk to a unit of one personality."""
+
+    def frame_uplink(self, text: str) -> bytes:
+        """The bytes a host writes for the unit to send ``text`` (a JSON object) to its cloud."""
+
+    def answers(self, data: bytes) -> list[bytes]:
+        """Given bytes the unit wrote to the host, the bytes a host writes back: a cloud
+        message carrying the probe key is sent straight back up (the command probe)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildContext:
+    """Everything a personality's builder gets for one unit."""
+
+    env: DomainEnvironment
+    rng: RandomSource
+    """The firmware's own random source."""
+    hardware: Hardware
+    flash: Storage
+    files: Mapping[str, TextFile]
+    """Named files of the flash the personality keeps as text (``dtu_config.json``);
+    a file the personality needs and does not find here lives in memory."""
+    log: UnitLog
+    options: object | None
+    """The personality's options (None: its defaults)."""
+    firmware_version: str
+    network: object | None
+    """What the unit reaches: the personality's own network interface (None: nothing)."""
+
+
+class Personality(Protocol):
+    """One firmware personality's registry entry."""
+
+    @property
+    def name(self) -> str:
+        """How users name it (``--profile``)."""
+
+    @property
+    def model(self) -> str:
+        """The modem model its units report."""
+
+    @property
+    def options_type(self) -> type:
+        """The type of its options."""
+
+    @property
+    def load_test_options(self) -> object | None:
+        """The options its units run with in a load test (None: its defaults)."""
+
+    def build(self, context: BuildContext) -> Firmware:
+        """Make the firmware of one unit."""
+
+    def host_codec(self, probe_key: str) -> HostCodec:
+        """A codec for one simulated host (it may keep state: one per host)."""

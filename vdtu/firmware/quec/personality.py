@@ -1,0 +1,76 @@
+"""The QuecPython personality's registry entry: its builder and its simulated host's codec.
+
+``QUEC`` builds a ``QuecFirmware`` from the unit's ``BuildContext`` (the network must
+be a ``QuecNet``; ``dtu_config.json`` is the flash file of that name) and tells a
+simulated host how to send an uplink: a command-mode frame on channel 1 with topic id
+0 (``1,0,len,crc32,<json>``), which the default config publishes as
+``{"data": "<json>"}``. A QuecPython unit answers the cloud's command probe (code 0)
+by itself, so the host answers nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
+from vdtu.firmware.quec.config import DtuConfig, default_config
+from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
+from vdtu.firmware.quec.frames import CommandFrame
+from vdtu.firmware.quec.net import QuecNet
+from vdtu.storage import MemoryTextFile
+
+CONFIG_FILE = "dtu_config.json"
+"""The flash file that holds the unit's configuration."""
+MODEL = "EC600N-CN"
+"""The module a QuecPython unit runs on (one of those its firmware lists)."""
+
+
+def local_default(imei: str) -> DtuConfig:
+    """The config a unit writes when nothing else is given: MQTT to 127.0.0.1:1883."""
+    return default_config(imei, broker_host="127.0.0.1", broker_port=1883)
+
+
+@dataclass(frozen=True, slots=True)
+class _QuecHost:
+    def frame_uplink(self, text: str) -> bytes:
+        return CommandFrame(cid="1", topic_id="0", data=text).encode()
+
+    def answers(self, data: bytes) -> list[bytes]:
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class QuecPersonality:
+    """The QuecPython DTU."""
+
+    name: str = "quec"
+    model: str = MODEL
+    options_type: type = QuecOptions
+    load_test_options: object | None = None
+
+    def build(self, context: BuildContext) -> Firmware:
+        options = context.options or QuecOptions()
+        if not isinstance(options, QuecOptions):
+            raise TypeError(f"a quec unit takes QuecOptions, not {type(options).__name__}")
+        net = context.network
+        if net is not None and not isinstance(net, QuecNet):
+            raise TypeError(f"a quec unit reaches a QuecNet, not {type(net).__name__}")
+        imei = context.hardware.modem.imei
+        make_default = options.default_config or local_default
+        return QuecFirmware(
+            context.env,
+            context.rng,
+            context.hardware,
+            flash=context.flash,
+            config_file=context.files.get(CONFIG_FILE) or MemoryTextFile(),
+            default_config=lambda: make_default(imei),
+            log=context.log,
+            net=net,
+            options=options,
+        )
+
+    def host_codec(self, probe_key: str) -> HostCodec:
+        return _QuecHost()
+
+
+QUEC = QuecPersonality()
