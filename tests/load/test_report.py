@@ -1,11 +1,10 @@
-"""Fleet reports: JSON, exact merging of shards, Prometheus exposition and the progress line."""
+"""Fleet reports: the JSON and reading it back, collecting a shard, exact merging of shards."""
 
 from __future__ import annotations
 
 import json
 import math
 import random
-import re
 from typing import Any
 
 import pytest
@@ -13,8 +12,6 @@ import pytest
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.histogram import LatencyHistogram, ReportFormatError
 from vdtu.load.payload import Uplink
-from vdtu.load.progress import Progress, Rates, progress_line
-from vdtu.load.prometheus import to_prometheus
 from vdtu.load.report import REPORT_FORMAT, FleetReport, merge
 
 ISSUE_KEYS = {
@@ -39,12 +36,6 @@ ISSUE_KEYS = {
     "errors",
     "histograms",
 }
-SAMPLE_LINE = re.compile(
-    r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)"
-    r'(?P<labels>\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})?'
-    r" (?P<value>NaN|[+-]Inf|-?[0-9.eE+-]+)$"
-)
-COMMENT_LINE = re.compile(r"^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$")
 
 
 def report(**changes: Any) -> FleetReport:
@@ -297,117 +288,3 @@ def test_merge_leaves_its_inputs_unchanged() -> None:
     before = one.to_json()
     merge([one, report(shards=("b",))])
     assert one.to_json() == before
-
-
-# -- Prometheus ----------------------------------------------------------------------------
-
-
-def exposition(text: str) -> tuple[dict[str, str], dict[str, float]]:
-    """Parse the text format strictly: (type by family, value by sample with its labels)."""
-    assert text.endswith("\n")
-    types: dict[str, str] = {}
-    helps: set[str] = set()
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        comment = COMMENT_LINE.match(line)
-        if comment:
-            kind, name, rest = comment.groups()
-            if kind == "HELP":
-                helps.add(name)
-            else:
-                assert rest in {"counter", "gauge", "summary"}
-                types[name] = rest
-            continue
-        sample = SAMPLE_LINE.match(line)
-        assert sample, f"not a valid sample line: {line!r}"
-        family = re.sub(r"_(sum|count)$", "", sample["name"])
-        assert sample["name"] in types or family in types, f"sample before its TYPE: {line!r}"
-        samples[sample["name"] + (sample["labels"] or "")] = float(sample["value"])
-    assert helps == set(types)
-    return types, samples
-
-
-def test_prometheus_lines_parse_and_every_family_has_help_and_type() -> None:
-    subject = report()
-    subject.latency.add(4.0)
-    subject.latency.add(8.0)
-    types, samples = exposition(to_prometheus(subject))
-    assert types["vdtu_fleet_units"] == "gauge"
-    assert types["vdtu_fleet_connected"] == "gauge"
-    assert types["vdtu_fleet_published_total"] == "counter"
-    assert types["vdtu_fleet_latency_seconds"] == "summary"
-    assert all(name.endswith("_total") for name, kind in types.items() if kind == "counter")
-    assert samples["vdtu_fleet_units"] == 10
-    assert samples["vdtu_fleet_delivered_total"] == 98
-    assert samples["vdtu_fleet_rss_bytes"] == 50 * 2**20
-    assert samples['vdtu_fleet_errors_total{kind="publish_refused"}'] == 2
-    assert samples['vdtu_fleet_latency_seconds{quantile="1"}'] == 0.008
-    assert samples['vdtu_fleet_latency_seconds{quantile="0.5"}'] == pytest.approx(0.004, rel=0.01)
-    assert samples["vdtu_fleet_latency_seconds_sum"] == pytest.approx(0.012)
-    assert samples["vdtu_fleet_latency_seconds_count"] == 2
-
-
-def test_prometheus_names_the_issue_figures() -> None:
-    _, samples = exposition(to_prometheus(report()))
-    for name in (
-        "units",
-        "connected",
-        "connect_failures_total",
-        "connect_rate_per_second",
-        "published_total",
-        "delivered_total",
-        "lost_total",
-        "duplicated_total",
-        "reordered_total",
-        "reconnects_total",
-        "rss_bytes",
-        "cpu_seconds_total",
-        "command_rtt_seconds_count",
-    ):
-        assert f"vdtu_fleet_{name}" in samples
-
-
-def test_prometheus_shows_an_empty_summary_as_nan() -> None:
-    _, samples = exposition(to_prometheus(report()))
-    assert math.isnan(samples['vdtu_fleet_command_rtt_seconds{quantile="0.99"}'])
-    assert samples["vdtu_fleet_command_rtt_seconds_count"] == 0
-
-
-def test_prometheus_escapes_label_values() -> None:
-    text = to_prometheus(report(broker='mqtt://a"b\\c\nd:1883'))
-    info = next(line for line in text.splitlines() if line.startswith("vdtu_fleet_info{"))
-    assert 'broker="mqtt://a\\"b\\\\c\\nd:1883"' in info
-    exposition(text)
-
-
-# -- progress ------------------------------------------------------------------------------
-
-
-def test_progress_gives_zero_rates_first_then_the_change_per_second() -> None:
-    progress = Progress()
-    assert progress.update(report(published=100, delivered=90), now=10.0) == Rates()
-    rates = progress.update(
-        report(published=300, delivered=290, connected=10, connect_failures=3), now=12.0
-    )
-    assert rates == Rates(
-        published_per_s=100.0, delivered_per_s=100.0, connected_per_s=0.5, errors_per_s=1.0
-    )
-    assert progress.update(report(), now=12.0) == Rates()
-
-
-def test_progress_line_shows_connections_rates_delivery_and_latency() -> None:
-    subject = report()
-    subject.latency.add(3.0)
-    line = progress_line(subject, Rates(published_per_s=12.4, delivered_per_s=11.6))
-    assert "\n" not in line
-    assert line.startswith("conn 9/10 +0/s fail 1 | pub 100 12/s dlv 98 12/s")
-    assert "pend 2 lost 0 dup 1 reord 3" in line
-    assert "lat p50 3.0 p99 3.0 ms" in line
-    assert "rtt p50 - ms" in line
-    assert line.endswith("reconn 4 err 2")
-
-
-def test_progress_line_without_rates_shows_no_per_second_figures() -> None:
-    line = progress_line(report())
-    assert "/s" not in line
-    assert line.startswith("conn 9/10 fail 1 | pub 100 dlv 98 |")
