@@ -70,8 +70,22 @@ from typing import Any
 
 import psutil
 
-from bench.cloud_latency import mosquitto_pid, parse_list, stderr_kind
-from bench.pty_roundtrip import Latency, machine, markdown_table, progress
+from bench.common import (
+    GcPauses,
+    GcWatch,
+    Latency,
+    cpu_seconds,
+    machine,
+    machine_line,
+    markdown_table,
+    mosquitto_pid,
+    opt,
+    parse_counts,
+    progress,
+    rss_mb,
+    stderr_kind,
+    us_as_ms,
+)
 from vdtu.clock import RealtimeClock
 from vdtu.cloud.mosquitto import Mosquitto, find_mosquitto
 from vdtu.errors import ConfigError, VdtuError
@@ -180,45 +194,6 @@ class KindResult:
     """This process's CPU time per sample over the kind's blocks."""
     broker_cpu_us: float
     """mosquitto's."""
-
-
-@dataclass(slots=True, kw_only=True)
-class GcPauses:
-    """The garbage collector's runs while it is watched, and how long they stopped the loop."""
-
-    collections: int = 0
-    full: int = 0
-    """Generation 2 collections (they walk every object of every unit)."""
-    longest_ms: float = 0.0
-    total_ms: float = 0.0
-
-
-class GcWatch:
-    """Times every collection through ``gc.callbacks`` while ``watching()``."""
-
-    def __init__(self) -> None:
-        self.pauses = GcPauses()
-        self._started = 0.0
-
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-            return
-        pause_ms = (time.perf_counter() - self._started) * 1000
-        pauses = self.pauses
-        pauses.collections += 1
-        pauses.full += info["generation"] == 2
-        pauses.longest_ms = max(pauses.longest_ms, pause_ms)
-        pauses.total_ms += pause_ms
-
-    @contextmanager
-    def watching(self) -> Iterator[None]:
-        """Time the collections that happen inside the block."""
-        gc.callbacks.append(self._callback)
-        try:
-            yield
-        finally:
-            gc.callbacks.remove(self._callback)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -373,13 +348,7 @@ class CpuMeter:
 
     def read(self) -> tuple[float, float, float]:
         """(wall, this process's CPU, the broker's CPU) in seconds."""
-        times = self.broker.cpu_times()
-        return time.perf_counter(), time.process_time(), float(times.user + times.system)
-
-
-def rss_mb(process: psutil.Process) -> float:
-    """Resident memory of ``process`` in MB."""
-    return float(process.memory_info().rss) / 2**20
+        return time.perf_counter(), time.process_time(), cpu_seconds(self.broker)
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -790,7 +759,7 @@ async def run_one(units: int, settings: Settings) -> RunResult:
         await bench.start()
         progress(f"{units} units: connecting {units} echo devices, then the units")
         connect = await bench.wait_connected()
-        took = _opt(connect.all_connected_s, ".2f")
+        took = opt(connect.all_connected_s, ".2f")
         progress(
             f"{units} units: {connect.connected} connected in {took} s; "
             f"measuring {settings.samples} samples of each kind at in-flight {settings.inflight}"
@@ -841,14 +810,6 @@ def run_all(counts: Sequence[int], settings: Settings) -> list[RunResult]:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def _ms(value_us: float | None) -> str:
-    return "-" if value_us is None else f"{value_us / 1000:.3f}"
-
-
-def _opt(value: float | None, form: str) -> str:
-    return "-" if value is None else format(value, form)
-
-
 def latency_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[str]]]:
     """Head and rows of the latency table: one row per count and in-flight limit."""
     head = ["units", "in flight", "unit p50", "unit p99", "unit max"]
@@ -863,14 +824,14 @@ def latency_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
                 [
                     str(r.units),
                     str(inflight),
-                    _ms(ulat.p50_us if ulat else None),
-                    _ms(ulat.p99_us if ulat else None),
-                    _ms(ulat.max_us if ulat else None),
-                    _ms(elat.p50_us if elat else None),
-                    _ms(elat.p99_us if elat else None),
-                    _ms(elat.max_us if elat else None),
-                    _opt(r.ratios.get(f"{inflight}_p50"), ".2f"),
-                    _opt(r.ratios.get(f"{inflight}_p99"), ".2f"),
+                    us_as_ms(ulat.p50_us if ulat else None),
+                    us_as_ms(ulat.p99_us if ulat else None),
+                    us_as_ms(ulat.max_us if ulat else None),
+                    us_as_ms(elat.p50_us if elat else None),
+                    us_as_ms(elat.p99_us if elat else None),
+                    us_as_ms(elat.max_us if elat else None),
+                    opt(r.ratios.get(f"{inflight}_p50"), ".2f"),
+                    opt(r.ratios.get(f"{inflight}_p99"), ".2f"),
                     f"{unit.lost if unit else '-'}+{echo.lost if echo else '-'}",
                 ]
             )
@@ -912,9 +873,9 @@ def connect_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
                 str(r.units),
                 f"{c.connected}/{c.units}",
                 f"{c.echo_connected_s:.3f}",
-                _opt(c.all_connected_s, ".2f"),
-                _opt(per_unit.p50_us / 1e6 if per_unit else None, ".2f"),
-                _opt(per_unit.max_us / 1e6 if per_unit else None, ".2f"),
+                opt(c.all_connected_s, ".2f"),
+                opt(per_unit.p50_us / 1e6 if per_unit else None, ".2f"),
+                opt(per_unit.max_us / 1e6 if per_unit else None, ".2f"),
                 f"{c.rss_mb:.1f}",
                 f"{c.base_rss_mb:.1f}",
                 f"{c.echo_rss_kb:.1f}",
@@ -929,10 +890,8 @@ def connect_table(results: Sequence[RunResult]) -> tuple[list[str], list[list[st
 
 def print_report(results: Sequence[RunResult], settings: Settings) -> None:
     """The human-readable report (Markdown tables)."""
-    info = machine()
     print(
-        f"machine: {info['cpus']} CPUs, Linux {info['kernel']}, Python {info['python']}, "
-        f"{info['date']}; {settings.samples} samples of each kind per count and in-flight limit"
+        f"{machine_line()}; {settings.samples} samples of each kind per count and in-flight limit"
         + ("; PROFILED (latencies inflated)" if settings.profile else "")
         + "\n"
     )
@@ -1024,14 +983,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     return parser
-
-
-def parse_counts(text: str, *, option: str, top: int) -> list[int]:
-    """``a,b`` -> ``[a, b]``, each 1..``top``; ValueError naming the option otherwise."""
-    counts: list[int] = parse_list(text, option=option, parse=int)
-    if any(not 1 <= n <= top for n in counts):
-        raise ValueError(f"{option} values must be 1..{top}, not {text!r}")
-    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -47,7 +47,6 @@ import argparse
 import asyncio
 import gc
 import json
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -56,8 +55,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
+from bench.common import child_json, markdown_table, progress, rss_bytes
 from vdtu.clock import DomainEnvironment, VirtualClock
 from vdtu.firmware.personality import Phase
 from vdtu.firmware.registry import personality
@@ -170,7 +168,7 @@ def _reached_cloud(unit: Unit) -> bool:
 
 def _rss() -> int:
     gc.collect()
-    return int(psutil.Process().memory_info().rss)
+    return rss_bytes()
 
 
 # -- the children ----------------------------------------------------------------------------
@@ -277,12 +275,11 @@ def measure_links(count: int, *, trace: bool) -> dict[str, Any]:
 
 
 def _child(args: list[str]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "bench.unit_memory", "--child", *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    result = child_json("bench.unit_memory", args)
+    if result is None:
+        raise RuntimeError(f"{' '.join(args)} failed (its standard error is above)")
+    found: dict[str, Any] = result
+    return found
 
 
 def run(units: int, profiles: list[str], links: int, top: int, *, pacing: bool) -> dict[str, Any]:
@@ -290,20 +287,16 @@ def run(units: int, profiles: list[str], links: int, top: int, *, pacing: bool) 
     report: dict[str, Any] = {"units": units, "pacing": pacing, "links": links, "profiles": {}}
     paced = str(int(pacing))
     for profile in profiles:
-        _progress(f"{profile}: RSS of {units} units")
+        progress(f"{profile}: RSS of {units} units")
         rss = _child(["units-rss", profile, str(units), paced])
-        _progress(f"{profile}: tracemalloc of {units} units")
+        progress(f"{profile}: tracemalloc of {units} units")
         trace = _child(["units-trace", profile, str(units), paced, str(top)])
         report["profiles"][profile] = rss | trace
     if links:
-        _progress(f"reference: {links} MqttLinks")
+        progress(f"reference: {links} MqttLinks")
         report["link_rss_bytes"] = _child(["links-rss", str(links)])["bytes_per_link"]
         report["link_traced_bytes"] = _child(["links-trace", str(links)])["bytes_per_link"]
     return report
-
-
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -313,15 +306,21 @@ def render(report: dict[str, Any]) -> str:
         f"{'on' if report['pacing'] else 'off'} (bytes; RSS and tracemalloc from separate "
         "processes):",
         "",
-        "| profile | RSS B/unit | traced B/unit | GC objects/unit | queued events/unit | RSS MB |",
-        "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, p in report["profiles"].items():
-        lines.append(
-            f"| {name} | {p['rss_bytes_per_unit']:.0f} | {p['traced_bytes_per_unit']:.0f} | "
-            f"{p['gc_objects_per_unit']:.1f} | {p['queued_events_per_unit']:.1f} | "
-            f"{p['rss_mb']:.1f} |"
-        )
+    head = ["profile", "RSS B/unit", "traced B/unit", "GC objects/unit", "queued events/unit"]
+    head.append("RSS MB")
+    rows = [
+        [
+            name,
+            f"{p['rss_bytes_per_unit']:.0f}",
+            f"{p['traced_bytes_per_unit']:.0f}",
+            f"{p['gc_objects_per_unit']:.1f}",
+            f"{p['queued_events_per_unit']:.1f}",
+            f"{p['rss_mb']:.1f}",
+        ]
+        for name, p in report["profiles"].items()
+    ]
+    lines.append(markdown_table(head, rows))
     if report["links"]:
         lines += [
             "",
@@ -331,11 +330,11 @@ def render(report: dict[str, Any]) -> str:
         ]
     for name, p in report["profiles"].items():
         lines += ["", f"Top allocation sites, {name} (bytes and blocks per unit):", ""]
-        lines += ["| site | B/unit | blocks/unit |", "|---|---:|---:|"]
-        lines += [
-            f"| `{s['site']}` | {s['bytes_per_unit']:.0f} | {s['blocks_per_unit']:.2f} |"
+        sites = [
+            [f"`{s['site']}`", f"{s['bytes_per_unit']:.0f}", f"{s['blocks_per_unit']:.2f}"]
             for s in p["sites"]
         ]
+        lines.append(markdown_table(["site", "B/unit", "blocks/unit"], sites))
         lines += ["", f"GC-tracked objects per unit by type, {name}:", ""]
         lines.append(
             ", ".join(f"{kind} {n:.2f}" for kind, n in p["objects_per_unit"].items() if n >= 0.01)
