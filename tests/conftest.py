@@ -12,7 +12,7 @@ from tests.xgc_harness import XgcBench
 
 @pytest.fixture
 def bench() -> XgcBench:
-    """A fresh XGC unit with the seed's identity, not yet powered on."""
+    """A fresh XGC unit with the example identity of docs/spec/xgc.md#5.1, not yet powered on."""
     return XgcBench()
 
 

@@ -1,7 +1,7 @@
 """A virtual-time test bench for one XGC unit: a host on the uart line and a device on the bus.
 
 ``XgcBench`` powers a unit on a ``VirtualClock``, talks to it as a host would
-(frames with hex check codes, like the seed's host commands), and decodes what
+(frames with hex check codes, like the host commands of docs/spec/xgc.md#3.2), and decodes what
 the unit says with the same reader the firmware uses.
 """
 
@@ -34,7 +34,7 @@ SEED_IDENTITY = Identity(
     imsi="460001234567890",
     phone="13800138000",
 )
-"""The identity of the seed's example device."""
+"""The identity of the example device of docs/spec/xgc.md#5.1."""
 
 
 class XgcBench:

@@ -97,7 +97,10 @@ def _add_up(commands: Any) -> None:
         "--profile",
         choices=PROFILES,
         default="xgc",
-        help="firmware: xgc (seed 004), quec (QuecPython DTU, seed 000), or mix (default xgc)",
+        help=(
+            "firmware: xgc (docs/spec/xgc.md), quec (QuecPython DTU, docs/spec/quec.md), "
+            "or mix (default xgc)"
+        ),
     )
     up.add_argument(
         "--quec-config",

@@ -302,7 +302,7 @@ def _quec_imei(topic: str) -> str | None:
 def command_message(
     code: int, *, msg_id: int, password: str, data: Any, topic_id: str | None
 ) -> dict[str, Any]:
-    """A QuecPython command as the cloud sends it (seed section 2)."""
+    """A QuecPython command as the cloud sends it (docs/spec/quec.md#2.1)."""
     message: dict[str, Any] = {"msg_id": msg_id, "cmd_code": code, "password": password}
     if data is not None:
         message["data"] = data

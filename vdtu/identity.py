@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 
 IMEI_TAC = "86743505"
-"""Type allocation code used for generated IMEIs (the seed's example IMEI has it)."""
+"""Type allocation code of generated IMEIs (the example IMEI of docs/spec/xgc.md#5.1 has it)."""
 ICCID_PREFIX = "898600"
 """ICCID issuer prefix: 89 (telecom) 86 (China) 00 (issuer)."""
 IMSI_PREFIX = "46000"

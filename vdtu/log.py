@@ -1,6 +1,6 @@
 """A unit's log: timestamped records in sim time, bounded, with a level threshold.
 
-The XGC levels (seed 004, SET_LOG_LEVEL): TRACE 1 .. FATAL 6, and SILENT above
+The XGC levels (SET_LOG_LEVEL, docs/spec/xgc.md#5.7): TRACE 1 .. FATAL 6, and SILENT above
 them all; a record is kept when its level is at least the threshold. Records go
 into a bounded ring (the newest ``capacity``) and to every sink (the CLI prints
 them, the dashboard shows them). Counters that must never be lost (bad frames,
@@ -15,7 +15,7 @@ from enum import IntEnum
 
 
 class LogLevel(IntEnum):
-    """Log levels, numbered as the XGC seed numbers them."""
+    """Log levels, numbered as SET_LOG_LEVEL numbers them (docs/spec/xgc.md#5.7)."""
 
     TRACE = 1
     DEBUG = 2

@@ -2,7 +2,7 @@
 
 A DTU keeps what SAVE_KEYS saved, its project info and its settings across a
 reboot and across a restart of the vdtu process; re-flashing the firmware erases
-it (seed 004, "设置自定义参数"). ``FileStorage`` writes to a temporary file in the
+it (docs/spec/xgc.md#5.16). ``FileStorage`` writes to a temporary file in the
 same directory, fsyncs it, renames it over the old file and fsyncs the directory,
 so a crash leaves either the old or the new document, never a torn one.
 ``MemoryStorage`` keeps the document in memory (headless fleets, tests).

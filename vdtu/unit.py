@@ -3,8 +3,8 @@
 A ``Unit`` owns its serial lines (``uart``, ``rs232``, ``rs485``), the modem
 with its SIM and signal, GPIO, battery, ADC, sensor, the Modbus slaves on its
 RS-485 bus, its flash and its log, and the firmware that drives them: its
-personality (``Profile``), the XGC DTU of seed 004 or the QuecPython DTU of
-seed 000 (which also keeps ``dtu_config.json`` in its flash). Every
+personality (``Profile``), the XGC DTU (docs/spec/xgc.md) or the QuecPython
+DTU (docs/spec/quec.md, which also keeps ``dtu_config.json`` in its flash). Every
 model gets its own random source (a ``SplitMix64``, under 100 bytes) seeded from
 the fleet seed, the unit id and the model's name, so a run is repeatable and
 adding a model does not shift the random draws of the others.
@@ -51,7 +51,7 @@ R = TypeVar("R")
 DEFAULT_BAUDS: Mapping[str, int] = MappingProxyType(
     {"uart": 115200, "rs232": 115200, "rs485": 9600}
 )
-"""The seed's defaults: UART and RS-232 at 115200, RS-485 at 9600."""
+"""The XGC defaults (docs/spec/xgc.md#1.2): UART and RS-232 at 115200, RS-485 at 9600."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

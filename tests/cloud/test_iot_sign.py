@@ -2,7 +2,8 @@
 
 The known answers are recomputed here with ``hmac``/``hashlib``/``base64`` directly (and,
 for AES, with ``cryptography``'s primitives and a vector checked once against
-``openssl enc -aes-128-cbc -nopad``), from the seed document's example credentials.
+``openssl enc -aes-128-cbc -nopad``), from the seed's example credentials
+(docs/spec/quec.md#8.6, #8.7).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from vdtu.cloud.iot_sign import (
     txyun_register_body,
 )
 
-# The seed's examples (6.1.9.1.5 and 6.1.9.1.6).
+# The seed's examples (docs/spec/quec.md#8.6 and #8.7).
 ALI_PK, ALI_DN, ALI_DS = "a1QNbCDxIWM", "light01", "0bceb8010ade0df2e6989982e63f7601"
 TX_PID, TX_DN, TX_PSK = "H7MBLRYXN9", "Smart_test01", "89c7tXT3s3grZTr/YFjxSg=="
 TX_PS = "ABCDEFGHIJKLMNOPQRSTUVWX"

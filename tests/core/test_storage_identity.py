@@ -43,7 +43,7 @@ def test_a_corrupt_flash_file_is_named_in_the_error(tmp_path: Path) -> None:
 
 
 def test_luhn_on_known_numbers() -> None:
-    """The seed's IMEI is Luhn-valid; changing its last digit breaks it."""
+    """The IMEI of docs/spec/xgc.md#5.1 is Luhn-valid; changing its last digit breaks it."""
     assert luhn_valid("867435053362828")
     assert not luhn_valid("867435053362829")
     assert luhn_check_digit("7992739871") == "3"

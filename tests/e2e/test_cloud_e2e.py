@@ -26,7 +26,7 @@ def mosquitto() -> Iterator[Mosquitto]:
 
 
 def data_flows_both_ways(host: Host, imei: str, console: tuple[str, ...]) -> None:
-    """DATA_PACK from the host reaches the console; cloud sends reach the host (seed cases)."""
+    """DATA_PACK from the host reaches the console; cloud sends reach the host (xgc.md#6.1)."""
     watcher = Watcher(*console)
     try:
         watcher.wait_for("state")  # the retained online state: the watcher is subscribed

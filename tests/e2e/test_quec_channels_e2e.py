@@ -525,7 +525,7 @@ def test_http_passthrough_forwards_the_whole_body_and_command_mode_only_its_data
 
 
 def test_tcp_registration_message_comes_first_then_heartbeats(rig: Rig) -> None:
-    """reg 1: the seed's JSON (csq, imei, iccid, ver) opens the connection; ``ping`` follows
+    """reg 1 (quec.md#6.4): the JSON (csq, imei, iccid, ver) opens the connection; ``ping`` follows
     every ``heartbeat`` seconds."""
     server = rig.servers.tcp_through
     deadline = time.monotonic() + 3 * HEARTBEAT_S + WAIT_S

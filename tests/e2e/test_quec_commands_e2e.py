@@ -1,6 +1,6 @@
 """A QuecPython unit under ``vdtu up``, driven by a plain paho client as a cloud backend would.
 
-Every command code of seed 000 is published on the unit's subscribe topic by a
+Every command code of docs/spec/quec.md#3.1 is published on the unit's subscribe topic by a
 paho client (not vdtu code) logged in to the embedded broker; the reply must come
 back on the unit's publish topic with the code, the status and the ``msg_id``.
 The serial configuration channel is driven through the unit's PTY with pyserial.

@@ -88,11 +88,11 @@ def demo(bus: Bus) -> ModbusSlave:
     return bus.add(DEMO_SLAVE)
 
 
-# --- timing and the seed ---------------------------------------------------------------
+# --- timing and the SEND_MBR_485 example (docs/spec/xgc.md#5.14) -----------------------
 
 
 def test_seed_read_is_answered_with_the_seed_reply(bus: Bus, demo: ModbusSlave) -> None:
-    """The seed's read of holding register 0 gets 01 03 02 01 15 78 1B."""
+    """The xgc.md#5.14 read of holding register 0 gets 01 03 02 01 15 78 1B."""
     assert bus.transact(bytes.fromhex("01 03 00 00 00 01 84 0A")) == bytes.fromhex(
         "01 03 02 01 15 78 1B"
     )

@@ -81,7 +81,7 @@ RESPONSE_CASES: list[tuple[Response, str]] = [
     ),
     (WriteSingleCoil(address=1, start=3, value=True), "01050003ff007c3a"),
 ]
-"""Responses and their frames: the seed's reply, and two built by pymodbus."""
+"""Responses and their frames: the reply of docs/spec/xgc.md#5.14, and two built by pymodbus."""
 
 
 def client_framer() -> FramerRTU:
@@ -98,7 +98,7 @@ def pymodbus_parse(frame: bytes, *, is_server: bool) -> ModbusPDU:
 
 
 def test_crc_matches_the_seed() -> None:
-    """The seed's request gets CRC 84 0A on the wire and its reply's 78 1B checks."""
+    """The xgc.md#5.14 request gets CRC 84 0A on the wire and its reply's 78 1B checks."""
     assert crc16(bytes.fromhex("010300000001")) == 0x0A84
     assert append_crc(bytes.fromhex("010300000001")) == bytes.fromhex("01030000000184 0A")
     assert check_crc(bytes.fromhex("0103020115781B"))

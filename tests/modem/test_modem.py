@@ -450,7 +450,7 @@ def test_network_time_forgotten_on_power_cycle() -> None:
 
 
 def test_default_location_near_shenzhen_and_only_when_registered() -> None:
-    """The drawn cell is within 20 km of the seed's point and reported only while registered."""
+    """The drawn cell is within 20 km of the xgc.md#5.11 point, reported only while registered."""
     for seed in range(50):
         rig = make_rig(seed=seed)
         assert rig.modem.location is None

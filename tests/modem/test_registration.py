@@ -22,7 +22,7 @@ from vdtu.modem.registration import (
 
 
 def test_reg_stat_values_follow_3gpp_table() -> None:
-    """RegStat has the 12 +CREG stat codes 0..11 of seed 000 section 4.1.12."""
+    """RegStat has the 12 +CREG stat codes 0..11 of docs/spec/quec.md#4.13."""
     assert {stat.name: int(stat) for stat in RegStat} == {
         "NOT_REGISTERED": 0,
         "HOME": 1,

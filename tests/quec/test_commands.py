@@ -178,13 +178,13 @@ def test_passthrough_forwards_every_payload_raw(text: str) -> None:
 
 
 def test_passthrough_does_not_run_commands() -> None:
-    """A cmd_code in passthrough is just data (the seed: commands work in command mode only)."""
+    """A cmd_code in passthrough is just data (commands work in command mode only: quec.md#9)."""
     payload = b'{"cmd_code": 0, "msg_id": 1}'
     assert parse_downlink(payload, mode=THROUGH) == ForwardData(value=payload.decode())
 
 
 def test_cmd_code_in_modbus_mode_follows_the_switch() -> None:
-    """The seed runs commands in command mode only; the firmware also in modbus mode."""
+    """The seed runs commands in command mode only; the firmware also in modbus mode (quec.md#9)."""
     message = {"msg_id": 1, "cmd_code": 0, "data": "x"}
     assert down(message, MODBUS) == ForwardData(value="x")
     firmware = down(message, MODBUS, FIRMWARE)
@@ -277,7 +277,7 @@ def test_identity_queries_need_no_password(code: int, options: CommandOptions) -
 
 
 def test_diagnostics_need_the_password_unless_the_firmware_switch_is_on() -> None:
-    """Code 5 needs the password per the seed; the firmware exempts it."""
+    """Code 5 needs the password per the seed; the firmware exempts it (quec.md#3.3)."""
     assert needs_password(5)
     refused = check_password(request(5), "012345")
     assert isinstance(refused, Reply)
@@ -421,7 +421,7 @@ def test_extra_keys_in_data_are_ignored() -> None:
 
 
 def test_sms_parameters_follow_the_switch() -> None:
-    """The seed nests number/sms_msg under data.message; the firmware reads them flat."""
+    """The seed nests number/sms_msg in data.message (quec.md#6.1); the firmware reads them flat."""
     flat = {"number": "10086", "sms_msg": "hi"}
     assert "data.message is missing" in refusal(50, flat)
     assert params(50, flat, FIRMWARE).values == flat
@@ -429,25 +429,25 @@ def test_sms_parameters_follow_the_switch() -> None:
 
 
 def test_pin_count_follows_the_switch() -> None:
-    """The seed wants exactly three pins; the firmware takes any number."""
+    """The seed wants exactly three pins; the firmware takes any number (quec.md#6.12)."""
     assert "3 items" in refusal(61, {"pins": ["1"]})
     assert params(61, {"pins": ["1"]}, FIRMWARE).get_texts("pins") == ("1",)
 
 
 def test_code_52_follows_the_switch() -> None:
-    """The seed lists 52; v2 removed it and answers "Command code error"."""
+    """The seed lists 52; v2 removed it and answers "Command code error" (quec.md#6.3)."""
     assert params(52, {"plate": 0}).get_int("plate") == 0
     assert refusal(52, {"plate": 0}, FIRMWARE) == CODE_ERROR
 
 
 @pytest.mark.parametrize("code", [14, 49, 64, 65, 143, 254, 256, -1])
 def test_unknown_codes_get_the_code_error(code: int) -> None:
-    """Codes outside the seed's table are refused with the firmware's exact text."""
+    """Codes outside the table of quec.md#3.1 are refused with the firmware's exact text."""
     assert refusal(code, None) == "Command code error"
 
 
 def test_every_schema_entry_is_a_setting_or_a_query_with_inputs() -> None:
-    """Each seed setting code 50-63 has a schema; of the queries only 7 and 8 take data."""
+    """Each setting code 50-63 (quec.md#6) has a schema; of the queries only 7 and 8 take data."""
     settings = {c for c in CommandCode if 50 <= c <= 63}
     assert settings <= set(PARAMS)
     assert {c for c in PARAMS if c.is_query} == {CommandCode.GET_ADC, CommandCode.GET_GPIO}

@@ -55,9 +55,9 @@ from vdtu.unit import DEFAULT_BAUDS
 
 IMEI = "867435059800763"
 
-# The seed's channel examples (000, sections 6.1.9 and 6.1.9.1.1-7), transcribed as they
+# The seed's channel examples (docs/spec/quec.md#6.10 and #8.2-#8.8), transcribed as they
 # stand: loose types, a leading/trailing space in a product key, "" for defaults. (The
-# quecthing example is not valid JSON in the seed: it has a // comment and a trailing comma.)
+# quecthing example is not valid JSON in the seed: a // comment and a trailing comma, #8.8.)
 SEED_CHANNELS: dict[str, dict[str, Any]] = {
     "conf_59": {
         "protocol": "aliyun",
@@ -207,11 +207,11 @@ BASE = file_with(
     },
     direction_pin={"1": {"GPIOn": 24, "direction": 1}},
 )
-"""Every seed channel (conf 1 = the 6.1.9 sample, 2 http, 3 tcp, 4 udp, 5 mqtt, 6 aliyun,
-7 txyun, 8 quecthing), two Modbus groups and two poll entries."""
+"""Every seed channel (conf 1 = the code 59 sample of quec.md#6.10, 2 http, 3 tcp, 4 udp,
+5 mqtt, 6 aliyun, 7 txyun, 8 quecthing), two Modbus groups and two poll entries."""
 
-# A v2-firmware-shaped file (the shipped dtu_config.json's keys and forms, per the
-# reference notes section 2.2: channel "3", serialID as a number, ota, "offline_storage": 1).
+# A v2-firmware-shaped file (the keys of docs/spec/quec.md#7.2 in the forms of the v2
+# firmware's shipped dtu_config.json: channel "3", serialID as a number, ota, "offline_storage": 1).
 V2_FILE: dict[str, Any] = {
     "plate": 1,
     "password": "123",

@@ -258,7 +258,7 @@ def test_version_is_the_config_version_in_the_seeds_format() -> None:
     ("rssi", "text"), [(17, "CSQ17"), (0, "CSQ0"), (31, "CSQ31"), (99, "CSQ99")]
 )
 def test_csq(rssi: int, text: str) -> None:
-    """Code 3 answers the signal in the seed's form CSQ<n> (99: not known)."""
+    """Code 3 answers the signal as CSQ<n> (99: not known), the seed's form (quec.md#4.4)."""
     assert data_of(run(3, device=FakeDevice(rssi=rssi))) == text
 
 
@@ -286,7 +286,7 @@ def test_config_can_leave_the_password_out() -> None:
 
 
 def test_diagnostics_list_the_records_passed_in() -> None:
-    """Code 5 answers the firmware's records in the seed's form, oldest first; none -> []."""
+    """Code 5 answers the records in the seed's form, oldest first; none -> [] (quec.md#4.6)."""
     assert data_of(run(5)) == []
     records = [
         Diagnostic(func_code=5, error_code=DiagnosticCode.JSON_LOAD_ERROR),
@@ -357,12 +357,12 @@ def test_gpio_needs_a_pin(data: Any, words: str) -> None:
 
 
 def test_vbatt() -> None:
-    """Code 9 answers the battery voltage in mV as a string, as the seed shows."""
+    """Code 9 answers the battery voltage in mV as a string, as the seed shows (quec.md#4.10)."""
     assert data_of(run(9)) == "3590"
 
 
 def test_temperature_and_humidity() -> None:
-    """Code 10 answers the sensor's reading as the seed's object."""
+    """Code 10 answers the sensor's reading as the seed's object (quec.md#4.11)."""
     device = FakeDevice(climate=(21.5, 43.2))
     assert data_of(run(10, device=device)) == {"temperature": 21.5, "humidity": 43.2}
 
@@ -416,7 +416,7 @@ def test_network_connection_reports_each_channel_by_its_table() -> None:
     [("1", 3), ("1", -2), ("2", 11), ("2", -1), ("3", 99), ("3", 600), ("4", 13), ("5", True)],
 )
 def test_a_channel_state_outside_its_table_is_a_bug(channel: str, state: int) -> None:
-    """A state the seed's table for that channel type lacks raises LocalProtocolError."""
+    """A state the table for that channel type (quec.md#4.12) lacks raises LocalProtocolError."""
     states = {"1": 0, "2": 4, "3": 0, "4": 8, "5": 0} | {channel: state}
     with pytest.raises(LocalProtocolError, match=repr(channel)):
         run(11, config=_channels_config(), device=FakeDevice(states=states))
@@ -443,7 +443,7 @@ def test_a_registration_stat_outside_0_to_11_is_a_bug(cell: tuple[int, int]) -> 
 
 
 def test_cell_location_follows_the_seeds_tuple() -> None:
-    """Code 13 answers [longitude, latitude, accuracy], the seed's sample order."""
+    """Code 13 answers [longitude, latitude, accuracy], the seed's sample order (quec.md#4.14)."""
     assert data_of(run(13)) == [117.1138, 31.82279, 550]
 
 
@@ -556,7 +556,7 @@ def test_the_password_in_force_is_checked_not_the_pending_one() -> None:
 
 @pytest.mark.parametrize("code", [14, 49, 64, 65, 99, 143, 254, 256, -1])
 def test_an_unknown_code_is_a_command_code_error(code: int) -> None:
-    """A code the seed lacks answers "Command code error" with its code echoed."""
+    """A code not in quec.md#3.1 answers "Command code error" with its code echoed."""
     outcome = run(code)
     assert error_of(outcome) == CODE_ERROR
     assert reply_of(outcome).body["code"] == code
@@ -736,7 +736,7 @@ def test_replace_all_needs_an_object(data: Any, words: str) -> None:
 
 @pytest.mark.parametrize("code", [58, 59, 60, 61])
 def test_serial_and_channel_settings_are_refused_in_passthrough(code: int) -> None:
-    """Codes 58-61 are refused while the config in force is in passthrough mode (seed 6.1.8-8)."""
+    """Codes 58-61 are refused while the config in force is in passthrough mode (quec.md#6.15)."""
     through = replace(CONFIG, work_mode=WorkMode.PASSTHROUGH)
     outcome = run(code, VALID_DATA[CommandCode(code)], config=through, origin=Origin.SERIAL)
     assert "passthrough" in error_of(outcome)

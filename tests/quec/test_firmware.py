@@ -38,7 +38,7 @@ from vdtu.modbus.rtu import FunctionCode, check_crc
 from vdtu.storage import MemoryStorage, MemoryTextFile
 
 PASSWORD = "362828"
-"""The default password: the last six digits of the seed device's IMEI."""
+"""The default password (docs/spec/quec.md#3.3): the last six digits of the IMEI."""
 
 
 def _frame(text: str, binding: PortBinding) -> CommandFrame | PassthroughFrame:

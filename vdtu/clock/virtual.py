@@ -10,7 +10,7 @@ from vdtu.clock._base import Clock
 from vdtu.clock.domain import DomainEnvironment
 
 DEFAULT_EPOCH_S = 1_692_157_152.787
-"""2023-08-16 03:39:12.787 UTC: the network time of the seed's GET_NOW example."""
+"""2023-08-16 03:39:12.787 UTC: the network time of the GET_NOW example (docs/spec/xgc.md#5.8)."""
 
 
 class VirtualClock(Clock):

@@ -2,7 +2,7 @@
 
 ``EmbeddedBroker`` is vdtu's zero-setup broker (``vdtu up`` without ``--broker``,
 and ``vdtu broker``). It wraps ``amqtt.broker.Broker`` 0.12 and works around the
-limits measured in ``dependencies.md`` section 2:
+limits measured on it (the figures are with each item):
 
 * **Bound port.** amqtt has no public way to ask which port a listener got, and
   port 0 (any free port) is the only race-free choice for tests and for many

@@ -2,7 +2,7 @@
 
 amqtt's own password plugin checks an argon2 hash for every CONNECT: about 105 ms
 of CPU, synchronously, inside the broker's event loop, so a fleet of 1000 DTUs
-would need some 100 s just to log in (measured, ``dependencies.md`` section 2).
+would need some 100 s just to log in (measured).
 vdtu's credentials are not stored passwords but tokens the caller can recompute or
 look up (an HMAC of the IMEI, a fixed user and password), so the check here is the
 caller's ``Authenticator``: ``(username, password, client_id) -> bool``, called once

@@ -4,7 +4,7 @@ Pure (standard library and ``cryptography``): the simulated firmware signs with 
 functions and vdtu's local cloud checks with them, so the two ends cannot drift apart.
 Every HMAC is written as lower-case hex. Secrets never appear in error messages.
 
-Aliyun, one device one secret (firmware ``aLiYun``, reference section 7.3)::
+Aliyun, one device one secret (firmware ``aLiYun``, docs/spec/quec.md#8.6)::
 
     clientId  <clientID>|securemode=3,signmethod=hmacsha256|
     username  <DeviceName>&<ProductKey>
@@ -17,7 +17,7 @@ other SDKs: ``securemode=2`` (TLS), ``signmethod`` hmacsha1 or hmacmd5, and a
 order). MQTT-based registration (``authType=register``) is refused: the DTU registers
 over HTTP (``aliyun_register_form``; the answer carries the DeviceSecret).
 
-Tencent (firmware ``TXyun``, reference section 7.4)::
+Tencent (firmware ``TXyun``, docs/spec/quec.md#8.7)::
 
     clientId  <ProductId><DeviceName>            ProductId: 10 of [A-Z0-9]
     username  <clientId>;12010126;<connid>;<expiry>

@@ -1,6 +1,6 @@
 """The QuecPython DTU's firmware update (FOTA) exchange with the update server, as data.
 
-Modelled on the v1 firmware's Quectel "cloudota" client (reference 8.6), simplified
+Modelled on the v1 firmware's Quectel "cloudota" client (docs/spec/quec.md#12.2), simplified
 to what a simulator needs and documented as vdtu's in docs/quec-protocol.md:
 
 1. At boot, when ``fota`` is on, the unit POSTs to ``http://cloudota.quectel.com:8100

@@ -1,1 +1,2 @@
-"""DTU firmware personalities: ``xgc`` speaks the XGC text protocol (seed 004)."""
+"""DTU firmware personalities: ``xgc`` speaks the XGC text protocol (docs/spec/xgc.md), ``quec``
+the QuecPython JSON protocol (docs/spec/quec.md)."""

@@ -325,8 +325,8 @@ DEMO_SLAVE = ModbusSlaveConfig(
 )
 """The default unit's demo slave at address 1.
 
-Holding 0..9: ``0x0115`` then 1..9 (the seed's read of one register at 0 is
-answered ``01 03 02 01 15 78 1B``). Input 0: a counter, +1 every second.
+Holding 0..9: ``0x0115`` then 1..9 (the SEND_MBR_485 example of docs/spec/xgc.md#5.14, a read of one
+register at 0, is answered ``01 03 02 01 15 78 1B``). Input 0: a counter, +1 every second.
 Input 1: a temperature in 0.1 °C, 25.0 °C ± 0.3 every 5 s. Input 2: a
 humidity in 0.1 %, 50.0 %. Coils 0..15 all off. Discrete inputs 0..15.
 """

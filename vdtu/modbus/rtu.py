@@ -632,7 +632,7 @@ def _coil_from_word(value: int) -> bool:
 
 
 def build_request(addr: int, function: int, reg: int, value: int) -> bytes:
-    """The RTU frame for the XGC ``SEND_MBR_485`` command (seed 004).
+    """The RTU frame for the XGC ``SEND_MBR_485`` command (docs/spec/xgc.md#5.14).
 
     ``addr:01;instructions:03;reg:0000;value:0001`` becomes
     ``build_request(1, 3, 0, 1) == bytes.fromhex("01 03 00 00 00 01 84 0A")``.

@@ -43,7 +43,7 @@ Commands
 has given time (NITZ). Before that the module's RTC counts from its reset value,
 1980-01-06 00:00:00 with zone ``+00``.
 
-RIL forwarding (seed ``004``, "发送AT指令")
+RIL forwarding (docs/spec/xgc.md#5.22, #6.9)
 -------------------------------------------
 
 Once the host has sent an AT command through the DTU, the DTU forwards every

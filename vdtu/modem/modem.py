@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
 
 DEFAULT_CENTRE = (113.3160324, 22.5571994)
-"""(longitude, latitude) in Shenzhen: the seed's ``GET_LBS`` example."""
+"""(longitude, latitude) in Shenzhen: the ``GET_LBS`` example of docs/spec/xgc.md#5.11."""
 LOCATION_RADIUS_KM = 20.0
 """Cells are drawn within this distance of ``DEFAULT_CENTRE``."""
 KM_PER_DEGREE = 111.32
@@ -117,7 +117,7 @@ class Modem:
         roaming: a successful search registers as roaming (stat 5), not home (1).
         deny_registration: every search ends in "registration denied" (stat 3).
         location: (longitude, latitude) of the serving cell; None draws one
-            within 20 km of the seed's Shenzhen example.
+            within 20 km of the Shenzhen example of docs/spec/xgc.md#5.11.
         boot_s: range of the boot time (drawn at each power-on).
         search_s: range of the network search time (drawn at each search).
         operator: the operator's name (``AT+COPS?``).

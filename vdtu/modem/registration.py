@@ -7,8 +7,8 @@ Codes on the wire
 -----------------
 
 * ``RegStat``: the ``<stat>`` of ``+CREG`` (3GPP TS 27.007 §7.2), 0..11, exactly
-  as the table in seed ``000`` §4.1.12 lists them.
-* ``NetMode``: the XGC ``netMode`` of ``GET_NET_INFO`` (seed ``004``), 0..5.
+  as the table of docs/spec/quec.md#4.13 lists them.
+* ``NetMode``: the XGC ``netMode`` of ``GET_NET_INFO`` (docs/spec/xgc.md#5.5), 0..5.
 * ``NetState``: the XGC ``netState`` (``INIT``, ``REGISTERED``, ``UNREGISTER``),
   derived from (modem booted?, ``RegStat``) by ``net_state``.
 * ``SimState``: what the modem sees in its SIM slot. It lives here, with the
@@ -69,7 +69,7 @@ from vdtu.errors import LocalProtocolError
 
 
 class RegStat(IntEnum):
-    """``<stat>`` of ``+CREG`` (3GPP TS 27.007), as listed in seed ``000`` §4.1.12."""
+    """``<stat>`` of ``+CREG`` (3GPP TS 27.007), as listed in docs/spec/quec.md#4.13."""
 
     NOT_REGISTERED = 0
     """Not registered, the MT is not searching for an operator."""
@@ -111,7 +111,7 @@ REGISTERED_STATS = frozenset(
 
 
 class NetMode(IntEnum):
-    """XGC ``netMode`` (seed ``004``, ``GET_NET_INFO``): the radio access technology."""
+    """XGC ``netMode`` of ``GET_NET_INFO`` (docs/spec/xgc.md#5.5): the radio access technology."""
 
     UNREGISTERED = 0
     GSM = 1
@@ -127,7 +127,7 @@ class NetMode(IntEnum):
 
 
 class NetState(StrEnum):
-    """XGC ``netState`` (seed ``004``, ``GET_NET_INFO``)."""
+    """XGC ``netState`` of ``GET_NET_INFO`` (docs/spec/xgc.md#5.5)."""
 
     INIT = "INIT"
     """The modem is still booting."""

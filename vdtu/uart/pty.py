@@ -3,7 +3,8 @@
 ``os.openpty`` gives the pair; the slave is put in raw mode at the port's baud
 rate so a host that does not configure the port still gets clean bytes at the
 right speed. vdtu keeps one slave fd open itself, so the master never reads EIO
-between host reconnects (see reference/dependencies.md section 4).
+between host reconnects (with no slave fd open, the master reads EIO until a host opens
+the slave again).
 
 The host's line settings are visible on the master: ``TCGETS2`` gives the exact
 baud (standard or not) and CSTOPB. There is no change notification, so

@@ -1,1 +1,1 @@
-"""The QuecPython DTU (seed 000): ``dtu_config.json``, the cloud JSON protocol and the firmware."""
+"""The QuecPython DTU (docs/spec/quec.md): ``dtu_config.json``, its cloud protocol, the firmware."""

@@ -6,7 +6,8 @@ the other keys are read by that class's fields through the mechanism of ``fields
 its ``__post_init__``: hosts, ports, keep-alives against the seed's ranges, MQTT
 topics against MQTT's wildcard rules, and the secrets an authentication type
 needs. A keep-alive left ``""`` in the file is ``None`` here, and each channel's
-``effective_*`` property applies the seed's default. That ``serialID`` names a
+``effective_*`` property applies the seed's default (ranges and defaults:
+docs/spec/quec.md#8.2 to #8.8). That ``serialID`` names a
 ``uconf`` UART is checked by the whole document (``config.DtuConfig``).
 
 Pure: the standard library and vdtu's own pure modules only.
@@ -57,15 +58,18 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 MQTT_KEEPALIVE_DEFAULT_S: Final = 60
-"""MQTT channels: keep-alive when ``keepAlive`` is ``""`` (seed 6.1.9.1.4)."""
+"""MQTT channels: keep-alive when ``keepAlive`` is ``""`` (docs/spec/quec.md#8.5)."""
 CLOUD_KEEPALIVE_DEFAULT_S: Final = 300
-"""Aliyun and Tencent channels: keep-alive when ``keepAlive`` is ``""`` (seed 6.1.9.1.5-6)."""
+"""Aliyun and Tencent channels: keep-alive when ``keepAlive`` is ``""`` (docs/spec/quec.md#8.6,
+#8.7)."""
 QUECTHING_KEEPALIVE_DEFAULT_S: Final = 120
-"""Quectel cloud channels: lifetime when ``keepAlive`` is ``""`` (seed 6.1.9.1.7)."""
+"""Quectel cloud channels: lifetime when ``keepAlive`` is ``""`` (docs/spec/quec.md#8.8)."""
 SOCKET_KEEPALIVE_DEFAULT_S: Final = 300
-"""TCP/UDP channels: connection timeout when ``keepAlive`` is ``""`` (seed 6.1.9.1.2-3)."""
+"""TCP/UDP channels: connection timeout when ``keepAlive`` is ``""`` (docs/spec/quec.md#8.3,
+#8.4)."""
 HTTP_TIMEOUT_DEFAULT_S: Final = 30
-"""HTTP channels: request timeout when ``timeout`` is ``""`` (vdtu's choice; the seed has none)."""
+"""HTTP channels: request timeout when ``timeout`` is ``""`` (vdtu's choice; the seed has
+none: docs/spec/quec.md#8.2)."""
 
 _PING_RE = re.compile(r"[0-9A-Za-z]{1,64}")
 
@@ -167,7 +171,7 @@ class _Channel(JsonObject):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HttpChannel(_Channel):
-    """An ``http`` channel (seed 6.1.9.1.1): one request per serial uplink."""
+    """An ``http`` channel (docs/spec/quec.md#8.2): one request per serial uplink."""
 
     protocol: ClassVar[ChannelType] = ChannelType.HTTP
     method: HttpMethod = field(
@@ -203,7 +207,7 @@ class HttpChannel(_Channel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _SocketChannel(_Channel):
-    """The fields of ``tcp`` and ``udp`` channels (seed 6.1.9.1.2-3)."""
+    """The fields of ``tcp`` and ``udp`` channels (docs/spec/quec.md#8.3, #8.4)."""
 
     ping: str = field(default="", metadata=json_meta("ping", read_str))
     """The heartbeat payload: 1..64 letters and digits, or ``""`` for none."""
@@ -239,25 +243,25 @@ class _SocketChannel(_Channel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TcpChannel(_SocketChannel):
-    """A ``tcp`` channel (seed 6.1.9.1.2)."""
+    """A ``tcp`` channel (docs/spec/quec.md#8.3)."""
 
     protocol: ClassVar[ChannelType] = ChannelType.TCP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UdpChannel(_SocketChannel):
-    """A ``udp`` channel (seed 6.1.9.1.3)."""
+    """A ``udp`` channel (docs/spec/quec.md#8.4)."""
 
     protocol: ClassVar[ChannelType] = ChannelType.UDP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MqttChannel(_Channel):
-    """An ``mqtt`` channel (seed 6.1.9.1.4) to any MQTT 3.1.1 broker."""
+    """An ``mqtt`` channel (docs/spec/quec.md#8.5) to any MQTT 3.1.1 broker."""
 
     protocol: ClassVar[ChannelType] = ChannelType.MQTT
     client_id: str = field(default="", metadata=json_meta("clientID", read_token))
-    """The MQTT client id; ``""``: the unit's IMEI (seed: "leave empty to use the IMEI")."""
+    """The MQTT client id; ``""``: the unit's IMEI (docs/spec/quec.md#8.5)."""
     keep_alive_s: int | None = field(
         default=None, metadata=json_meta("keepAlive", read_optional_int, write_optional_int)
     )
@@ -312,7 +316,7 @@ class MqttChannel(_Channel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _IotChannel(_Channel):
-    """The fields of ``aliyun`` and ``txyun`` channels (seed 6.1.9.1.5-6)."""
+    """The fields of ``aliyun`` and ``txyun`` channels (docs/spec/quec.md#8.6, #8.7)."""
 
     auth_type: AuthType = field(metadata=json_meta("type", enum_reader(AuthType)))
     """``mos`` (needs ``DeviceSecret``) or ``tas`` (needs ``ProductSecret``)."""
@@ -374,14 +378,14 @@ class _IotChannel(_Channel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AliyunChannel(_IotChannel):
-    """An ``aliyun`` channel: Alibaba Cloud IoT (seed 6.1.9.1.5)."""
+    """An ``aliyun`` channel: Alibaba Cloud IoT (docs/spec/quec.md#8.6)."""
 
     protocol: ClassVar[ChannelType] = ChannelType.ALIYUN
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TxyunChannel(_IotChannel):
-    """A ``txyun`` channel: Tencent Cloud IoT (seed 6.1.9.1.6); its device secret is base64."""
+    """A ``txyun`` channel: Tencent Cloud IoT (docs/spec/quec.md#8.7); its secret is base64."""
 
     protocol: ClassVar[ChannelType] = ChannelType.TXYUN
 
@@ -399,7 +403,7 @@ class TxyunChannel(_IotChannel):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuecthingChannel(_Channel):
-    """A ``quecthing`` channel: Quectel's IoT platform (seed 6.1.9.1.7)."""
+    """A ``quecthing`` channel: Quectel's IoT platform (docs/spec/quec.md#8.8)."""
 
     protocol: ClassVar[ChannelType] = ChannelType.QUECTHING
     keep_alive_s: int | None = field(
@@ -410,11 +414,12 @@ class QuecthingChannel(_Channel):
     product_secret: str = field(
         default="", repr=False, metadata=json_meta("ProductSecret", read_secret_token)
     )
-    """The product secret; ``""`` is allowed (the seed's own example leaves it empty)."""
+    """The product secret; ``""`` is allowed (the seed's own example leaves it empty:
+    docs/spec/quec.md#8.8)."""
     device_name: str = field(
         default="", metadata=json_meta("Devicename", read_token, omit_default=True)
     )
-    """Device key (DK) when preset; the v2 firmware reads it, the seed does not list it."""
+    """Device key (DK) when preset; v2 reads it, the seed lacks it (docs/spec/quec.md#8.8)."""
     device_secret: str = field(
         default="",
         repr=False,

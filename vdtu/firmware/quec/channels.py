@@ -5,8 +5,8 @@ the cellular network, prepares its login (``logins.py``: plain MQTT, the Aliyun
 and Tencent signatures, a dynamic registration first for one-type-one-secret),
 connects, and when the attempt fails or the link drops it tries again after a
 ``Backoff`` delay (5 s doubling to 300 s, +/-20 % jitter). The v2 firmware has no
-reconnect loop at all (it reconnects only when the next uplink arrives, reference
-7.1); a simulator that must replay stored data "when the channel comes back"
+reconnect loop at all (it reconnects only when the next uplink arrives,
+docs/spec/quec.md#8.10); a simulator that must replay stored data "when the channel comes back"
 needs one, so this is vdtu's choice, documented in docs/quec-protocol.md.
 
 What a driver reports goes to its ``ChannelHost`` (the firmware): ``channel_up``
@@ -19,9 +19,11 @@ Types:
 
 * ``MqttDriver``: mqtt, aliyun, txyun and quecthing (the Quectel cloud's wire
   protocol is not public; vdtu's stand-in is MQTT, ``logins.quecthing_dial``).
-  ``state()`` is the seed's MQTT state (-1..2), or the quecthing work state 0..12.
+  ``state()`` is the seed's MQTT state (-1..2, docs/spec/quec.md#4.12), or the
+  quecthing work state 0..12.
 * ``SocketDriver``: tcp and udp. After each connect it sends the registration
-  message (config ``reg``: 1 the seed's JSON, a string that string, 0 nothing)
+  message (config ``reg``, docs/spec/quec.md#6.4: 1 the seed's JSON, a string that
+  string, 0 nothing)
   and then the ``ping`` text every ``heartbeat`` seconds. ``state()`` is the socket
   state table's value (4 established, 2 connecting, 0 closed).
 * ``HttpDriver``: one request per uplink with the config's method and url; a

@@ -1,9 +1,11 @@
-"""The QuecPython DTU's cloud command protocol (seed 000, sections 2-10): parse, check, reply.
+"""The QuecPython DTU's cloud command protocol: parse, check, reply.
+
+The protocol is docs/spec/quec.md#2 (messages) to #6 (settings).
 
 Pure (standard library only). This module reads downlinks, checks passwords and
 parameters, and builds replies; it never *executes* a command.
 
-A downlink (seed section 2) is JSON::
+A downlink (docs/spec/quec.md#2.1) is JSON::
 
     {"msg_id": 1700000000123, "data": ...[, "cmd_code": 51, "topic_id": 1, "password": "012345"]}
 
@@ -42,15 +44,15 @@ Replies to the serial configuration channel carry no ``msg_id``.
 
 Where the seed and the firmware differ:
 
-* Reply shape. The seed's per-command samples mix ``"success": 1`` and
+* Reply shape (docs/spec/quec.md#2.3). The seed's per-command samples mix ``"success": 1`` and
   ``"status": 1``, and show ``"code": "20000"`` for codes 56-59; but the seed's
-  own rules say the reply's code is the request's function code (section 3,
-  rule 1) and that ``status`` reports success (section 2). Those samples are v0
+  own rules say the reply's code is the request's function code (quec.md#3.2,
+  rule 1) and that ``status`` reports success (#2.2). Those samples are v0
   leftovers contradicting the seed's rules, so the one reply shape here is the
-  one the rules and the firmware agree on; there is no v0 switch. (Section 2
+  one the rules and the firmware agree on; there is no v0 switch. (#2.2
   calls the echoed code ``cmd_code``; every per-command sample and the firmware
   call it ``code``, and so does this module.)
-* The reset sample of seed section 5 writes ``"code": 255`` and ``"Password"``:
+* The reset sample (docs/spec/quec.md#5) writes ``"code": 255`` and ``"Password"``:
   a slip for ``cmd_code``/``password``, which are the only keys read.
 * ``CommandOptions`` holds a switch for each difference a user could want the
   firmware's way; the defaults follow the seed, ``CommandOptions.firmware()``
@@ -58,7 +60,7 @@ Where the seed and the firmware differ:
 * Parameters are checked against the seed's types (``PARAMS``); v2 stores a
   wrongly typed value and answers success, v1/v2 answer a missing key with a
   bare ``status: 0``. Here a bad parameter gets a failure reply naming the field.
-* Codes 64 (TTS) and 65 (NTP) exist in the firmware but not in the seed: they are
+* Codes 64 (TTS) and 65 (NTP) exist in the firmware but not in the seed (#3.1); they are
   unknown codes here. ``conf``, ``uconf`` and ``dtu_config`` are checked as
   JSON objects only; their content is the configuration schema's business.
 """
@@ -94,7 +96,7 @@ _PHONE_RE = re.compile(r"\+?[0-9]+")
 
 
 class CommandCode(IntEnum):
-    """Every command code of seed 000 (0-49 queries, 50-143 settings, 255 reset)."""
+    """Every command code of docs/spec/quec.md#3.1 (0-49 queries, 50-143 settings, 255 reset)."""
 
     GET_IMEI = 0
     GET_NUMBER = 1
@@ -140,7 +142,7 @@ SEED_EXEMPT = frozenset(
         CommandCode.GET_CSQ,
     }
 )
-"""The codes that need no password (seed 6.1.2: IMEI, number, version, CSQ)."""
+"""The codes that need no password (docs/spec/quec.md#3.3: IMEI, number, version, CSQ)."""
 
 
 class Origin(StrEnum):
@@ -153,19 +155,24 @@ class Origin(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandOptions:
-    """Switches between the seed's documented behaviour (the defaults) and the v2 firmware's."""
+    """Switches between the seed's documented behaviour (the defaults) and the v2 firmware's.
+
+    Each switch is a difference that docs/spec/quec.md marks **firmware**.
+    """
 
     exempt_diagnostics: bool = False
     """Code 5 needs no password either (the firmware's exempt list is 0, 1, 2, 3, 5)."""
     flat_sms: bool = False
     """Code 50 reads ``number``/``sms_msg`` straight from ``data`` (the seed nests them
-    under ``data.message``)."""
+    under ``data.message``; docs/spec/quec.md#6.1)."""
     any_pin_count: bool = False
-    """Code 61 takes any number of pins (the seed: exactly three)."""
+    """Code 61 takes any number of pins (the seed: exactly three; docs/spec/quec.md#6.12)."""
     plate_removed: bool = False
-    """Code 52 is unknown ("Command code error"), as in v2 (the seed lists it; v1 has it)."""
+    """Code 52 is unknown ("Command code error"), as in v2 (the seed lists it; v1 has it;
+    docs/spec/quec.md#6.3)."""
     commands_in_modbus_mode: bool = False
-    """``cmd_code`` runs commands in modbus mode too (the seed: command mode only)."""
+    """``cmd_code`` runs commands in modbus mode too (the seed: command mode only;
+    docs/spec/quec.md#2.4, #9)."""
 
     @classmethod
     def firmware(cls) -> CommandOptions:
@@ -545,9 +552,9 @@ PARAMS: Mapping[CommandCode, tuple[ParamSpec, ...]] = {
 }
 """The seed's ``data`` schema of each command; codes not listed take no parameters.
 
-Sources: seed sections 6-10 (50-63; 52 from v1, ``{"plate": 0|1}``), and for the
-queries 7 and 8, which the seed does not detail, the firmware's ``adcn``/``pins``.
-``version`` is "a numeric string" in the seed and an integer in the config file;
+Sources: docs/spec/quec.md#6 (50-63; 52 from v1, ``{"plate": 0|1}``), and for the
+queries 7 and 8, which the seed does not detail, the firmware's ``adcn``/``pins`` (#4.8,
+#4.9). ``version`` is "a numeric string" in the seed (#6.5) and an integer in the config file;
 ``new_password`` is stored as a string (the firmware runs ``str()`` on it).
 """
 

@@ -1,8 +1,8 @@
 """``dtu_config.json`` of the QuecPython DTU: the whole document, loaded, defaulted, edited.
 
-The file (seed 000 sections 6-10, plus the v2 firmware's ``work_mode``,
-``offline_storage``, ``modbus`` and ``direction_pin``; every field is described in
-``docs/quec-config.md``)::
+The file (docs/spec/quec.md#6 for the settings, #7 for the file: the seed's keys plus the
+v2 firmware's ``work_mode``, ``offline_storage``, ``modbus`` and ``direction_pin``; every
+field is described in ``docs/quec-config.md``)::
 
     {"plate": 0, "password": "012345", "work_mode": "command",
      "conf": {"1": {"protocol": "mqtt", "clientID": "", "keepAlive": "", "url": "broker",
@@ -36,9 +36,9 @@ How it works:
   ``ValueError`` or ``RecursionError`` from the decoder.
 * ``password`` and ``work_mode`` are required; every other top-level key, when
   missing, takes the empty value of its type, as the v1 firmware does.
-* ``to_json`` writes every field in the form the seed's examples use (``"port":
-  "8305"``, ``"qos": "1"``, ``"cleanSession": true``, ``"keepAlive": ""`` for the
-  default), so ``load_config(c.to_json()) == c`` for every config ``c``.
+* ``to_json`` writes every field in the form the seed's examples use
+  (docs/spec/quec.md#7.1: ``"port": "8305"``, ``"qos": "1"``, ``"cleanSession": true``,
+  ``"keepAlive": ""`` for the default), so ``load_config(c.to_json()) == c`` for every config ``c``.
 * The setting commands 51-63 are ``with_*`` functions: each reads one value exactly
   as the loader reads that field and returns a new, validated ``DtuConfig``.
   Storing the result and applying it after a reset are the firmware's business.
@@ -156,10 +156,10 @@ def _read_pins(path: str, raw: object) -> tuple[int | None, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SmsMessage(JsonObject):
-    """The ``message`` key: an SMS (seed 6.1.1). The firmware never acts on the stored one."""
+    """The ``message`` key: an SMS (docs/spec/quec.md#6.1). The firmware never acts on it."""
 
     number: str = field(metadata=json_meta("number", read_token))
-    """1..31 digits, optionally after a ``+`` (the seed's 32-byte field)."""
+    """1..31 digits, optionally after a ``+`` (the seed's 32-byte field, docs/spec/quec.md#6.1)."""
     text: str = field(metadata=json_meta("sms_msg", read_str))
     """At most 1024 bytes in UTF-8."""
 
@@ -184,7 +184,7 @@ def _write_message(value: SmsMessage | None) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Apn:
-    """The ``apn`` list ``[apn, user, password]`` (seed 7)."""
+    """The ``apn`` list ``[apn, user, password]`` (docs/spec/quec.md#6.11)."""
 
     name: str = ""
     """The APN, at most 100 characters."""
@@ -241,7 +241,8 @@ def _write_pins(value: tuple[int | None, ...]) -> list[str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DtuConfig(JsonObject):
-    """``dtu_config.json``: every key of seed 000 and of the v2 firmware's file.
+    """``dtu_config.json``: every key of docs/spec/quec.md#7.2 (the seed's and the
+    v2 firmware's).
 
     Build one with ``load_config`` or ``default_config``; change it with the ``with_*``
     functions. Switches that the firmware stores as 0/1 are ``bool`` here.

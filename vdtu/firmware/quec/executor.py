@@ -1,4 +1,7 @@
-"""The QuecPython DTU's command codes (seed 000, sections 3-10), executed: request in, outcome out.
+"""The QuecPython DTU's command codes, executed: request in, outcome out.
+
+The codes are docs/spec/quec.md#3 (the table and the rules); each code's behaviour is in
+#4 (queries), #5 (reset) and #6 (settings).
 
 Pure (standard library and vdtu's pure modules). ``execute`` takes one
 ``CommandRequest``, the configuration in force, the settings a previous command
@@ -20,7 +23,7 @@ reply naming it), then the command::
 
 Invariants:
 
-* **Settings take effect after a reset** (reference 2.1: the firmware only
+* **Settings take effect after a reset** (docs/spec/quec.md#6: the firmware only
   rewrites its file; nothing is applied live). A setting command (51-63)
   returns ``new_config``, built on ``pending`` when there is one (so two setting
   commands in a row both stick) and on ``config`` otherwise; 63 replaces
@@ -33,12 +36,13 @@ Invariants:
   bad value for parameters; the config field for a value the configuration
   refuses) and comes with a ``Diagnostic`` for code 5.
 * **The device contract is checked**: a state value outside the seed's tables
-  raises ``LocalProtocolError`` (a bug in the adapter, which must stop the run),
-  while an absent ADC channel or GPIO pin (``ValueError`` from the device) is
-  the requester's mistake and gets a failure reply.
+  (docs/spec/quec.md#4.12) raises ``LocalProtocolError`` (a bug in the adapter,
+  which must stop the run), while an absent ADC channel or GPIO pin (``ValueError``
+  from the device) is the requester's mistake and gets a failure reply.
 
-Reply data, code by code. The seed's samples are followed where they show a
-concrete form; the firmware's behaviour where they show a placeholder:
+Reply data, code by code (docs/spec/quec.md#4.1 to #4.14, one section per query).
+The seed's samples are followed where they show a concrete form; the firmware's behaviour
+where they show a placeholder:
 
 ===== ===================================== ===========================================
 code  data                                  notes
@@ -46,7 +50,7 @@ code  data                                  notes
 0     ``"867435059800763"``                 the IMEI
 1     ``"17201593988"``                     failure without a ready SIM
 2     ``"v 100"``                           the ``version`` in force, in the seed's
-                                            format ``v <n>``: seed 4.1.3 and 6.1.4
+                                            format ``v <n>``: quec.md#4.3 and #6.5
                                             describe one number, the one FOTA compares,
                                             and v1 returns it (v1: the bare number;
                                             v2: its project version ``"2.0.0"``)
@@ -85,8 +89,8 @@ channel), recoverable only by rewriting ``dtu_config.json`` over USB. vdtu refus
 it with a reply naming ``conf`` (docs/quec-protocol.md, "Limits").
 
 Codes 58-61 are refused while the configuration in force runs in passthrough
-mode (the seed: "在透传模式下无法设置串口参数" under each; v1 enforces it, v2 does
-not). In passthrough, commands arrive only on the serial configuration channel.
+mode (docs/spec/quec.md#6.15; v1 enforces it, v2 does not). In passthrough, commands
+arrive only on the serial configuration channel.
 """
 
 from __future__ import annotations
@@ -182,10 +186,10 @@ class QuecDevice(Protocol):
     def channel_states(self) -> Mapping[str, int]:
         """Every channel of the config in force -> its live state (code 11).
 
-        The value follows the seed's table for the channel's type: ``SocketState``
-        for tcp/udp, ``MqttState`` for mqtt/aliyun/txyun, ``QuecthingState`` for
-        quecthing, and for http the status code of the last response (100..599;
-        0 before any response).
+        The value follows the seed's table for the channel's type (docs/spec/quec.md#4.12):
+        ``SocketState`` for tcp/udp, ``MqttState`` for mqtt/aliyun/txyun,
+        ``QuecthingState`` for quecthing, and for http the status code of the last
+        response (100..599; 0 before any response).
         """
         ...
 
@@ -199,7 +203,7 @@ class QuecDevice(Protocol):
 
 
 class SocketState(IntEnum):
-    """A tcp/udp channel's state for code 11 (the seed's socket state table)."""
+    """A tcp/udp channel's state for code 11 (docs/spec/quec.md#4.12)."""
 
     CLOSED = 0
     LISTEN = 1
@@ -215,7 +219,7 @@ class SocketState(IntEnum):
 
 
 class MqttState(IntEnum):
-    """An mqtt, aliyun or txyun channel's state for code 11 (the seed's table)."""
+    """An mqtt, aliyun or txyun channel's state for code 11 (docs/spec/quec.md#4.12)."""
 
     ERROR = -1
     CONNECTED = 0
@@ -224,7 +228,7 @@ class MqttState(IntEnum):
 
 
 class QuecthingState(IntEnum):
-    """A quecthing channel's state for code 11 (the seed's quecthing state table)."""
+    """A quecthing channel's state for code 11 (docs/spec/quec.md#4.12)."""
 
     UNINITIALISED = 0
     INITIALISED = 1
@@ -259,13 +263,13 @@ _CHANNEL_STATES: Mapping[ChannelType, tuple[frozenset[int], str]] = MappingProxy
 )
 """The state values code 11 may report, by channel type (``hwyun`` is never configured)."""
 _REG_STATS = range(12)
-"""3GPP ``+CREG``/``+CGREG`` stat values 0..11 (seed 4.1.12)."""
+"""3GPP ``+CREG``/``+CGREG`` stat values 0..11 (docs/spec/quec.md#4.13)."""
 
 # --- diagnostics (code 5) -----------------------------------------------------------------
 
 
 class DiagnosticCode(IntEnum):
-    """Error codes of diagnostic records, from the status table of v1 (reference 3.6).
+    """Error codes of diagnostic records, from the status table of v1 (docs/spec/quec.md#3.4).
 
     The executor produces the password, parameter, command-code, SIM, network and
     passthrough ones; the others are for the firmware's own failures.
@@ -306,7 +310,7 @@ class Diagnostic:
     error_code: DiagnosticCode
 
     def to_json(self) -> dict[str, str]:
-        """The seed's form: ``{"func_code": "5", "error_code": "6001"}``."""
+        """The seed's form (docs/spec/quec.md#4.6): ``{"func_code": "5", "error_code": "6001"}``."""
         return {"func_code": str(self.func_code), "error_code": str(int(self.error_code))}
 
 
@@ -599,7 +603,7 @@ _SETTINGS: Mapping[CommandCode, tuple[str, Callable[[DtuConfig, object], DtuConf
 _NOT_IN_PASSTHROUGH = frozenset(
     {CommandCode.SET_UCONF, CommandCode.SET_CONF, CommandCode.SET_APN, CommandCode.SET_PINS}
 )
-"""The seed: these cannot be set in passthrough mode (sections 6.1.8, 6.1.9, 7, 8)."""
+"""Codes 58-61 cannot be set in passthrough mode (docs/spec/quec.md#6.15)."""
 
 
 def _set(call: _Call, name: str, apply: Callable[[DtuConfig, object], DtuConfig]) -> Outcome:

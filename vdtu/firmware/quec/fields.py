@@ -3,8 +3,8 @@
 How it works:
 
 * Each dataclass field carries, in its metadata (``json_meta``), its JSON name, a
-  *reader* and a *writer*. A reader only turns the seed's loose JSON into the
-  field's type (``"8305"`` or ``8305`` -> ``8305``; ``true``, ``1`` or ``"1"`` ->
+  *reader* and a *writer*. A reader only turns the seed's loose JSON (docs/spec/quec.md#7.1)
+  into the field's type (``"8305"`` or ``8305`` -> ``8305``; ``true``, ``1`` or ``"1"`` ->
   ``True``; ``""`` -> ``None``, "the default"), so it fails only on a value of a kind
   the field never takes. The dataclass's ``__post_init__`` then checks ranges and
   cross-field rules with the ``check_*`` functions. So an invalid object cannot

@@ -136,7 +136,7 @@ POLL_ANSWER_S = 1.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuecOptions:
-    """Behaviour switches of the QuecPython personality (seed defaults)."""
+    """The QuecPython personality's behaviour switches (defaults: the seed; docs/spec/quec.md#1)."""
 
     commands: CommandOptions = SEED
     modbus: ModbusOptions = field(default_factory=ModbusOptions)
@@ -493,7 +493,7 @@ class QuecFirmware:
             listener()
 
     def registration_message(self) -> str:
-        """Config ``reg``: 1 the seed's JSON, a string itself, 0 nothing."""
+        """Config ``reg`` (docs/spec/quec.md#6.4): 1 the seed's JSON, a string itself, 0 nothing."""
         config = self.config
         if config is None or config.reg in (0, ""):
             return ""
@@ -961,7 +961,7 @@ def _config_text(config: DtuConfig, *, readable: bool = True) -> str:
 
 
 def _bindings(config: DtuConfig) -> dict[str, PortBinding]:
-    """Each open UART's binding (reference 4.4): command mode every channel with that
+    """Each open UART's binding (docs/spec/quec.md#9): command mode every channel with that
     serialID; passthrough and modbus the first channel on UARTs 0..2."""
     bindings: dict[str, PortBinding] = {}
     for uart in config.uconf:

@@ -1,8 +1,8 @@
 """The QuecPython DTU's serial line (MCU <-> DTU): framings, CRC32 and a chunk classifier.
 
 Pure (standard library, plus the project's pure Modbus CRC). The serial protocol is
-not in seed 000 (which describes the cloud side); it is the one of the v2 firmware
-and its user guide (reference notes, section 4). Every frame is text, UTF-8 on the
+not in the seed (which describes the cloud side); it is the one of the v2 firmware
+and its user guide (docs/spec/quec.md#10). Every frame is text, UTF-8 on the
 wire, with comma-separated fields::
 
     command mode, tcp/udp channel          cid,len,crc32,data              (both directions)
@@ -104,7 +104,8 @@ class WorkMode(StrEnum):
 
 
 class ChannelType(StrEnum):
-    """A cloud channel's ``protocol`` (``hwyun``: in the firmware, not in the seed)."""
+    """A cloud channel's ``protocol`` (``hwyun``: in the firmware, not in the seed;
+    docs/spec/quec.md#8.9)."""
 
     HTTP = "http"
     TCP = "tcp"

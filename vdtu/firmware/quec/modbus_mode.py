@@ -4,7 +4,7 @@ Pure (standard library and ``vdtu.modbus`` only): every function here takes
 values and returns values; the firmware glue writes the frames, waits and
 publishes.
 
-**Cloud -> bus** (reference section 5). ``plan_modbus`` turns the ``modbus``
+**Cloud -> bus** (docs/spec/quec.md#11.1). ``plan_modbus`` turns the ``modbus``
 object of a downlink into the RTU frames to write and the reply to publish::
 
     {"msg_id": 7, "modbus": {"groups": {"num": 0, "cmd": ["0x03", "0x00", "0x00", "0x00", "0x02"]}}}
@@ -35,13 +35,13 @@ object of a downlink into the RTU frames to write and the reply to publish::
   "msg_id": <echo>}``; the error names the field, the bad value and what is
   allowed. A ``modbus`` object with neither ``groups`` nor ``command`` gets the
   firmware's text, ``"can't get any modbus params"``, followed by the keys it
-  had (``task`` is documented by the seed but implemented by no firmware). The
+  had (``task`` is documented by the seed but implemented by no firmware: #11.1). The
   firmware sends no ``msg_id`` in these replies; the seed's uplink format has
-  one, and a cloud needs it to match a reply to its request, so it is echoed
-  unless ``echo_msg_id`` is off.
+  one (docs/spec/quec.md#2.2, #11.1), and a cloud needs it to match a reply to its
+  request, so it is echoed unless ``echo_msg_id`` is off.
 
-**Bus -> cloud**. Whatever arrives on the bus goes up unparsed, as a list of
-lowercase two-digit hex strings (``format_bus_data``)::
+**Bus -> cloud** (docs/spec/quec.md#11.2). Whatever arrives on the bus goes up unparsed,
+as a list of lowercase two-digit hex strings (``format_bus_data``)::
 
     bytes 01 03 04 00 7b ...  ->  ["0x01", "0x03", "0x04", "0x00", "0x7b", ...]   v1: JSON
                               ->  ['0x01', '0x03', '0x04', '0x00', '0x7b', ...]   v2: str()
@@ -65,7 +65,7 @@ response, but not to this request: other slave, function or quantity) and
 ``exception`` (the slave refused, ``exception_code`` says why). Every error
 has a ``detail`` text, and all but ``timeout`` and ``exception`` carry the
 answer as ``raw`` hex (``"01 83 02 c0 f1"``). The shape is vdtu's own, after
-the ``report`` object of QuecPython's Gateway_485 (reference 1.3).
+the ``report`` object of QuecPython's Gateway_485 (docs/spec/quec.md#11.3).
 """
 
 from __future__ import annotations
@@ -132,7 +132,8 @@ class ModbusOptions:
     group_gap_s: float = 1.0
     """Seconds between the frames of a group command (v1 sleeps 1 s), finite and >= 0."""
     echo_msg_id: bool = True
-    """Replies carry the request's ``msg_id`` (the seed's uplink format; the firmware omits it)."""
+    """Replies carry the request's ``msg_id`` (the seed's uplink format; the firmware omits it;
+    docs/spec/quec.md#11.1)."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.group_gap_s) and self.group_gap_s >= 0):

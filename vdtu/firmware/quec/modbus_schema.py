@@ -1,12 +1,12 @@
 """The ``modbus`` key of ``dtu_config.json``: slave groups, and vdtu's poll table.
 
 How it works: ``groups`` is the seed's table of slaves that a cloud Modbus command
-addresses together (group number = list index); ``poll`` is a vdtu extension, reads
-the unit repeats on its own like a Modbus gateway. Each is a frozen dataclass read
-and written by the field mechanism of ``fields`` and checked in ``__post_init__``
-against the Modbus limits of ``vdtu.modbus.rtu`` (address 1..247, at most 2000 bits
-or 125 registers a read). ``ModbusConfig`` checks that a poll entry's group exists;
-that its ``serialID`` and ``channel`` exist is checked by the whole document
+addresses together (group number = list index; docs/spec/quec.md#7.4); ``poll`` is a
+vdtu extension, reads the unit repeats on its own like a Modbus gateway (#11.3). Each
+is a frozen dataclass read and written by the field mechanism of ``fields`` and checked
+in ``__post_init__`` against the Modbus limits of ``vdtu.modbus.rtu`` (address 1..247,
+at most 2000 bits or 125 registers a read). ``ModbusConfig`` checks that a poll entry's
+group exists; that its ``serialID`` and ``channel`` exist is checked by the whole document
 (``config.DtuConfig``).
 
 Pure: the standard library and vdtu's own pure modules only.

@@ -1,6 +1,6 @@
 """Offline storage: uplinks a channel could not send, kept for when it comes back.
 
-The v2 firmware's ``history`` module (reference 8.5): a bounded list, at most
+The v2 firmware's ``history`` module (docs/spec/quec.md#12.1): a bounded list, at most
 100 items, the oldest dropped when a new one arrives; kept in flash
 (``/usr/dtu_data.hist``) so a reboot does not lose it. vdtu keeps each item with
 the channel and topic it was meant for and replays a channel's items, in order,

@@ -3,7 +3,7 @@
 How it works: a ``uconf`` key is a module UART number, and ``UART_PORTS`` says which
 of the unit's ports it drives. Each entry is a frozen dataclass read and written by
 the field mechanism of ``fields`` (every ``uconf`` value is a string in the seed:
-``"baudrate": "115200"``) and checked in ``__post_init__``. That a key of
+``"baudrate": "115200"``; docs/spec/quec.md#7.3) and checked in ``__post_init__``. That a key of
 ``direction_pin`` or a channel's ``serialID`` names a configured UART is checked by
 the whole document (``config.DtuConfig``).
 
