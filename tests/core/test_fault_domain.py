@@ -9,9 +9,9 @@ import simpy
 
 from vdtu.clock import DomainEnvironment, FaultDomain, VirtualClock
 from vdtu.firmware.xgc import actions
-from vdtu.firmware.xgc.actions import ACTIONS, Request
+from vdtu.firmware.xgc.actions import ACTIONS
 from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind
-from vdtu.firmware.xgc.firmware import XgcFirmware
+from vdtu.firmware.xgc.outcome import Outcome, Request, XgcDevice
 from vdtu.identity import Identity
 from vdtu.log import LogLevel
 from vdtu.uart.memory import MemoryEndpoint
@@ -148,10 +148,10 @@ def test_a_fault_in_one_unit_resets_it_and_leaves_the_other_untouched(
         world = TwoUnits(fault_in_a=fault)
         unit_a = world.units[0]
 
-        def failing(fw: XgcFirmware, request: Request, unit_a: Unit = unit_a) -> str | None:
-            if fw is unit_a.firmware:
+        def failing(request: Request, device: XgcDevice, unit_a: Unit = unit_a) -> Outcome:
+            if device.imei == unit_a.imei:
                 raise RuntimeError("a bug in the handler")
-            return healthy(fw, request)
+            return healthy(request, device)
 
         if fault:
             monkeypatch.setitem(ACTIONS, "GET_ICCID", failing)

@@ -199,7 +199,7 @@ def test_100_kb_line_without_newline_then_a_command_is_answered_within_a_second(
     bench.clock.run_for(0.1)
     still_answers(bench, within_s=1.0)
     assert bench.firmware.stats.long_lines == 1
-    assert bench.firmware.readers["uart"].buffered == 0
+    assert bench.firmware.buffered("uart") == 0
 
 
 def test_over_4k_line_with_newline_gets_line_too_long() -> None:

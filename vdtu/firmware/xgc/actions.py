@@ -1,27 +1,36 @@
-"""Every host command of the XGC protocol (seed 004), one handler each.
+"""Every host command of the XGC protocol (docs/spec/xgc.md#5), one pure handler each.
 
-A handler takes the firmware and the request and returns the content of the
-``ok`` reply, or ``None`` when it answers later itself (SEND_MBR_485, DTU_OTA,
-SEND_SMS, DTU_REBOOT, AT). Bad input raises ``RemoteProtocolError``; the
-firmware turns it into the one error reply form. Handlers read and drive the
-hardware models through ``fw.hw``; settings that must survive a reboot go through
-``fw.store``, which writes the flash first and memory after (all or nothing): a flash
-that cannot be written makes the command's ``error:flash-full`` / ``flash-read-only`` /
-``flash-io`` reply and changes nothing.
+How it works. ``execute(request, device)`` looks the action up in ``ACTIONS`` and
+runs its handler on the request and a read-only ``XgcDevice``; the handler returns
+an ``Outcome`` (``outcome.py``): the reply, the flash entries to write, an uplink to
+queue, and the effects the firmware carries out (send on the bus, wait for the
+slave's answer, send an SMS, start the OTA download, set relays, switch the pipe,
+restart the cloud session, reboot, write a log line). Nothing here stores, sends or
+waits, so every action is tested without a clock
+(``tests/firmware/test_xgc_actions_pure.py``).
 
-Where the seed is silent, the choice is documented in docs/xgc-protocol.md.
+Bad input raises ``RemoteProtocolError`` inside a handler (the ``content.py``
+readers do too); ``execute`` turns it into the one error form
+(docs/spec/xgc.md#4.2) under the error code its ``reply_hint`` names. Checks run in
+the order the replies depend on: the request's fields first, then the device's
+condition (SIM, network, pipe), then ``busy``.
+
+Actions that answer later (docs/spec/xgc.md#4.1) return no reply: SEND_MBR_485
+(``485_RECEIVE``, or ``error:timeout``), DTU_OTA (``stage:...``), SEND_SMS (``ok``
+once sent), AT (its response lines). Settings that must survive a reboot are flash
+entries; the firmware writes them before anything else happens.
+
+Where the seed is silent, the choice is documented in docs/xgc-protocol.md and
+marked **vdtu** in docs/spec/xgc.md.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import simpy
 
 from vdtu.cloud.xgc_api import (
     PROJECT_ID_RE,
@@ -31,7 +40,6 @@ from vdtu.cloud.xgc_api import (
     uplink_json,
 )
 from vdtu.errors import RemoteProtocolError
-from vdtu.firmware.xgc.codec import Frame
 from vdtu.firmware.xgc.content import (
     BAD_PARAM,
     MISSING_FIELD,
@@ -42,34 +50,35 @@ from vdtu.firmware.xgc.content import (
     require,
 )
 from vdtu.firmware.xgc.options import Raw485Encoding
+from vdtu.firmware.xgc.outcome import (
+    AwaitBusAnswer,
+    ErrorReply,
+    Log,
+    Outcome,
+    QueueUplink,
+    Reboot,
+    Request,
+    RestartCloud,
+    RunAt,
+    SendOnBus,
+    SendSms,
+    SetOutputs,
+    StartOta,
+    SwitchPipe,
+    XgcDevice,
+    refused,
+)
 from vdtu.firmware.xgc.pipe import Pipe
-from vdtu.firmware.xgc.states import DtuInput, DtuState
+from vdtu.firmware.xgc.states import DtuState
 from vdtu.log import LogLevel
 from vdtu.modbus.rtu import build_request
-from vdtu.modem import SimState
+from vdtu.modem.registration import SimState
 
-if TYPE_CHECKING:
-    from vdtu.firmware.xgc.firmware import XgcFirmware
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """A command frame being handled, and the port it came from."""
-
-    frame: Frame
-    port: str
-
-    @property
-    def content(self) -> str:
-        """The content, ``""`` when the frame had none."""
-        return self.frame.content or ""
-
-
-Handler = Callable[["XgcFirmware", Request], str | None]
+Handler = Callable[[Request, XgcDevice], Outcome]
 
 UPDATE_INTERVAL_MS = (10_000, 86_400_000)
 """SET_UPDATE_PROPS interval bounds: the seed's minimum, and one day."""
-DEFAULT_UPDATE_PROPS = {"interval": 165_000, "updateLoc": True}
+DEFAULT_UPDATE_PROPS: Mapping[str, Any] = {"interval": 165_000, "updateLoc": True}
 KEY_RE = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 MAX_KEYS = 64
 MAX_KEYS_BYTES = 4096
@@ -77,102 +86,99 @@ MAX_KEYS_BYTES = 4096
 LOG_LEVEL_NUMBERS = {
     f"{level.value:02d}": level for level in LogLevel if level is not LogLevel.SILENT
 }
+OTA_FAILED = "stage:failed"
+"""DTU_OTA's answer when the update did not end with the new firmware in the flash."""
 
 
 def _fail(message: str, hint: str = BAD_PARAM) -> RemoteProtocolError:
     return RemoteProtocolError(message, reply_hint=hint)
 
 
-def _require_sim(fw: XgcFirmware) -> None:
-    state = fw.hw.sim.state
+def _ok(content: str = "ok") -> Outcome:
+    return Outcome(reply=content)
+
+
+def _require_sim(device: XgcDevice) -> None:
+    state = device.sim_state
     if state is SimState.ABSENT:
         raise _fail("no SIM card is inserted", "no-sim")
     if state is SimState.PIN_LOCKED:
         raise _fail("the SIM card is PIN-locked", "sim-locked")
 
 
-def _require_network(fw: XgcFirmware) -> None:
-    _require_sim(fw)
-    if not fw.hw.modem.registered:
+def _require_network(device: XgcDevice) -> None:
+    _require_sim(device)
+    if not device.registered:
         raise _fail("the modem is not registered on the network", "not-registered")
 
 
-def _start_long(fw: XgcFirmware, action: str, work: Generator[simpy.Event, Any, None]) -> None:
-    if action in fw.busy:
-        raise _fail(f"a {action} is already in progress", "busy")
-    process = fw.spawn(work)
-    fw.busy[action] = process
-
-    def finished(_event: simpy.Event) -> None:
-        fw.busy.pop(action, None)
-
-    process.callbacks.append(finished)
+def _require_idle(device: XgcDevice, action: str, message: str) -> None:
+    if action in device.busy:
+        raise _fail(message, "busy")
 
 
-# -- identity and status ------------------------------------------------------------------------
+# -- identity and status (docs/spec/xgc.md#5.1, #5.3 to #5.6, #5.8, #5.11) -----------------
 
 
-def get_imei(fw: XgcFirmware, _request: Request) -> str:
-    return fw.imei
+def get_imei(_request: Request, device: XgcDevice) -> Outcome:
+    return _ok(device.imei)
 
 
-def base_info(fw: XgcFirmware) -> str:
+def base_info(device: XgcDevice) -> str:
     """``model:..;version:..;rssi:..;vbat:..;vbus:..`` (also notified when vbus changes)."""
-    modem, battery = fw.hw.modem, fw.hw.battery
-    vbus = "true" if battery.vbus else "false"
+    vbus = "true" if device.vbus else "false"
     return (
-        f"model:{modem.model};version:{fw.version};rssi:{modem.rssi};"
-        f"vbat:{battery.vbat_mv};vbus:{vbus}"
+        f"model:{device.model};version:{device.version};rssi:{device.rssi};"
+        f"vbat:{device.vbat_mv};vbus:{vbus}"
     )
 
 
-def get_base_info(fw: XgcFirmware, _request: Request) -> str:
-    return base_info(fw)
+def get_base_info(_request: Request, device: XgcDevice) -> Outcome:
+    return _ok(base_info(device))
 
 
-def get_iccid(fw: XgcFirmware, _request: Request) -> str:
-    _require_sim(fw)
-    card = fw.hw.sim.card
-    assert card is not None  # a present SIM has a card
-    return card.iccid
+def get_iccid(_request: Request, device: XgcDevice) -> Outcome:
+    _require_sim(device)
+    iccid = device.iccid
+    assert iccid is not None  # a present SIM has a card
+    return _ok(iccid)
 
 
-def get_net_info(fw: XgcFirmware, _request: Request) -> str:
-    modem = fw.hw.modem
-    sim_ok = "true" if fw.hw.sim.state is SimState.READY else "false"
-    return (
-        f"rssi:{modem.rssi};netState:{modem.net_state.value};"
-        f"netMode:{int(modem.net_mode)};simStatus:{sim_ok}"
+def get_net_info(_request: Request, device: XgcDevice) -> Outcome:
+    sim_ok = "true" if device.sim_state is SimState.READY else "false"
+    return _ok(
+        f"rssi:{device.rssi};netState:{device.net_state.value};"
+        f"netMode:{int(device.net_mode)};simStatus:{sim_ok}"
     )
 
 
-def get_dtu_state(fw: XgcFirmware, _request: Request) -> str:
-    return fw.state.value
+def get_dtu_state(_request: Request, device: XgcDevice) -> Outcome:
+    return _ok(device.state.value)
 
 
-def get_now(fw: XgcFirmware, request: Request) -> str:
+def get_now(request: Request, device: XgcDevice) -> Outcome:
     form = request.content.strip().lower() or "timestamp"
     if form not in ("timestamp", "date"):
         raise _fail(f"GET_NOW takes timestamp or date, not {request.content!r}")
-    now_ms = fw.hw.modem.network_time_ms()
+    now_ms = device.network_time_ms()
     if now_ms is None:
         raise _fail("the network has not given the time yet", "no-network-time")
     if form == "timestamp":
-        return str(now_ms)
-    local = datetime.fromtimestamp(now_ms / 1000, UTC) + timedelta(hours=fw.options.tz_offset_h)
-    return (
+        return _ok(str(now_ms))
+    local = datetime.fromtimestamp(now_ms / 1000, UTC) + timedelta(hours=device.options.tz_offset_h)
+    return _ok(
         f"year:{local.year};month:{local.month};day:{local.day};hour:{local.hour};"
         f"minute:{local.minute};second:{local.second};millis:{now_ms % 1000}"
     )
 
 
-def get_lbs(fw: XgcFirmware, _request: Request) -> str:
-    _require_network(fw)
-    location = fw.hw.modem.location
+def get_lbs(_request: Request, device: XgcDevice) -> Outcome:
+    _require_network(device)
+    location = device.location
     if location is None:
         raise _fail("no serving cell", "not-registered")
     longitude, latitude = location
-    return f"longitude:{_coordinate(longitude)};latitude:{_coordinate(latitude)}"
+    return _ok(f"longitude:{_coordinate(longitude)};latitude:{_coordinate(latitude)}")
 
 
 def _coordinate(value: float) -> str:
@@ -180,10 +186,10 @@ def _coordinate(value: float) -> str:
     return f"{value:0{12 if value < 0 else 11}.7f}"
 
 
-# -- project and settings -----------------------------------------------------------------------
+# -- project and settings (docs/spec/xgc.md#5.2, #5.7, #5.16 to #5.18) ----------------------
 
 
-def set_prjinfo(fw: XgcFirmware, request: Request) -> str:
+def set_prjinfo(request: Request, device: XgcDevice) -> Outcome:
     try:
         pairs = parse_pairs(request.content)
     except RemoteProtocolError:  # its message would quote a segment: maybe the secret
@@ -194,21 +200,14 @@ def set_prjinfo(fw: XgcFirmware, request: Request) -> str:
         raise _fail(f"PID must be 1..64 letters or digits, not {pid!r}")
     if not PROJECT_SECRET_RE.fullmatch(secret):
         raise _fail("PSECRET must be 1..128 letters or digits")
-    fw.store({"project": {"pid": pid, "secret": secret}})
-    fw.write_log(LogLevel.INFO, "firmware", f"project info saved (PID {pid})")
-    if fw.state is not DtuState.NO_INIT:
-        fw.spawn(_restart_cloud(fw))
-    return "ok"
+    saved = Log(level=LogLevel.INFO, source="firmware", text=f"project info saved (PID {pid})")
+    restart = () if device.state is DtuState.NO_INIT else (RestartCloud(),)
+    return Outcome(
+        reply="ok", flash={"project": {"pid": pid, "secret": secret}}, effects=(saved, *restart)
+    )
 
 
-def _restart_cloud(fw: XgcFirmware) -> Generator[simpy.Event, Any, None]:
-    """After the ``ok`` reply has gone out, the cloud session starts over."""
-    yield fw.env.timeout(0)
-    fw.advance(DtuInput.PROJECT_INFO_SET)
-    fw.start_cloud_session()
-
-
-def set_log_level(fw: XgcFirmware, request: Request) -> str:
+def set_log_level(request: Request, _device: XgcDevice) -> Outcome:
     text = request.content.strip().upper()
     level = (
         LOG_LEVEL_NUMBERS.get(text.zfill(2)) if text.isdigit() else LogLevel.__members__.get(text)
@@ -216,30 +215,35 @@ def set_log_level(fw: XgcFirmware, request: Request) -> str:
     if level is None:
         allowed = ", ".join(level.name for level in LogLevel)
         raise _fail(f"level must be one of {allowed} (or 01..06), not {request.content!r}")
-    fw.store({"log_level": level.name})
-    fw.write_log(LogLevel.INFO, "firmware", f"log level {level.name} from the next boot")
-    return "ok"
+    note = Log(
+        level=LogLevel.INFO, source="firmware", text=f"log level {level.name} from the next boot"
+    )
+    return Outcome(reply="ok", flash={"log_level": level.name}, effects=(note,))
 
 
-def set_update_props(fw: XgcFirmware, request: Request) -> str:
+def update_props(flash: Mapping[str, Any]) -> dict[str, Any]:
+    """The SET_UPDATE_PROPS settings in ``flash`` (a copy), or the defaults."""
+    return dict(flash.get("update_props", DEFAULT_UPDATE_PROPS))
+
+
+def set_update_props(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     if "updataLoc" in pairs and "updateLoc" not in pairs:
         pairs["updateLoc"] = pairs.pop("updataLoc")  # the seed's own spelling slip
     reject_unknown(pairs, ("interval", "updateLoc"))
     if not pairs:
         raise _fail("give interval and/or updateLoc", MISSING_FIELD)
-    props = fw.update_props()
+    props = update_props(device.flash)
     if "interval" in pairs:
         props["interval"] = parse_int(
             "interval", pairs["interval"], low=UPDATE_INTERVAL_MS[0], high=UPDATE_INTERVAL_MS[1]
         )
     if "updateLoc" in pairs:
         props["updateLoc"] = parse_bool("updateLoc", pairs["updateLoc"])
-    fw.store({"update_props": props})
-    return "ok"
+    return Outcome(reply="ok", flash={"update_props": props})
 
 
-def save_keys(fw: XgcFirmware, request: Request) -> str:
+def save_keys(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     if not pairs:
         raise _fail("give at least one key:value", MISSING_FIELD)
@@ -248,7 +252,7 @@ def save_keys(fw: XgcFirmware, request: Request) -> str:
             raise _fail(f"key must be 1..32 of A-Z a-z 0-9 _ . -, not {key!r}")
         if len(value) > 256:
             raise _fail(f"value of {key} is {len(value)} characters; the limit is 256")
-    keys = dict(fw.nvram.get("keys", {})) | pairs
+    keys = dict(device.flash.get("keys", {})) | pairs
     size = sum(len(k) + len(v) for k, v in keys.items())
     if len(keys) > MAX_KEYS or size > MAX_KEYS_BYTES:
         raise _fail(
@@ -256,26 +260,25 @@ def save_keys(fw: XgcFirmware, request: Request) -> str:
             f"{MAX_KEYS} keys / {MAX_KEYS_BYTES} bytes",
             "storage-full",
         )
-    fw.store({"keys": keys})
-    return "ok"
+    return Outcome(reply="ok", flash={"keys": keys})
 
 
-def get_keys(fw: XgcFirmware, request: Request) -> str:
-    stored: dict[str, str] = fw.nvram.get("keys", {})
+def get_keys(request: Request, device: XgcDevice) -> Outcome:
+    stored: Mapping[str, str] = device.flash.get("keys", {})
     wanted = [key.strip() for key in request.content.split(",") if key.strip()]
     if not wanted:
         wanted = list(stored)
-    return ";".join(f"{key}:{stored[key]}" for key in wanted if key in stored)
+    return _ok(";".join(f"{key}:{stored[key]}" for key in wanted if key in stored))
 
 
-# -- GPIO ---------------------------------------------------------------------------------------
+# -- GPIO (docs/spec/xgc.md#5.9, #5.10) ------------------------------------------------------
 
 
-def set_gpio(fw: XgcFirmware, request: Request) -> str:
+def set_gpio(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     if not pairs:
         raise _fail("give outN:0|1 pairs", MISSING_FIELD)
-    gpio = fw.hw.gpio
+    existing = device.gpio_levels()
     changes: list[tuple[str, int]] = []
     for name, text in pairs.items():
         match = re.fullmatch(r"(out|in)([1-9][0-9]*)", name)
@@ -284,45 +287,64 @@ def set_gpio(fw: XgcFirmware, request: Request) -> str:
         if match.group(1) == "in":
             raise _fail(f"{name} is an input; only outputs can be set")
         level = parse_int(name, text, low=0, high=1)
-        if gpio.has(name):
+        if name in existing:
             changes.append((name, level))
-    for name, level in changes:
-        gpio.set_output(int(name[3:]), level)
-    return ";".join(f"{name}:{level}" for name, level in changes)
+    reply = ";".join(f"{name}:{level}" for name, level in changes)
+    if not changes:
+        return _ok(reply)
+    levels = tuple((int(name[3:]), level) for name, level in changes)
+    return Outcome(reply=reply, effects=(SetOutputs(levels=levels),))
 
 
-def get_gpio_all(fw: XgcFirmware, _request: Request) -> str:
-    return fw.gpio_all()
+def gpio_all(levels: Mapping[str, int]) -> str:
+    """Every output then every input that exists, e.g. ``out1:0;...;in1:1``."""
+    return ";".join(f"{name}:{level}" for name, level in levels.items())
 
 
-# -- pipe ---------------------------------------------------------------------------------------
+def get_gpio_all(_request: Request, device: XgcDevice) -> Outcome:
+    return _ok(gpio_all(device.gpio_levels()))
 
 
-def set_dtu_pipe(fw: XgcFirmware, request: Request) -> str:
+# -- pipe (docs/spec/xgc.md#5.12, #5.13, #7) -------------------------------------------------
+
+
+def switch_pipe(device: XgcDevice, pipe: Pipe) -> Outcome:
+    """Move the host protocol to ``pipe``: persisted first, answered ``<pipe>-ok`` on the old
+    pipe, then in force. Both SET_DTU_PIPE and its shortcut (docs/spec/xgc.md#7) use it."""
+    reply = f"{pipe.value}-ok"
+    if pipe is device.pipe:
+        return _ok(reply)
+    note = Log(
+        level=LogLevel.INFO,
+        source="firmware",
+        text=f"host pipe {device.pipe.value} -> {pipe.value}",
+    )
+    return Outcome(reply=reply, flash={"pipe": pipe.value}, effects=(note, SwitchPipe(pipe=pipe)))
+
+
+def set_dtu_pipe(request: Request, device: XgcDevice) -> Outcome:
     frame = request.frame
     # The seed's example puts the value where the timestamp goes: $XGC#SET_DTU_PIPE#SN#232.
     text = frame.content if frame.content is not None else frame.timestamp
-    pipe = Pipe.parse(text)
-    fw.set_pipe(pipe)
-    return f"{pipe.value}-ok"
+    return switch_pipe(device, Pipe.parse(text))
 
 
-def get_dtu_pipe(fw: XgcFirmware, _request: Request) -> str:
-    return fw.pipe.value
+def get_dtu_pipe(_request: Request, device: XgcDevice) -> Outcome:
+    return _ok(device.pipe.value)
 
 
-# -- RS-485 -------------------------------------------------------------------------------------
+# -- RS-485 (docs/spec/xgc.md#5.14, #5.15) ---------------------------------------------------
 
 
-def _require_bus_free(fw: XgcFirmware) -> None:
-    if fw.pipe is Pipe.RS485:
+def _require_bus_free(device: XgcDevice) -> None:
+    if device.pipe is Pipe.RS485:
         raise _fail(
             "the host pipe is the RS-485 bus; switch the pipe to uart or 232 first", "pipe-is-485"
         )
 
 
-def send_mbr_485(fw: XgcFirmware, request: Request) -> None:
-    _require_bus_free(fw)
+def send_mbr_485(request: Request, device: XgcDevice) -> Outcome:
+    _require_bus_free(device)
     pairs = parse_pairs(request.content)
     reject_unknown(pairs, ("addr", "instructions", "reg", "value"))
     address = parse_int("addr", require(pairs, "addr"), low=0, high=247, base=16)
@@ -333,85 +355,62 @@ def send_mbr_485(fw: XgcFirmware, request: Request) -> None:
         frame = build_request(address, function, register, value)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
-    if "SEND_MBR_485" in fw.busy:
-        raise _fail("a SEND_MBR_485 is still waiting for its answer", "busy")
-    sent_at = fw.taps["rs485"].send(frame)
-    fw.write_log(LogLevel.DEBUG, "rs485", f"sent {frame.hex(' ')}")
+    _require_idle(device, "SEND_MBR_485", "a SEND_MBR_485 is still waiting for its answer")
+    sent = (
+        SendOnBus(data=frame),
+        Log(level=LogLevel.DEBUG, source="rs485", text=f"sent {frame.hex(' ')}"),
+    )
     if address == 0:
-        return  # a broadcast gets no answer; nothing to wait for
-    _start_long(fw, "SEND_MBR_485", _await_mbr_answer(fw, request.port, sent_at, address))
+        return Outcome(reply=None, effects=sent)  # a broadcast gets no answer: no wait
+    timeout_s = device.options.mbr_timeout_s
+    wait = AwaitBusAnswer(
+        timeout_s=timeout_s,
+        on_timeout=ErrorReply(
+            code="timeout", message=f"no answer from slave {address} in {timeout_s} s"
+        ),
+    )
+    return Outcome(reply=None, effects=(*sent, wait))
 
 
-def _await_mbr_answer(
-    fw: XgcFirmware, port: str, sent_at: float, address: int
-) -> Generator[simpy.Event, Any, None]:
-    answer = fw.env.event()
-    fw.mbr_answer = answer
-    wait_s = sent_at - float(fw.env.now) + fw.options.mbr_timeout_s
-    result = yield answer | fw.env.timeout(wait_s)
-    fw.mbr_answer = None
-    if answer not in result:
-        fw.reply_error(
-            port,
-            "SEND_MBR_485",
-            "timeout",
-            f"no answer from slave {address} in {fw.options.mbr_timeout_s} s",
-        )
-
-
-def send_raw_485(fw: XgcFirmware, request: Request) -> str:
-    _require_bus_free(fw)
+def send_raw_485(request: Request, device: XgcDevice) -> Outcome:
+    _require_bus_free(device)
     text = request.content
     if not text:
         raise _fail("no data to send", MISSING_FIELD)
-    if fw.options.raw485 is Raw485Encoding.HEX:
+    if device.options.raw485 is Raw485Encoding.HEX:
         try:
             data = bytes.fromhex(text)
         except ValueError:
             raise _fail(f"data must be hex digits in pairs, not {text[:40]!r}") from None
     else:
         data = text.encode()
-    fw.taps["rs485"].send(data)
-    return "ok"
+    return Outcome(reply="ok", effects=(SendOnBus(data=data),))
 
 
-# -- modem: SMS, AT -----------------------------------------------------------------------------
+# -- modem: SMS, AT (docs/spec/xgc.md#5.20, #5.22) -------------------------------------------
 
 
-def send_sms(fw: XgcFirmware, request: Request) -> None:
-    content = request.content
-    head, sep, text = content.partition(";CONTENT:")
+def send_sms(request: Request, device: XgcDevice) -> Outcome:
+    head, sep, text = request.content.partition(";CONTENT:")
     if not head.startswith("PHONE:") or not sep:
         raise _fail("expected PHONE:<number>;CONTENT:<text>", MISSING_FIELD)
     phone = head[len("PHONE:") :]
-    _require_network(fw)
-    _start_long(fw, "SEND_SMS", _sending_sms(fw, request.port, phone, text))
+    _require_network(device)
+    _require_idle(device, "SEND_SMS", "a SEND_SMS is already in progress")
+    return Outcome(reply=None, effects=(SendSms(phone=phone, text=text),))
 
 
-def _sending_sms(
-    fw: XgcFirmware, port: str, phone: str, text: str
-) -> Generator[simpy.Event, Any, None]:
-    try:
-        yield fw.env.process(fw.hw.modem.send_sms(phone, text))
-    except RemoteProtocolError as exc:
-        fw.reply_error(port, "SEND_SMS", exc.reply_hint, str(exc))
-        return
-    fw.reply(port, "SEND_SMS", "ok")
-
-
-def at_command(fw: XgcFirmware, request: Request) -> None:
+def at_command(request: Request, _device: XgcDevice) -> Outcome:
     line = request.content.strip()
     if not line:
         raise _fail("no AT command given", MISSING_FIELD)
-    for response in fw.at.execute(line):
-        if response:
-            fw.reply(request.port, "AT", response)
+    return Outcome(reply=None, effects=(RunAt(line=line),))
 
 
-# -- OTA and reboot -----------------------------------------------------------------------------
+# -- OTA and reboot (docs/spec/xgc.md#5.19, #5.21) -------------------------------------------
 
 
-def dtu_ota(fw: XgcFirmware, request: Request) -> None:
+def dtu_ota(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     reject_unknown(pairs, ("filename", "fwVersion", "url", "md5"))
     filename = require(pairs, "filename")
@@ -422,87 +421,69 @@ def dtu_ota(fw: XgcFirmware, request: Request) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise _fail(f"url must be an http(s) URL (URL-encoded), not {url[:60]!r}")
-    _start_long(fw, "DTU_OTA", _updating(fw, request.port, filename, version))
+    _require_idle(device, "DTU_OTA", "a DTU_OTA is already in progress")
+    return Outcome(reply=None, effects=(StartOta(filename=filename, version=version),))
 
 
-def _updating(
-    fw: XgcFirmware, port: str, filename: str, version: str
-) -> Generator[simpy.Event, Any, None]:
-    model = fw.hw.modem.model
-    reason = ""
-    if not filename.startswith(model):
-        reason = f"filename {filename!r} does not start with the model {model}"
-    elif len(filename.encode()) >= 32:
-        reason = f"filename is {len(filename.encode())} bytes; it must be under 32"
-    elif not fw.hw.modem.registered:
-        reason = "no network"
-    else:
-        yield fw.env.timeout(fw.rng.uniform(*fw.options.ota_download_s))
-        if not fw.hw.modem.registered:
-            reason = "the network was lost during the download"
-    if reason:
-        fw.write_log(LogLevel.WARN, "ota", f"update to {version} failed: {reason}")
-        fw.reply(port, "DTU_OTA", "stage:failed")
-        return
-    try:
-        fw.store({"pending_fw_version": version})
-    except RemoteProtocolError as exc:
-        fw.write_log(LogLevel.WARN, "ota", f"update to {version} failed: {exc}")
-        fw.reply(port, "DTU_OTA", "stage:failed")
-        return
-    fw.write_log(LogLevel.INFO, "ota", f"firmware {version} downloaded; active after a reboot")
-    fw.reply(port, "DTU_OTA", f"stage:finish;fwVersion:{version}")
+def ota_refusal(device: XgcDevice, filename: str) -> str | None:
+    """Why an update of ``filename`` fails as it starts (it ends in ``OTA_FAILED``), or None."""
+    if not filename.startswith(device.model):
+        return f"filename {filename!r} does not start with the model {device.model}"
+    size = len(filename.encode())
+    if size >= 32:
+        return f"filename is {size} bytes; it must be under 32"
+    if not device.registered:
+        return "no network"
+    return None
 
 
-def dtu_reboot(fw: XgcFirmware, request: Request) -> None:
-    done_at = fw.reply(request.port, "DTU_REBOOT", "")
-    fw.spawn(_rebooting(fw, done_at))
+def ota_finished(version: str) -> str:
+    """DTU_OTA's answer once firmware ``version`` is in the flash, pending a reboot."""
+    return f"stage:finish;fwVersion:{version}"
 
 
-def _rebooting(fw: XgcFirmware, reply_done_at: float) -> Generator[simpy.Event, Any, None]:
-    yield fw.env.timeout(max(0.0, reply_done_at - float(fw.env.now)))
-    for listener in fw.on_reboot_request:
-        listener()
+def dtu_reboot(_request: Request, _device: XgcDevice) -> Outcome:
+    return Outcome(reply="", effects=(Reboot(),))
 
 
-# -- cloud data (the cloud link comes with the XGC platform) ------------------------------------
+# -- cloud data (docs/spec/xgc.md#5.23 to #5.25) ---------------------------------------------
 
 
-def _submit(fw: XgcFirmware, channel: Channel, value: object) -> str:
-    session = fw.session
-    if session is None:
+def _queue(device: XgcDevice, channel: Channel, value: object) -> Outcome:
+    if not device.has_cloud_session:
         raise _fail(
-            f"no cloud session (state {fw.state.value}); set the project info first", "no-project"
+            f"no cloud session (state {device.state.value}); set the project info first",
+            "no-project",
         )
-    if not session.submit(channel, encode_json(value)):
-        raise _fail(
-            f"{len(fw.outbox.pending)} messages wait for the cloud already (the limit); "
-            "this one was not accepted",
-            "queue-full",
-        )
-    return "ok"
+    full = ErrorReply(
+        code="queue-full",
+        message=f"{device.options.uplink_queue} messages wait for the cloud already "
+        "(the limit); this one was not accepted",
+    )
+    uplink = QueueUplink(channel=channel, payload=encode_json(value), when_full=full)
+    return Outcome(reply="ok", uplink=uplink)
 
 
-def data_pack(fw: XgcFirmware, request: Request) -> str:
+def data_pack(request: Request, device: XgcDevice) -> Outcome:
     if not request.content:
         raise _fail("no data", MISSING_FIELD)
-    return _submit(fw, Channel.UP, uplink_json(request.content))
+    return _queue(device, Channel.UP, uplink_json(request.content))
 
 
-def upload_config_status(fw: XgcFirmware, request: Request) -> str:
+def upload_config_status(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     require(pairs, "configVersion")
     require(pairs, "status")
-    return _submit(fw, Channel.CONFIG_STATUS, uplink_json(request.content))
+    return _queue(device, Channel.CONFIG_STATUS, uplink_json(request.content))
 
 
-def upload_ota_status(fw: XgcFirmware, request: Request) -> str:
+def upload_ota_status(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     require(pairs, "status")
-    return _submit(fw, Channel.OTA_STATUS, uplink_json(request.content))
+    return _queue(device, Channel.OTA_STATUS, uplink_json(request.content))
 
 
-def dtu_frames_only(fw: XgcFirmware, request: Request) -> str:
+def dtu_frames_only(request: Request, _device: XgcDevice) -> Outcome:
     raise _fail(
         f"{request.frame.action} is sent by the DTU to the host, not to the DTU", "unknown-action"
     )
@@ -540,3 +521,21 @@ ACTIONS: dict[str, Handler] = {
     "485_RECEIVE": dtu_frames_only,
 }
 """The handler of every action the host may send."""
+
+
+def execute(request: Request, device: XgcDevice) -> Outcome:
+    """Run the command ``request`` on ``device``.
+
+    Returns:
+        Its outcome; a refused command's is an ``ErrorReply`` under the code its
+        ``RemoteProtocolError`` named (``unknown-action`` for an action not in
+        ``ACTIONS``). ``device`` is only read.
+    """
+    action = request.frame.action
+    handler = ACTIONS.get(action)
+    if handler is None:
+        return refused("unknown-action", f"{action} is not an XGC command")
+    try:
+        return handler(request, device)
+    except RemoteProtocolError as exc:
+        return refused(exc.reply_hint, str(exc))

@@ -3,7 +3,7 @@
 How it works. ``CloudSession.run`` is one SimPy process per boot (or per
 SET_PRJINFO). It waits for the network, asks the platform for MQTT credentials
 (``get-mqtt-info-ok`` / ``-fail``), connects (``mqtt-connected``), and on a loss
-notifies ``mqtt-disconnected`` and tries again 5 s later, as the seed says. If the
+notifies ``mqtt-disconnected`` and tries again 5 s later (docs/spec/xgc.md#8.1). If the
 outage lasts, each further attempt waits twice as long (10, 20, 40 ... s, at most
 ``reconnect_max_s``) with +/-20 % jitter so a fleet does not reconnect in step. A
 refused project (wrong id or secret) ends the session: only a new SET_PRJINFO or
@@ -24,13 +24,18 @@ Cloud messages are untrusted: one that is over a limit or cannot reach the host
 intact (``xgc_api.downlink_value``, ``notify.downlink_frame``, a frame longer than
 the host's line) is dropped with one WARN line and counted in
 ``stats.downlinks_refused``; no message raises.
+
+The session knows the firmware only as a ``SessionHost``: the IMEI and the
+modem's registration, state inputs (``advance``), the log, processes that end at
+power-off, the property report and its interval, and the host's pipe for cloud
+messages (``notify_frame``, ``refuse_downlink``). It never imports the firmware.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
@@ -52,12 +57,52 @@ from vdtu.firmware.xgc.cloud import (
     Will,
     XgcCloud,
 )
+from vdtu.firmware.xgc.codec import Frame
 from vdtu.firmware.xgc.notify import downlink_frame
+from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.firmware.xgc.states import DtuInput
 from vdtu.log import LogLevel
 
 if TYPE_CHECKING:
-    from vdtu.firmware.xgc.firmware import XgcFirmware
+    from vdtu.clock.rng import RandomSource
+
+
+class SessionHost(Protocol):
+    """What a cloud session needs from the firmware that runs it (``XgcFirmware``)."""
+
+    @property
+    def imei(self) -> str:
+        """The unit's IMEI (in every topic, and the SN of the frames to the host)."""
+        ...
+
+    @property
+    def registered(self) -> bool:
+        """Whether the modem is registered on a network."""
+        ...
+
+    def advance(self, event: DtuInput) -> None:
+        """Move the DTU state on (the host hears of a change)."""
+
+    def write_log(self, level: LogLevel, source: str, text: str) -> None:
+        """Write to the unit's log."""
+
+    def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
+        """Run ``generator`` as a process of the firmware (it ends at power-off)."""
+        ...
+
+    def properties(self) -> dict[str, Any]:
+        """The periodic property report (signal, battery, charging, ICCID, location)."""
+        ...
+
+    def update_interval_s(self) -> float:
+        """How often properties go up (SET_UPDATE_PROPS), in seconds."""
+        ...
+
+    def notify_frame(self, frame: Frame) -> None:
+        """Pass a cloud message, as its frame, to the host on the pipe."""
+
+    def refuse_downlink(self, channel: str, reason: str) -> None:
+        """Drop a cloud message for the host: logged once and counted."""
 
 
 @dataclass(slots=True, eq=False)
@@ -144,24 +189,57 @@ class CloudSession:
     """One run of the cloud life of a unit (see the module comment).
 
     Args:
-        fw: the firmware (its state machine, notifications, modem and options).
+        host: the firmware (its state machine, log, processes, modem, the host's pipe).
         cloud: the platform and broker.
+        env: the SimPy environment.
+        rng: the firmware's random source (reconnect jitter).
+        options: the firmware's options (reconnects, keep-alive, the host's line).
         project_id: the saved ProjectId.
         project_secret: the saved ProjectSecret.
         outbox: the uplink queue (kept across sessions of one boot).
     """
 
+    __slots__ = (
+        "_closed",
+        "_events",
+        "_lost",
+        "_network",
+        "_outcome",
+        "attempts",
+        "cloud",
+        "connected",
+        "connection",
+        "connections",
+        "env",
+        "failures",
+        "gave_up",
+        "host",
+        "info",
+        "links_lost",
+        "options",
+        "outbox",
+        "project_id",
+        "project_secret",
+        "reconnects",
+        "rng",
+    )
+
     def __init__(
         self,
-        fw: XgcFirmware,
+        host: SessionHost,
         cloud: XgcCloud,
         *,
+        env: simpy.Environment,
+        rng: RandomSource,
+        options: XgcOptions,
         project_id: str,
         project_secret: str,
         outbox: Outbox,
     ) -> None:
-        self.fw = fw
-        self.env = fw.env
+        self.host = host
+        self.env = env
+        self.rng = rng
+        self.options = options
         self.cloud = cloud
         self.project_id = project_id
         self.project_secret = project_secret
@@ -194,13 +272,13 @@ class CloudSession:
 
     def topic(self, channel: Channel) -> str:
         """This device's topic for ``channel``."""
-        return device_topic(self.project_id, self.fw.imei, channel)
+        return device_topic(self.project_id, self.host.imei, channel)
 
     # -- the process ----------------------------------------------------------------------------
 
     def run(self) -> Generator[simpy.Event, Any, None]:
         """The session's life; ends when the project is refused or the session is closed."""
-        fw = self.fw
+        host = self.host
         try:
             while not self._closed:
                 yield from self._wait_for_network()
@@ -208,10 +286,10 @@ class CloudSession:
                     result = yield from self._fetch_info()
                     if isinstance(result, MqttInfo):
                         self.info = result
-                        fw.advance(DtuInput.MQTT_INFO_OK)
+                        host.advance(DtuInput.MQTT_INFO_OK)
                     else:
-                        fw.advance(DtuInput.MQTT_INFO_FAILED)
-                        fw.write_log(
+                        host.advance(DtuInput.MQTT_INFO_FAILED)
+                        host.write_log(
                             LogLevel.WARN, "cloud", f"get mqtt info failed: {result.reason}"
                         )
                         if isinstance(result, InfoRefused):
@@ -224,12 +302,12 @@ class CloudSession:
                 outcome = yield from self._connect(self.info)
                 if outcome == "connected":
                     yield from self._connected()
-                    options = self.fw.options
+                    options = self.options
                     yield self.env.timeout(
                         self._delay_s() if options.jitter_first_reconnect else options.reconnect_s
                     )
                 else:
-                    fw.advance(DtuInput.DISCONNECTED)
+                    host.advance(DtuInput.DISCONNECTED)
                     self.attempts += 1
                     self.failures += 1
                     yield self.env.timeout(self._delay_s())
@@ -237,9 +315,9 @@ class CloudSession:
             self._drop_connection()
 
     def _delay_s(self) -> float:
-        options = self.fw.options
+        options = self.options
         return Backoff(options.reconnect_s, options.reconnect_max_s).delay_s(
-            self.attempts, self.fw.rng
+            self.attempts, self.rng
         )
 
     @staticmethod
@@ -248,13 +326,13 @@ class CloudSession:
             event.succeed(value)
 
     def _wait_for_network(self) -> Generator[simpy.Event, Any, None]:
-        while not self.fw.hw.modem.registered:
+        while not self.host.registered:
             self._network = self.env.event()
             yield self._network
 
     def network_changed(self) -> None:
         """The modem's registration changed (called by the firmware)."""
-        if self.fw.hw.modem.registered:
+        if self.host.registered:
             self._settle(self._network, None)
             return
         if self.connected:
@@ -272,7 +350,7 @@ class CloudSession:
                 self._settle(waiting, result)
 
         self.cloud.fetch_mqtt_info(
-            imei=self.fw.imei,
+            imei=self.host.imei,
             project_id=self.project_id,
             project_secret=self.project_secret,
             done=done,
@@ -288,7 +366,7 @@ class CloudSession:
             info,
             will=will,
             subscriptions=[self.topic(channel) for channel in DOWNLINK_CHANNELS],
-            keepalive_s=self.fw.options.keepalive_s,
+            keepalive_s=self.options.keepalive_s,
             handler=events,
         )
         outcome: str = yield waiting
@@ -300,19 +378,19 @@ class CloudSession:
         return outcome
 
     def _connected(self) -> Generator[simpy.Event, Any, None]:
-        fw = self.fw
+        host = self.host
         self.connected = True
         self.attempts = 0
         self.connections += 1
         if self.links_lost:
             self.reconnects += 1
-        fw.advance(DtuInput.CONNECTED)
+        host.advance(DtuInput.CONNECTED)
         self._publish(
             self.topic(Channel.STATE), encode_json({"state": "online"}), qos=1, retain=True
         )
         self.outbox.forget_tokens()
         self.flush()
-        props = fw.spawn(self._sending_props())
+        props = host.spawn(self._sending_props())
         self._lost = self.env.event()
         reason = yield self._lost
         self._lost = None
@@ -321,28 +399,13 @@ class CloudSession:
             props.interrupt("disconnected")
         self.connected = False
         self.outbox.forget_tokens()
-        fw.write_log(LogLevel.WARN, "cloud", f"connection lost: {reason}")
-        fw.advance(DtuInput.DISCONNECTED)
+        host.write_log(LogLevel.WARN, "cloud", f"connection lost: {reason}")
+        host.advance(DtuInput.DISCONNECTED)
 
     def _sending_props(self) -> Generator[simpy.Event, Any, None]:
         while True:
-            self._publish(self.topic(Channel.PROPS), encode_json(self.properties()), qos=0)
-            yield self.env.timeout(self.fw.update_interval_s())
-
-    def properties(self) -> dict[str, Any]:
-        """The periodic property report (seed: signal, battery, charging, iccid, location)."""
-        fw = self.fw
-        modem, battery = fw.hw.modem, fw.hw.battery
-        props: dict[str, Any] = {
-            "rssi": modem.rssi,
-            "vbat": battery.vbat_mv,
-            "vbus": battery.vbus,
-            "iccid": modem.iccid,
-        }
-        location = modem.location
-        if fw.update_location() and location is not None:
-            props["lbs"] = {"longitude": location[0], "latitude": location[1]}
-        return props
+            self._publish(self.topic(Channel.PROPS), encode_json(self.host.properties()), qos=0)
+            yield self.env.timeout(self.host.update_interval_s())
 
     # -- uplinks --------------------------------------------------------------------------------
 
@@ -377,7 +440,7 @@ class CloudSession:
 
     def on_connect_failed(self, reason: str, *, refused: bool) -> None:
         """The current connection attempt failed."""
-        self.fw.write_log(LogLevel.WARN, "cloud", f"connect failed: {reason}")
+        self.host.write_log(LogLevel.WARN, "cloud", f"connect failed: {reason}")
         self._settle(self._outcome, "refused" if refused else "failed")
 
     def on_lost(self, reason: str) -> None:
@@ -398,31 +461,31 @@ class CloudSession:
         or a frame longer than the host's line) is dropped with one WARN line and counted
         in ``stats.downlinks_refused``; it never raises.
         """
-        fw = self.fw
+        host, options = self.host, self.options
         parsed = parse_topic(topic)
-        if parsed is None or parsed[1] != fw.imei:
-            fw.refuse_downlink(topic[:80], "not this device's topic")
+        if parsed is None or parsed[1] != host.imei:
+            host.refuse_downlink(topic[:80], "not this device's topic")
             return
         channel = parsed[2]
         try:
             frame = downlink_frame(
                 channel,
                 downlink_value(payload),
-                sn=fw.imei,
-                trailing_separator=fw.options.data_pack_trailing_separator,
+                sn=host.imei,
+                trailing_separator=options.data_pack_trailing_separator,
             )
         except DownlinkRefusedError as exc:
-            fw.refuse_downlink(channel.value, str(exc))
+            host.refuse_downlink(channel.value, str(exc))
             return
-        size = len(frame.encode(fw.options.code_format))
-        if size > fw.options.max_line:  # 4096 by default: also the unit's transmit buffer
-            fw.refuse_downlink(
+        size = len(frame.encode(options.code_format))
+        if size > options.max_line:  # 4096 by default: also the unit's transmit buffer
+            host.refuse_downlink(
                 channel.value,
                 f"its frame for the host would be {size} bytes "
-                f"(at most {fw.options.max_line}, line end included)",
+                f"(at most {options.max_line}, line end included)",
             )
             return
-        fw.notify_frame(frame)
+        host.notify_frame(frame)
 
     # -- ending ---------------------------------------------------------------------------------
 

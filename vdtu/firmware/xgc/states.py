@@ -1,18 +1,25 @@
-"""The XGC DTU state (seed 004, "查询/通知 DTU状态") as a transition table.
+"""The DTU state (docs/spec/xgc.md#8) as a transition table.
 
-States, in the order a unit normally walks them::
+States, in the order a unit normally walks them (docs/spec/xgc.md#8.2)::
 
     no-init -> init-ok -> no-project-info                  (no ProjectId/Secret saved)
                        \\-> get-mqtt-info-ok -> mqtt-connected <-> mqtt-disconnected
                        \\-> get-mqtt-info-fail
 
-``no-init`` is the state at power-on and is never notified; every later change
-is notified to the host with the same frame as the GET_DTU_STATE reply. A reboot
-is not an input: it builds a new machine in ``no-init``. Saving project info
-(SET_PRJINFO) in any state after init restarts the cloud session, hence the
-``PROJECT_INFO_SET`` rows. A missing (state, input) pair is a bug in the
-firmware: ``process`` moves to ``ERROR`` and raises ``LocalProtocolError``
-naming both.
+Rules (``tests/firmware/test_xgc_states_walk.py`` walks every (state, input) pair
+against them):
+
+* ``no-init`` is the state at power-on and is never notified: no row leads into
+  it. A reboot is not an input; it builds a new machine in ``no-init``.
+* Every change of state is notified to the host with the GET_DTU_STATE reply's
+  frame (docs/spec/xgc.md#6.4); a row that keeps the state notifies nothing
+  (``notification``).
+* Saving project info (SET_PRJINFO) in any state after init restarts the cloud
+  session, hence the ``PROJECT_INFO_SET`` rows; they keep the state until the
+  session has a result.
+* Every state a unit can reach has a way on; only ``ERROR`` has none. A missing
+  (state, input) pair is a bug in the firmware: ``process`` moves to ``ERROR``
+  and raises ``LocalProtocolError`` naming both, and every input is refused there.
 """
 
 from __future__ import annotations
@@ -116,3 +123,12 @@ class DtuStateMachine:
             raise LocalProtocolError(f"input {event.value!r} is not allowed in state {old.value!r}")
         self.state = TRANSITIONS[key]
         return self.state
+
+
+def notification(old: DtuState, new: DtuState) -> str | None:
+    """The GET_DTU_STATE content the host is sent after a move from ``old`` to ``new``.
+
+    Returns:
+        The new state's name when the state changed, None when it stayed.
+    """
+    return None if new is old else new.value
