@@ -13,11 +13,13 @@ so a mutation of the bytes is a mutation of the structure and every handler is r
 ``draw_json`` turns bytes into a JSON value of any shape (deep nesting, huge numbers, lone
 surrogates, text with line ends included).
 
-The unit-level targets (``xgc_unit_*``) run one whole XGC unit in virtual time. It is booted
-once and reused, so an input runs in well under a millisecond of real time; every
-``UNIT_RESET_EVERY`` inputs (and after a crash) a fresh unit replaces it, which also bounds
-what the unit and its host endpoints accumulate. Every ``LIVENESS_EVERY`` inputs the unit
-must still answer GET_IMEI on its host pipe.
+The unit-level targets (``UNIT_TARGETS``: ``xgc_unit_*`` and ``quec_unit``) run one whole unit
+in virtual time. It is booted once and reused, so an input costs well under a millisecond of
+real time; every ``UNIT_RESET_EVERY`` inputs (and after a crash) a fresh unit replaces it,
+which also bounds what the unit and its host endpoints accumulate. After every input the unit
+must not have faulted (a fault goes to its watchdog, ``Unit.faults``); every ``LIVENESS_EVERY``
+inputs it must still answer: an XGC unit GET_IMEI on its host pipe, a QuecPython unit code 0
+from its cloud (unless an input changed its configuration, which may cut it off by design).
 """
 
 from __future__ import annotations
@@ -318,7 +320,7 @@ UNIT_RESET_EVERY = 500
 once: left to the collector's own pace, discarded units pile up and RSS climbs, which is the
 harness's churn, not the project's memory)."""
 LIVENESS_EVERY = 50
-"""Inputs between two checks that the unit still answers GET_IMEI."""
+"""Inputs between two checks that the unit still answers (``UnitUnderTest.alive``)."""
 _GET_IMEI = b"\r\n" + Frame(kind=FrameKind.COMMAND, action="GET_IMEI", sn="0").encode(
     CodeFormat.HEX
 )
@@ -386,14 +388,21 @@ class XgcUnit:
         self.clock = self.bench.clock
 
     def alive(self) -> None:
-        """The unit answers GET_IMEI on its host pipe (after any reboot an input asked for)."""
+        """The unit answers GET_IMEI on its host pipe, once the line is quiet and the unit is
+        listening: a host may have queued seconds of input on the 9600-baud bus (each input
+        runs only 0.3 s), and a DTU_REBOOT among it makes the unit deaf for a second."""
         bench = self.bench
-        deadline = bench.clock.now + 30.0
-        while not (bench.firmware.listening and bench.unit.powered) and bench.clock.now < deadline:
-            bench.clock.run_for(0.1)
-        port = bench.firmware.pipe.port
-        endpoint = bench.host_on(port)
-        for _attempt in range(3):  # the RS-485 bus is shared: a slave's answer may collide
+        deadline = bench.clock.now + 60.0
+        for _attempt in range(5):
+            port = bench.firmware.pipe.port
+            endpoint = bench.host_on(port)
+            while bench.clock.now < deadline and not (
+                bench.firmware.listening
+                and bench.unit.powered
+                and endpoint.tap.busy_until <= bench.clock.now
+                and bench.firmware.sending_until(port) <= bench.clock.now
+            ):
+                bench.clock.run_for(0.1)
             mark = len(endpoint.received)
             bench.send_raw(_GET_IMEI, port)
             bench.clock.run_for(1.5)
@@ -407,7 +416,10 @@ class XgcUnit:
                 for e in reader.events()
             ):
                 return
-        raise InvariantBroken(f"no GET_IMEI reply on {port} (state {bench.firmware.state.value})")
+        raise InvariantBroken(
+            f"no GET_IMEI reply on {bench.firmware.pipe.port} in 5 tries "
+            f"(state {bench.firmware.state.value}, listening {bench.firmware.listening})"
+        )
 
 
 _XGC_RIG = UnitRig(XgcUnit)

@@ -8,7 +8,7 @@ the same inputs. The long run is ``python -m bench.fuzz`` (atheris, millions of 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from tests.fuzz import targets
 from tests.fuzz.targets import (
     ACTION_NAMES,
+    LIVENESS_EVERY,
     TARGETS,
     InvariantBroken,
     reset_unit,
@@ -140,7 +141,7 @@ def test_a_fault_in_a_handler_is_a_crash(monkeypatch: pytest.MonkeyPatch) -> Non
     """The unit-level target reports a handler's exception (which the unit's watchdog
     swallows) as a broken invariant."""
 
-    def boom(_fw: object, _request: object) -> str:
+    def boom(*_args: object) -> NoReturn:
         raise KeyError("planted")
 
     monkeypatch.setitem(ACTIONS, "GET_IMEI", boom)
@@ -157,3 +158,15 @@ def test_an_exception_out_of_a_decoder_is_a_crash(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(targets, "downlink_value", boom)
     with pytest.raises(KeyError, match="planted"):
         TARGETS["xgc_downlink"](b"{}")
+
+
+def test_a_unit_that_stops_answering_is_a_crash() -> None:
+    """The periodic liveness check reports a unit that no longer answers GET_IMEI."""
+    get_dtu_state = bytes([ACTION_NAMES.index("GET_DTU_STATE"), 0x10])
+    for _ in range(LIVENESS_EVERY - 1):
+        TARGETS["xgc_unit_actions"](get_dtu_state)
+    rig = targets._XGC_RIG
+    assert rig.current is not None
+    rig.current.unit.power_off()  # dark, and no watchdog to bring it back
+    with pytest.raises(InvariantBroken, match="no GET_IMEI reply"):
+        TARGETS["xgc_unit_actions"](get_dtu_state)
