@@ -1,4 +1,4 @@
-"""The QuecPython DTU firmware: ``dtu_config.json``, the serial ports, the work modes, the channels.
+"""The QuecPython DTU firmware: ``dtu_config.json``, boot, dispatch, and its views.
 
 How it works. At power-on the firmware reads ``dtu_config.json`` from the unit's
 flash (writing the unit's default config when there is none). A file that does not
@@ -7,31 +7,23 @@ crash there); the unit stays in ``config-error`` until the file is fixed and the
 unit reset. After ``firmware_start_s`` it listens on every UART in ``uconf``
 (``"0"`` rs232, ``"1"`` rs485, ``"2"`` uart; the baud rate comes from the file),
 waits for the SIM and the network, starts one driver per channel in ``conf``
-(``channels.py``) and, in modbus mode, the vdtu poll table.
+(``channels.py``), in modbus mode the vdtu poll table, and with ``fota`` on the
+update check.
 
-Serial input is cut into chunks at line silences (``SilenceChunker``) and each chunk
-is one frame (``frames.parse_chunk``, with the UART's ``PortBinding``):
+``QuecFirmware`` holds the unit's state and is what the rest of vdtu sees (the
+``Firmware`` interface: ``start``/``stop``, ``unit_state``, ``cloud_connected``,
+``counters``, ``snapshot``) and what the channel drivers report to (their
+``ChannelHost``). The work is done by one module per side, on this state:
 
-* ``99,len,crc32,json``: a command on the serial configuration channel, answered
-  on the same UART (``ConfigReplyForm``), in every work mode;
-* command mode ``cid,[topic_id,]len,crc32,data``: ``{"data": "<data>"}`` goes to
-  channel ``cid`` (topic ``topic_id``); passthrough ``[topic_id,]len,crc32,data``:
-  the raw data goes to the UART's one channel;
-* modbus (and a Modbus-looking chunk in command mode): the bytes go up as the hex
-  list ``format_bus_data`` writes, to the UART's first channel;
-* a bad length, CRC or shape: dropped, logged and counted (``QuecStats``).
+* ``serial_side``: chunks from the UARTs, framed by work mode, up to the channels;
+* ``cloud_side``: downlinks, to a command, the bus or a UART;
+* ``modbus_side``: cloud Modbus requests on the bus, and the poll table;
+* ``uplinks``: sending on a channel, the offline store and its replay, replies;
+* ``fota``: the update check.
 
-Cloud input (``channel_received``) goes through ``commands.parse_downlink``: a
-command is executed (``executor.execute``) and its reply published on the same
-channel, on the topic ``topic_id`` picks; a Modbus request becomes RTU frames on
-the bus; data is written to the channel's UART as a frame; anything else is
-ignored with a WARN and a code 5 diagnostic.
-
-Settings (codes 51-63) are written to ``dtu_config.json`` at once, atomically,
-and take effect at the next reset: code 255 restarts the unit. An uplink that
-cannot be sent is kept in the offline store (``offline_storage``; 100 items,
-oldest dropped and counted), persisted in the flash and replayed in order when its
-channel connects again; without offline storage it is logged and counted as lost.
+Commands from either side run here (``run_command``): settings (codes 51-63) are
+written to ``dtu_config.json`` at once, atomically, and take effect at the next
+reset; code 255 restarts the unit; code 50 sends an SMS and answers when it went.
 
 A flash write that fails (``FlashError``: full, read-only, I/O) is a device
 condition, never a crash: a setting gets the error reply naming the condition and
@@ -39,10 +31,6 @@ nothing is pending; the default config, the offline store and registered secrets
 in memory for this boot; an update is not installed. Each is an ERROR and counts in
 ``stats.flash_errors``. Input limits and what happens beyond them are in
 docs/quec-protocol.md ("Limits").
-
-With ``fota`` on, the unit asks the update server once per boot (``quec_fota``);
-an offered image is downloaded, checked (size, MD5), reported, and installed by a
-restart, after which the unit reports the new ``version``.
 """
 
 from __future__ import annotations
@@ -56,31 +44,17 @@ from typing import Any
 import simpy
 
 from vdtu.clock.rng import RandomSource
-from vdtu.cloud.quec_fota import (
-    CHECK_URL,
-    REPORT_URL,
-    check_request,
-    image_problem,
-    parse_check_answer,
-    status_report,
-)
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.personality import NO_COUNTERS, Counters, Phase, UnitState
 from vdtu.firmware.processes import ProcessGroup
-from vdtu.firmware.quec.channel_schema import AliyunChannel, MqttChannel, TxyunChannel
+from vdtu.firmware.quec import cloud_side, fota, modbus_side, serial_side, uplinks
 from vdtu.firmware.quec.channels import Driver, make_driver
 from vdtu.firmware.quec.commands import (
     SEED,
     CommandOptions,
     CommandRequest,
-    ForwardData,
-    Ignored,
-    ModbusRequest,
-    Refused,
     Reply,
-    parse_config_command,
-    parse_downlink,
 )
 from vdtu.firmware.quec.config import DtuConfig, load_config, with_version
 from vdtu.firmware.quec.device import HardwareDevice
@@ -95,34 +69,18 @@ from vdtu.firmware.quec.executor import (
     sms_reply,
 )
 from vdtu.firmware.quec.frames import (
-    BadCrc,
-    BadLength,
     ChannelType,
-    CommandFrame,
-    ConfigReply,
     ConfigReplyForm,
-    ConfigRequest,
-    Malformed,
-    ModbusChunk,
-    PassthroughFrame,
     PortBinding,
     WorkMode,
-    parse_chunk,
 )
 from vdtu.firmware.quec.logins import LoginNeeds
 from vdtu.firmware.quec.modbus_mode import (
     ModbusOptions,
-    ModbusPlan,
-    format_bus_data,
-    plan_modbus,
-    poll_report,
-    poll_requests,
-    poll_slaves,
 )
-from vdtu.firmware.quec.modbus_schema import PollEntry
 from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
-from vdtu.firmware.quec.offline import OfflineStore, Stored
-from vdtu.firmware.quec.serial_schema import PORT_UARTS, UART_PORTS
+from vdtu.firmware.quec.offline import OfflineStore
+from vdtu.firmware.quec.serial_schema import UART_PORTS
 from vdtu.log import LogLevel, UnitLog
 from vdtu.storage import FlashError, Storage, TextFile
 from vdtu.uart.chunker import SilenceChunker
@@ -130,8 +88,6 @@ from vdtu.uart.line import Tap
 
 MAX_DIAGNOSTICS = 20
 """Code 5 reports at most this many records, the newest."""
-POLL_ANSWER_S = 1.0
-"""How long a poll waits for a slave's answer."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,7 +205,8 @@ class QuecFirmware:
         self._past_counters = NO_COUNTERS
         """The counters of the channels of earlier power-on periods."""
         self._network_waiters: list[simpy.Event] = []
-        self._poll_waiters: dict[str, simpy.Event] = {}
+        self.poll_waiters: dict[str, simpy.Event] = {}
+        """UART -> the poll waiting for its next chunk (``modbus_side.polling``)."""
         self.taps: dict[str, Tap] = {}
         self.chunkers: dict[str, SilenceChunker] = {}
         for uart, port in UART_PORTS.items():
@@ -292,7 +249,7 @@ class QuecFirmware:
             try:
                 self._save_config(config)
             except FlashError as exc:
-                self._flash_failed("config", f"no dtu_config.json; running on the default: {exc}")
+                self.flash_failed("config", f"no dtu_config.json; running on the default: {exc}")
             else:
                 self.write_log(LogLevel.INFO, "config", "no dtu_config.json: wrote the default")
         else:
@@ -311,9 +268,9 @@ class QuecFirmware:
                 del self.nvram["fota_version"]
                 self.save_nvram()
             except FlashError as exc:
-                self._flash_failed("fota", f"version {updated} not stored: {exc}")
+                self.flash_failed("fota", f"version {updated} not stored: {exc}")
         self.config = config
-        self.bindings = _bindings(config)
+        self.bindings = serial_side.bindings(config)
         self.spawn(self._booting())
 
     def _save_config(self, config: DtuConfig) -> None:
@@ -333,7 +290,7 @@ class QuecFirmware:
         self.drivers.clear()
         self.processes.interrupt_all()
         self._network_waiters.clear()
-        self._poll_waiters.clear()
+        self.poll_waiters.clear()
         for chunker in self.chunkers.values():
             chunker.reset()
         self.config = None
@@ -367,9 +324,9 @@ class QuecFirmware:
             self.spawn(driver.run())
         if config.work_mode is WorkMode.MODBUS:
             for index, entry in enumerate(config.modbus.poll):
-                self.spawn(self._polling(index, entry))
+                self.spawn(modbus_side.polling(self, index, entry))
         if config.fota and self.net is not None:
-            self.spawn(self._fota_check(config))
+            self.spawn(fota.fota_check(self, config))
 
     def save_nvram(self) -> None:
         """Write the flash document (atomically).
@@ -379,7 +336,7 @@ class QuecFirmware:
         """
         self.flash.save(self.nvram)
 
-    def _flash_failed(self, source: str, text: str) -> None:
+    def flash_failed(self, source: str, text: str) -> None:
         """A flash write failed: a device condition, logged and counted; the unit runs on."""
         self.stats.flash_errors += 1
         self.write_log(LogLevel.ERROR, source, text)
@@ -428,7 +385,7 @@ class QuecFirmware:
         try:
             self.save_nvram()
         except FlashError as exc:
-            self._flash_failed("flash", f"registered secret kept in memory only: {exc}")
+            self.flash_failed("flash", f"registered secret kept in memory only: {exc}")
 
     def http_event(self, request: HttpRequest) -> simpy.Event:
         """Make an HTTP request; the event's value is the ``HttpResult``."""
@@ -443,54 +400,6 @@ class QuecFirmware:
         else:
             self.net.request(request, done)
         return waiting
-
-    def _fota_check(self, config: DtuConfig) -> Generator[simpy.Event, Any, None]:
-        """Ask the update server; install what it offers and restart (see ``quec_fota``)."""
-        check = check_request(
-            imei=self.imei,
-            version=config.version,
-            module_type=self.hw.modem.model,
-            rsrp=self.device.csq(),
-            battery=self.device.vbatt_mv(),
-        )
-        answer = yield self.http_event(_json_request("POST", CHECK_URL, check))
-        if isinstance(answer, HttpFailure) or answer.status != 200:
-            why = answer.reason if isinstance(answer, HttpFailure) else f"HTTP {answer.status}"
-            self.write_log(LogLevel.WARN, "fota", f"update check failed: {why}")
-            return
-        try:
-            offer = parse_check_answer(answer.body)
-        except ValueError as exc:
-            self.write_log(LogLevel.WARN, "fota", f"update check failed: {exc}")
-            return
-        if offer is None:
-            self.write_log(LogLevel.INFO, "fota", f"version {config.version} is up to date")
-            return
-        self.write_log(LogLevel.INFO, "fota", f"downloading version {offer.target_version}")
-        image = yield self.http_event(HttpRequest(method="GET", url=offer.url, timeout_s=300))
-        if isinstance(image, HttpFailure):
-            problem: str | None = image.reason
-        elif image.status != 200:
-            problem = f"HTTP {image.status}"
-        else:
-            problem = image_problem(offer, image.body)
-        report = status_report(imei=self.imei, version=offer.target_version, ok=problem is None)
-        yield self.http_event(_json_request("POST", REPORT_URL, report))
-        if problem is not None:
-            self.write_log(LogLevel.ERROR, "fota", f"update refused: {problem}")
-            return
-        self.nvram["fota_version"] = offer.target_version
-        try:
-            self.save_nvram()
-        except FlashError as exc:
-            del self.nvram["fota_version"]
-            self._flash_failed("fota", f"version {offer.target_version} not installed: {exc}")
-            return
-        self.write_log(
-            LogLevel.INFO, "fota", f"version {offer.target_version} installed: restarting"
-        )
-        for listener in tuple(self.on_reboot_request):
-            listener()
 
     def registration_message(self) -> str:
         """Config ``reg`` (docs/spec/quec.md#6.4): 1 the seed's JSON, a string itself, 0 nothing."""
@@ -508,67 +417,23 @@ class QuecFirmware:
             }
         )
 
-    # -- uplinks -------------------------------------------------------------------------
+    # -- the channels' host: uplinks, offline replay, downlinks ----------------------------
 
     def send_uplink(self, cid: str, topic_id: str | None, payload: str) -> None:
         """Send on channel ``cid``; store it (or count it lost) when the channel cannot."""
-        driver = self.drivers.get(cid)
-        if driver is None:
-            self.send_failed(cid, topic_id, payload, f"channel {cid} is not running")
-            return
-        problem = driver.send(payload, topic_id)
-        if problem is not None:
-            self.send_failed(cid, topic_id, payload, problem)
-            return
-        self.stats.uplinks_sent += 1
-        for listener in tuple(self.on_uplink):
-            listener(cid, topic_id, payload)
+        uplinks.send_uplink(self, cid, topic_id, payload)
 
     def send_failed(self, cid: str, topic_id: str | None, payload: str, reason: str) -> None:
-        config = self.config
-        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_SEND_ERROR))
-        if config is None or not config.offline_storage:
-            self.stats.uplinks_lost += 1
-            self.write_log(  # the size only: a lost code 4 reply holds the password
-                LogLevel.ERROR, f"ch{cid}", f"uplink lost ({reason}): {len(payload)} characters"
-            )
-            return
-        dropped = self.offline.add(Stored(channel=cid, topic_id=topic_id, payload=payload))
-        self.stats.uplinks_stored += 1
-        self.write_log(LogLevel.WARN, f"ch{cid}", f"uplink stored offline ({reason})")
-        if dropped is not None:
-            self.write_log(
-                LogLevel.ERROR,
-                f"ch{dropped.channel}",
-                f"offline store full ({self.offline.capacity}): oldest uplink dropped, "
-                f"{self.offline.dropped} so far",
-            )
-        self._save_offline()
-
-    def _save_offline(self) -> None:
-        self.nvram["history"] = self.offline.to_json()
-        try:
-            self.save_nvram()
-        except FlashError as exc:
-            self._flash_failed("offline", f"offline store kept in memory only: {exc}")
+        """An uplink the channel had accepted was not acknowledged: store it or count it."""
+        uplinks.send_failed(self, cid, topic_id, payload, reason)
 
     def channel_up(self, cid: str) -> None:
         """Replay what channel ``cid`` could not send before, in order."""
-        items = self.offline.take(cid)
-        if not items:
-            return
-        driver = self.drivers.get(cid)
-        sent = 0
-        for index, item in enumerate(items):
-            problem = None if driver is None else driver.send(item.payload, item.topic_id)
-            if driver is None or problem is not None:
-                self.offline.put_back(items[index:])
-                break
-            sent += 1
-        self.stats.replayed += sent
-        self.stats.uplinks_sent += sent
-        self.write_log(LogLevel.INFO, f"ch{cid}", f"replayed {sent} stored uplinks")
-        self._save_offline()
+        uplinks.replay(self, cid)
+
+    def channel_received(self, cid: str, topic_id: str | None, payload: bytes) -> None:
+        """A downlink on channel ``cid`` (in sim time)."""
+        cloud_side.channel_received(self, cid, topic_id, payload)
 
     # -- the serial side -----------------------------------------------------------------
 
@@ -581,177 +446,17 @@ class QuecFirmware:
 
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""
-        config = self.config
-        if config is None or not self.listening:
-            return
-        self.stats.chunks += 1
-        waiter = self._poll_waiters.pop(uart, None)
-        if waiter is not None and not waiter.triggered:
-            waiter.succeed(chunk)
-            return
-        binding = self.bindings.get(uart)
-        source = UART_PORTS[uart]
-        if binding is None:
-            self.stats.unbound_port_chunks += 1
-            self.write_log(
-                LogLevel.WARN,
-                source,
-                f"{len(chunk)} bytes dropped: UART {uart} is not in uconf or has no channel",
-            )
-            return
-        result = parse_chunk(chunk, binding)
-        match result:
-            case ConfigRequest():
-                self._serial_command(uart, result)
-            case CommandFrame():
-                self.stats.frames_up += 1
-                if self._topic_known(source, result.cid, result.topic_id):
-                    body = json.dumps({"data": result.data}, ensure_ascii=False)
-                    self.send_uplink(result.cid, result.topic_id, body)
-            case PassthroughFrame():
-                self.stats.frames_up += 1
-                cid = self._bound_channel(uart)
-                if cid is not None and self._topic_known(source, cid, result.topic_id):
-                    self.send_uplink(cid, result.topic_id, result.data)
-            case ModbusChunk():
-                self._bus_data(uart, result.data)
-            case BadLength() | BadCrc() | Malformed():
-                self._refused(source, result)
-
-    def _topic_known(self, source: str, cid: str, topic_id: str | None) -> bool:
-        """Whether a host frame's topic id is a publish topic of its channel; a frame naming
-        one the channel lacks can never be sent, so it is dropped and counted, not stored
-        (where it would push sendable uplinks out and block its channel's replay)."""
-        if _publish_topic_known(self.config, cid, topic_id):
-            return True
-        self.stats.uplinks_unroutable += 1
-        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_SEND_ERROR))
-        self.write_log(
-            LogLevel.WARN,
-            source,
-            f"frame dropped: topic id {_cut(topic_id)} is not a publish topic of channel {cid}",
-        )
-        return False
-
-    def _refused(self, source: str, result: BadLength | BadCrc | Malformed) -> None:
-        match result:
-            case BadLength():
-                self.stats.bad_length += 1
-            case BadCrc():
-                self.stats.bad_crc += 1
-            case Malformed():
-                self.stats.malformed += 1
-        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
-        self.write_log(LogLevel.WARN, source, f"frame dropped: {result.reason}: {_preview(result)}")
-
-    def _bound_channel(self, uart: str) -> str | None:
-        """The first channel bound to UART ``uart`` (its only one in passthrough)."""
-        config = self.config
-        if config is None:
-            return None
-        for cid, channel in config.conf.items():
-            if channel.serial_id == uart:
-                return cid
-        return None
-
-    def _bus_data(self, uart: str, data: bytes) -> None:
-        self.stats.modbus_frames += 1
-        cid = self._bound_channel(uart)
-        if cid is None:
-            self.stats.unbound_port_chunks += 1
-            self.write_log(LogLevel.WARN, UART_PORTS[uart], "bus data dropped: no channel")
-            return
-        self.send_uplink(cid, None, format_bus_data(data, options=self.options.modbus))
+        serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
         """Write bytes on UART ``uart``."""
         self.taps[uart].send(data)
 
-    def _serial_command(self, uart: str, request: ConfigRequest) -> None:
-        self.stats.config_requests += 1
-        command = parse_config_command(request)
-        if isinstance(command, Ignored):
-            self.stats.config_requests_ignored += 1
-            self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
-            self.write_log(LogLevel.WARN, UART_PORTS[uart], f"config request: {command.reason}")
-            return
+    # -- commands, from the cloud or the serial configuration channel ---------------------
 
-        def answer(reply: Reply) -> None:
-            self.write_uart(
-                uart, ConfigReply(text=reply.to_json()).encode(self.options.config_reply)
-            )
-
-        self._run_command(command, answer)
-
-    # -- cloud input ---------------------------------------------------------------------
-
-    def channel_received(self, cid: str, topic_id: str | None, payload: bytes) -> None:
-        """A downlink on channel ``cid`` (in sim time)."""
-        config = self.config
-        if config is None or not self.listening:
-            return
-        self.stats.downlinks += 1
-        message = parse_downlink(payload, mode=config.work_mode, options=self.options.commands)
-        match message:
-            case CommandRequest():
-                self._run_command(message, lambda reply: self._publish_reply(cid, reply))
-            case ModbusRequest():
-                self._modbus_request(cid, message)
-            case ForwardData():
-                self._forward(cid, topic_id, message.text)
-            case Refused():
-                self.stats.downlinks_refused += 1
-                self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.DATA_PARSE_ERROR))
-                self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink refused: {message.reason}")
-                self._publish_reply(cid, message.reply)
-            case Ignored():
-                self.stats.downlinks_ignored += 1
-                self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.JSON_LOAD_ERROR))
-                self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink ignored: {message.reason}")
-
-    def _publish_reply(self, cid: str, reply: Reply) -> None:
-        """Send a reply on ``publish[topic_id]``; a topic id the channel lacks gets the reply
-        on its first publish topic (where v2's offline replay would end up sending it),
-        with a WARN: it is never stored, where it would push real uplinks out."""
-        topic_id = reply.topic_id
-        if not _publish_topic_known(self.config, cid, topic_id):
-            self.stats.replies_rerouted += 1
-            self.write_log(
-                LogLevel.WARN,
-                f"ch{cid}",
-                f"reply to code {reply.body.get('code')}: topic id {_cut(topic_id)} is not a "
-                "publish topic of this channel; sent on its first publish topic",
-            )
-            topic_id = None
-        self.send_uplink(cid, topic_id, reply.to_json())
-
-    def _forward(self, cid: str, topic_id: str | None, data: str) -> None:
-        config = self.config
-        assert config is not None  # checked by the caller
-        channel = config.conf[cid]
-        uart = channel.serial_id
-        if uart not in self.taps or uart not in config.uconf:
-            self._unroutable(cid, f"its serialID {uart!r} is not an open UART")
-            return
-        kind = channel.protocol
-        frame_id = None
-        if kind.has_topic_id:
-            frame_id = "0" if kind is ChannelType.QUECTHING else (topic_id or "0")
-        if config.work_mode is WorkMode.PASSTHROUGH:
-            if self._bound_channel(uart) != cid:
-                self._unroutable(cid, f"UART {uart} is bound to another channel in passthrough")
-                return
-            frame: CommandFrame | PassthroughFrame = PassthroughFrame(topic_id=frame_id, data=data)
-        else:
-            frame = CommandFrame(cid=cid, topic_id=frame_id, data=data)
-        self.write_uart(uart, frame.encode())
-
-    def _unroutable(self, cid: str, why: str) -> None:
-        self.stats.downlinks_unroutable += 1
-        self.note(Diagnostic(func_code=0, error_code=DiagnosticCode.THROUGH_CHANNEL_ERROR))
-        self.write_log(LogLevel.WARN, f"ch{cid}", f"downlink dropped: {why}")
-
-    def _run_command(self, request: CommandRequest, answer: Callable[[Reply], None]) -> None:
+    def run_command(self, request: CommandRequest, answer: Callable[[Reply], None]) -> None:
+        """Run a command from the cloud or the serial configuration channel; ``answer`` sends
+        its reply (at once, or when an SMS went), a setting is saved as pending."""
         config = self.config
         assert config is not None  # checked by the callers
         self.stats.commands += 1
@@ -768,7 +473,7 @@ class QuecFirmware:
             try:
                 self._save_config(outcome.new_config)
             except FlashError as exc:  # neither stored nor pending: the setting is refused
-                self._flash_failed("config", f"code {request.code}: not saved: {exc}")
+                self.flash_failed("config", f"code {request.code}: not saved: {exc}")
                 outcome = failed_to_store(request, exc)
             else:
                 self.pending = outcome.new_config
@@ -800,58 +505,6 @@ class QuecFirmware:
             answer(sms_reply(effect.request, sent=False, error=str(exc)))
             return
         answer(sms_reply(effect.request, sent=True))
-
-    # -- modbus --------------------------------------------------------------------------
-
-    def _modbus_request(self, cid: str, request: ModbusRequest) -> None:
-        config = self.config
-        assert config is not None  # checked by the caller
-        plan = plan_modbus(request, config.modbus, options=self.options.modbus)
-        if isinstance(plan, Reply):
-            self._publish_reply(cid, plan)
-            return
-        uart = self._bus_uart(cid)
-        self.spawn(self._writing_frames(uart, plan, cid))
-
-    def _bus_uart(self, cid: str) -> str:
-        """The UART a channel's Modbus frames go out on: its own when it is a bus, else rs485."""
-        config = self.config
-        assert config is not None  # checked by the callers
-        uart = config.conf[cid].serial_id
-        return uart if uart in self.taps else PORT_UARTS["rs485"]
-
-    def _writing_frames(
-        self, uart: str, plan: ModbusPlan, cid: str
-    ) -> Generator[simpy.Event, Any, None]:
-        for index, frame in enumerate(plan.frames):
-            if index:
-                yield self.env.timeout(plan.gap_s)
-            self.write_uart(uart, frame)
-        self._publish_reply(cid, plan.reply)
-
-    def _polling(self, index: int, entry: PollEntry) -> Generator[simpy.Event, Any, None]:
-        """vdtu's poll table: read the slaves every ``interval_s`` and report the readings."""
-        config = self.config
-        assert config is not None  # set before the boot process started
-        cid = entry.channel or self._bound_channel(entry.serial_id)
-        if cid is None or cid not in config.conf:
-            self.write_log(
-                LogLevel.ERROR, "modbus", f"poll {index}: no channel to report to; not polling"
-            )
-            return
-        while True:
-            yield self.env.timeout(entry.interval_s)
-            slaves = poll_slaves(entry, config.modbus)
-            for slave, frame in zip(slaves, poll_requests(entry, config.modbus), strict=True):
-                waiter = self.env.event()
-                self._poll_waiters[entry.serial_id] = waiter
-                self.write_uart(entry.serial_id, frame)
-                answered = yield waiter | self.env.timeout(POLL_ANSWER_S)
-                self._poll_waiters.pop(entry.serial_id, None)
-                answer = answered[waiter] if waiter in answered else None  # noqa: SIM401 (a ConditionValue has no get)
-                report = poll_report(entry, slave, answer, float(self.env.now))
-                self.stats.polls += 1
-                self.send_uplink(cid, None, json.dumps(report))
 
     # -- views ---------------------------------------------------------------------------
 
@@ -913,30 +566,6 @@ class QuecFirmware:
         }
 
 
-def _publish_topic_known(config: DtuConfig | None, cid: str, topic_id: str | None) -> bool:
-    """Whether ``topic_id`` names a publish topic of channel ``cid`` (None always does;
-    so does any id on a channel type that has no publish table)."""
-    channel = None if config is None else config.conf.get(cid)
-    if topic_id is None or not isinstance(channel, MqttChannel | AliyunChannel | TxyunChannel):
-        return True
-    return topic_id in channel.publish
-
-
-def _cut(value: str | None) -> str:
-    """``repr(value)`` cut to 40 characters (a topic id from the cloud can be any size)."""
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
-
-
-def _preview(result: BadLength | BadCrc | Malformed) -> str:
-    """The start of a refused chunk, for the log; never a configuration request's JSON,
-    which carries the command password."""
-    chunk = result.chunk
-    if chunk.startswith(b"99,"):
-        return f"a 99 frame of {len(chunk)} bytes (content not shown: it may hold the password)"
-    return repr(chunk[:60])
-
-
 def _idle_state(kind: ChannelType) -> int:
     """The state of a channel whose driver has not started (no network yet): MQTT types
     are closed; sockets closed, quecthing uninitialised and http without a response, all 0."""
@@ -945,39 +574,7 @@ def _idle_state(kind: ChannelType) -> int:
     return 0
 
 
-def _json_request(method: str, url: str, body: dict[str, Any]) -> HttpRequest:
-    return HttpRequest(
-        method=method,
-        url=url,
-        body=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-
-
 def _config_text(config: DtuConfig, *, readable: bool = True) -> str:
     """The file's text: indented for a file a user reads, compact for one in memory."""
     indent = 4 if readable else None
     return json.dumps(config.to_json(), ensure_ascii=False, indent=indent) + "\n"
-
-
-def _bindings(config: DtuConfig) -> dict[str, PortBinding]:
-    """Each open UART's binding (docs/spec/quec.md#9): command mode every channel with that
-    serialID; passthrough and modbus the first channel on UARTs 0..2."""
-    bindings: dict[str, PortBinding] = {}
-    for uart in config.uconf:
-        if uart not in UART_PORTS:
-            continue
-        channels = {
-            cid: channel.protocol
-            for cid, channel in config.conf.items()
-            if channel.serial_id == uart
-        }
-        if config.work_mode is WorkMode.MODBUS:
-            bindings[uart] = PortBinding.modbus()
-        elif not channels:
-            continue
-        elif config.work_mode is WorkMode.COMMAND:
-            bindings[uart] = PortBinding.command(channels)
-        else:
-            bindings[uart] = PortBinding.passthrough(next(iter(channels.values())))
-    return bindings
