@@ -12,29 +12,31 @@ from hypothesis import strategies as st
 from vdtu.firmware.quec.commands import (
     CODE_ERROR,
     NO_DATA,
-    PARAMS,
     PASSWORD_ERROR,
     SEED,
     CommandCode,
     CommandOptions,
-    CommandParams,
     CommandRequest,
     ForwardData,
     Ignored,
     ModbusRequest,
     Origin,
-    ParamKind,
     Reply,
     check_password,
     failure_reply,
     needs_password,
     ok_reply,
-    param_schema,
     parse_config_command,
     parse_downlink,
-    validate_params,
 )
 from vdtu.firmware.quec.frames import ConfigRequest, WorkMode
+from vdtu.firmware.quec.params import (
+    PARAMS,
+    CommandParams,
+    ParamKind,
+    param_schema,
+    validate_params,
+)
 
 FIRMWARE = CommandOptions.firmware()
 COMMAND, MODBUS, THROUGH = WorkMode.COMMAND, WorkMode.MODBUS, WorkMode.PASSTHROUGH

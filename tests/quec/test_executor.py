@@ -14,7 +14,6 @@ from vdtu.errors import LocalProtocolError
 from vdtu.firmware.quec.channel_schema import TcpChannel
 from vdtu.firmware.quec.commands import (
     CODE_ERROR,
-    PARAMS,
     PASSWORD_ERROR,
     SEED,
     SEED_EXEMPT,
@@ -49,6 +48,7 @@ from vdtu.firmware.quec.executor import (
     sms_reply,
 )
 from vdtu.firmware.quec.frames import WorkMode
+from vdtu.firmware.quec.params import PARAMS
 
 IMEI = "867435059800763"
 PASSWORD = IMEI[-6:]

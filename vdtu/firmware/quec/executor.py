@@ -108,13 +108,11 @@ from vdtu.firmware.quec.commands import (
     NO_DATA,
     CommandCode,
     CommandOptions,
-    CommandParams,
     CommandRequest,
     Reply,
     check_password,
     failure_reply,
     ok_reply,
-    validate_params,
 )
 from vdtu.firmware.quec.config import (
     DtuConfig,
@@ -133,6 +131,7 @@ from vdtu.firmware.quec.config import (
     with_version,
 )
 from vdtu.firmware.quec.frames import ChannelType, WorkMode
+from vdtu.firmware.quec.params import CommandParams, validate_params
 
 # --- what the executor reads from the unit ----------------------------------------------
 
