@@ -44,6 +44,13 @@ turns it into a ``LoginClaim`` (what it claims and the proof), and ``login_refus
 checks the claim against a ``SecretSource`` in constant time. The registration answers
 are built here too (``aliyun_register_answer``, ``txyun_register_answer``), next to
 their parsers.
+
+Why one file of over 700 lines: each signature is written once and used by both
+ends, the firmware's signer and the cloud's checker, so that they cannot drift apart;
+the three vendors share the HMAC, PSK and AES helpers, and ``parse_login`` dispatches
+over all three. A file per vendor would split each pair of wire formats documented
+above from the others it is checked beside, and move the shared helpers into a fourth
+module.
 """
 
 from __future__ import annotations

@@ -46,6 +46,13 @@ Rules that hold:
 * paho reports ``on_disconnect`` also for sockets the link already gave up (its own
   DISCONNECT, a refused CONNACK, a dropped attempt). ``_paho_socket`` says whether paho's
   current socket is still ours to report; only then does a loss reach the owner.
+
+Why one file of over 700 lines: nearly all of it is ``MqttLink``, one state machine
+around one paho client, and its parts (the paho callbacks, the connect task that hands
+the socket over, the deferred close) share the link's private state and paho's
+private hooks; split across modules they would have to expose both. ``MqttHub`` (about
+60 lines) only ticks the links and is their one constructor; the argument checks and
+``Will`` are a few lines each.
 """
 
 from __future__ import annotations
