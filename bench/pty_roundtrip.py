@@ -86,7 +86,8 @@ from bench.common import (
 from vdtu.firmware.xgc.codec import FrameReceived, parse_frame
 
 REQUEST = b"$XGC#GET_IMEI#0#0&#5A#\r\n"
-"""The 24 bytes of every request (the seed's own example; 0x5A is its check code)."""
+"""The 24 bytes of every request: GET_IMEI as docs/spec/xgc.md#5.1 shows it (0x5A is its check
+code, docs/spec/xgc.md#3.1)."""
 PROBE_INTERVAL_S = 0.05
 """During start-up, an unanswered unit is asked again this often."""
 START_TIMEOUT_S = 300.0
