@@ -24,6 +24,7 @@ from vdtu.firmware.xgc.actions import (
     execute,
     ota_finished,
     ota_refusal,
+    property_report,
     switch_pipe,
     update_props,
 )
@@ -457,6 +458,17 @@ def test_ota_refusal_as_the_update_starts() -> None:
     assert ota_refusal(PLAIN, "XGC-RG88C" + "x" * 23) == "filename is 32 bytes; it must be under 32"
     assert ota_refusal(UNREGISTERED, "XGC-RG88C.bin") == "no network"
     assert (OTA_FAILED, ota_finished("1.2")) == ("stage:failed", "stage:finish;fwVersion:1.2")
+
+
+def test_property_report_carries_the_location_unless_updateloc_is_off() -> None:
+    """Signal, battery, charging and ICCID always; the cell's location with updateLoc
+    (docs/spec/xgc.md#5.18), and never without a serving cell."""
+    report = {"rssi": 28, "vbat": 3916, "vbus": True, "iccid": ICCID}
+    location = {"lbs": {"longitude": 113.3160324, "latitude": 22.5571994}}
+    assert property_report(PLAIN) == report | location
+    no_location = {"update_props": {"interval": 165_000, "updateLoc": False}}
+    assert property_report(replace(PLAIN, flash=no_location)) == report
+    assert property_report(UNREGISTERED) == report
 
 
 def test_base_info_follows_external_power() -> None:

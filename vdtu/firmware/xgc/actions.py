@@ -226,6 +226,21 @@ def update_props(flash: Mapping[str, Any]) -> dict[str, Any]:
     return dict(flash.get("update_props", DEFAULT_UPDATE_PROPS))
 
 
+def property_report(device: XgcDevice) -> dict[str, Any]:
+    """What the DTU uploads every SET_UPDATE_PROPS interval (docs/spec/xgc.md#5.18): signal,
+    battery, charging, ICCID and, with ``updateLoc``, the cell's location."""
+    props: dict[str, Any] = {
+        "rssi": device.rssi,
+        "vbat": device.vbat_mv,
+        "vbus": device.vbus,
+        "iccid": device.iccid,
+    }
+    location = device.location
+    if bool(update_props(device.flash)["updateLoc"]) and location is not None:
+        props["lbs"] = {"longitude": location[0], "latitude": location[1]}
+    return props
+
+
 def set_update_props(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     if "updataLoc" in pairs and "updateLoc" not in pairs:

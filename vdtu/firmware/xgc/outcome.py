@@ -263,9 +263,6 @@ Effect = (
 )
 """What the firmware does for a command besides writing the flash and replying."""
 
-LONG_EFFECTS = (AwaitBusAnswer, SendSms, StartOta)
-"""The effects that hold their action busy until they answer."""
-
 
 # -- the outcome ----------------------------------------------------------------------------
 
