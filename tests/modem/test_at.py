@@ -41,6 +41,10 @@ class FakeModem:
     network_ms: int | None = 1_692_157_152_787
     uptime_s: float = 75.4
 
+    @property
+    def answering(self) -> bool:
+        return self.ready
+
     def set_creg_mode(self, mode: int) -> None:
         self.creg_mode = mode
 

@@ -11,7 +11,11 @@ from vdtu.modem.registration import (
     ERROR_STATE,
     HOME_TABLE,
     REGISTERED_STATS,
+    REJECT_RULES,
     ROAMING_TABLE,
+    T3402_S,
+    EmmCause,
+    EsmCause,
     NetMode,
     NetState,
     RegInput,
@@ -168,13 +172,69 @@ def test_any_input_sequence_keeps_a_defined_state(events: list[RegInput], roamin
         assert isinstance(machine.state, RegStat)
 
 
-def test_only_search_results_and_search_from_registered_are_missing() -> None:
-    """Missing rows: search results outside SEARCHING, and searches while registered."""
+def test_only_search_results_searches_and_detaches_out_of_place_are_missing() -> None:
+    """Missing rows: search results outside SEARCHING, searches while registered (rules 2, 3),
+    and network detaches while not registered (rule 5)."""
     missing = {(stat, event) for stat in RegStat for event in RegInput} - HOME_TABLE.keys()
-    expected = {
-        (stat, event)
-        for stat in RegStat
-        if stat is not RegStat.SEARCHING
-        for event in (RegInput.SEARCH_SUCCEEDED, RegInput.SEARCH_DENIED)
-    } | {(stat, RegInput.SEARCH_STARTED) for stat in REGISTERED_STATS}
+    expected = (
+        {
+            (stat, event)
+            for stat in RegStat
+            if stat is not RegStat.SEARCHING
+            for event in (RegInput.SEARCH_SUCCEEDED, RegInput.SEARCH_DENIED)
+        }
+        | {(stat, RegInput.SEARCH_STARTED) for stat in REGISTERED_STATS}
+        | {
+            (stat, event)
+            for stat in RegStat
+            if stat not in REGISTERED_STATS
+            for event in (RegInput.DETACHED, RegInput.DETACHED_DENIED)
+        }
+    )
     assert missing == expected
+
+
+@pytest.mark.parametrize("stat", sorted(REGISTERED_STATS))
+def test_network_detach_from_every_registered_stat(stat: RegStat) -> None:
+    """DETACHED goes back to searching (2); DETACHED_DENIED to denied (3)."""
+    assert Registration(initial=stat).process(RegInput.DETACHED) is RegStat.SEARCHING
+    assert Registration(initial=stat).process(RegInput.DETACHED_DENIED) is RegStat.DENIED
+
+
+def test_detach_while_searching_is_an_error() -> None:
+    """The network detaches only a registered UE: DETACHED in stat 2 raises and names both."""
+    machine = Registration(initial=RegStat.SEARCHING)
+    with pytest.raises(LocalProtocolError, match=r"DETACHED.*SEARCHING \(2\)"):
+        machine.process(RegInput.DETACHED)
+    assert machine.state is ERROR_STATE
+
+
+def test_use_roaming_switches_the_table_not_the_stat() -> None:
+    """use_roaming(True) keeps the stat; the next successful search lands on ROAMING."""
+    machine = Registration(initial=RegStat.HOME)
+    machine.use_roaming(True)
+    assert machine.state is RegStat.HOME
+    assert machine.table is ROAMING_TABLE
+    machine.process(RegInput.DETACHED)
+    assert machine.process(RegInput.SEARCH_SUCCEEDED) is RegStat.ROAMING
+    machine.use_roaming(False)
+    assert machine.table is HOME_TABLE
+    assert not machine.roaming
+
+
+def test_reject_rules_follow_ts_24_301() -> None:
+    """The cause table: #3/#7 invalidate the USIM, #11/#13 wait T3402, #15 keeps searching,
+    #22 waits T3346; every row cites TS 24.301 5.5.1.2.5; T3402 is 12 min."""
+    rows = {int(cause): (int(rule.stat), rule.retry.value) for cause, rule in REJECT_RULES.items()}
+    assert rows == {
+        3: (3, "sim-invalid"),
+        7: (3, "sim-invalid"),
+        11: (3, "t3402"),
+        13: (3, "t3402"),
+        15: (2, "search"),
+        22: (3, "t3346"),
+    }
+    assert {rule.clause for rule in REJECT_RULES.values()} == {"24.301 5.5.1.2.5"}
+    assert T3402_S == 12 * 60
+    assert [int(cause) for cause in EmmCause] == [3, 7, 11, 13, 15, 22]
+    assert [int(cause) for cause in EsmCause] == [26, 27, 29, 33, 38]

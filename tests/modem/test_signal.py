@@ -106,3 +106,82 @@ def test_coverage_off_reads_99_and_fires_listeners_on_change() -> None:
     signal.set_coverage(True)
     assert 22 <= signal.rssi <= 30
     assert log == [False, True]
+
+
+# -- fade (issue 12) -----------------------------------------------------------
+
+
+def test_fade_is_a_straight_line_computed_on_read() -> None:
+    """fade_to(6, 100) from 26: 16 half-way, 6 at the end; the walk waits, then goes on."""
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(3), base_rssi=26, spread=0, drift_period_s=10.0)
+    signal.fade_to(6, 100)
+    assert signal.base_rssi == 6
+    assert signal.fading
+    assert signal.snapshot()["fade"] == {"to": 6, "until": 100.0}
+    clock.run_for(25)
+    assert signal.rssi == 21
+    clock.run_for(25)
+    assert signal.rssi == 16
+    clock.run_for(60)
+    assert signal.rssi == 6
+    assert not signal.fading
+    assert signal.snapshot()["fade"] is None
+
+
+def test_fade_reads_the_same_whether_or_not_anyone_looked() -> None:
+    """Nothing ticks for the fade: reading at the end alone gives the same level."""
+    readings = []
+    for look in (False, True):
+        clock = VirtualClock()
+        signal = Signal(clock.env, random.Random(3), base_rssi=20, spread=0)
+        signal.fade_to(0, 40)
+        for _ in range(4):
+            clock.run_for(10.5)
+            if look:
+                _ = signal.rssi
+        readings.append(signal.rssi)
+    assert readings == [0, 0]
+
+
+def test_cancel_fade_holds_the_level_and_set_level_ends_it() -> None:
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(3), base_rssi=30, spread=0, drift_period_s=1000.0)
+    signal.fade_to(10, 20)
+    clock.run_for(10)
+    signal.cancel_fade()
+    clock.run_for(100)
+    assert signal.rssi == 20
+    assert signal.base_rssi == 20
+    signal.fade_to(0, 10)
+    signal.set_level(25)
+    clock.run_for(20)
+    assert signal.rssi == 25
+
+
+def test_coverage_loss_during_a_fade_reads_99() -> None:
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(3), base_rssi=30, spread=0)
+    signal.fade_to(10, 20)
+    signal.set_coverage(False)
+    assert signal.rssi == 99
+    clock.run_for(30)
+    signal.set_coverage(True)
+    assert signal.rssi == 10
+
+
+@pytest.mark.parametrize(
+    ("rssi", "duration", "message"),
+    [
+        (32, 10.0, "rssi must be an int in 0..31, not 32"),
+        (5, 0, "duration_s .* not 0"),
+        (5, float("nan"), "duration_s .* not nan"),
+        (5, True, "duration_s .* not True"),
+    ],
+)
+def test_fade_parameters_are_checked(rssi: int, duration: float, message: str) -> None:
+    clock = VirtualClock()
+    signal = Signal(clock.env, random.Random(3), base_rssi=30)
+    with pytest.raises(ValueError, match=message):
+        signal.fade_to(rssi, duration)
+    assert not signal.fading

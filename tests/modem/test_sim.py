@@ -163,3 +163,65 @@ def test_snapshot(clock: VirtualClock) -> None:
         "blocked": False,
         "changed_at": 0.0,
     }
+
+
+# -- faults (issue 12) ----------------------------------------------------------
+
+
+def test_pin_lock_fault_on_a_card_without_pin(clock: VirtualClock) -> None:
+    """The lock is turned on with the default PIN; it asks after a power cycle too; the clear
+    enters it and gives the card back as it was."""
+    slot = SimSlot(clock.env, card=CARD)
+    log = watch(slot)
+    slot.pin_lock()
+    assert slot.state is SimState.PIN_LOCKED
+    slot.reset()
+    assert slot.snapshot()["state"] == "PIN_LOCKED"
+    slot.clear_pin_lock()
+    assert slot.card == CARD
+    assert log == [SimState.PIN_LOCKED, SimState.READY]
+    slot.reset()
+    assert slot.snapshot()["state"] == "READY"
+
+
+def test_block_fault_wants_the_puk_and_unblock_enters_it(clock: VirtualClock) -> None:
+    slot = SimSlot(clock.env, card=PIN_CARD)
+    slot.unlock("1234")
+    slot.block()
+    assert slot.blocked
+    assert slot.wrong_pins == PIN_ATTEMPTS
+    with pytest.raises(ValueError, match=r"blocked .* wants its PUK"):
+        slot.unlock("1234")
+    with pytest.raises(ValueError, match="blocked"):
+        slot.clear_pin_lock()
+    slot.unblock()
+    assert slot.state is SimState.READY
+    assert slot.wrong_pins == 0
+    assert slot.card == PIN_CARD
+
+
+def test_swap_puts_another_card_in(clock: VirtualClock) -> None:
+    slot = SimSlot(clock.env, card=CARD)
+    log = watch(slot)
+    assert slot.swap(PIN_CARD) == CARD
+    assert slot.card == PIN_CARD
+    assert log == [SimState.ABSENT, SimState.PIN_LOCKED]
+    with pytest.raises(ValueError, match="it is the card in the slot"):
+        slot.swap(PIN_CARD)
+    slot.remove()
+    with pytest.raises(ValueError, match="the slot is empty"):
+        slot.swap(CARD)
+    for fault in (slot.pin_lock, slot.block, slot.unblock, slot.clear_pin_lock):
+        with pytest.raises(ValueError, match="the slot is empty"):
+            fault()
+
+
+def test_a_slot_without_wrong_pins_holds_no_counter(clock: VirtualClock) -> None:
+    """Per-unit memory: the wrong-PIN counter is made on the first wrong PIN only."""
+    slot = SimSlot(clock.env, card=PIN_CARD)
+    slot.unlock("1234")
+    assert slot._wrong_pins is None
+    slot.lock()
+    with pytest.raises(ValueError, match="wrong PIN"):
+        slot.unlock("0000")
+    assert slot.wrong_pins == 1

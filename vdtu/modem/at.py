@@ -13,7 +13,8 @@ without the empty lines of the V1 framing (a module prints
 The last line is the final result: ``OK``, ``ERROR``, or ``+CME ERROR: <err>``.
 Commands are case-insensitive and trimmed; there is no echo (ATE is not
 modelled). An empty line gets no answer, and so does every command while the
-module is still booting (a real module is silent until it prints ``RDY``).
+module is still booting (a real module is silent until it prints ``RDY``) or
+has hung (``answering`` False: the host's command times out).
 
 ``+CME ERROR`` codes (3GPP TS 27.007 §9.2) follow ``AT+CMEE`` (default 1,
 numeric, as on the EC200; 0 gives plain ``ERROR``, 2 the verbose text):
@@ -110,6 +111,10 @@ class ModemView(Protocol):
     @property
     def ready(self) -> bool:
         """The module has finished booting."""
+
+    @property
+    def answering(self) -> bool:
+        """The module answers AT commands (booted, and not hung)."""
 
     @property
     def imei(self) -> str: ...
@@ -269,7 +274,7 @@ class AtInterpreter:
         self.forwarding = command != "AT+RIL=0"
         if command.startswith("AT+RIL"):
             return [OK] if command in ("AT+RIL=0", "AT+RIL=1") else [ERROR]
-        if not self.view.ready:
+        if not self.view.answering:
             return []
         if not command.startswith("AT"):
             return [ERROR]

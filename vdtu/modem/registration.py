@@ -31,6 +31,12 @@ or decides:
   to searching (stat 2); a modem that was not looking (stat 0) stays at 0.
 * ``SIM_LOST``: the SIM was pulled or became unusable (PIN-locked): stat 0 at once.
 * ``RADIO_OFF``: CFUN=0 or CFUN=4: stat 0 at once.
+* ``DETACHED``: the network ended a registration and the UE must register again
+  (network-initiated detach "re-attach required", 3GPP TS 24.301 §5.5.2.3.2; a
+  move to another PLMN, home to roaming; the reject cause #15 below): stat 2.
+* ``DETACHED_DENIED``: the network ended a registration with a cause that bars
+  the UE (#3, #7, #11, #13, #22 below; TS 24.301 §5.5.2.3.2 handles them as the
+  attach reject does): stat 3.
 
 Rules the table encodes:
 
@@ -42,7 +48,52 @@ Rules the table encodes:
    registered modem does not search.
 4. A successful search lands on ``HOME``, or on ``ROAMING`` for a roaming
    subscription: the machine has two tables, ``HOME_TABLE`` and ``ROAMING_TABLE``,
-   that differ only there.
+   that differ only there. ``use_roaming`` switches between them (the roaming
+   fault); the stat changes only at the next registration.
+5. ``DETACHED`` and ``DETACHED_DENIED`` are only legal from the registered stats:
+   the network detaches only a UE it has registered. A reject at the end of a
+   search is ``SEARCH_DENIED`` (or, for #15, no input: the UE keeps searching).
+
+Registration rejected: the EMM causes
+-------------------------------------
+
+A network that rejects an attach or tracking area update gives an EMM cause
+(TS 24.301 §9.9.3.9, values in annex A); what the UE does next is in §5.5.1.2.5
+(attach reject) and §5.5.3.2.5 (TAU reject). ``REJECT_RULES`` is the part vdtu
+models, one row per cause; the modem (``vdtu.modem.modem.Modem``) carries it out:
+
+===== ================================== ===== =========================================
+cause meaning                            stat  what the UE does next
+===== ================================== ===== =========================================
+#3    illegal UE                         3     USIM invalid for EPS until the power is
+                                               switched off or the UICC is removed
+                                               (§5.5.1.2.5): no retry before that
+#7    EPS services not allowed           3     the same (§5.5.1.2.5)
+#11   PLMN not allowed                   3     PLMN on the "forbidden PLMNs" list; PLMN
+                                               selection (§5.5.1.2.5). One PLMN is
+                                               modelled: vdtu retries after T3402
+#13   roaming not allowed in this TA     3     TAI on the "forbidden tracking areas for
+                                               roaming" list (§5.5.1.2.5); vdtu retries
+                                               after T3402
+#15   no suitable cells in this TA       2     TAI on the "forbidden tracking areas for
+                                               regional provision of service"; the UE
+                                               searches for another TA (§5.5.1.2.5):
+                                               stat 2 while the cause lasts
+#22   congestion                         3     T3346 started with the network's value;
+                                               retry when it expires (§5.5.1.2.5)
+===== ================================== ===== =========================================
+
+T3402 is 12 minutes by default (TS 24.301 §10.2, table 10.2.1; the network may
+give another value); T3346 is the network's (its ``T3346 value`` IE), vdtu's
+default 15 minutes. Both are parameters of ``Modem.reject_registration``. A
+power cycle stops the timers and empties the lists (§5.5.1.2.5: the lists are
+deleted at switch-off); a SIM pulled and put back validates the USIM again.
+
+The data context (``DataState``): being registered is not reaching the cloud. The
+module's data call (the default EPS bearer's PDN connection, Quectel's
+``AT+QIACT``) can be refused by the network with an ESM cause (TS 24.301 §6.5.1.4,
+PDN connectivity reject; causes §9.9.4.4, annex B: ``EsmCause``) or deactivated
+by it (§6.4.4, EPS bearer context deactivation).
 
 What the table leaves out: the simulated modem never *enters* stats 4 and 6..11
 (no input leads there except the error rule below). They have rows so that a
@@ -62,6 +113,7 @@ an undefined state.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
 
@@ -171,6 +223,89 @@ class RegInput(StrEnum):
     COVERAGE_LOST = "COVERAGE_LOST"
     SIM_LOST = "SIM_LOST"
     RADIO_OFF = "RADIO_OFF"
+    DETACHED = "DETACHED"
+    DETACHED_DENIED = "DETACHED_DENIED"
+
+
+class EmmCause(IntEnum):
+    """The EMM causes of a registration reject that vdtu models (TS 24.301 annex A)."""
+
+    ILLEGAL_UE = 3
+    EPS_SERVICES_NOT_ALLOWED = 7
+    PLMN_NOT_ALLOWED = 11
+    ROAMING_NOT_ALLOWED_IN_TA = 13
+    NO_SUITABLE_CELLS_IN_TA = 15
+    CONGESTION = 22
+
+
+class Retry(StrEnum):
+    """When a rejected UE tries to register again."""
+
+    SIM_INVALID = "sim-invalid"
+    """Not before a power cycle or the SIM being pulled and put back."""
+    T3402 = "t3402"
+    """When T3402 expires."""
+    T3346 = "t3346"
+    """When T3346 (the network's back-off for congestion) expires."""
+    SEARCH = "search"
+    """It keeps searching (another tracking area) while the cause lasts."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRule:
+    """What a reject cause does: the ``+CREG`` stat, the retry, and the clause it follows."""
+
+    stat: RegStat
+    retry: Retry
+    clause: str
+
+
+REJECT_RULES: Mapping[EmmCause, RejectRule] = MappingProxyType(
+    {
+        EmmCause.ILLEGAL_UE: RejectRule(RegStat.DENIED, Retry.SIM_INVALID, "24.301 5.5.1.2.5"),
+        EmmCause.EPS_SERVICES_NOT_ALLOWED: RejectRule(
+            RegStat.DENIED, Retry.SIM_INVALID, "24.301 5.5.1.2.5"
+        ),
+        EmmCause.PLMN_NOT_ALLOWED: RejectRule(RegStat.DENIED, Retry.T3402, "24.301 5.5.1.2.5"),
+        EmmCause.ROAMING_NOT_ALLOWED_IN_TA: RejectRule(
+            RegStat.DENIED, Retry.T3402, "24.301 5.5.1.2.5"
+        ),
+        EmmCause.NO_SUITABLE_CELLS_IN_TA: RejectRule(
+            RegStat.SEARCHING, Retry.SEARCH, "24.301 5.5.1.2.5"
+        ),
+        EmmCause.CONGESTION: RejectRule(RegStat.DENIED, Retry.T3346, "24.301 5.5.1.2.5"),
+    }
+)
+"""One row per modelled cause (the table of the module docstring)."""
+
+T3402_S = 720.0
+"""T3402's default: 12 minutes (TS 24.301 §10.2, table 10.2.1)."""
+T3346_S = 900.0
+"""vdtu's default for T3346 (the network gives its value in the reject): 15 minutes."""
+
+
+class EsmCause(IntEnum):
+    """ESM causes of a refused data context that vdtu models (TS 24.301 §9.9.4.4, annex B)."""
+
+    INSUFFICIENT_RESOURCES = 26
+    MISSING_OR_UNKNOWN_APN = 27
+    USER_AUTHENTICATION_FAILED = 29
+    SERVICE_OPTION_NOT_SUBSCRIBED = 33
+    """The SIM has no data plan."""
+    NETWORK_FAILURE = 38
+
+
+class DataState(StrEnum):
+    """The module's data context (its data call), as the firmware sees it."""
+
+    DETACHED = "DETACHED"
+    """Not registered (or the module does not answer): no data context."""
+    ACTIVE = "ACTIVE"
+    """Registered and the data context is active: the cloud can be reached."""
+    REFUSED = "REFUSED"
+    """Registered, but the network refuses the data context (an ``EsmCause``)."""
+    DROPPED = "DROPPED"
+    """Registered; the network deactivated the context and the module re-activates it later."""
 
 
 _NOT_SEARCHING_UNREGISTERED = (
@@ -194,6 +329,8 @@ def _table(registered: RegStat) -> Mapping[tuple[RegStat, RegInput], RegStat]:
     }
     for stat in REGISTERED_STATS:
         table[stat, RegInput.COVERAGE_LOST] = RegStat.SEARCHING
+        table[stat, RegInput.DETACHED] = RegStat.SEARCHING
+        table[stat, RegInput.DETACHED_DENIED] = RegStat.DENIED
     for stat in _NOT_SEARCHING_UNREGISTERED:
         table[stat, RegInput.SEARCH_STARTED] = RegStat.SEARCHING
         table[stat, RegInput.COVERAGE_LOST] = RegStat.SEARCHING
@@ -229,6 +366,14 @@ class Registration:
         """The transition table in use."""
         self.state = RegStat(initial)
         """The current ``+CREG`` stat."""
+
+    def use_roaming(self, roaming: bool) -> None:
+        """From now on a successful search lands on ``ROAMING`` (True) or ``HOME`` (False).
+
+        The stat itself is unchanged: it follows at the next registration.
+        """
+        self.roaming = roaming
+        self.table = ROAMING_TABLE if roaming else HOME_TABLE
 
     @property
     def registered(self) -> bool:

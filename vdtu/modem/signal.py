@@ -11,6 +11,13 @@ level on it at once (a scenario that weakens the signal wants to see it now).
 Coverage is a separate switch: without coverage ``rssi`` reads 99 while the
 hidden level keeps walking, so coverage coming back finds a plausible value.
 
+``fade_to(rssi, duration_s)`` moves the level in a straight line from where it is
+to ``rssi`` over ``duration_s`` (a unit driving away from its cell, a mast
+losing power): computed on read from the start and end, no timer of its own;
+the walk pauses during the fade and carries on around the new base after it.
+``cancel_fade`` (the clear) holds the level where the fade has got to; a
+``set_level`` also ends it.
+
 The signal belongs to the radio environment, not to the device, so it has no
 ``reset()``: a power cycle of the unit does not change it. Its one timer (a
 SimPy timeout whose callback takes the step and sets the next one: no process)
@@ -51,11 +58,12 @@ class Signal:
     """
 
     __slots__ = (
+        "_fade",
+        "_level",
         "base_rssi",
         "coverage",
         "drift_period_s",
         "env",
-        "level",
         "on_coverage_change",
         "rng",
         "spread",
@@ -80,13 +88,37 @@ class Signal:
         self.spread = spread
         self.base_rssi = _check_rssi(base_rssi)
         """The centre of the walk."""
-        self.level = self.base_rssi
-        """The current level (0..31), kept walking even without coverage."""
+        self._level = self.base_rssi
+        self._fade: tuple[float, float, int, int] | None = None
+        """(start time, end time, start level, end level) of a fade in progress."""
         self.coverage = True
         """Whether a cell is in reach."""
         self.on_coverage_change: list[Callable[[bool], None]] = []
         """Called with the new coverage after every change."""
         self._arm()
+
+    @property
+    def level(self) -> int:
+        """The current level (0..31), kept walking even without coverage."""
+        fade = self._fade
+        if fade is None:
+            return self._level
+        start, end, start_level, end_level = fade
+        now = float(self.env.now)
+        if now >= end:
+            self._level, self._fade = end_level, None
+            return end_level
+        return round(start_level + (end_level - start_level) * (now - start) / (end - start))
+
+    @property
+    def fading(self) -> bool:
+        """Whether a fade is in progress."""
+        return self._fade_now() is not None
+
+    def _fade_now(self) -> tuple[float, float, int, int] | None:
+        """The fade in progress, after ending one that is over."""
+        _ = self.level
+        return self._fade
 
     @property
     def rssi(self) -> int:
@@ -115,7 +147,35 @@ class Signal:
             ValueError: ``rssi`` is not an int in 0..31.
         """
         self.base_rssi = _check_rssi(rssi)
-        self.level = self.base_rssi
+        self._level = self.base_rssi
+        self._fade = None
+
+    def fade_to(self, rssi: int, duration_s: float) -> None:
+        """Move the level in a straight line to ``rssi`` (0..31) over ``duration_s`` (> 0).
+
+        The base of the walk becomes ``rssi`` at once; the level gets there at the end.
+
+        Raises:
+            ValueError: ``rssi`` is not an int in 0..31, or ``duration_s`` is not > 0.
+        """
+        target = _check_rssi(rssi)
+        if (
+            isinstance(duration_s, bool)
+            or not isinstance(duration_s, int | float)
+            or not 0 < duration_s < float("inf")
+        ):
+            raise ValueError(f"duration_s must be a number of seconds > 0, not {duration_s!r}")
+        now = float(self.env.now)
+        self._fade = (now, now + float(duration_s), self.level, target)
+        self.base_rssi = target
+
+    def cancel_fade(self) -> None:
+        """End a fade where it has got to: the level and the base of the walk stay there."""
+        if self._fade is None:
+            return
+        level = self.level
+        self._level, self._fade = level, None
+        self.base_rssi = level
 
     def set_coverage(self, coverage: bool) -> None:
         """Switch coverage on or off; listeners run only when it changes."""
@@ -127,11 +187,13 @@ class Signal:
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able view of the signal."""
+        fade = self._fade_now()
         return {
             "rssi": self.rssi,
             "ber": self.ber,
             "level": self.level,
             "base_rssi": self.base_rssi,
+            "fade": None if fade is None else {"to": fade[3], "until": fade[1]},
             "spread": self.spread,
             "coverage": self.coverage,
         }
@@ -141,6 +203,8 @@ class Signal:
 
     def _drift(self, _timer: simpy.Event) -> None:
         """One step of the random walk, then the timer for the next (forever)."""
-        step = self.rng.randint(-1, 1)
-        self.level = min(self.high, max(self.low, self.level + step))
+        level = self.level  # ends a fade that is over
+        if self._fade is None:
+            step = self.rng.randint(-1, 1)
+            self._level = min(self.high, max(self.low, level + step))
         self._arm()

@@ -11,20 +11,37 @@ Invariants:
 * Wrong PINs are counted per card (the counter lives on a real card, so it
   survives power cycles and being pulled and put back). After
   ``PIN_ATTEMPTS`` (3) wrong PINs the card is blocked: it stays ``PIN_LOCKED``
-  and ``unlock`` refuses even the right PIN (a real card would now want its PUK,
-  which is not modelled).
+  (``+CPIN: SIM PUK``) and ``unlock`` refuses even the right PIN; ``unblock`` is
+  the PUK being entered.
 * ``on_state_change`` listeners run after every change of ``state`` and only
   then, with the new state.
 
 A power cycle (``reset``) asks a card with a PIN for it again; a card without
 one comes back ``READY``.
+
+SIM faults (issue 12; the catalogue calls these), each with its clear:
+
+* ``pin_lock`` / ``clear_pin_lock``: the card asks for a PIN the unit does not
+  give (``+CPIN: SIM PIN``; the modem drops to stat 0). A card without a PIN gets
+  its PIN lock turned on with ``DEFAULT_PIN`` (as ``AT+CLCK="SC",1`` would), so it
+  asks again after every power cycle until the clear, which enters the PIN and
+  puts the card back as it was.
+* ``block`` / ``unblock``: the card is blocked as after 3 wrong PINs
+  (``+CPIN: SIM PUK``); ``unblock`` enters the PUK: the counter is reset, the
+  card is ``READY``.
+* ``swap(card)``: another card in the slot (the modem sees it pulled and a new one
+  put in: it registers again, and the unit reports the new ICCID and IMSI);
+  swapping the old card back is the clear.
+
+A SIM without a data plan registers and is refused data: the modem's
+``refuse_data`` with ESM cause #33 (``vdtu.modem.modem``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from vdtu.modem.registration import SimState
@@ -32,10 +49,12 @@ from vdtu.modem.registration import SimState
 if TYPE_CHECKING:
     import simpy
 
-__all__ = ["PIN_ATTEMPTS", "SimCard", "SimSlot", "SimState"]
+__all__ = ["DEFAULT_PIN", "PIN_ATTEMPTS", "SimCard", "SimSlot", "SimState"]
 
 PIN_ATTEMPTS = 3
 """Wrong PINs a card accepts before it is blocked."""
+DEFAULT_PIN = "1234"
+"""The PIN a card without one gets when the PIN-lock fault turns its lock on."""
 
 _PIN_RE = re.compile(r"[0-9]{4,8}")
 
@@ -73,12 +92,23 @@ class SimSlot:
         card: the card in the slot at power-on, or None for an empty slot.
     """
 
-    __slots__ = ("_card", "_state", "_wrong_pins", "changed_at", "env", "on_state_change")
+    __slots__ = (
+        "_card",
+        "_pinless",
+        "_state",
+        "_wrong_pins",
+        "changed_at",
+        "env",
+        "on_state_change",
+    )
 
     def __init__(self, env: simpy.Environment, *, card: SimCard | None) -> None:
         self.env = env
         self._card = card
-        self._wrong_pins: dict[str, int] = {}
+        self._wrong_pins: dict[str, int] | None = None
+        """Wrong PINs by ICCID (None until the first: most slots never see one)."""
+        self._pinless: SimCard | None = None
+        """The card as it was before ``pin_lock`` turned its PIN lock on, if it did."""
         self._state = self._power_on_state()
         self.changed_at = float(env.now)
         """Sim time of the last state change."""
@@ -98,7 +128,9 @@ class SimSlot:
     @property
     def wrong_pins(self) -> int:
         """Wrong PINs entered for the card in the slot since its last right PIN (0 if empty)."""
-        return 0 if self._card is None else self._wrong_pins.get(self._card.iccid, 0)
+        if self._card is None or self._wrong_pins is None:
+            return 0
+        return self._wrong_pins.get(self._card.iccid, 0)
 
     @property
     def blocked(self) -> bool:
@@ -130,6 +162,8 @@ class SimSlot:
         card = self._card
         if card is None:
             raise ValueError("cannot remove a card: the slot is empty")
+        if self._pinless is not None:
+            card, self._pinless = self._pinless, None  # it leaves as it came
         self._card = None
         self._set_state(SimState.ABSENT)
         return card
@@ -158,17 +192,94 @@ class SimSlot:
         card = self._card
         if card is None or self._state is not SimState.PIN_LOCKED:
             raise ValueError(f"cannot unlock: the SIM is {self._state.value}, not PIN_LOCKED")
-        wrong = self._wrong_pins.get(card.iccid, 0)
+        wrong = self.wrong_pins
         if wrong >= PIN_ATTEMPTS:
             raise ValueError(
-                f"card {card.iccid!r} is blocked after {wrong} wrong PINs (PUK not modelled)"
+                f"card {card.iccid!r} is blocked after {wrong} wrong PINs: it wants its PUK"
             )
         if pin != card.pin:
-            self._wrong_pins[card.iccid] = wrong + 1
+            self._count_wrong(card, wrong + 1)
             left = PIN_ATTEMPTS - wrong - 1
             raise ValueError(f"wrong PIN {pin!r} for card {card.iccid!r}: {left} attempts left")
-        self._wrong_pins.pop(card.iccid, None)
+        self._count_wrong(card, 0)
         self._set_state(SimState.READY)
+
+    # -- faults (see the module docstring) -------------------------------------
+
+    def pin_lock(self) -> None:
+        """The card asks for its PIN (a card without one gets ``DEFAULT_PIN``).
+
+        Raises:
+            ValueError: the slot is empty.
+        """
+        card = self._card
+        if card is None:
+            raise ValueError("cannot PIN-lock the SIM: the slot is empty")
+        if card.pin is None:
+            self._pinless = card
+            self._card = replace(card, pin=DEFAULT_PIN)
+        self._set_state(SimState.PIN_LOCKED)
+
+    def clear_pin_lock(self) -> None:
+        """The PIN is entered: the card is ``READY`` and as it was before ``pin_lock``.
+
+        Raises:
+            ValueError: the card is blocked (``unblock`` it), or the slot is empty.
+        """
+        card = self._card
+        if card is None:
+            raise ValueError("cannot clear the PIN lock: the slot is empty")
+        if self.blocked:
+            raise ValueError(f"cannot clear the PIN lock of card {card.iccid!r}: it is blocked")
+        if self._pinless is not None:
+            self._card, self._pinless = self._pinless, None
+        self._set_state(SimState.READY)
+
+    def block(self) -> None:
+        """Block the card as after ``PIN_ATTEMPTS`` wrong PINs: ``+CPIN: SIM PUK``.
+
+        Raises:
+            ValueError: the slot is empty.
+        """
+        self.pin_lock()
+        card = self._card
+        assert card is not None  # pin_lock checked
+        self._count_wrong(card, PIN_ATTEMPTS)
+
+    def unblock(self) -> None:
+        """The PUK is entered: the wrong-PIN counter is reset and the card is ``READY``.
+
+        Raises:
+            ValueError: the slot is empty.
+        """
+        card = self._card
+        if card is None:
+            raise ValueError("cannot unblock the SIM: the slot is empty")
+        self._count_wrong(card, 0)
+        self.clear_pin_lock()
+
+    def swap(self, card: SimCard) -> SimCard:
+        """Put ``card`` in place of the card in the slot; returns the card taken out.
+
+        Raises:
+            ValueError: the slot is empty (``insert`` it), or ``card`` is the one in it.
+        """
+        old = self._card
+        if old is None:
+            raise ValueError(f"cannot swap in card {card.iccid!r}: the slot is empty")
+        if card.iccid == old.iccid:
+            raise ValueError(f"cannot swap in card {card.iccid!r}: it is the card in the slot")
+        taken = self.remove()
+        self.insert(card)
+        return taken
+
+    def _count_wrong(self, card: SimCard, wrong: int) -> None:
+        if wrong:
+            if self._wrong_pins is None:
+                self._wrong_pins = {}
+            self._wrong_pins[card.iccid] = wrong
+        elif self._wrong_pins is not None:
+            self._wrong_pins.pop(card.iccid, None)
 
     def reset(self) -> None:
         """Power cycle: a card with a PIN asks for it again; an empty slot stays empty."""
