@@ -1,22 +1,15 @@
-"""The XGC DTU firmware: the serial side of docs/spec/xgc.md running on the hardware models.
+"""The XGC DTU firmware: docs/spec/xgc.md running on the hardware models.
 
-How it works. The firmware attaches one node to each serial line (``uart``,
-``rs232``, ``rs485``) and keeps a ``FrameReader`` per port (made when the port first
-hears bytes after power-on, so idle ports cost nothing). The host protocol runs on
-the port that SET_DTU_PIPE selected (persisted; ``uart`` by default); on the other
-ports only the shortcut ``SET_DTU_PIPE#...`` is recognised (docs/spec/xgc.md#7), so a
-host that only has RS-485 can switch the pipe. While the pipe is not 485, whatever
-arrives on the RS-485 bus is collected until the line has been silent for t3.5 and
-reported to the host as ``485_RECEIVE`` (docs/spec/xgc.md#6.8).
-
-Commands. A frame on the pipe goes to ``actions.execute`` with a ``UnitDevice``
-(``device.py``), a read-only view of the unit made for that command; the action decides and this
-module carries its ``Outcome`` out (``outcome.py`` gives the order): the flash
-write first, and memory only after it succeeded (a flash error answers
-``error:flash-full`` / ``flash-read-only`` / ``flash-io`` and nothing changes),
-then the uplink, the reply on the port the command came from, then the effects.
-The long ones run as processes that hold their action in ``_busy`` and answer
-later: the bus answer's wait, the SMS, the OTA download.
+How it works. The serial side (``host_link.py``: ports, the host pipe, frames in
+and replies out) hands every command frame on the pipe to ``run_command``, which
+passes it to ``actions.execute`` with a ``UnitDevice`` (``device.py``), a read-only
+view of the unit made for that command; the action decides and this module carries
+its ``Outcome`` out (``outcome.py`` gives the order): the flash write first, and
+memory only after it succeeded (a flash error answers ``error:flash-full`` /
+``flash-read-only`` / ``flash-io`` and nothing changes), then the uplink, the reply
+on the port the command came from, then the effects. The long ones run as processes
+that hold their action in ``_busy`` and answer later: the bus answer's wait, the
+SMS, the OTA download.
 
 Boot (``start``): the firmware listens ``firmware_start_s`` after power-on
 (earlier bytes are lost and counted), notifies GET_GPIO_ALL, waits until the
@@ -25,23 +18,16 @@ modem is registered (which needs the SIM), notifies ``init-ok``, then either
 interrupts every process it started; a reboot is ``stop`` + hardware reset +
 ``start`` by the unit, so the lines (and the PTYs on them) stay.
 
-The cloud session (``session.py``) reaches the firmware only through its
-``SessionHost`` protocol, which this class implements (``imei``, ``registered``,
-``advance``, ``write_log``, ``spawn``, ``properties``, ``update_interval_s``,
-``notify_frame``, ``refuse_downlink``). Replies and notifications carry the
-IMEI as SN and ``0`` as timestamp; errors have one form (docs/spec/xgc.md#4.2).
-
-One file of about 760 lines (over the 700 the file-size rule aims at): what is left
-here is the driver of the pure parts, and every piece of it (the serial side, the
-outcome runner and its long processes, the session host) works on the same private
-state (ports, readers, flash copy, busy actions, the bus answer). Split into modules,
-each would reach into that state again, which is what ``actions.py`` stopped doing.
+The serial side and the cloud session (``session.py``) reach the firmware only
+through their protocols, ``LinkHost`` and ``SessionHost``, which this class
+implements (``run_command``, ``run_shortcut``, ``bus_burst``; ``imei``,
+``registered``, ``advance``, ``write_log``, ``spawn``, ``properties``,
+``update_interval_s``, ``notify_frame``, ``refuse_downlink``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -63,21 +49,11 @@ from vdtu.firmware.xgc.actions import (
     update_props,
 )
 from vdtu.firmware.xgc.cloud import XgcCloud
-from vdtu.firmware.xgc.codec import (
-    Frame,
-    FrameKind,
-    FrameReader,
-    FrameReceived,
-    GarbageDiscarded,
-    LineTooLong,
-    MalformedFrame,
-    ReaderEvent,
-    ShortcutReceived,
-    encode_shortcut,
-)
-from vdtu.firmware.xgc.content import redact, redact_line, sanitize
+from vdtu.firmware.xgc.codec import Frame, encode_shortcut
+from vdtu.firmware.xgc.content import redact, sanitize
 from vdtu.firmware.xgc.device import UnitDevice
-from vdtu.firmware.xgc.options import CheckMode, XgcOptions
+from vdtu.firmware.xgc.host_link import HostLink, XgcStats
+from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.firmware.xgc.outcome import (
     AwaitBusAnswer,
     Effect,
@@ -100,41 +76,9 @@ from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine, notifi
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import AtInterpreter, RegStat
 from vdtu.storage import FlashError, Storage
-from vdtu.uart.chunker import SilenceChunker
-from vdtu.uart.line import Tap
 
 if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
-
-
-@dataclass(slots=True)
-class XgcStats:
-    """Counters that are never lost, whatever the log level."""
-
-    frames: int = 0
-    bad_check_codes: int = 0
-    malformed: int = 0
-    garbage_bytes: int = 0
-    long_lines: int = 0
-    error_replies: int = 0
-    notifications: int = 0
-    bytes_lost_booting: int = 0
-    frames_on_other_ports: int = 0
-    bus_bursts: int = 0
-    uplinks_lost_at_power_off: int = 0
-    flash_errors: int = 0
-    """Flash writes that failed (full, read-only, I/O); the command got its error reply."""
-    downlinks_refused: int = 0
-    """Cloud messages not passed on to the host (over a limit, or unfit for the line)."""
-
-
-@dataclass(slots=True)
-class _PortNode:
-    firmware: XgcFirmware
-    port: str
-
-    def receive(self, data: bytes) -> None:
-        self.firmware._on_port_bytes(self.port, data)
 
 
 class XgcFirmware:
@@ -154,13 +98,12 @@ class XgcFirmware:
     __slots__ = (
         "_at",
         "_base_version",
-        "_bus",
         "_busy",
         "_cloud",
         "_env",
         "_flash",
         "_hw",
-        "_listening",
+        "_link",
         "_log",
         "_machine",
         "_mbr_answer",
@@ -168,14 +111,11 @@ class XgcFirmware:
         "_options",
         "_outbox",
         "_past_counters",
-        "_pipe",
         "_processes",
-        "_readers",
         "_registered",
         "_rng",
         "_running",
         "_session",
-        "_taps",
         "_version",
         "on_reboot_request",
         "stats",
@@ -207,9 +147,7 @@ class XgcFirmware:
         self._machine = DtuStateMachine()
         self._at = AtInterpreter(hardware.modem)
         self._nvram: dict[str, Any] = {}
-        self._pipe = Pipe.UART
         self._version = base_version
-        self._listening = False
         self.on_reboot_request: list[Callable[[], None]] = []
         """Called when the host asked for DTU_REBOOT and the reply has left."""
         self._busy: dict[str, simpy.Process] = {}
@@ -220,13 +158,7 @@ class XgcFirmware:
         self._past_counters = NO_COUNTERS
         """The counters of cloud sessions that have ended."""
         self._registered: simpy.Event | None = None
-        self._bus = SilenceChunker(env, hardware.lines["rs485"].silence_s, self._bus_burst)
-        self._readers: dict[str, FrameReader] = {}
-        """The frame reader of each port that has heard bytes since power-on (made on first
-        use: most units only ever hear their host pipe)."""
-        self._taps: dict[str, Tap] = {
-            port: line.attach(_PortNode(self, port), "dtu") for port, line in hardware.lines.items()
-        }
+        self._link = HostLink(env, hardware.lines, host=self, options=options, stats=self.stats)
         hardware.gpio.on_input_change.append(self._on_input_change)
         hardware.battery.on_vbus_change.append(self._on_vbus_change)
         hardware.modem.on_registration_change.append(self._on_registration_change)
@@ -247,7 +179,7 @@ class XgcFirmware:
     @property
     def pipe(self) -> Pipe:
         """The host pipe (GET_DTU_PIPE)."""
-        return self._pipe
+        return self._link.pipe
 
     @property
     def version(self) -> str:
@@ -257,7 +189,7 @@ class XgcFirmware:
     @property
     def listening(self) -> bool:
         """Whether the firmware hears its ports (from ``firmware_start_s`` after power-on)."""
-        return self._listening
+        return self._link.listening
 
     @property
     def nvram(self) -> Mapping[str, Any]:
@@ -271,12 +203,11 @@ class XgcFirmware:
 
     def sending_until(self, port: str) -> float:
         """When what the unit has sent on ``port`` will have left (its transmitter is idle)."""
-        return self._taps[port].busy_until
+        return self._link.sending_until(port)
 
     def buffered(self, port: str) -> int:
         """Bytes ``port``'s frame reader holds (0 when the port has none)."""
-        reader = self._readers.get(port)
-        return 0 if reader is None else reader.buffered
+        return self._link.buffered(port)
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -290,7 +221,7 @@ class XgcFirmware:
                 # The new firmware is in place; the pending mark stays and applies again.
                 self._nvram["fw_version"] = pending
         self._version = str(self._nvram.get("fw_version", self._base_version))
-        self._pipe = Pipe(self._nvram.get("pipe", Pipe.UART.value))
+        self._link.pipe = Pipe(self._nvram.get("pipe", Pipe.UART.value))
         self._log.threshold = LogLevel[self._nvram.get("log_level", LogLevel.INFO.name)]
         self._machine = DtuStateMachine()
         self._at.reset()
@@ -300,7 +231,7 @@ class XgcFirmware:
 
     def stop(self) -> None:
         """Power-off: every process ends, nothing more is heard or said."""
-        self._listening = False
+        self._link.reset()
         self._running = False
         self._end_session()
         lost = len(self._outbox.pending)
@@ -313,8 +244,6 @@ class XgcFirmware:
         self._busy.clear()
         self._mbr_answer = None
         self._registered = None
-        self._bus.reset()
-        self._readers.clear()
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
         """Run ``generator`` as a firmware process that ends quietly at power-off."""
@@ -353,7 +282,7 @@ class XgcFirmware:
             version=self._version,
             options=self._options,
             state=self._machine.state,
-            pipe=self._pipe,
+            pipe=self._link.pipe,
             flash=MappingProxyType(self._nvram),
             busy=self._busy.keys(),
             has_cloud_session=self._session is not None,
@@ -361,9 +290,9 @@ class XgcFirmware:
 
     def _booting(self) -> Generator[simpy.Event, Any, None]:
         yield self._env.timeout(self._options.firmware_start_s)
-        self._listening = True
+        self._link.listening = True
         self.write_log(LogLevel.INFO, "firmware", f"firmware {self._version} started")
-        self._notify("GET_GPIO_ALL", gpio_all(self._device().gpio_levels()))
+        self._link.notify("GET_GPIO_ALL", gpio_all(self._device().gpio_levels()))
         while not self._hw.modem.registered:
             self._registered = self._env.event()
             yield self._registered
@@ -440,7 +369,7 @@ class XgcFirmware:
         """The firmware's own view: state, host pipe, version, uplink queue and stats."""
         return {
             "state": self._machine.state.value,
-            "pipe": self._pipe.value,
+            "pipe": self._link.pipe.value,
             "version": self._version,
             "outbox": {"queued": len(self._outbox.pending), "refused": self._outbox.refused},
             "stats": {name: getattr(self.stats, name) for name in self.stats.__slots__},
@@ -468,14 +397,11 @@ class XgcFirmware:
         notified = notification(old, new)
         if notified is not None:
             self.write_log(LogLevel.INFO, "firmware", f"state {old.value} -> {new.value}")
-            self._notify("GET_DTU_STATE", notified)
+            self._link.notify("GET_DTU_STATE", notified)
 
     def notify_frame(self, frame: Frame) -> None:
         """Send a prepared frame (a cloud message) to the host on the current pipe."""
-        if not self._listening:
-            return
-        self.stats.notifications += 1
-        self._send_frame(self._pipe.port, frame)
+        self._link.notify_frame(frame)
 
     def refuse_downlink(self, channel: str, reason: str) -> None:
         """Drop a cloud message for the host: one WARN line saying why, and a count."""
@@ -487,107 +413,29 @@ class XgcFirmware:
         if level >= self._log.threshold:
             self._log.write(float(self._env.now), level, source, redact(text))
 
-    # -- the serial side ----------------------------------------------------------------------
+    # -- what the serial side needs (host_link.LinkHost) -------------------------------------
 
-    def _on_port_bytes(self, port: str, data: bytes) -> None:
-        """Bytes arrived on a port (called by the line, in sim time)."""
-        if not self._listening:
-            self.stats.bytes_lost_booting += len(data)
-            self.write_log(
-                LogLevel.WARN, port, f"{len(data)} bytes lost: the firmware is not running yet"
-            )
-            return
-        if port == "rs485" and self._pipe is not Pipe.RS485:
-            self._bus.feed(data)
-        reader = self._readers.get(port)
-        if reader is None:
-            reader = self._readers[port] = FrameReader(
-                max_line=self._options.max_line, lone_cr_ends_line=self._options.lone_cr_ends_line
-            )
-        reader.receive_data(data)
-        for event in reader.events():
-            if port == self._pipe.port:
-                self._handle(port, event)
-            elif isinstance(event, ShortcutReceived):
-                self._switch_pipe_shortcut(port, event.value)
-            elif isinstance(event, FrameReceived):
-                self.stats.frames_on_other_ports += 1
-                self.write_log(
-                    LogLevel.WARN,
-                    port,
-                    f"{event.frame.action} ignored: the host pipe is {self._pipe.value}, "
-                    f"not {port}",
-                )
-
-    def _handle(self, port: str, event: ReaderEvent) -> None:
-        match event:
-            case FrameReceived():
-                self._handle_frame(port, event)
-            case ShortcutReceived():
-                self._switch_pipe_shortcut(port, event.value)
-            case MalformedFrame():
-                self.stats.malformed += 1
-                self.write_log(
-                    LogLevel.WARN,
-                    port,
-                    f"malformed frame ({event.reason}): {redact_line(event.line)!r}",
-                )
-                self._reply_error(port, event.action or "ERROR", "malformed-frame", event.reason)
-            case GarbageDiscarded():
-                self.stats.garbage_bytes += len(event.data)
-                self.write_log(
-                    LogLevel.WARN,
-                    port,
-                    f"{len(event.data)} bytes outside any frame: {redact_line(event.data, 40)!r}",
-                )
-            case LineTooLong():
-                self.stats.long_lines += 1
-                self.write_log(
-                    LogLevel.WARN, port, f"line of {event.size} bytes without a line end dropped"
-                )
-                self._reply_error(
-                    port,
-                    "ERROR",
-                    "line-too-long",
-                    f"{event.size} bytes without a line end; the limit is {self._options.max_line}",
-                )
-
-    def _handle_frame(self, port: str, event: FrameReceived) -> None:
-        frame = event.frame
-        self.stats.frames += 1
-        if frame.kind is FrameKind.ACK:
-            self.write_log(
-                LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
-            )
-            return
-        if not event.code_ok and self._options.check_mode is not CheckMode.OFF:
-            self.stats.bad_check_codes += 1
-            expected = event.expected_code
-            detail = f"got {event.code} expected {expected:02X} (hex) or {expected} (decimal)"
-            self.write_log(LogLevel.WARN, port, f"{frame.action}: bad check code, {detail}")
-            if self._options.check_mode is CheckMode.STRICT:
-                self._reply_error(port, frame.action, "bad-check-code", detail)
-                return
-        if not event.crlf:
-            self.write_log(LogLevel.DEBUG, port, f"{frame.action}: line ended in LF without CR")
+    def run_command(self, port: str, frame: Frame) -> None:
+        """Run a command frame from the pipe (docs/spec/xgc.md#5) and carry its outcome out."""
         request = Request(frame=frame, port=port)
         self._carry_out(request, execute(request, self._device()))
 
-    def _switch_pipe_shortcut(self, port: str, value: str) -> None:
+    def run_shortcut(self, port: str, value: str) -> None:
+        """The shortcut ``SET_DTU_PIPE#<value>`` (docs/spec/xgc.md#7), answered on ``port``."""
         try:
             pipe = Pipe.parse(value)
         except RemoteProtocolError as exc:
             self.write_log(LogLevel.WARN, port, f"shortcut SET_DTU_PIPE#{value}: {exc}")
-            self._taps[port].send(encode_shortcut(f"{sanitize(value, 20)}-error"))
+            self._link.send(port, encode_shortcut(f"{sanitize(value, 20)}-error"))
             return
         outcome = switch_pipe(self._device(), pipe)
         failure = self._commit(outcome)
         if failure is not None:
             self.write_log(LogLevel.WARN, port, f"shortcut SET_DTU_PIPE#{value}: {failure.message}")
-            self._taps[port].send(encode_shortcut(f"{pipe.value}-error"))
+            self._link.send(port, encode_shortcut(f"{pipe.value}-error"))
             return
         assert isinstance(outcome.reply, str)  # switch_pipe always answers
-        done_at = self._taps[port].send(encode_shortcut(outcome.reply))
+        done_at = self._link.send(port, encode_shortcut(outcome.reply))
         self._run_effects(port, "SET_DTU_PIPE", outcome.effects, done_at)
 
     # -- carrying out an action's outcome (outcome.py) -------------------------------------------
@@ -597,9 +445,9 @@ class XgcFirmware:
         failure = self._commit(outcome)
         reply = outcome.reply if failure is None else failure
         if isinstance(reply, ErrorReply):
-            self._reply_error(port, action, reply.code, reply.message)
+            self._link.reply_error(port, action, reply.code, reply.message)
             return
-        done_at = float(self._env.now) if reply is None else self._reply(port, action, reply)
+        done_at = float(self._env.now) if reply is None else self._link.reply(port, action, reply)
         self._run_effects(port, action, outcome.effects, done_at)
 
     def _commit(self, outcome: Outcome) -> ErrorReply | None:
@@ -626,10 +474,9 @@ class XgcFirmware:
                 case SetOutputs():
                     self._set_outputs(effect)
                 case SwitchPipe():
-                    self._pipe = effect.pipe
-                    self._readers.pop(effect.pipe.port, None)
+                    self._link.switch(effect.pipe)
                 case SendOnBus():
-                    sent_at = self._taps["rs485"].send(effect.data)
+                    sent_at = self._link.send("rs485", effect.data)
                 case AwaitBusAnswer():
                     self._start_long(action, self._awaiting_answer(port, action, sent_at, effect))
                 case SendSms():
@@ -652,7 +499,7 @@ class XgcFirmware:
     def _run_at(self, port: str, action: str, at: RunAt) -> None:
         for response in self._at.execute(at.line):
             if response:
-                self._reply(port, action, response)
+                self._link.reply(port, action, response)
 
     def _start_long(self, action: str, work: Generator[simpy.Event, Any, None]) -> None:
         process = self.spawn(work)
@@ -672,7 +519,7 @@ class XgcFirmware:
         result = yield answer | self._env.timeout(wait_s)
         self._mbr_answer = None
         if answer not in result:
-            self._reply_error(port, action, wait.on_timeout.code, wait.on_timeout.message)
+            self._link.reply_error(port, action, wait.on_timeout.code, wait.on_timeout.message)
 
     def _sending_sms(
         self, port: str, action: str, sms: SendSms
@@ -680,9 +527,9 @@ class XgcFirmware:
         try:
             yield self._env.process(self._hw.modem.send_sms(sms.phone, sms.text))
         except RemoteProtocolError as exc:
-            self._reply_error(port, action, exc.reply_hint, str(exc))
+            self._link.reply_error(port, action, exc.reply_hint, str(exc))
             return
-        self._reply(port, action, "ok")
+        self._link.reply(port, action, "ok")
 
     def _updating(self, port: str, action: str, ota: StartOta) -> Generator[simpy.Event, Any, None]:
         version = ota.version
@@ -696,12 +543,12 @@ class XgcFirmware:
             reason = None if failure is None else failure.message
         if reason is not None:
             self.write_log(LogLevel.WARN, "ota", f"update to {version} failed: {reason}")
-            self._reply(port, action, OTA_FAILED)
+            self._link.reply(port, action, OTA_FAILED)
             return
         self.write_log(
             LogLevel.INFO, "ota", f"firmware {version} downloaded; active after a reboot"
         )
-        self._reply(port, action, ota_finished(version))
+        self._link.reply(port, action, ota_finished(version))
 
     def _restarting_cloud(self) -> Generator[simpy.Event, Any, None]:
         yield self._env.timeout(0)  # the ``ok`` reply goes out first
@@ -713,37 +560,13 @@ class XgcFirmware:
         for listener in self.on_reboot_request:
             listener()
 
-    # -- sending ------------------------------------------------------------------------------
-
-    def _send_frame(self, port: str, frame: Frame) -> float:
-        """Encode and transmit; returns when the last byte has arrived."""
-        return self._taps[port].send(frame.encode(self._options.code_format))
-
-    def _frame(self, action: str, content: str) -> Frame:
-        return Frame(
-            kind=FrameKind.ACK, action=action, sn=self.imei, timestamp="0", content=content
-        )
-
-    def _reply(self, port: str, action: str, content: str) -> float:
-        """Answer a command on the port it came from."""
-        return self._send_frame(port, self._frame(action, content))
-
-    def _reply_error(self, port: str, action: str, code: str, message: str) -> None:
-        """Answer with the one error form: ``error:<code>;msg:<text>``."""
-        self.stats.error_replies += 1
-        self._reply(port, action, f"error:{code};msg:{sanitize(redact(message))}")
-
-    def _notify(self, action: str, content: str) -> None:
-        """Send a notification to the host on the current pipe (only while running)."""
-        self.notify_frame(self._frame(action, content))
-
     # -- hardware events ----------------------------------------------------------------------
 
     def _on_input_change(self, name: str, level: int) -> None:
-        self._notify("GPIO_INT", f"{name}:{level}")
+        self._link.notify("GPIO_INT", f"{name}:{level}")
 
     def _on_vbus_change(self, _vbus: bool) -> None:
-        self._notify("GET_BASE_INFO", base_info(self._device()))
+        self._link.notify("GET_BASE_INFO", base_info(self._device()))
 
     def _on_registration_change(self, _stat: RegStat) -> None:
         if self._session is not None:
@@ -757,14 +580,9 @@ class XgcFirmware:
 
     def _on_urc(self, line: str) -> None:
         if self._at.forwarding:
-            self._notify("AT", " ".join(line.splitlines()))
+            self._link.notify("AT", " ".join(line.splitlines()))
 
-    # -- the RS-485 bus -----------------------------------------------------------------------
-
-    def _bus_burst(self, burst: bytes) -> None:
-        if not self._listening:
-            return
-        self.stats.bus_bursts += 1
-        self._notify("485_RECEIVE", burst.hex().upper())
+    def bus_burst(self, burst: bytes) -> None:
+        """A burst heard on the bus is the answer a SEND_MBR_485 waits for, if one waits."""
         if self._mbr_answer is not None and not self._mbr_answer.triggered:
             self._mbr_answer.succeed(burst)
