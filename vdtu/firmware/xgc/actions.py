@@ -182,7 +182,8 @@ def get_lbs(_request: Request, device: XgcDevice) -> Outcome:
 
 
 def _coordinate(value: float) -> str:
-    """Three integer digits and seven decimals, as the seed prints ``022.5571994``."""
+    """Three integer digits and seven decimals, as the seed prints ``022.5571994``
+    (docs/spec/xgc.md#5.11)."""
     return f"{value:0{12 if value < 0 else 11}.7f}"
 
 
@@ -244,7 +245,7 @@ def property_report(device: XgcDevice) -> dict[str, Any]:
 def set_update_props(request: Request, device: XgcDevice) -> Outcome:
     pairs = parse_pairs(request.content)
     if "updataLoc" in pairs and "updateLoc" not in pairs:
-        pairs["updateLoc"] = pairs.pop("updataLoc")  # the seed's own spelling slip
+        pairs["updateLoc"] = pairs.pop("updataLoc")  # the seed's slip (docs/spec/xgc.md#5.18)
     reject_unknown(pairs, ("interval", "updateLoc"))
     if not pairs:
         raise _fail("give interval and/or updateLoc", MISSING_FIELD)
@@ -339,7 +340,8 @@ def switch_pipe(device: XgcDevice, pipe: Pipe) -> Outcome:
 
 def set_dtu_pipe(request: Request, device: XgcDevice) -> Outcome:
     frame = request.frame
-    # The seed's example puts the value where the timestamp goes: $XGC#SET_DTU_PIPE#SN#232.
+    # The seed's example puts the value where the timestamp goes: $XGC#SET_DTU_PIPE#SN#232
+    # (docs/spec/xgc.md#5.12).
     text = frame.content if frame.content is not None else frame.timestamp
     return switch_pipe(device, Pipe.parse(text))
 
