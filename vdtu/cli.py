@@ -21,10 +21,7 @@ from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.console import run_cloud_command
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import DtuConfig, load_config
-from vdtu.firmware.xgc.codec import CodeFormat
-from vdtu.firmware.xgc.options import CheckMode, Raw485Encoding, XgcOptions
-from vdtu.firmware.xgc.personality import XGC
+from vdtu.firmware.registry import DEFAULT
 from vdtu.fleet import (
     PORTS,
     PROFILES,
@@ -37,6 +34,7 @@ from vdtu.fleet import (
 )
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
+from vdtu.links.sides import SIDES
 from vdtu.load.command import run_load
 from vdtu.load.options import LoadOptions, build_options, load_options
 from vdtu.log import LogLevel, LogRecord
@@ -96,19 +94,11 @@ def _add_up(commands: Any) -> None:
     up.add_argument(
         "--profile",
         choices=PROFILES,
-        default="xgc",
+        default=DEFAULT,
         help=(
             "firmware: xgc (docs/spec/xgc.md), quec (QuecPython DTU, docs/spec/quec.md), "
             "or mix (default xgc)"
         ),
-    )
-    up.add_argument(
-        "--quec-config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="the dtu_config.json a QuecPython unit starts with when it has none "
-        "(default: an MQTT channel to the broker)",
     )
     up.add_argument(
         "--seed", type=int, default=0, help="fleet seed: identities and randomness (default 0)"
@@ -164,31 +154,6 @@ def _add_up(commands: Any) -> None:
         "--no-pacing", action="store_true", help="deliver bytes at once instead of at wire speed"
     )
     up.add_argument(
-        "--check",
-        choices=[m.value for m in CheckMode],
-        default=CheckMode.STRICT.value,
-        help="what a wrong check code does (default strict)",
-    )
-    up.add_argument(
-        "--code-format",
-        choices=[f.value for f in CodeFormat],
-        default=CodeFormat.DECIMAL.value,
-        help="how the DTU prints check codes (default decimal)",
-    )
-    up.add_argument(
-        "--uplink-queue",
-        type=int,
-        default=1000,
-        help="host messages kept per unit while the cloud is unreachable (default 1000)",
-    )
-    up.add_argument("--keepalive", type=int, default=60, help="MQTT keep-alive, s (default 60)")
-    up.add_argument(
-        "--raw485",
-        choices=[e.value for e in Raw485Encoding],
-        default=Raw485Encoding.HEX.value,
-        help="how SEND_RAW_485 content becomes bus bytes (default hex)",
-    )
-    up.add_argument(
         "--baud-mismatch",
         choices=[m.value for m in BaudMismatch],
         default=BaudMismatch.WARN.value,
@@ -208,6 +173,8 @@ def _add_up(commands: Any) -> None:
     up.add_argument(
         "-v", "--verbose", action="store_true", help="print every log record, not only warnings"
     )
+    for side in SIDES.values():
+        side.add_options(up)
 
 
 _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
@@ -374,13 +341,7 @@ def _fleet_config(args: argparse.Namespace) -> FleetConfig:
 
 
 def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
-    options = XgcOptions(
-        check_mode=CheckMode(args.check),
-        code_format=CodeFormat(args.code_format),
-        raw485=Raw485Encoding(args.raw485),
-        uplink_queue=args.uplink_queue,
-        keepalive_s=args.keepalive,
-    )
+    options = {name: side.options(args) for name, side in SIDES.items()}
     slaves = load_slaves(args.slaves) if args.slaves is not None else (DEMO_SLAVE,)
     template = UnitConfig(
         identity=Identity.for_unit(args.seed, 0),
@@ -408,22 +369,9 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
         broker=None if args.broker is None else parse_broker_url(args.broker, ca_file=args.ca_file),
         provision=not args.unprovisioned,
         template=template,
-        options={XGC.name: options},
+        options={name: given for name, given in options.items() if given is not None},
         profile=args.profile,
-        quec_config=None if args.quec_config is None else _read_quec_config(args.quec_config),
     )
-
-
-def _read_quec_config(path: Path) -> DtuConfig:
-    """``--quec-config FILE``, validated; a bad file is a ConfigError naming it and the field."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--quec-config {path}: {exc.strerror}") from None
-    try:
-        return load_config(text)
-    except ConfigError as exc:
-        raise ConfigError(f"--quec-config {path}: {exc}") from None
 
 
 def _print_table(fleet: Fleet) -> None:
@@ -441,7 +389,7 @@ def _print_table(fleet: Fleet) -> None:
             + " ".join(f"{row['ports'].get(p, ''):<28}" for p in ports)
             + "".join(f" {row['tcp'][p]:<22}" for p in tcp)
         )
-    print(f"broker {fleet.stack.broker_url}  project {fleet.project_id}  Ctrl-C stops.")
+    print(f"broker {fleet.broker_url}  project {fleet.project_id}  Ctrl-C stops.")
     console = fleet.console_login()
     print(f"console {login_url(console)}  (vdtu cloud's login; see every unit's traffic with:)")
     print(f"  {mosquitto_sub_line(console, fleet.watch_topics())}", flush=True)

@@ -44,7 +44,7 @@ from vdtu.cloud.xgc_api import (
 from vdtu.errors import ConfigError
 from vdtu.firmware.quec.commands import CommandCode
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
-from vdtu.links.xgc_stack import DISCOVERY_FILE, url_from_discovery
+from vdtu.links.discovery import DISCOVERY_FILE, url_from_discovery
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 CONNECT_TIMEOUT_S = 10.0

@@ -4,11 +4,16 @@ A ``Fleet`` owns the ``RealtimeClock`` (one SimPy environment for every unit)
 and, for each unit, a ``PtyEndpoint`` per exposed port with a stable link
 ``<pty_dir>/dtu<N>/<port>``, optional socat TCP bridges and real serial devices,
 and its flash file ``<state_dir>/<IMEI>/flash.json`` (so saved keys survive a
-restart of vdtu with the same seed). A QuecPython unit also keeps
-``<state_dir>/<IMEI>/dtu_config.json``, which the user may edit: every one is
-validated before the fleet starts, and a bad one stops ``vdtu up`` with a message
-naming the file and the field. ``profile`` picks the personality: every unit XGC,
-every unit QuecPython, or ``mix`` (even unit ids XGC, odd ones QuecPython).
+restart of vdtu with the same seed). ``profile`` picks the personality: one for
+every unit, or ``mix`` (unit id modulo the number of personalities picks one in the
+registry's order: even ids XGC, odd ones QuecPython).
+
+What a personality needs from the fleet its fleet side does (``vdtu.links.side``,
+one per personality in use, from ``vdtu.links.sides``): its cloud part, the network
+its units reach, the options a unit gets, a unit's named flash files (checked
+before the fleet starts: a bad one stops ``vdtu up`` with a message naming the file
+and the field), what it provisions in a unit's flash, its keys in a unit's JSON line
+and in ``up.json``. One side hosts the broker every unit shares; it is started first.
 Everything runs on one asyncio loop: no thread per unit, per PTY or per bridge.
 
 Control from outside (the CLI, a dashboard) goes through ``Fleet.control``,
@@ -31,39 +36,15 @@ from urllib.parse import quote
 
 from vdtu.clock import RealtimeClock
 from vdtu.cloud.broker_url import BrokerUrl
-from vdtu.cloud.xgc_api import TOPIC_ROOT, device_password
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import PUBLISH_TOPIC, DtuConfig, default_config, load_config
-from vdtu.firmware.quec.firmware import QuecOptions
-from vdtu.firmware.quec.personality import CONFIG_FILE, QUEC
-from vdtu.firmware.xgc.personality import XGC
+from vdtu.firmware.registry import DEFAULT, PERSONALITIES
 from vdtu.identity import Identity
-from vdtu.links.mqtt_xgc import MqttXgcCloud
-from vdtu.links.quec_net import RealQuecNet
-from vdtu.links.quec_stack import (
-    BROKER_NAME,
-    BROKER_NAME_PORT,
-    QuecCloudStack,
-    migrate_default_channel,
-)
-from vdtu.links.xgc_stack import (
-    DISCOVERY_FILE,
-    CloudSettings,
-    XgcCloudStack,
-    default_project,
-    url_from_discovery,
-)
-from vdtu.log import LogLevel, LogRecord, UnitLog
+from vdtu.links.discovery import DISCOVERY_FILE
+from vdtu.links.side import FleetSide, SideContext
+from vdtu.links.sides import SIDES, fleet_sides
+from vdtu.log import LogRecord, UnitLog
 from vdtu.net.mqtt import MqttHub
-from vdtu.storage import (
-    FileStorage,
-    FlashError,
-    HostTextFile,
-    MemoryStorage,
-    MemoryTextFile,
-    Storage,
-    TextFile,
-)
+from vdtu.storage import FileStorage, MemoryStorage, Storage, TextFile
 from vdtu.uart.fd_endpoint import FdEndpoint
 from vdtu.uart.pty import BaudMismatch, PtyEndpoint
 from vdtu.uart.serial_device import SerialDeviceEndpoint
@@ -78,8 +59,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 the terminal closing."""
 LOCK_FILE = ".lock"
 """In ``--pty-dir``: the lock of the one ``vdtu up`` that uses the directory, and its pid."""
-PROFILES = ("xgc", "quec", "mix")
-"""``FleetConfig.profile`` values: one personality for every unit, or both (``mix``)."""
+MIX = "mix"
+PROFILES = (*PERSONALITIES, MIX)
+"""``FleetConfig.profile`` values: one personality for every unit, or all of them (``mix``)."""
 
 
 def write_discovery(path: Path, document: dict[str, Any]) -> None:
@@ -203,21 +185,19 @@ class FleetConfig:
     broker: BrokerUrl | None = None
     """The MQTT broker; None starts the embedded one on 127.0.0.1."""
     provision: bool = True
-    """Write the fleet's project into every unit's flash that has none (a project already
-    there, e.g. set by the host with SET_PRJINFO, is kept); False: erase it, no-project-info."""
+    """Give every unit's flash what its fleet side provisions (XGC: the fleet's project,
+    where the flash has none: a project the host set with SET_PRJINFO is kept); False:
+    erase it (XGC: no-project-info)."""
     template: UnitConfig | None = None
     """Settings every unit shares (identity, id, profile and options are replaced per unit)."""
     options: Mapping[str, object] = field(default_factory=dict)
     """Each personality's unit options, by its name (one not named runs with its defaults)."""
-    profile: str = "xgc"
-    """``xgc``, ``quec`` or ``mix`` (even unit ids XGC, odd ones QuecPython)."""
+    profile: str = DEFAULT
+    """A personality's name, or ``mix`` (unit id modulo the number of personalities)."""
     log_records: int = 500
     """How many log records each unit keeps (its ring; fleets of thousands keep few)."""
     first_unit: int = 0
     """The fleet id of the first unit (a shard of a larger fleet starts further on)."""
-    quec_config: DtuConfig | None = None
-    """The ``dtu_config.json`` a QuecPython unit starts with when it has none (None:
-    ``default_config`` with an MQTT channel to the fleet's broker)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.units <= 100_000:
@@ -261,30 +241,33 @@ class Fleet:
         self.pty_dir_lock = PtyDirLock(config.pty_dir)
         self.took_over: str | None = None
         """What a killed run had left in ``pty_dir`` and this fleet took over (None: nothing)."""
-        self.project_id, self.project_secret = default_project(config.seed)
         self.hub = MqttHub(loop)
-        self.stack = XgcCloudStack(
-            self.clock,
-            self.hub,
-            CloudSettings(
-                broker=config.broker, project_id=self.project_id, project_secret=self.project_secret
-            ),
+        context = SideContext(
+            clock=self.clock,
+            hub=self.hub,
+            seed=config.seed,
+            broker=config.broker,
+            state_dir=config.state_dir,
+            provision=config.provision,
         )
-        self.cloud: MqttXgcCloud | None = None
-        self.quec = (
-            QuecCloudStack(self.clock, self.hub, seed=config.seed, broker=config.broker)
-            if config.profile != "xgc"
-            else None
-        )
-        self.quec_net: RealQuecNet | None = None
-        self.config_files: list[TextFile | None] = []
+        in_use = PERSONALITIES if config.profile == MIX else (config.profile,)
+        self.host, self.sides = fleet_sides(context, in_use)
+        """The side that hosts the broker, and the side of each personality in use."""
+        self.project_id, self.project_secret = self.host.project_id, self.host.project_secret
+        self.unit_files: list[Mapping[str, TextFile]] = []
 
     def profile_of(self, unit_id: int) -> str:
-        """The personality of unit ``unit_id``: ``xgc`` or ``quec``."""
+        """The personality of unit ``unit_id`` (its name)."""
         profile = self.config.profile
-        if profile == "mix":
-            return QUEC.name if unit_id % 2 else XGC.name
+        if profile == MIX:
+            names = tuple(PERSONALITIES)
+            return names[unit_id % len(names)]
         return profile
+
+    @property
+    def broker_url(self) -> BrokerUrl | None:
+        """Where the fleet's broker is (None before ``start``)."""
+        return self.host.broker_url
 
     @property
     def discovery_path(self) -> Path:
@@ -301,15 +284,12 @@ class Fleet:
         try:
             if units or self.config.ports:
                 self._take_pty_dir()
-            files = [self._config_file(unit_id) for unit_id in self.unit_ids] if units else []
-            quec = self.quec
-            self.cloud = await self.stack.start(logins=quec.login_check if quec else None)
-            if quec is not None:
-                quec.broker = self.stack.broker_url
-                broker = self.config.broker
-                self.quec_net = await quec.start(tls_ca=broker.ca_file if broker else None)
-            for unit_id, config_file in zip(self.unit_ids, files, strict=False):
-                self._start_unit(unit_id, config_file)
+            files = [self._files(unit_id) for unit_id in self.unit_ids] if units else []
+            await self.host.start_broker([side.login_check for side in self.sides.values()])
+            for side in self.sides.values():
+                await side.start(self.host)
+            for unit_id, unit_files in zip(self.unit_ids, files, strict=False):
+                self._start_unit(unit_id, unit_files)
             if units:
                 write_discovery(self.discovery_path, self.discovery())
         except BaseException:
@@ -347,127 +327,63 @@ class Fleet:
         """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``).
 
         Raises:
-            ConfigError: its ``dtu_config.json`` exists and is not valid.
+            ConfigError: one of its named flash files is not valid.
         """
-        self._start_unit(unit_id, self._config_file(unit_id))
+        self._start_unit(unit_id, self._files(unit_id))
         return self.units[-1]
 
-    def _flash(self, identity: Identity) -> Storage:
+    def side_of(self, unit_id: int) -> FleetSide:
+        """The fleet side of unit ``unit_id``'s personality."""
+        return self.sides[self.profile_of(unit_id)]
+
+    def _flash(self, identity: Identity, side: FleetSide) -> Storage:
         flash: Storage
         if self.config.state_dir is None:
             flash = MemoryStorage()
         else:
             flash = FileStorage(self.config.state_dir / identity.imei / "flash.json")
         document = flash.load()
-        if self.config.provision:
-            # The default only fills an empty slot: a project the host set is its data.
-            project = {"pid": self.project_id, "secret": self.project_secret}
-            changed = document.setdefault("project", project) is project
-        else:
-            changed = document.pop("project", None) is not None
-        if changed:
+        if side.provision(document):
             flash.save(document)
         return flash
 
-    def _config_file(self, unit_id: int) -> TextFile | None:
-        """A QuecPython unit's ``dtu_config.json``, checked; None for an XGC unit.
+    def _files(self, unit_id: int) -> Mapping[str, TextFile]:
+        """Unit ``unit_id``'s named flash files, checked by its side.
 
         Raises:
-            ConfigError: the file exists and is not a valid config (naming the field).
+            ConfigError: a file exists and is not valid (naming the file and the field).
         """
-        if self.profile_of(unit_id) != QUEC.name:
-            return None
-        if self.config.state_dir is None:
-            return MemoryTextFile()
         imei = Identity.for_unit(self.config.seed, unit_id).imei
-        file = HostTextFile(self.config.state_dir / imei / CONFIG_FILE)
-        text = file.read()
-        if text is not None:
-            try:
-                load_config(text)
-            except ConfigError as exc:
-                raise ConfigError(f"{file.path}: {exc}") from None
-        return file
+        return self.side_of(unit_id).unit_files(imei)
 
-    def _quec_default(self, imei: str) -> DtuConfig:
-        """The config a QuecPython unit starts with: ``--quec-config``, else vdtu's default."""
-        if self.config.quec_config is not None:
-            return self.config.quec_config
-        return self._vdtu_default(imei)
-
-    def _vdtu_default(self, imei: str) -> DtuConfig:
-        """vdtu's default config: MQTT to the fleet's broker by its local name ``broker.vdtu``
-        (so the file outlives this run's port), with the unit's login on the embedded broker
-        or the ``--broker`` URL's login."""
-        broker = self.config.broker
-        if broker is None:
-            username, password = imei, device_password(self.project_secret, imei)
-        else:
-            username, password = broker.username or "", broker.password or ""
-        return default_config(
-            imei,
-            broker_host=BROKER_NAME,
-            broker_port=BROKER_NAME_PORT,
-            broker_username=username,
-            broker_password=password,
-        )
-
-    def _migrate_config(self, file: TextFile, imei: str, log: UnitLog) -> None:
-        """Move a default config an older vdtu wrote (``127.0.0.1`` and that run's port) to
-        ``broker.vdtu``, saying so at INFO; a user's config is left as it is."""
-        text = file.read()
-        if text is None:
-            return
-        stored = load_config(text)  # checked by _config_file
-        migrated = migrate_default_channel(stored, self._vdtu_default(imei))
-        if migrated is None:
-            return
-        old = stored.conf["1"].to_json()
-        was = f"channel 1 is vdtu's default to {old['url']}:{old['port']} (an older vdtu's broker)"
-        try:  # the form the firmware writes a file a user reads in: indented
-            file.write(json.dumps(migrated.to_json(), ensure_ascii=False, indent=4) + "\n")
-        except FlashError as exc:
-            log.write(self.clock.env.now, LogLevel.ERROR, "config", f"{was}; not moved: {exc}")
-            return
-        log.write(
-            self.clock.env.now,
-            LogLevel.INFO,
-            "config",
-            f"dtu_config.json: {was}; now {BROKER_NAME}, the fleet's broker",
-        )
-
-    def _start_unit(self, unit_id: int, config_file: TextFile | None) -> None:
+    def _start_unit(self, unit_id: int, files: Mapping[str, TextFile]) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
         profile = self.profile_of(unit_id)
+        side = self.sides[profile]
         template = config.template or UnitConfig(identity=identity)
-        options = config.options.get(profile)
-        if profile == QUEC.name:
-            quec = options if isinstance(options, QuecOptions) else QuecOptions()
-            options = replace(quec, default_config=self._quec_default)
         unit_config = replace(
             template,
             unit_id=unit_id,
             seed=config.seed,
             identity=identity,
             profile=profile,
-            options=options,
+            options=side.unit_options(config.options.get(profile)),
         )
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
             log.sinks.append(self.sink)
-        if config_file is not None:
-            self._migrate_config(config_file, identity.imei, log)
+        side.prepare_files(files, identity.imei, log)
         unit = Unit(
             self.clock.env,
             unit_config,
-            network=self.quec_net if profile == QUEC.name else self.cloud,
-            files=None if config_file is None else {CONFIG_FILE: config_file},
+            network=side.network,
+            files=files,
             epoch_s=self.clock.epoch_s,
-            flash=self._flash(identity),
+            flash=self._flash(identity, side),
             log=log,
         )
-        self.config_files.append(config_file)
+        self.unit_files.append(files)
         endpoints: dict[str, FdEndpoint] = {}
         self.units.append(unit)
         self.endpoints.append(endpoints)
@@ -514,11 +430,11 @@ class Fleet:
 
     def discovery(self) -> dict[str, Any]:
         """What ``up.json`` holds: the broker and console login, each unit's profile, and
-        the QuecPython side's servers."""
-        document = self.stack.discovery()
+        each side's own part (the QuecPython side's servers)."""
+        document = self.host.broker_discovery()
         document["units"] = {unit.imei: unit.config.profile for unit in self.units}
-        if self.quec is not None:
-            document["quec"] = self.quec.discovery()
+        for side in self.sides.values():
+            document |= side.discovery()
         return document
 
     def control(self, unit_id: int, action: Callable[[Unit], Any]) -> None:
@@ -531,13 +447,12 @@ class Fleet:
         """The broker with the login ``vdtu cloud`` uses: on the embedded broker the console
         login (``vdtu-console`` and this run's token; its access rule lets it read and write
         every topic), with ``--broker`` that URL's own login."""
-        return url_from_discovery(self.stack.discovery())
+        return self.host.console_login()
 
     def watch_topics(self) -> tuple[str, ...]:
         """Topic filters that cover every unit's default traffic: ``xgc/#``, ``quec/#``."""
         profiles = {self.profile_of(unit_id) for unit_id in self.unit_ids}
-        roots = {XGC.name: TOPIC_ROOT, QUEC.name: PUBLISH_TOPIC.split("/", 1)[0]}
-        return tuple(f"{root}/#" for profile, root in roots.items() if profile in profiles)
+        return tuple(entry.watch_topic for name, entry in SIDES.items() if name in profiles)
 
     def describe(self, unit_id: int) -> dict[str, Any]:
         """What ``vdtu up --json`` prints for a unit."""
@@ -550,14 +465,12 @@ class Fleet:
             "imei": unit.imei,
             "iccid": unit.config.identity.iccid,
             "ports": ports,
-            "broker": str(self.stack.broker_url),
+            "broker": str(self.broker_url),
             "console": login_url(self.console_login()),
             "project": self.project_id,
             "project_secret": self.project_secret,
         }
-        config_file = self.config_files[unit_id]
-        if config_file is not None:
-            described["config"] = None if config_file.path is None else str(config_file.path)
+        described |= self.sides[unit.config.profile].unit_keys(self.unit_files[unit_id])
         tcp = {
             port: f"tcp://127.0.0.1:{base + unit_id}"
             for port, base in self.config.serial_tcp.items()
@@ -575,10 +488,10 @@ class Fleet:
         for unit in self.units:
             unit.power_off()
         self.clock.stop()
-        if self.quec is not None:
-            await self.quec.stop()
+        for side in self.sides.values():
+            await side.stop()
         self.hub.close()
-        await self.stack.stop()
+        await self.host.stop_broker()
         if self.pty_dir_lock.held:  # never another run's up.json
             self.discovery_path.unlink(missing_ok=True)
         for bridge in self.bridges:

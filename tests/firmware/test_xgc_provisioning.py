@@ -18,7 +18,7 @@ def flash_of_a_new_vdtu_up(tmp_path: Path, *, provision: bool = True) -> tuple[F
         fleet = Fleet(
             loop, FleetConfig(state_dir=tmp_path, pty_dir=tmp_path / "pty", provision=provision)
         )
-        return fleet, fleet._flash(SEED_IDENTITY)
+        return fleet, fleet._flash(SEED_IDENTITY, fleet.sides["xgc"])
     finally:
         loop.close()
 

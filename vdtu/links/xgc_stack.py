@@ -11,14 +11,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_acl import FleetAccess, QuecTopics
 from vdtu.cloud.broker_auth import Authenticator
-from vdtu.cloud.broker_url import BrokerUrl, Scheme
+from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.links.mqtt_xgc import MqttXgcCloud
@@ -127,20 +126,3 @@ class XgcCloudStack:
         await self.platform.stop()
         if self.broker is not None:
             await self.broker.stop()
-
-
-DISCOVERY_FILE = "up.json"
-"""The discovery document's name in ``vdtu up``'s ``--pty-dir``."""
-
-
-def url_from_discovery(data: dict[str, Any]) -> BrokerUrl:
-    """The broker URL (with the console's login) from a discovery document."""
-    broker = data["broker"]
-    return BrokerUrl(
-        scheme=Scheme(broker["scheme"]),
-        host=broker["host"],
-        port=int(broker["port"]),
-        username=data.get("username"),
-        password=data.get("password"),
-        ca_file=Path(broker["ca_file"]) if broker.get("ca_file") else None,
-    )

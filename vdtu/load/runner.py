@@ -47,10 +47,9 @@ from vdtu.cloud.http_server import HttpServer, Reply, Request
 from vdtu.firmware.registry import PERSONALITIES
 from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
 from vdtu.identity import Identity
-from vdtu.links.xgc_stack import url_from_discovery
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.histogram import LatencyHistogram
-from vdtu.load.hosts import Host
+from vdtu.load.hosts import PROBE_KEY, Host
 from vdtu.load.options import LoadOptions
 from vdtu.load.progress import Progress, progress_line
 from vdtu.load.prometheus import to_prometheus
@@ -177,7 +176,7 @@ class LoadRun:
             await self._close()
 
     def _verify_url(self) -> BrokerUrl:
-        url = url_from_discovery(self.fleet.stack.discovery())
+        url = self.fleet.console_login()
         login = self.options.verify_login
         if login is None:
             return url
@@ -213,15 +212,9 @@ class LoadRun:
         step = max(1, len(self.block) // self.options.probe_units)
         targets = []
         for unit_id in self.block[::step][: self.options.probe_units]:
-            identity = Identity.for_unit(self.options.seed, unit_id)
-            targets.append(
-                ProbeTarget(
-                    imei=identity.imei,
-                    quec=self.fleet.profile_of(unit_id) == "quec",
-                    project=self.fleet.project_id,
-                    ready=partial(self._connected, unit_id),
-                )
-            )
+            imei = Identity.for_unit(self.options.seed, unit_id).imei
+            probe = self.fleet.side_of(unit_id).probe(imei, PROBE_KEY)
+            targets.append(ProbeTarget(probe=probe, ready=partial(self._connected, unit_id)))
         return targets
 
     def _connected(self, unit_id: int) -> bool:
@@ -307,7 +300,7 @@ class LoadRun:
             command_rtt=verifier.command_rtt if verifier is not None else LatencyHistogram(),
             shard=str(self.options.shard),
             profile=self.options.profile,
-            broker=str(self.fleet.stack.broker_url or ""),
+            broker=str(self.fleet.broker_url or ""),
             units=len(self.block),
             connected=connected,
             connect_failures=failures,

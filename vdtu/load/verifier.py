@@ -1,16 +1,17 @@
 """vdtu's own cloud client during a load test: it counts what arrived and probes with commands.
 
 ``Verifier`` is one ``MqttLink`` on the fleet's hub, logged in like the console. It
-subscribes to every unit's uplink topic (XGC ``xgc/+/+/up``, QuecPython
-``quec/+/up``) and hands each uplink that carries our sequence numbers to the
-``DeliveryTracker`` with its arrival time; uplinks of units outside this shard
-are counted apart (another process tracks them).
+subscribes to every personality's uplink topic (its fleet side's ``uplink_topic``:
+XGC ``xgc/+/+/up``, QuecPython ``quec/+/up``) and hands each uplink that carries
+our sequence numbers to the ``DeliveryTracker`` with its arrival time; uplinks of
+units outside this shard are counted apart (another process tracks them).
 
 The command probe sends, ``probe_rate`` times a second, a command to the next of
-a sample of units and times the answer: a QuecPython unit gets command code 0 and
-answers with its ``msg_id``; an XGC unit gets ``{"probe": k}``, which its
-simulated host echoes back as an uplink. A probe not answered within
-``PROBE_TIMEOUT_S`` is counted as timed out.
+a sample of units and times the answer. Each unit's fleet side says what the
+command is and which of its fields carries the probe's number in the answer (a
+QuecPython unit gets command code 0 and answers with its ``msg_id``; an XGC unit
+gets ``{"probe": k}``, which its simulated host echoes back as an uplink). A probe
+not answered within ``PROBE_TIMEOUT_S`` is counted as timed out.
 
 The verifier must outlive the broker's trouble it is there to measure: when its
 connection drops it dials again every ``REDIAL_S`` (sooner than any unit, whose
@@ -27,12 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vdtu.cloud.broker_url import BrokerUrl
-from vdtu.cloud.xgc_api import TOPIC_ROOT, Channel, device_topic
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
+from vdtu.links.side import Probe
+from vdtu.links.sides import SIDES
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.histogram import LatencyHistogram
-from vdtu.load.hosts import PROBE_KEY
 from vdtu.load.payload import find_uplink
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
@@ -47,9 +47,7 @@ AUTH_REFUSALS = ("not authorized", "bad user name or password")
 class ProbeTarget:
     """A unit the probe may address."""
 
-    imei: str
-    quec: bool
-    project: str
+    probe: Probe
     ready: Callable[[], bool]
     """Whether the unit is connected (a probe to a unit still booting proves nothing)."""
 
@@ -84,6 +82,8 @@ class Verifier:
         self._closed = False
         self._pending: dict[int, float] = {}
         self._next_probe = 1
+        self._answer_keys: tuple[str, ...] = ()
+        """The fields that carry a probe's number in an answer (one per personality probed)."""
         self._probe_task: asyncio.Task[None] | None = None
         self.link = MqttLink(
             hub,
@@ -97,8 +97,8 @@ class Verifier:
             clean_session=False,
         )
         self.link.on_message = self._received
-        self.link.subscribe(f"{TOPIC_ROOT}/+/+/{Channel.UP.value}", qos=1)
-        self.link.subscribe(PUBLISH_TOPIC.format(imei="+"), qos=1)
+        for side in SIDES.values():
+            self.link.subscribe(side.uplink_topic, qos=1)
 
     async def connect(self) -> None:
         """Connect and subscribe, or raise ConfigError saying why not."""
@@ -151,7 +151,8 @@ class Verifier:
             return False
         if not isinstance(message, dict):
             return False
-        key = message.get(PROBE_KEY, message.get("msg_id"))
+        found = (message[name] for name in self._answer_keys if name in message)
+        key = next(found, None)
         if not isinstance(key, int) or key not in self._pending:
             return False
         self.command_rtt.add(max(0.0, now_ms - self._pending.pop(key)))  # a wall clock step
@@ -162,6 +163,7 @@ class Verifier:
     def start_probe(self, targets: Sequence[ProbeTarget], rate_per_s: float) -> None:
         """Probe ``targets`` round robin, ``rate_per_s`` commands a second."""
         if rate_per_s > 0 and targets:
+            self._answer_keys = tuple(dict.fromkeys(target.probe.key for target in targets))
             self._probe_task = self.loop.create_task(self._probing(targets, 1.0 / rate_per_s))
 
     async def _probing(self, targets: Sequence[ProbeTarget], period_s: float) -> None:
@@ -179,13 +181,8 @@ class Verifier:
     def _probe(self, target: ProbeTarget) -> None:
         key = self._next_probe
         self._next_probe += 1
-        if target.quec:
-            topic = SUBSCRIBE_TOPIC.format(imei=target.imei)
-            message: dict[str, object] = {"msg_id": key, "cmd_code": 0}
-        else:
-            topic = device_topic(target.project, target.imei, Channel.DOWN)
-            message = {PROBE_KEY: key}
-        if self.link.publish(topic, json.dumps(message).encode(), qos=1) is None:
+        command = json.dumps(target.probe.command(key)).encode()
+        if self.link.publish(target.probe.topic, command, qos=1) is None:
             return
         self._pending[key] = time.time() * 1000
         self.probes_sent += 1
