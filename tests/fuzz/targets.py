@@ -52,10 +52,8 @@ from vdtu.firmware.quec.commands import (
     Refused,
     Reply,
     check_password,
-    param_schema,
     parse_config_command,
     parse_downlink,
-    validate_params,
 )
 from vdtu.firmware.quec.config import DtuConfig
 from vdtu.firmware.quec.executor import Outcome, execute
@@ -75,6 +73,7 @@ from vdtu.firmware.quec.frames import (
     parse_chunk,
     parse_config_reply,
 )
+from vdtu.firmware.quec.params import param_schema, validate_params
 from vdtu.firmware.xgc.actions import ACTIONS
 from vdtu.firmware.xgc.codec import (
     CodeFormat,
