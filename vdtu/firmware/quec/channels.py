@@ -37,6 +37,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import simpy
 
@@ -79,7 +80,10 @@ class ChannelHost(Protocol):
     def write_log(self, level: LogLevel, source: str, text: str) -> None: ...
 
     def network_ready(self) -> bool:
-        """Whether the modem is registered (data can flow)."""
+        """Whether the modem is registered with an active data call (data can flow)."""
+
+    def dns_error(self, host: str) -> str | None:
+        """Why ``host`` cannot be looked up now (the module's DNS fails), or None."""
 
     def wait_network(self) -> simpy.Event:
         """An event that fires when the modem is registered (at once if it is)."""
@@ -193,6 +197,10 @@ class Driver(ABC):
     def close(self) -> None:
         """Power-off: drop the link."""
 
+    @abstractmethod
+    def network_lost(self, reason: str) -> None:
+        """The data call went away: a link dies with it (it reconnects when data is back)."""
+
     def on_received(self, topic: str | None, payload: bytes) -> None:
         self.received += 1
         self.host.channel_received(self.cid, self.topic_id_of(topic), payload)
@@ -222,7 +230,11 @@ class LinkDriver(Driver):
                 if not self.host.network_ready():
                     yield self.host.wait_network()
                 dial = yield from self.prepare()
-                if dial is None:
+                dns_error = None if dial is None else self.host.dns_error(dial.host)
+                if dns_error is not None:
+                    self.last_error = dns_error
+                    self.host.write_log(LogLevel.WARN, self.source, dns_error)
+                if dial is None or dns_error is not None:
                     yield from self._pause()
                     continue
                 self._ended = self.env.event()
@@ -254,6 +266,11 @@ class LinkDriver(Driver):
         """Power-off: drop the link; the process ends by itself when interrupted."""
         self._closed = True
         self._drop("power-off")
+
+    def network_lost(self, reason: str) -> None:
+        ended = self._ended
+        if ended is not None and not ended.triggered and self.link is not None:
+            self.on_ended(reason, refused=False, established=self.connected)
 
     def _drop(self, reason: str) -> None:
         if self._events is not None:
@@ -494,11 +511,17 @@ class HttpDriver(Driver):
         self._closed = True
         self.connected = False
 
+    def network_lost(self, reason: str) -> None:
+        """No connection to lose: each request checks the network itself."""
+
     def send(self, payload: str, topic_id: str | None) -> str | None:
         if self._closed:
             return f"channel {self.cid} (http) is closed"
         if not self.host.network_ready():
             return f"channel {self.cid} (http): no cellular network"
+        dns_error = self.host.dns_error(urlsplit(self.channel.url).hostname or "")
+        if dns_error is not None:
+            return f"channel {self.cid} (http): {dns_error}"
         channel = self.channel
         method = channel.method.value.upper()
         request = HttpRequest(

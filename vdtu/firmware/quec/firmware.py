@@ -40,6 +40,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import simpy
 
@@ -352,7 +353,12 @@ class QuecFirmware:
     # -- the network ---------------------------------------------------------------------
 
     def network_ready(self) -> bool:
-        return self.hw.modem.registered
+        """Registered with an active data context (the module's data call): data can flow."""
+        return self.hw.modem.data_ready
+
+    def dns_error(self, host: str) -> str | None:
+        """Why the module cannot look ``host`` up now (its DNS fails), or None."""
+        return self.hw.modem.resolve_error(host)
 
     def wait_network(self) -> simpy.Event:
         event = self.env.event()
@@ -364,6 +370,8 @@ class QuecFirmware:
 
     def _on_registration_change(self, _stat: object) -> None:
         if not self.network_ready():
+            for driver in self.drivers.values():
+                driver.network_lost("the data call was lost")
             return
         waiters, self._network_waiters = self._network_waiters, []
         for event in waiters:
@@ -395,8 +403,11 @@ class QuecFirmware:
             if not waiting.triggered:
                 waiting.succeed(result)
 
+        dns_error = self.dns_error(urlsplit(request.url).hostname or "")
         if self.net is None:
             done(HttpFailure(reason="no network is reachable from this unit"))
+        elif dns_error is not None:
+            done(HttpFailure(reason=dns_error))
         else:
             self.net.request(request, done)
         return waiting
