@@ -379,8 +379,8 @@ class XgcFirmware:
 
     @property
     def registered(self) -> bool:
-        """Whether the modem is registered on a network."""
-        return self._hw.modem.registered
+        """Whether the modem is registered with an active data context (data can flow)."""
+        return self._hw.modem.data_ready
 
     def update_interval_s(self) -> float:
         """The property upload interval (SET_UPDATE_PROPS), in seconds."""
