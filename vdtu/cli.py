@@ -19,7 +19,7 @@ from typing import Any
 from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
-from vdtu.console import run_cloud_command
+from vdtu.console import OWN_COMMANDS, SEND_FLAGS, run_cloud_command
 from vdtu.errors import ConfigError
 from vdtu.firmware.registry import DEFAULT
 from vdtu.fleet import (
@@ -228,9 +228,12 @@ def _load_options(args: argparse.Namespace) -> LoadOptions:
 
 
 def _add_cloud(commands: Any) -> None:
-    """vdtu cloud: the cloud console."""
-    cloud = commands.add_parser("cloud", help="the cloud console: send, config, ota, cmd, watch")
+    """vdtu cloud: the cloud console (``send`` and ``watch``, and each side's own)."""
+    cloud = commands.add_parser(
+        "cloud", help=f"the cloud console: send, {', '.join(OWN_COMMANDS)}, watch"
+    )
     _console_options(cloud, defaults=True)
+    cloud.set_defaults(send_flag=None)  # the send flag given (--quec); every subcommand has it
     after = argparse.ArgumentParser(add_help=False)  # the same options after the subcommand
     _console_options(after, defaults=False)
     actions = cloud.add_subparsers(dest="cloud_command", required=True)
@@ -242,34 +245,12 @@ def _add_cloud(commands: Any) -> None:
     send = action("send", help="send JSON to a unit (the host gets DATA_PACK)")
     send.add_argument("imei")
     send.add_argument("json_payload", metavar="JSON")
-    config = action("config", help="push configuration (the host gets NOTIFY_CONFIG)")
-    config.add_argument("imei")
-    config.add_argument("settings", nargs="*", metavar="KEY=VALUE")
-    config.add_argument(
-        "--config-version", type=int, default=None, help="configVersion (default: now in ms)"
-    )
-    ota = action("ota", help="push an OTA task (the host gets NOTIFY_OTA)")
-    ota.add_argument("imei")
-    ota.add_argument("--url", required=True)
-    ota.add_argument("--version", dest="fw_version", required=True)
-    ota.add_argument("--filename", default=None, help="default: the URL's file name")
-    ota.add_argument("--md5", default="", help="the firmware's md5")
-    send.add_argument(
-        "--quec", action="store_true", help="the unit is a QuecPython one (quec/<IMEI>/down)"
-    )
-    cmd = action("cmd", help="run a command code on a QuecPython unit, print its reply")
-    cmd.add_argument("imei")
-    cmd.add_argument("code", type=int, help="the cmd_code (0..13, 50..63, 255)")
-    cmd.add_argument("--data", default=None, metavar="JSON", help='the "data" object')
-    cmd.add_argument(
-        "--password", default=None, help="the unit's password (default: the IMEI's last 6 digits)"
-    )
-    cmd.add_argument("--topic-id", default=None, help="the publish topic id for the reply")
-    cmd.add_argument(
-        "--down", default=None, help="the unit's subscribe topic (default quec/IMEI/down)"
-    )
-    cmd.add_argument("--up", default=None, help="the unit's publish topic (default quec/IMEI/up)")
-    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
+    for option, (_side, flag) in SEND_FLAGS.items():
+        send.add_argument(
+            option, dest="send_flag", action="store_const", const=option, help=flag.help
+        )
+    for name, (_side, command) in OWN_COMMANDS.items():
+        command.add_arguments(action(name, help=command.help))
     watch = action("watch", help="print uplinks, states and properties")
     watch.add_argument("imei", nargs="?", default=None)
     watch.add_argument("--count", type=int, default=None, help="stop after this many messages")

@@ -1,4 +1,4 @@
-"""``vdtu cloud``: the cloud console — send to a unit, push config or OTA, watch what units say.
+"""``vdtu cloud``: the cloud console — send to a unit, push to it, watch what units say.
 
 It connects to the broker as a client of its own (one ``MqttLink`` on the loop).
 Without ``--broker`` it reads the discovery file that ``vdtu up`` writes
@@ -6,19 +6,21 @@ Without ``--broker`` it reads the discovery file that ``vdtu up`` writes
 project); with ``--broker URL`` it works against any broker, and ``--project``
 names the project when there is no discovery file.
 
-Commands (XGC topics as in ``vdtu.cloud.xgc_api``; a QuecPython unit's are its default
-config's ``quec/<IMEI>/down`` and ``quec/<IMEI>/up``, or ``--down``/``--up``):
+What it does for the units of one personality is its fleet side's ``console``
+(``vdtu.links.console_side``), and it loops over the sides. Its own subcommands
+are the two every kind of unit takes:
 
-    send IMEI JSON                    cloud -> unit data (XGC: DATA_PACK; quec: a downlink)
-    config IMEI key=value ...         an XGC configuration push (NOTIFY_CONFIG)
-    ota IMEI --url U --version V      an XGC OTA push (NOTIFY_OTA)
-    cmd IMEI CODE [--data JSON] [--password P]
-                                      a QuecPython command; prints the unit's reply
-    watch [IMEI] [--count N] [--timeout S]
-                                      print uplinks, states and properties as they arrive
+    send IMEI JSON                    cloud -> unit data, on the downlink topic of the
+                                      unit's kind
+    watch [IMEI] [--count N] [--timeout S] [--json]
+                                      print uplinks, states and properties as they arrive,
+                                      from every side's topic filter
 
-Which units are QuecPython ones the discovery file says (``units``); without it,
-``send`` takes ``--quec``.
+and the others are the sides' (``OWN_COMMANDS``: each taken by the units of one kind).
+Which kind each unit is the discovery file says (``units``: IMEI -> personality); a
+subcommand of another kind, or a ``send`` flag naming another kind (``SEND_FLAGS``),
+is refused before anything is sent. Without it (a broker of the user's own) ``send``
+goes to the kind its flag names, else to the default personality's topic.
 """
 
 from __future__ import annotations
@@ -28,27 +30,48 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TextIO
 
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
-from vdtu.cloud.xgc_api import (
-    TOPIC_ROOT,
-    Channel,
-    device_topic,
-    encode_json,
-    parse_topic,
-    uplink_json,
-)
 from vdtu.errors import ConfigError
-from vdtu.firmware.quec.commands import CommandCode
-from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
+from vdtu.firmware.registry import DEFAULT
+from vdtu.links.console_side import (
+    ConsoleCommand,
+    ConsoleSide,
+    MessageHandler,
+    SendFlag,
+    WatchedMessage,
+    parse_json_argument,
+    push,
+)
 from vdtu.links.discovery import DISCOVERY_FILE, url_from_discovery
+from vdtu.links.sides import SIDES
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 
 CONNECT_TIMEOUT_S = 10.0
-RESTART_CODE = CommandCode.RESTART
+OWN_COMMANDS: Mapping[str, tuple[ConsoleSide, ConsoleCommand]] = MappingProxyType(
+    {
+        command.name: (entry.console, command)
+        for entry in SIDES.values()
+        for command in entry.console.commands
+    }
+)
+"""The sides' subcommands, by name, in the registry's order: the side whose units take it,
+and the command."""
+SEND_FLAGS: Mapping[str, tuple[ConsoleSide, SendFlag]] = MappingProxyType(
+    {
+        entry.console.send_flag.option: (entry.console, entry.console.send_flag)
+        for entry in SIDES.values()
+        if entry.console.send_flag is not None
+    }
+)
+"""The ``send`` flags by option (``--quec``): the side whose units the flag names, and it."""
+SHOWN_UNITS = 3
+"""How many IMEIs a refusal lists."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,33 +81,38 @@ class Target:
     broker: BrokerUrl
     project: str | None
     units: dict[str, str] | None = None
-    """IMEI -> profile (``xgc``, ``quec``) of a running ``vdtu up``; None: not known (a
-    broker of the user's own)."""
+    """IMEI -> profile (``vdtu up --profile``'s names) of a running ``vdtu up``; None: not
+    known (a broker of the user's own)."""
 
-    def is_quec(self, imei: str) -> bool:
-        return self.units is not None and self.units.get(imei) == "quec"
+    def side_of(self, imei: str, flag: str | None) -> ConsoleSide:
+        """The console side of unit ``imei``: the one ``send``'s ``flag`` names, else the one
+        of its kind, else (its kind is not known) the default personality's."""
+        if flag is not None:
+            return SEND_FLAGS[flag][0]
+        return SIDES.get((self.units or {}).get(imei, DEFAULT), SIDES[DEFAULT]).console
 
-    def check_unit(self, command: str, imei: str | None, *, quec: bool = False) -> str | None:
+    def check_unit(self, command: str, imei: str | None, *, flag: str | None = None) -> str | None:
         """Refuse what cannot reach the unit, before anything is sent.
 
         Args:
             command: the ``vdtu cloud`` subcommand.
             imei: the unit it addresses (None: every unit, ``watch``).
-            quec: ``send --quec`` (the user says the unit is a QuecPython one).
+            flag: the ``send`` flag given (``--quec``: the user names the unit's kind), or None.
 
         Returns:
             A note for the user when the units are not known (no discovery file), else None.
 
         Raises:
             ConfigError: the running fleet has no such unit, or the unit's kind does not
-                take ``command`` (``cmd`` is QuecPython-only, ``config`` and ``ota`` XGC-only).
+                take ``command`` (another kind's own subcommand) or ``flag``.
         """
         if imei is None:
             return None
         if self.units is None:
+            kinds = " or ".join(entry.console.kind for entry in SIDES.values())
             return (
                 f"the units of {self.broker} are not known (no 'vdtu up' discovery file for "
-                f"it): IMEI {imei} and its kind (XGC or QuecPython) are not checked"
+                f"it): IMEI {imei} and its kind ({kinds}) are not checked"
             )
         profile = self.units.get(imei)
         if profile is None:
@@ -92,23 +120,14 @@ class Target:
                 f"IMEI {imei!r} is not a unit of the running vdtu up; it has "
                 f"{_listed_units(self.units)}"
             )
-        if profile == "xgc" and (command in QUEC_ONLY or quec):
-            wanted = "'--quec'" if command == "send" else f"{command!r}"
-            raise _kind_error(imei, XGC_KIND, wanted, QUEC_KIND)
-        if profile == "quec" and command in XGC_ONLY:
-            raise _kind_error(imei, QUEC_KIND, f"{command!r}", XGC_KIND)
+        if profile not in SIDES:
+            return None
+        side = SIDES[profile].console
+        if command in OWN_COMMANDS and OWN_COMMANDS[command][0] is not side:
+            raise _kind_error(imei, side, f"{command!r}", OWN_COMMANDS[command][0])
+        if flag is not None and SEND_FLAGS[flag][0] is not side:
+            raise _kind_error(imei, side, f"{flag!r}", SEND_FLAGS[flag][0])
         return None
-
-
-XGC_ONLY = ("config", "ota")
-"""Pushes only an XGC unit takes (on its ``config`` and ``ota`` topics)."""
-QUEC_ONLY = ("cmd",)
-"""Command codes: only a QuecPython unit takes them."""
-XGC_COMMANDS = ("send", *XGC_ONLY)
-QUEC_COMMANDS = ("send", *QUEC_ONLY)
-XGC_KIND, QUEC_KIND = "an XGC", "a QuecPython"
-SHOWN_UNITS = 3
-"""How many IMEIs a refusal lists."""
 
 
 def _listed_units(units: dict[str, str]) -> str:
@@ -118,15 +137,20 @@ def _listed_units(units: dict[str, str]) -> str:
     return f"{count}: {', '.join(shown)}" + (f" and {more} more" if more else "")
 
 
-def _kind_error(imei: str, kind: str, command: str, needed: str) -> ConfigError:
-    """``imei`` is ``kind`` (XGC or QuecPython), and ``command`` needs the other kind."""
-    takes = QUEC_COMMANDS if kind == QUEC_KIND else XGC_COMMANDS
-    names = [f"'{name}'" for name in takes]
-    options = ", ".join(names[:-1]) + f" and {names[-1]}"
-    hint = ": settings are codes 51..63" if kind == QUEC_KIND else ""
+def _kind_error(imei: str, side: ConsoleSide, wanted: str, needed: ConsoleSide) -> ConfigError:
+    """``imei`` is a unit of ``side``, and ``wanted`` (a subcommand or a flag) needs one of
+    ``needed``."""
+    names = [f"'{name}'" for name in ("send", *(command.name for command in side.commands))]
+    takes = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    kind = _a(side)
     return ConfigError(
-        f"{imei} is {kind} unit; {command} needs {needed} unit ({kind} unit takes {options}{hint})"
+        f"{imei} is {kind} unit; {wanted} needs {_a(needed)} unit "
+        f"({kind} unit takes {takes}{side.refusal_hint})"
     )
+
+
+def _a(side: ConsoleSide) -> str:
+    return f"{side.article} {side.kind}"
 
 
 def find_target(
@@ -189,6 +213,10 @@ class Console:
             tls_ca=url.ca_file,
         )
 
+    def listen(self, handler: MessageHandler) -> None:
+        """Give every message received from now on to ``handler``."""
+        self.link.on_message = handler
+
     async def connect(self) -> None:
         """Connect, or raise ConfigError saying why not."""
         reason = await connect_and_wait(self.link, CONNECT_TIMEOUT_S + 1)
@@ -236,121 +264,6 @@ class Console:
         return self.target.project
 
 
-def config_payload(pairs: list[str], version: int | None) -> dict[str, Any]:
-    """``key=value`` arguments as a config push, values typed like DATA_PACK."""
-    settings: dict[str, Any] = {
-        "configVersion": version if version is not None else int(time.time() * 1000)
-    }
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"config settings are key=value, not {pair!r}")
-        typed = uplink_json(f"{key}:{value}")
-        settings[key] = typed[key] if isinstance(typed, dict) else value
-    return settings
-
-
-def parse_json_argument(text: str) -> bytes:
-    """The JSON the user gave, checked; a plain string must be quoted."""
-    try:
-        json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"not JSON ({exc.msg}); to send a plain string, quote it: '\"{text}\"'"
-        ) from None
-    return text.encode()
-
-
-def _payload_value(payload: bytes) -> Any:
-    text = payload.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def describe_message(topic: str, payload: bytes) -> dict[str, Any] | None:
-    """A watched message as a record: imei, channel, and the payload (JSON if it is)."""
-    quec = _quec_imei(topic)
-    if quec is not None:
-        return {
-            "project": None,
-            "imei": quec,
-            "channel": "quec-up",
-            "payload": _payload_value(payload),
-        }
-    parsed = parse_topic(topic)
-    if parsed is None:
-        return None
-    project, imei, channel = parsed
-    return {
-        "project": project,
-        "imei": imei,
-        "channel": channel.value,
-        "payload": _payload_value(payload),
-    }
-
-
-def _quec_imei(topic: str) -> str | None:
-    """The IMEI of a QuecPython unit's default publish topic ``quec/<IMEI>/up``."""
-    parts = topic.split("/")
-    if len(parts) == 3 and PUBLISH_TOPIC.split("/")[::2] == [parts[0], parts[2]]:
-        return parts[1]
-    return None
-
-
-def command_message(
-    code: int, *, msg_id: int, password: str, data: Any, topic_id: str | None
-) -> dict[str, Any]:
-    """A QuecPython command as the cloud sends it (docs/spec/quec.md#2.1)."""
-    message: dict[str, Any] = {"msg_id": msg_id, "cmd_code": code, "password": password}
-    if data is not None:
-        message["data"] = data
-    if topic_id is not None:
-        message["topic_id"] = topic_id
-    return message
-
-
-async def command(console: Console, args: Any, out: TextIO) -> int:
-    """``cmd``: send a command to a QuecPython unit and print its reply.
-
-    Returns:
-        0 for a reply with status 1, 1 for status 0 or no reply within the timeout.
-    """
-    imei = args.imei
-    down = args.down or SUBSCRIBE_TOPIC.format(imei=imei)
-    up = args.up or PUBLISH_TOPIC.format(imei=imei)
-    data = None if args.data is None else json.loads(parse_json_argument(args.data))
-    msg_id = int(time.time() * 1000)
-    message = command_message(
-        args.code,
-        msg_id=msg_id,
-        password=args.password if args.password is not None else imei[-6:],
-        data=data,
-        topic_id=args.topic_id,
-    )
-    reply: asyncio.Future[dict[str, Any]] = console.loop.create_future()
-
-    def received(_topic: str, payload: bytes) -> None:
-        value = _payload_value(payload)
-        if isinstance(value, dict) and value.get("msg_id") == msg_id and not reply.done():
-            reply.set_result(value)
-
-    console.link.on_message = received
-    await console.subscribe(up)
-    await console.publish(down, json.dumps(message).encode())
-    if args.code == RESTART_CODE:
-        print(f"sent to {down}: code 255 restarts the unit and never answers", file=out)
-        return 0
-    try:
-        answer = await asyncio.wait_for(reply, args.timeout)
-    except TimeoutError:
-        print(f"no reply on {up} within {args.timeout} s", file=out)
-        return 1
-    print(json.dumps(answer, ensure_ascii=False), file=out, flush=True)
-    return 0 if answer.get("status") == 1 else 1
-
-
 async def watch(
     console: Console,
     imei: str | None,
@@ -366,11 +279,10 @@ async def watch(
 
     def received(topic: str, payload: bytes) -> None:
         nonlocal seen
-        record = describe_message(topic, payload)
-        if record is None or record["channel"] in (
-            c.value for c in (Channel.DOWN, Channel.CONFIG, Channel.OTA)
-        ):
+        message = _watched(topic, payload)
+        if message is None:
             return
+        record = message.record()
         seen += 1
         if as_json:
             print(json.dumps(record, ensure_ascii=False), file=out, flush=True)
@@ -381,9 +293,9 @@ async def watch(
         if count is not None and seen >= count and not finished.done():
             finished.set_result(None)
 
-    console.link.on_message = received
-    console.link.subscribe(f"{TOPIC_ROOT}/+/{imei or '+'}/#", qos=1)
-    console.link.subscribe(PUBLISH_TOPIC.format(imei=imei or "+"), qos=1)
+    console.listen(received)
+    for entry in SIDES.values():
+        console.link.subscribe(entry.console.watch_filter(imei), qos=1)
     try:
         await asyncio.wait_for(finished, timeout_s)
     except TimeoutError:
@@ -391,14 +303,21 @@ async def watch(
     return 0
 
 
+def _watched(topic: str, payload: bytes) -> WatchedMessage | None:
+    """What a unit of some side said on ``topic``; None: not a unit's message."""
+    for entry in SIDES.values():
+        message = entry.console.watched(topic, payload)
+        if message is not None:
+            return message
+    return None
+
+
 async def run_cloud_command(args: Any) -> int:
     """Run one ``vdtu cloud`` subcommand; returns the exit code."""
     target = find_target(
         broker=args.broker, ca_file=args.ca_file, project=args.project, pty_dir=args.pty_dir
     )
-    note = target.check_unit(
-        args.cloud_command, args.imei, quec=args.cloud_command == "send" and args.quec
-    )
+    note = target.check_unit(args.cloud_command, args.imei, flag=args.send_flag)
     if note is not None:
         print(f"vdtu cloud: {note}", file=sys.stderr, flush=True)
     console = Console(target)
@@ -413,32 +332,9 @@ async def run_cloud_command(args: Any) -> int:
                 out=sys.stdout,
                 as_json=args.json,
             )
-        if args.cloud_command == "cmd":
-            return await command(console, args, sys.stdout)
-        if args.cloud_command == "send" and (args.quec or target.is_quec(args.imei)):
-            payload = parse_json_argument(args.json_payload)
-            topic = SUBSCRIBE_TOPIC.format(imei=args.imei)
-            await console.publish(topic, payload)
-            print(f"sent to {topic}: {payload.decode()}")
-            return 0
-        project = console.project()
         if args.cloud_command == "send":
-            payload = parse_json_argument(args.json_payload)
-            topic = device_topic(project, args.imei, Channel.DOWN)
-        elif args.cloud_command == "config":
-            payload = encode_json(config_payload(args.settings, args.config_version))
-            topic = device_topic(project, args.imei, Channel.CONFIG)
-        else:
-            ota = {
-                "fwVersion": args.fw_version,
-                "filename": args.filename or Path(args.url.split("?")[0]).name,
-                "md5": args.md5,
-                "url": args.url,
-            }
-            payload = encode_json(ota)
-            topic = device_topic(project, args.imei, Channel.OTA)
-        await console.publish(topic, payload)
-        print(f"sent to {topic}: {payload.decode()}")
-        return 0
+            topic = target.side_of(args.imei, args.send_flag).downlink_topic(console, args.imei)
+            return await push(console, topic, parse_json_argument(args.json_payload), sys.stdout)
+        return await OWN_COMMANDS[args.cloud_command][1].run(console, args, sys.stdout)
     finally:
         console.close()

@@ -10,7 +10,8 @@ and that run's port) is moved to ``broker.vdtu``, saying so at INFO. A unit
 without a config starts with ``--quec-config``'s, else vdtu's default: MQTT to the
 fleet's broker by its local name ``broker.vdtu`` (so the file outlives this run's
 port) with the unit's login on it. The command probe is command code 0 (the IMEI),
-which a unit answers by itself with the command's ``msg_id``.
+which a unit answers by itself with the command's ``msg_id``. What the cloud console
+does for QuecPython units is ``vdtu.links.quec_console``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from vdtu.firmware.quec.config import (
 )
 from vdtu.firmware.quec.firmware import QuecOptions
 from vdtu.firmware.quec.personality import CONFIG_FILE, QUEC
+from vdtu.links.quec_console import QUEC_CONSOLE
 from vdtu.links.quec_net import RealQuecNet
 from vdtu.links.quec_stack import (
     BROKER_NAME,
@@ -165,6 +167,7 @@ class QuecSideEntry:
     name = QUEC.name
     watch_topic = f"{PUBLISH_TOPIC.split('/', 1)[0]}/#"
     uplink_topic = PUBLISH_TOPIC.format(imei="+")
+    console = QUEC_CONSOLE
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("QuecPython units (--profile quec or mix)")

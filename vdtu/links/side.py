@@ -9,7 +9,8 @@ cloud part, gives the network object its units reach, merges the options a unit 
 with what the fleet needs, opens and checks a unit's named flash files (and moves
 what an older vdtu wrote there), provisions its flash, adds its keys to a unit's
 ``vdtu up --json`` line and its part to ``up.json``, and says how a load test's
-command probe reaches a unit.
+command probe reaches a unit. Its ``console`` is what the cloud console does for
+its units (``vdtu.links.console_side``).
 
 One side also hosts the shared broker (a ``BrokerHost``): every fleet makes it,
 whether or not it runs units of that personality. The fleet starts it first, with
@@ -27,6 +28,7 @@ from typing import Any, Protocol
 from vdtu.clock import Clock
 from vdtu.cloud.broker_auth import Authenticator
 from vdtu.cloud.broker_url import BrokerUrl
+from vdtu.links.console_side import ConsoleSide
 from vdtu.log import UnitLog
 from vdtu.net.mqtt import MqttHub
 from vdtu.storage import TextFile
@@ -159,6 +161,10 @@ class SideEntry(Protocol):
     @property
     def uplink_topic(self) -> str:
         """A topic filter that covers every one of its units' uplinks (what its host sends)."""
+
+    @property
+    def console(self) -> ConsoleSide:
+        """What ``vdtu cloud`` does for its units: its subcommands, topics and refusals."""
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         """Add its unit options to ``vdtu up`` (a group of their own)."""

@@ -9,7 +9,8 @@ project's device password, to the user's broker with that URL's login. The
 fleet's project fills an empty ``project`` slot of an XGC unit's flash (a
 project the host set with ``SET_PRJINFO`` is kept); ``--unprovisioned`` erases
 it. The command probe is ``{key: n}`` on a unit's downlink topic, which its
-host echoes back up as an uplink. ``XGC_SIDE`` adds the firmware's behaviour options to ``vdtu up``.
+host echoes back up as an uplink. ``XGC_SIDE`` adds the firmware's behaviour options to ``vdtu up``;
+what the cloud console does for XGC units is ``vdtu.links.xgc_console``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vdtu.firmware.xgc.personality import XGC
 from vdtu.links.discovery import url_from_discovery
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.links.side import LoginCheck, Probe, SharedBroker, SideContext
+from vdtu.links.xgc_console import XGC_CONSOLE
 from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
 from vdtu.log import UnitLog
 from vdtu.storage import TextFile
@@ -126,6 +128,7 @@ class XgcSideEntry:
     name = XGC.name
     watch_topic = f"{TOPIC_ROOT}/#"
     uplink_topic = f"{TOPIC_ROOT}/+/+/{Channel.UP.value}"
+    console = XGC_CONSOLE
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("XGC units (--profile xgc or mix)")
