@@ -16,18 +16,16 @@ The cost is one more item in each queue entry and a domain switch per step.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
 import simpy
 from simpy.core import EmptySchedule, StopSimulation
-from simpy.events import NORMAL, EventPriority
+from simpy.events import NORMAL, Event, EventPriority
 
 if TYPE_CHECKING:
     from simpy.core import SimTime
-    from simpy.events import Event
 
 
 class FaultDomain:
@@ -49,6 +47,23 @@ class FaultDomain:
         return f"FaultDomain({self.name!r})"
 
 
+class _Entered:
+    """The context of ``DomainEnvironment.entered`` (a class: it runs on every host write)."""
+
+    __slots__ = ("_domain", "_env", "_previous")
+
+    def __init__(self, env: DomainEnvironment, domain: FaultDomain | None) -> None:
+        self._env = env
+        self._domain = domain
+        self._previous: FaultDomain | None = None
+
+    def __enter__(self) -> None:
+        self._previous, self._env.domain = self._env.domain, self._domain
+
+    def __exit__(self, *_exc: object) -> None:
+        self._env.domain = self._previous
+
+
 class DomainEnvironment(simpy.Environment):
     """A SimPy environment that contains faults per domain (see the module comment)."""
 
@@ -57,21 +72,18 @@ class DomainEnvironment(simpy.Environment):
         self.domain: FaultDomain | None = None
         """The domain of the code running now (None: the fleet's own code)."""
 
-    @contextmanager
-    def entered(self, domain: FaultDomain | None) -> Iterator[None]:
-        """Run a block inside ``domain``: what it schedules belongs to the domain."""
-        previous, self.domain = self.domain, domain
-        try:
-            yield
-        finally:
-            self.domain = previous
+    def entered(self, domain: FaultDomain | None) -> _Entered:
+        """Run a ``with`` block inside ``domain``: what it schedules belongs to the domain."""
+        return _Entered(self, domain)
 
     def call_soon(self, domain: FaultDomain | None, callback: Callable[[], None]) -> None:
-        """Run ``callback`` at the current sim time, inside ``domain``."""
-        event = self.event()
+        """Run ``callback`` at the current sim time, inside ``domain`` (one event, as
+        ``succeed`` would schedule it; this is the path of every outside input)."""
+        event = Event(self)
         event.callbacks.append(lambda _event: callback())
-        with self.entered(domain):
-            event.succeed()
+        event._ok = True
+        event._value = None
+        heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
 
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
         entry = (self._now + delay, priority, next(self._eid), event, self.domain)
