@@ -46,8 +46,10 @@ limits measured on it (the figures are with each item):
   0x05 "not authorised"; amqtt sees only accepted CONNECTs, and the auth plugin takes
   that verdict over, so the authenticator still runs once per CONNECT.
 * **Topic access** (``access=``, see ``broker_acl``): each session carries the
-  ``Grant`` of its login, which ``broker_auth.TopicAccessPlugin`` applies to every
-  publish, subscribe and delivery.
+  ``Grant`` of its login, which ``_GuardedBroker._topic_filtering`` applies to every
+  publish, subscribe and delivery with ``broker_auth.topic_allowed``: a set lookup in
+  place of amqtt's topic plugins, which run every check as a task of its own (as a
+  plugin the rule cost the broker a fifth of its publish throughput).
 * **MQTT 5 and 3.1.** amqtt answers a CONNECT of another protocol level with CONNACK
   0x01 only after decoding it as 3.1.1: an MQTT 5 CONNECT's properties are read as
   the client id's length, amqtt waits for bytes that never come, and when the client
@@ -93,6 +95,7 @@ from vdtu.cloud.broker_auth import (
     Verdicts,
     allow_all,
     decide,
+    topic_allowed,
 )
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError, LocalProtocolError
@@ -208,6 +211,11 @@ class _GuardedBroker(Broker):  # type: ignore[misc]  # amqtt is untyped: its bas
             if key is not None:
                 self.verdicts.pop(key, None)
             writer.close()
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Any) -> bool:
+        """The access rule on a publish, a subscribe or a delivery (every topic allowed
+        without a rule)."""
+        return self._vdtu_access is None or topic_allowed(session, topic, action)
 
     async def _refusal(self, head: bytes, key: tuple[str, int] | None) -> tuple[int, str] | None:
         """(CONNACK return code, reason) for a CONNECT refused here, or None to go on.
@@ -361,9 +369,6 @@ class EmbeddedBroker:
             },
             "vdtu.cloud.broker.ActivityPlugin": {},
         }
-        if self._access is not None:
-            # Only with a rule: amqtt runs each topic plugin as a task per check.
-            plugins["vdtu.cloud.broker_auth.TopicAccessPlugin"] = {}
         broker = _GuardedBroker(
             {
                 "listeners": {

@@ -26,8 +26,9 @@ refused sessions out of its client count and to drop them.
 Access control: with an ``Access`` rule (``broker_acl.FleetAccess``), a login the
 authenticator accepted is also asked for its ``Grant`` (``decide``): a refused one (a
 device using another client id, or a will it may not publish) is not let in, and the
-grant is kept in ``attributes[GRANT]``, where ``TopicAccessPlugin`` reads it for every
-publish, subscribe and delivery. The broker wrapper runs ``decide`` itself before amqtt
+grant is kept in ``attributes[GRANT]``, where ``topic_allowed`` reads it for every
+publish, subscribe and delivery (the broker wrapper calls it in place of amqtt's topic
+plugins). The broker wrapper runs ``decide`` itself before amqtt
 sees a CONNECT (amqtt drops an existing session of the same client id before it asks
 the auth plugins); the plugin runs it again on the session amqtt builds.
 """
@@ -42,7 +43,6 @@ from dataclasses import dataclass
 from amqtt.contexts import Action as AmqttAction  # type: ignore[import-untyped]  # no py.typed
 from amqtt.plugins.base import (  # type: ignore[import-untyped]  # no py.typed
     BaseAuthPlugin,
-    BaseTopicPlugin,
 )
 from amqtt.session import Session  # type: ignore[import-untyped]  # no py.typed
 
@@ -204,36 +204,21 @@ class CallbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is unty
         return allowed
 
 
-class TopicAccessPlugin(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped: its base is Any
-    """amqtt topic plugin that applies each session's ``Grant`` (see ``broker_acl``).
-
-    amqtt asks it before it routes a PUBLISH (a refusal drops the message, as mosquitto
-    does; a QoS 1 publish is still acknowledged), before a SUBSCRIBE (a refusal is
-    SUBACK 0x80) and before it delivers a message to a subscriber. The first refusal of
-    each kind per session is logged at WARNING with the login and the topic.
-    """
-
-    async def topic_filtering(
-        self,
-        *,
-        session: Session | None = None,
-        topic: str | None = None,
-        action: AmqttAction | None = None,
-    ) -> bool:
-        """Whether the session's grant allows ``action`` on ``topic``."""
-        if session is None or topic is None:
-            return False
-        grant: Grant | None = session.attributes.get(GRANT)
-        if grant is None:
-            return False
-        if grant.everything:
-            return True
-        kind = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
-        if grant.allows(kind, topic):
-            return True
-        if action != AmqttAction.RECEIVE:
-            log_refusal(session, str(action), f"{grant.label} may not {action} {topic!r}")
+def topic_allowed(session: Session, topic: str, action: AmqttAction) -> bool:
+    """Whether the session's grant allows ``action`` (publish, subscribe, or the delivery
+    of a message to it) on ``topic``; the first refusal of each kind per session is logged
+    at WARNING with the login and the topic. A session without a grant may do nothing."""
+    grant: Grant | None = session.attributes.get(GRANT)
+    if grant is None:
         return False
+    if grant.everything:
+        return True
+    kind = Action.PUBLISH if action == AmqttAction.PUBLISH else Action.SUBSCRIBE
+    if grant.allows(kind, topic):
+        return True
+    if action != AmqttAction.RECEIVE:
+        log_refusal(session, str(action), f"{grant.label} may not {action} {topic!r}")
+    return False
 
 
 def log_refusal(session: Session, kind: str, text: str) -> None:
