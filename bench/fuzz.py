@@ -145,7 +145,7 @@ class ChildReport:
 
 
 def _crash_site(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name != "check"]
     project = [f for f in frames if "/vdtu/" in f.filename] or frames
     last = project[-1] if project else None
     where = f"{Path(last.filename).name}:{last.lineno}" if last else "?"
