@@ -102,12 +102,12 @@ class DomainEnvironment(simpy.Environment):
         callbacks, event.callbacks = event.callbacks, None  # type: ignore[assignment]
         previous, self.domain = self.domain, domain
         try:
-            for index, callback in enumerate(callbacks):
+            for callback in callbacks:
                 try:
                     callback(event)
                 except StopSimulation:
                     # As SimPy does: the rest of the callbacks run when the run resumes.
-                    event.callbacks = callbacks[index + 1 :]
+                    event.callbacks = callbacks[callbacks.index(callback) + 1 :]
                     self.schedule(event, EventPriority(-1))
                     raise
                 except Exception as exc:
