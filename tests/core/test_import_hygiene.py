@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 
-PURE = [
-    "vdtu.firmware.xgc.codec",
-    "vdtu.firmware.xgc.content",
-    "vdtu.firmware.xgc.notify",
-    "vdtu.modbus.rtu",
-    "vdtu.cloud.xgc_api",
-    "vdtu.cloud.broker_url",
-    "vdtu.firmware.quec.config",
-    "vdtu.firmware.quec.frames",
-    "vdtu.firmware.quec.commands",
-    "vdtu.firmware.quec.executor",
-    "vdtu.firmware.quec.modbus_mode",
-    "vdtu.firmware.quec.offline",
-    "vdtu.cloud.iot_sign",
-    "vdtu.cloud.quec_fota",
-    "vdtu.load.payload",
-    "vdtu.load.histogram",
-    "vdtu.load.delivery",
-    "vdtu.load.report",
-    "vdtu.load.prometheus",
-    "vdtu.load.progress",
-]
+
+def _pure_modules() -> list[str]:
+    """The modules import-linter's pure-code contract lists (pyproject.toml): one list."""
+    with (Path(__file__).parents[2] / "pyproject.toml").open("rb") as handle:
+        contracts = tomllib.load(handle)["tool"]["importlinter"]["contracts"]
+    (pure,) = [c for c in contracts if c["name"].startswith("Pure protocol code")]
+    return list(pure["source_modules"])
+
+
+PURE = _pure_modules()
 FORBIDDEN = ["simpy", "serial", "pexpect", "paho", "amqtt", "textual", "asyncio"]
 
 
