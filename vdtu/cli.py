@@ -304,10 +304,16 @@ def _add_term(commands: Any) -> None:
     term = commands.add_parser("term", help="an interactive host console on a unit's port")
     term.add_argument("device", help="the port: a PTY link, a serial device, or socket://host:port")
     term.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    term.add_argument("--sn", default="0", help="the SN field of sent frames (default 0)")
+    term.add_argument("--sn", default="0", help="the SN field of sent frames (XGC; default 0)")
     term.add_argument("--raw", action="store_true", help="also show the raw bytes")
     term.add_argument(
         "--linger", type=float, default=1.0, help="seconds to wait for replies after stdin ends"
+    )
+    term.add_argument(
+        "--profile",
+        choices=list(SIDES),
+        default=DEFAULT,
+        help=f"the unit's firmware personality (default {DEFAULT})",
     )
 
 
@@ -463,7 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "fleet":
             return asyncio.run(run_load(_load_options(args)))
         return asyncio.run(
-            run_console(args.device, baud=args.baud, sn=args.sn, raw=args.raw, linger_s=args.linger)
+            run_console(
+                args.device,
+                baud=args.baud,
+                sn=args.sn,
+                raw=args.raw,
+                linger_s=args.linger,
+                profile=args.profile,
+            )
         )
     except ConfigError as exc:
         print(f"vdtu: {exc}", file=sys.stderr)

@@ -43,6 +43,7 @@ from vdtu.links.quec_stack import (
     QuecCloudStack,
     migrate_default_channel,
 )
+from vdtu.links.quec_term import QUEC_TERM
 from vdtu.links.side import Probe, SharedBroker, SideContext
 from vdtu.log import LogLevel, UnitLog
 from vdtu.storage import FlashError, HostTextFile, MemoryTextFile, TextFile
@@ -168,6 +169,7 @@ class QuecSideEntry:
     watch_topic = f"{PUBLISH_TOPIC.split('/', 1)[0]}/#"
     uplink_topic = PUBLISH_TOPIC.format(imei="+")
     console = QUEC_CONSOLE
+    term = QUEC_TERM
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("QuecPython units (--profile quec or mix)")

@@ -10,7 +10,8 @@ with what the fleet needs, opens and checks a unit's named flash files (and move
 what an older vdtu wrote there), provisions its flash, adds its keys to a unit's
 ``vdtu up --json`` line and its part to ``up.json``, and says how a load test's
 command probe reaches a unit. Its ``console`` is what the cloud console does for
-its units (``vdtu.links.console_side``).
+its units (``vdtu.links.console_side``), its ``term`` what the host console does
+(``vdtu.links.term_side``).
 
 One side also hosts the shared broker (a ``BrokerHost``): every fleet makes it,
 whether or not it runs units of that personality. The fleet starts it first, with
@@ -29,6 +30,7 @@ from vdtu.clock import Clock
 from vdtu.cloud.broker_auth import Authenticator
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.links.console_side import ConsoleSide
+from vdtu.links.term_side import TermSide
 from vdtu.log import UnitLog
 from vdtu.net.mqtt import MqttHub
 from vdtu.storage import TextFile
@@ -165,6 +167,10 @@ class SideEntry(Protocol):
     @property
     def console(self) -> ConsoleSide:
         """What ``vdtu cloud`` does for its units: its subcommands, topics and refusals."""
+
+    @property
+    def term(self) -> TermSide:
+        """What ``vdtu term`` does for its units: framing a typed line, showing their output."""
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         """Add its unit options to ``vdtu up`` (a group of their own)."""

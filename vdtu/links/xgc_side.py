@@ -30,6 +30,7 @@ from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.links.side import LoginCheck, Probe, SharedBroker, SideContext
 from vdtu.links.xgc_console import XGC_CONSOLE
 from vdtu.links.xgc_stack import CloudSettings, XgcCloudStack, default_project
+from vdtu.links.xgc_term import XGC_TERM
 from vdtu.log import UnitLog
 from vdtu.storage import TextFile
 
@@ -129,6 +130,7 @@ class XgcSideEntry:
     watch_topic = f"{TOPIC_ROOT}/#"
     uplink_topic = f"{TOPIC_ROOT}/+/+/{Channel.UP.value}"
     console = XGC_CONSOLE
+    term = XGC_TERM
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("XGC units (--profile xgc or mix)")
