@@ -20,6 +20,8 @@ from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_auth import credentials_authenticator
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.console import OWN_COMMANDS, SEND_FLAGS, run_cloud_command
+from vdtu.control.attach import serve
+from vdtu.control.ctl import add_ctl, run_ctl
 from vdtu.errors import ConfigError
 from vdtu.firmware.registry import DEFAULT
 from vdtu.fleet import (
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cloud(commands)
     _add_broker(commands)
     _add_term(commands)
+    add_ctl(commands, default_pty_dir())
     return parser
 
 
@@ -108,6 +111,12 @@ def _add_up(commands: Any) -> None:
         type=Path,
         default=None,
         help=f"where port links go (default {default_pty_dir()})",
+    )
+    up.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        help="the control API's TCP port on 127.0.0.1 (default 0: any free one; up.json names it)",
     )
     up.add_argument(
         "--state-dir",
@@ -419,6 +428,11 @@ async def _up(args: argparse.Namespace) -> int:
 
     fleet.clock.on_crash.append(crashed)
     await fleet.start()
+    try:
+        server, handle = await serve(fleet, port=args.control_port)
+    except BaseException:
+        await fleet.close()
+        raise
     if fleet.took_over is not None:
         print(
             f"vdtu: INFO taking over --pty-dir {config.pty_dir}: removed the {fleet.took_over}",
@@ -434,6 +448,8 @@ async def _up(args: argparse.Namespace) -> int:
             _print_table(fleet)
         await stop.wait()
     finally:
+        handle.close()
+        await server.stop()
         await fleet.close()
     return 1 if fleet.clock.crashed is not None else 0
 
@@ -468,6 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_broker(args))
         if args.command == "fleet":
             return asyncio.run(run_load(_load_options(args)))
+        if args.command == "ctl":
+            return asyncio.run(run_ctl(args))
         return asyncio.run(
             run_console(
                 args.device,

@@ -255,6 +255,9 @@ class Fleet:
         """The side that hosts the broker, and the side of each personality in use."""
         self.project_id, self.project_secret = self.host.project_id, self.host.project_secret
         self.unit_files: list[Mapping[str, TextFile]] = []
+        self.on_unit: list[Callable[[Unit], None]] = []
+        """Called with each unit once it is built and wired, before it is powered on (the
+        control API observes its events from there)."""
 
     def profile_of(self, unit_id: int) -> str:
         """The personality of unit ``unit_id`` (its name)."""
@@ -419,6 +422,8 @@ class Fleet:
                         self.clock, self.loop, endpoint.path, config.serial_tcp[port] + unit_id, log
                     )
                 )
+        for listener in self.on_unit:
+            listener(unit)
         unit.power_on()
 
     def _poll_hosts(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class LogLevel(IntEnum):
@@ -59,6 +60,10 @@ class UnitLog:
         bytes, which a fleet of 10 000 units pays 10 000 times)."""
         self.sinks: list[Callable[[str, LogRecord], None]] = []
 
+    observer: Callable[[str, float, str, dict[str, Any]], None] | None = None
+    """Who receives the unit's events (``event``): the fleet's event stream, or nobody. A
+    class attribute until set, so a unit nobody observes pays nothing for it."""
+
     def write(self, at: float, level: LogLevel, source: str, text: str) -> None:
         """Keep and publish a record if ``level`` passes the threshold."""
         if level < self.threshold:
@@ -69,3 +74,10 @@ class UnitLog:
             del self.records[0]
         for sink in self.sinks:
             sink(self.name, record)
+
+    def event(self, at: float, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit (a state change, a notification to its host, an uplink,
+        a downlink, a fault applied or cleared) to its observer, if it has one."""
+        observer = self.observer
+        if observer is not None:
+            observer(self.name, at, kind, data)

@@ -28,6 +28,7 @@ import simpy
 from vdtu.clock.domain import DomainEnvironment, FaultDomain
 from vdtu.clock.rng import SplitMix64
 from vdtu.errors import ConfigError
+from vdtu.faults.catalogue import ActiveFault
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.personality import BuildContext, Firmware
 from vdtu.firmware.registry import DEFAULT as DEFAULT_PERSONALITY
@@ -85,6 +86,8 @@ class UnitConfig:
     """(longitude, latitude) of the serving cell; drawn near Shenzhen when None."""
     watchdog_s: float = 5.0
     """How long a unit whose code failed stays dark before its watchdog power-cycles it."""
+    tags: tuple[str, ...] = ()
+    """Labels a selector can pick the unit by (``tag=north``): letters, digits, ``-_.:``."""
 
     def __post_init__(self) -> None:
         personality(self.profile)  # a ConfigError names the known ones
@@ -97,6 +100,9 @@ class UnitConfig:
             raise ValueError(
                 f"bauds has unknown ports {sorted(unknown)}; allowed: uart, rs232, rs485"
             )
+        for tag in self.tags:
+            if not (0 < len(tag) <= 64 and all(c.isalnum() or c in "-_.:" for c in tag)):
+                raise ValueError(f"tag {tag!r} must be 1..64 letters, digits or '-_.:' characters")
         if not self.watchdog_s > 0:
             raise ValueError(f"watchdog_s must be > 0, not {self.watchdog_s}")
         if not 0 <= self.outputs <= 8 or not 0 <= self.inputs <= 8:
@@ -154,6 +160,7 @@ class Unit:
     """
 
     __slots__ = (
+        "active_faults",
         "adc",
         "battery",
         "config",
@@ -197,6 +204,8 @@ class Unit:
         self.domain = FaultDomain(config.name, self._watchdog)
         self.faults = 0
         """Faults inside the unit (each one a watchdog reset)."""
+        self.active_faults: dict[str, ActiveFault] | None = None
+        """The catalogue faults in force (``vdtu.faults.active``); None while there are none."""
         self.halted = False
         """True when a reset itself failed: the unit stays off until ``power_on``."""
         self.resetting = False
@@ -412,6 +421,7 @@ class Unit:
             "powered": self.powered,
             "faults": self.faults,
             "halted": self.halted,
+            "active_faults": [active.view() for active in (self.active_faults or {}).values()],
             "phase": state.phase.value,
             "state": state.detail,
             "cloud_connected": fw.cloud_connected,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from vdtu.clock.domain import DomainEnvironment, FaultDomain
+
+T = TypeVar("T")
 
 
 class Clock(ABC):
@@ -48,6 +50,22 @@ class Clock(ABC):
         self.env.call_soon(domain, lambda: callback(*args))
         self.injected += 1
         self._after_inject()
+
+    def call(self, callback: Callable[..., T], *args: Any, domain: FaultDomain | None = None) -> T:
+        """Run an outside command now, in sim time caught up to now, and return its result.
+
+        For a caller that must know the outcome (the control API answering a request):
+        the callback runs inside ``domain`` and its exception propagates to the caller,
+        who decides whether it is the user's error or the unit's fault. What it
+        schedules is processed as injected input is.
+        """
+        self._catch_up()
+        self.injected += 1
+        try:
+            with self.env.entered(domain):
+                return callback(*args)
+        finally:
+            self._after_inject()
 
     @abstractmethod
     def _catch_up(self) -> None:

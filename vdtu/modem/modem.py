@@ -204,6 +204,7 @@ class Modem:
         "serving_location",
         "signal",
         "sim",
+        "sms_inbox",
         "sms_outbox",
     )
 
@@ -261,6 +262,8 @@ class Modem:
         """Cell id of the serving cell (16 bits on 2G, 28 bits otherwise)."""
         self.sms_outbox = SmsOutbox()
         """Messages sent."""
+        self.sms_inbox: SmsOutbox | None = None
+        """Messages received (made with the first one: most units never get one)."""
         self.on_registration_change: list[Callable[[RegStat], None]] = []
         """Called with the new ``+CREG`` stat after every change."""
         self.on_urc: list[Callable[[str], None]] = []
@@ -464,6 +467,7 @@ class Modem:
             "dns_ok": self.dns_ok,
             "faults": None if self._faults is None else self._faults.snapshot(float(self.env.now)),
             "sms_sent": self.sms_outbox.sent,
+            "sms_received": 0 if self.sms_inbox is None else self.sms_inbox.sent,
             "sim": self.sim.snapshot(),
             "signal": self.signal.snapshot(),
         }
@@ -740,6 +744,27 @@ class Modem:
         self._check_can_send()
         record = SmsRecord(at=float(self.env.now), phone=phone, text=text, parts=sms_parts(text))
         self.sms_outbox.append(record)
+        return record
+
+    def receive_sms(self, phone: str, text: str) -> SmsRecord:
+        """A short message from ``phone`` arrives (the network delivers it now).
+
+        It needs a ready SIM and a registration, as a real delivery does; it is kept in
+        ``sms_inbox``. Neither firmware acts on a received message (the XGC seed has no
+        such notification and the QuecPython DTU reads no SMS), so this is all it does.
+
+        Raises:
+            ValueError: the number or text is not valid, or the module cannot receive now.
+        """
+        if not self.answering or self.sim_state is not SimState.READY or not self.registered:
+            raise ValueError(
+                "the module cannot receive an SMS now: it needs power, a ready SIM and a "
+                f"registration (it is {self.reg_stat.name.lower()}, SIM {self.sim_state.value})"
+            )
+        record = SmsRecord(at=float(self.env.now), phone=phone, text=text, parts=sms_parts(text))
+        if self.sms_inbox is None:
+            self.sms_inbox = SmsOutbox(capacity=20)
+        self.sms_inbox.append(record)
         return record
 
     # -- processes -----------------------------------------------------------

@@ -1,0 +1,138 @@
+"""A running ``Fleet`` behind the control API: its events, its new units, its downlinks.
+
+``FleetHandle`` is what ``FleetControl`` steers (``Controlled``) for a real-time fleet:
+it observes every unit's events (through the unit log's observer, set on each unit as
+the fleet builds it), emits a ``metrics`` event every second, adds units after the
+last one, and publishes downlink pokes through one console connection to the fleet's
+broker, opened on the first downlink. ``serve`` starts the API for a fleet and puts
+its address and token into the fleet's discovery file (``up.json``, mode 0600).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from vdtu.clock import Clock
+from vdtu.console import Console, Target
+from vdtu.control.controller import FleetControl, FleetFaults
+from vdtu.control.events import EventLog
+from vdtu.control.server import ControlServer, new_token
+from vdtu.errors import ConfigError
+from vdtu.fleet import Fleet, write_discovery
+from vdtu.links.sides import SIDES
+from vdtu.unit import Unit
+
+METRICS_S = 1.0
+"""How often the fleet's figures go into the event stream."""
+
+
+class FleetHandle:
+    """A ``Fleet`` as the controller sees it."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.events = EventLog(fleet.loop)
+        self._console: Console | None = None
+        self._console_lock = asyncio.Lock()
+        self._timer: asyncio.TimerHandle | None = None
+        self.control_entry: dict[str, Any] = {}
+        """What ``serve`` put into up.json: the API's ``url`` and ``token``."""
+        for unit in fleet.units:
+            self._observe(unit)
+        fleet.on_unit.append(self._observe)
+
+    @property
+    def clock(self) -> Clock:
+        return self.fleet.clock
+
+    @property
+    def units(self) -> list[Unit]:
+        return self.fleet.units
+
+    @property
+    def seed(self) -> int:
+        return self.fleet.config.seed
+
+    def _observe(self, unit: Unit) -> None:
+        unit.log.observer = self.events.unit_event
+
+    def start_metrics(self) -> None:
+        """Emit a ``metrics`` event every ``METRICS_S``."""
+        units = self.fleet.units
+        self.events.emit(
+            self.clock.now,
+            None,
+            "metrics",
+            {
+                "units": len(units),
+                "powered": sum(unit.powered for unit in units),
+                "connected": sum(unit.firmware.cloud_connected for unit in units),
+                "faulted": sum(unit.active_faults is not None for unit in units),
+            },
+        )
+        self._timer = self.fleet.loop.call_later(METRICS_S, self.start_metrics)
+
+    def add_unit(self) -> Unit:
+        fleet = self.fleet
+        next_id = max((unit.config.unit_id for unit in fleet.units), default=-1) + 1
+        unit = fleet.start_unit(next_id)
+        if fleet.pty_dir_lock.held and fleet.discovery_path.exists():
+            write_discovery(fleet.discovery_path, self.discovery())
+        return unit
+
+    def discovery(self) -> dict[str, Any]:
+        """The fleet's discovery document with the API's address and token."""
+        return self.fleet.discovery() | {"control": self.control_entry}
+
+    async def downlink(self, unit: Unit, payload: bytes) -> str:
+        console = await self._connected()
+        side = SIDES[unit.config.profile].console
+        try:
+            topic = side.downlink_topic(console, unit.imei)
+            await console.publish(topic, payload)
+        except (ConfigError, TimeoutError) as exc:
+            raise ValueError(f"downlink not sent: {exc or 'no acknowledgement'}") from None
+        return topic
+
+    async def _connected(self) -> Console:
+        async with self._console_lock:
+            if self._console is None:
+                fleet = self.fleet
+                target = Target(
+                    broker=fleet.console_login(),
+                    project=fleet.project_id,
+                    units={unit.imei: unit.config.profile for unit in fleet.units},
+                )
+                console = Console(target)
+                try:
+                    await console.connect()
+                except ConfigError as exc:
+                    console.close()
+                    raise ValueError(f"downlink not sent: {exc}") from None
+                self._console = console
+            return self._console
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+
+
+async def serve(
+    fleet: Fleet, *, port: int = 0, fleet_faults: FleetFaults | None = None
+) -> tuple[ControlServer, FleetHandle]:
+    """Start the control API for ``fleet`` and name it in the fleet's ``up.json``."""
+    handle = FleetHandle(fleet)
+    server = ControlServer(
+        FleetControl(handle, fleet_faults=fleet_faults), token=new_token(), port=port
+    )
+    await server.start()
+    handle.control_entry = {"url": server.url, "token": server.token}
+    handle.start_metrics()
+    if fleet.pty_dir_lock.held:
+        write_discovery(fleet.discovery_path, handle.discovery())
+    return server, handle
