@@ -2,7 +2,8 @@
 
 ``FleetHandle`` is what ``FleetControl`` steers (``Controlled``) for a real-time fleet:
 it observes every unit's events (through the unit log's observer, set on each unit as
-the fleet builds it), emits a ``metrics`` event every second, adds units after the
+the fleet builds it), scans the units' states every second (a ``state`` event for each
+change: personality-neutral, two bytes per unit) and emits a ``metrics`` event, adds units after the
 last one, and publishes downlink pokes through one console connection to the fleet's
 broker, opened on the first downlink. ``serve`` starts the API for a fleet and puts
 its address and token into the fleet's discovery file (``up.json``, mode 0600).
@@ -11,6 +12,7 @@ its address and token into the fleet's discovery file (``up.json``, mode 0600).
 from __future__ import annotations
 
 import asyncio
+from array import array
 from typing import Any
 
 from vdtu.clock import Clock
@@ -36,6 +38,9 @@ class FleetHandle:
         self._console: Console | None = None
         self._console_lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
+        self._seen = array("H")
+        self._state_table: list[tuple[str, str]] = []
+        self._state_codes: dict[tuple[str, str], int] = {}
         self.control_entry: dict[str, Any] = {}
         """What ``serve`` put into up.json: the API's ``url`` and ``token``."""
         for unit in fleet.units:
@@ -57,8 +62,37 @@ class FleetHandle:
     def _observe(self, unit: Unit) -> None:
         unit.log.observer = self.events.unit_event
 
+    def _scan_states(self) -> None:
+        """A ``state`` event for each unit whose state changed since the last scan.
+
+        The last state of each unit is two bytes: an index into the table of the
+        (phase, state) pairs seen, which personalities keep to a few dozen.
+        """
+        seen, table, codes = self._seen, self._state_table, self._state_codes
+        now = self.clock.now
+        for index, unit in enumerate(self.fleet.units):
+            state = unit.firmware.unit_state
+            pair = (state.phase.value, state.detail)
+            code = codes.get(pair)
+            if code is None:
+                code = codes[pair] = len(table)
+                table.append(pair)
+            if index >= len(seen):
+                seen.append(code)
+                continue
+            if seen[index] != code:
+                old = table[seen[index]]
+                seen[index] = code
+                self.events.emit(
+                    now,
+                    unit.config.unit_id,
+                    "state",
+                    {"phase": pair[0], "state": pair[1], "was": old[1]},
+                )
+
     def start_metrics(self) -> None:
-        """Emit a ``metrics`` event every ``METRICS_S``."""
+        """Emit ``state`` events and a ``metrics`` event every ``METRICS_S``."""
+        self._scan_states()
         units = self.fleet.units
         self.events.emit(
             self.clock.now,

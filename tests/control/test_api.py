@@ -1,0 +1,195 @@
+"""The control API over real HTTP on 127.0.0.1, against a real-time fleet in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from vdtu.control.attach import serve
+from vdtu.fleet import Fleet, FleetConfig
+
+Scenario = Callable[[aiohttp.ClientSession, Fleet], Awaitable[None]]
+
+
+def run(tmp_path: Path, scenario: Scenario, *, units: int = 2) -> None:
+    async def main() -> None:
+        fleet = Fleet(
+            asyncio.get_running_loop(),
+            FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=()),
+        )
+        await fleet.start()
+        server, handle = await serve(fleet)
+        try:
+            headers = {"Authorization": f"Bearer {server.token}"}
+            async with aiohttp.ClientSession(server.url, headers=headers) as http:
+                await scenario(http, fleet)
+        finally:
+            handle.close()
+            await server.stop()
+            await fleet.close()
+
+    asyncio.run(main())
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, path: str, body: Any = None, status: int = 200
+) -> Any:
+    async with http.request(method, path, json=body) as reply:
+        document = await reply.json()
+        assert reply.status == status, document
+        return document
+
+
+def test_up_json_names_the_api_and_its_token_readable_by_the_user_only(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        document = json.loads(fleet.discovery_path.read_text())
+        assert document["control"]["url"].startswith("http://127.0.0.1:")
+        assert len(document["control"]["token"]) >= 32
+        assert stat.S_IMODE(fleet.discovery_path.stat().st_mode) == 0o600
+
+    run(tmp_path, scenario)
+
+
+def test_a_request_without_the_token_is_refused(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        url = json.loads(fleet.discovery_path.read_text())["control"]["url"]
+        async with aiohttp.ClientSession(url) as bare:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+                async with bare.get("/v1/units", headers=headers) as reply:
+                    assert reply.status == 401
+                    assert "wrong token" in (await reply.json())["error"]
+
+    run(tmp_path, scenario)
+
+
+def test_units_are_listed_and_selected(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        rows = (await call(http, "GET", "/v1/units"))["units"]
+        assert [row["unit"] for row in rows] == [0, 1, 2]
+        assert rows[0]["imei"] == fleet.units[0].imei
+        assert {"phase", "state", "csq", "sim", "faults", "counters"} <= set(rows[0])
+        picked = await call(http, "GET", "/v1/units?select=1-2")
+        assert [row["unit"] for row in picked["units"]] == [1, 2]
+        nothing = await call(http, "GET", "/v1/units?select=7", status=404)
+        assert nothing["error"] == "selector '7' matches no unit (the units: 0-2)"
+        bad = await call(http, "GET", "/v1/units?select=dtu1", status=400)
+        assert "bad selector term 'dtu1'" in bad["error"]
+
+    run(tmp_path, scenario, units=3)
+
+
+def test_a_fault_is_applied_shown_and_cleared(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        body = {"select": "0", "kind": "sim-pull", "params": {}, "for_s": 60}
+        assert await call(http, "POST", "/v1/faults", body) == {
+            "kind": "sim-pull",
+            "applied": [0],
+            "refused": {},
+        }
+        shown = await call(http, "GET", f"/v1/units/{fleet.units[0].imei}")
+        assert shown["modem"]["sim"]["state"] == "ABSENT"
+        (active,) = shown["active_faults"]
+        assert active["kind"] == "sim-pull"
+        assert active["until"] == pytest.approx(active["since"] + 60)
+        again = await call(http, "POST", "/v1/faults", {"select": "0", "kind": "sim-pin-lock"})
+        assert again["applied"] == []
+        assert again["refused"] == {"0": "cannot PIN-lock the SIM: the slot is empty"}
+        cleared = await call(http, "POST", "/v1/faults/clear", {"select": "all"})
+        assert cleared["cleared"] == {"0": ["sim-pull"]}
+        shown = await call(http, "GET", "/v1/units/0")
+        assert shown["modem"]["sim"]["state"] != "ABSENT"
+        assert shown["active_faults"] == []
+
+    run(tmp_path, scenario)
+
+
+def test_bad_fault_requests_get_a_400_naming_the_problem(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        cases = [
+            ({"select": "0", "kind": "bogus"}, "unknown fault kind 'bogus'"),
+            ({"select": "0", "kind": "signal"}, "signal needs csq="),
+            ({"select": "0", "kind": "signal", "params": {"csq": 99}}, "csq must be"),
+            ({"select": "0", "kind": "signal", "params": [1]}, "'params' must be a dict"),
+            ({"kind": "roaming"}, "the request body needs 'select'"),
+            ({"select": "0", "kind": "roaming", "for_s": -1}, "duration of roaming"),
+        ]
+        for body, message in cases:
+            answer = await call(http, "POST", "/v1/faults", body, status=400)
+            assert message in answer["error"]
+        async with http.post("/v1/faults", data=b"{not json") as reply:
+            assert reply.status == 400
+            assert (await reply.json())["error"] == "the request body is not JSON"
+        async with http.post("/v1/faults", data=b"x" * 300_000) as reply:
+            assert reply.status == 400
+        async with http.get("/v1/nothing") as reply:
+            assert reply.status == 404
+            assert "error" in await reply.json()
+
+    run(tmp_path, scenario)
+
+
+def test_pokes_drive_an_input_and_power(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        body = {"select": "1", "action": "input", "params": {"index": 3, "level": 1}}
+        assert (await call(http, "POST", "/v1/pokes", body))["done"] == [1]
+        assert fleet.units[1].gpio.input_levels()["in3"] == 1
+        await call(http, "POST", "/v1/pokes", {"select": "0", "action": "power-off"})
+        assert not fleet.units[0].powered
+        refused = await call(
+            http,
+            "POST",
+            "/v1/pokes",
+            {"select": "0", "action": "host-write", "params": {"text": "hi"}},
+        )
+        assert refused["refused"] == {
+            "0": "the unit is not running: nothing drives its uart transmitter"
+        }
+        bad = await call(http, "POST", "/v1/pokes", {"select": "0", "action": "dance"}, status=400)
+        assert bad["error"].startswith("unknown poke 'dance'; the pokes are: input, sms,")
+
+    run(tmp_path, scenario)
+
+
+def test_units_are_added_to_the_running_fleet(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        assert await call(http, "POST", "/v1/units", {"count": 2}) == {"added": [2, 3]}
+        assert len(fleet.units) == 4
+        document = json.loads(fleet.discovery_path.read_text())
+        assert fleet.units[3].imei in document["units"]
+        assert "control" in document
+        bad = await call(http, "POST", "/v1/units", {"count": 0}, status=400)
+        assert bad["error"] == "count must be an integer in 1..10000, not 0"
+
+    run(tmp_path, scenario)
+
+
+async def lines(reply: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
+    async for raw in reply.content:
+        yield json.loads(raw)
+
+
+def test_the_event_stream_reports_faults_and_follows_new_events(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        await call(http, "POST", "/v1/faults", {"select": "1", "kind": "roaming"})
+        async with http.get("/v1/events", params={"select": "1"}) as reply:
+            history = [event async for event in lines(reply)]
+        faults = [e for e in history if e["kind"] == "fault"]
+        assert faults[0]["unit"] == 1
+        assert faults[0]["data"] == {"kind": "roaming", "params": {}, "for_s": None}
+        assert all(e["unit"] in (1, None) for e in history)
+        async with http.get("/v1/events", params={"select": "0", "follow": "1"}) as reply:
+            await call(http, "POST", "/v1/faults", {"select": "0", "kind": "dns-fail"})
+            async for event in lines(reply):
+                if event["kind"] == "fault":
+                    assert event["unit"] == 0
+                    assert event["data"]["kind"] == "dns-fail"
+                    break
+
+    run(tmp_path, scenario)
