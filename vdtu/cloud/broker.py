@@ -263,7 +263,8 @@ class EmbeddedBroker:
 
     Use ``async with EmbeddedBroker() as broker:`` or ``await start()`` and
     ``await stop()``; a stopped broker may be started again (with ``port=0`` it then
-    gets a new port).
+    gets a new port), or ``restart()``-ed on the port it had (the ``broker-stop`` fault:
+    every client sees its connection close, and new connects are refused, meanwhile).
 
     Args:
         host: IP address to listen on (``127.0.0.1`` by default; ``0.0.0.0`` for every
@@ -412,6 +413,26 @@ class EmbeddedBroker:
             failure = watchdog.exception()
             if failure is not None:
                 raise failure
+
+    async def restart(self) -> None:
+        """Listen again on the port the broker had (the ``broker-stop`` fault's end).
+
+        Clients reconnect by themselves; sessions and retained messages of the stopped
+        broker are gone, as with a broker restarted without persistence.
+
+        Raises:
+            ConfigError: the port is taken meanwhile; the broker is then not running.
+            LocalProtocolError: if the broker is running, or was never started.
+        """
+        if self._broker is not None:
+            raise LocalProtocolError(f"the broker is already running on port {self._port}")
+        if not self._port:
+            raise LocalProtocolError("the embedded broker was never started; await start()")
+        requested, self._requested_port = self._requested_port, self._port
+        try:
+            await self.start()
+        finally:
+            self._requested_port = requested
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -60,10 +60,16 @@ class Reply:
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = field(default=())
     """Extra headers; ``Content-Length`` and ``Connection`` are set by the server."""
+    delay_s: float = 0.0
+    """How long the server waits before it answers (a slow service); 0: at once."""
 
     def __post_init__(self) -> None:
         if not (isinstance(self.status, int) and 200 <= self.status <= 599):
             raise ValueError(f"status must be a final status code 200..599, not {self.status!r}")
+        if not (isinstance(self.delay_s, int | float) and 0 <= self.delay_s < float("inf")):
+            raise ValueError(
+                f"delay_s must be a finite number of seconds >= 0, not {self.delay_s!r}"
+            )
 
     @classmethod
     def json(
@@ -210,6 +216,8 @@ class HttpServer:
                 head = received.method == "HEAD"
             else:
                 reply, head = received, False
+            if reply.delay_s:
+                await asyncio.sleep(reply.delay_s)
             await self._write(connection, writer, reply, head=head)
             if connection.their_state is h11.SEND_BODY:
                 writer.write_eof()

@@ -14,6 +14,13 @@ route; it answers other paths (404) and methods (405) itself. The broker's
 authenticator (``authenticate``) accepts a device whose password is the HMAC of its
 IMEI under one of the project secrets, and the console user whose token the platform
 made at start.
+
+Per-unit conditions (``set_conditions``, by IMEI; the ``platform-refuse`` and
+``platform-slow`` faults): a refused
+unit's well-formed request is answered 503 Service Unavailable with ``Retry-After``, as
+a cloud service's front end answers while the service is down (the unit retries with
+its back-off; a 401 would tell it its project is wrong for good); a slow unit's answer,
+whatever it is, is sent ``delay_ms`` late.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vdtu.cloud.http_server import HttpServer, Reply, Request
 from vdtu.cloud.xgc_api import (
@@ -34,6 +41,11 @@ from vdtu.cloud.xgc_api import (
 )
 from vdtu.errors import ConfigError
 from vdtu.json_limits import JsonLimits, decode
+
+UNAVAILABLE = 503
+"""What the platform answers a refused unit (``vdtu.net.conditions.REFUSE_STATUS``)."""
+RETRY_AFTER_S = 30
+"""The ``Retry-After`` a refusing platform sends with its 503."""
 
 CONSOLE_USER = "vdtu-console"
 MAX_BODY = 16 * 1024
@@ -83,6 +95,8 @@ class XgcPlatform:
         self.console_token = console_token or secrets.token_hex(16)
         self.device_login = device_login
         self.refused = 0
+        self.conditions: dict[str, tuple[bool, float]] = {}
+        """Per-unit conditions by IMEI, as (refuse, delay_s) (only units that have some)."""
         self._server = HttpServer({("POST", MQTT_INFO_PATH): self._mqtt_info}, max_body=MAX_BODY)
 
     @property
@@ -122,6 +136,20 @@ class XgcPlatform:
             for secret in self.projects.values()
         )
 
+    def set_conditions(self, imei: str, *, refuse: bool = False, delay_s: float = 0.0) -> None:
+        """Refuse (503) and/or delay unit ``imei``'s credential requests from now on;
+        neither: answer them normally again.
+
+        Raises:
+            ValueError: ``delay_s`` is not a finite number >= 0.
+        """
+        if not (isinstance(delay_s, int | float) and 0 <= delay_s < float("inf")):
+            raise ValueError(f"delay_s must be a finite number of seconds >= 0, not {delay_s!r}")
+        if refuse or delay_s:
+            self.conditions[imei] = (refuse, float(delay_s))
+        else:
+            self.conditions.pop(imei, None)
+
     # -- HTTP -----------------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -153,6 +181,20 @@ class XgcPlatform:
             value = data.get(name)
             if not (isinstance(value, str) and rule.fullmatch(value)):
                 return _bad_request(name, f"{name} must be a string of {words}")
+        conditions = self.conditions.get(data["imei"])
+        reply = self._answer(data)
+        if conditions is None:
+            return reply
+        refuse, delay_s = conditions
+        if refuse:
+            reply = Reply.json(
+                UNAVAILABLE,
+                {"error": "the service is unavailable; try again later", "field": "body"},
+                headers=(("retry-after", str(RETRY_AFTER_S)),),
+            )
+        return replace(reply, delay_s=delay_s)
+
+    def _answer(self, data: dict[str, str]) -> Reply:
         info = self.mqtt_info(
             project_id=data["projectId"], project_secret=data["projectSecret"], imei=data["imei"]
         )

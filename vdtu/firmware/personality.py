@@ -22,6 +22,7 @@ from vdtu.clock.domain import DomainEnvironment
 from vdtu.clock.rng import RandomSource
 from vdtu.firmware.hardware import Hardware
 from vdtu.log import UnitLog
+from vdtu.net.conditions import LinkConditions, PlatformConditions
 from vdtu.storage import Storage, TextFile
 
 
@@ -96,6 +97,33 @@ class Firmware(Protocol):
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able view of the personality's own state (its stats included)."""
+
+    @property
+    def link_conditions(self) -> LinkConditions | None:
+        """The conditions of the unit's IP link to its cloud (None: a healthy link)."""
+
+    def set_link_conditions(self, conditions: LinkConditions | None) -> None:
+        """Put the unit's IP link under ``conditions`` (None clears them), at once.
+
+        They apply to every connection the unit has now (MQTT, TCP, UDP, HTTP) and to
+        every one it makes later, until changed; they outlast a reboot (they are the
+        network's, see ``vdtu.net.conditions``). Setting them on a unit that is off is
+        allowed: they apply from its next connection.
+        """
+
+    def reset_link(self) -> None:
+        """Reset every connection the unit has now, as an RST from the network would
+        (one-shot): the unit sees its link lost and reconnects by its firmware's rules;
+        the broker sees the connection end and publishes the unit's will."""
+
+    @property
+    def platform_conditions(self) -> PlatformConditions | None:
+        """What the cloud platform does with the unit's credential requests (None: answers)."""
+
+    def set_platform_conditions(self, conditions: PlatformConditions | None) -> None:
+        """Have the platform refuse (HTTP 503) or delay the unit's credential requests from
+        now on (None clears it); a request already in flight is answered as before. Like
+        the link's, these outlast a reboot."""
 
 
 class HostCodec(Protocol):

@@ -8,6 +8,12 @@ the firmware sees them in sim time like any other outside input.
 
 ``close()`` on a connection aborts it (no DISCONNECT): the broker publishes the
 will, as it would for a device that lost power or coverage.
+
+A unit's link conditions reach its connection's ``MqttLink`` (``impair``, ``reset``:
+``vdtu.net.mqtt``). Its credential request is an HTTP exchange of its own: under a
+blackhole or a connect timeout it gets no answer and fails at ``HTTP_TIMEOUT_S``; under
+latency it is answered one shaped round trip later. The platform's conditions are the
+local ``XgcPlatform``'s, per IMEI (``set_platform_conditions``).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Any
 
 from vdtu.clock import Clock, FaultDomain
 from vdtu.cloud.http_client import HttpError, post_json
+from vdtu.cloud.platform import XgcPlatform
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo
+from vdtu.errors import ConfigError
 from vdtu.firmware.xgc.cloud import (
     CloudHandler,
     InfoRefused,
@@ -27,8 +35,12 @@ from vdtu.firmware.xgc.cloud import (
     InfoUnreachable,
     Will,
 )
-from vdtu.net.mqtt import MqttHub, MqttLink
+from vdtu.net.conditions import Impairment, Pacer, PlatformConditions
+from vdtu.net.mqtt import LinkState, MqttHub, MqttLink
 from vdtu.net.mqtt import Will as LinkWill
+
+HTTP_TIMEOUT_S = 10.0
+"""How long a credential request waits for its answer (``post_json``'s default)."""
 
 REFUSAL_REASONS = ("not authorized", "bad user name or password")
 """CONNACK reasons that mean the credentials are wrong (ask the platform again)."""
@@ -67,6 +79,14 @@ class MqttConnection:
         self.link.abort()
         self.link.close()
 
+    def impair(self, impairment: Impairment | None) -> None:
+        if self.link.state is not LinkState.CLOSED:
+            self.link.impair(impairment)
+
+    def reset(self) -> None:
+        if self.link.state is not LinkState.CLOSED:
+            self.link.reset()
+
 
 class MqttXgcCloud:
     """The platform and broker a fleet's units reach, for real.
@@ -76,15 +96,24 @@ class MqttXgcCloud:
         hub: the loop's MQTT hub.
         platform_url: the XGC platform's base URL (``http://127.0.0.1:PORT``).
         tls_ca: CA file for an ``mqtts`` broker (None: system CAs).
+        platform: the local platform behind ``platform_url``, whose per-unit conditions
+            ``set_platform_conditions`` sets (None: it cannot be given any).
     """
 
     def __init__(
-        self, clock: Clock, hub: MqttHub, *, platform_url: str, tls_ca: Path | None = None
+        self,
+        clock: Clock,
+        hub: MqttHub,
+        *,
+        platform_url: str,
+        tls_ca: Path | None = None,
+        platform: XgcPlatform | None = None,
     ) -> None:
         self.clock = clock
         self.hub = hub
         self.platform_url = platform_url
         self.tls_ca = tls_ca
+        self.platform = platform
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -99,16 +128,41 @@ class MqttXgcCloud:
         project_id: str,
         project_secret: str,
         done: Callable[[InfoResult], None],
+        impairment: Impairment | None = None,
     ) -> None:
         body = {"projectId": project_id, "projectSecret": project_secret, "imei": imei}
-        self._spawn(self._fetch(body, done, self.clock.env.domain))
+        self._spawn(self._fetch(body, done, self.clock.env.domain, impairment))
+
+    def set_platform_conditions(self, imei: str, conditions: PlatformConditions | None) -> None:
+        """What the local platform does with unit ``imei``'s credential requests.
+
+        Raises:
+            ConfigError: this cloud has no local platform to tell.
+        """
+        if self.platform is None:
+            raise ConfigError("the platform's conditions need vdtu's own XGC platform")
+        if conditions is None:
+            self.platform.set_conditions(imei)
+        else:
+            self.platform.set_conditions(imei, refuse=conditions.refuse, delay_s=conditions.delay_s)
 
     async def _fetch(
-        self, body: dict[str, str], done: Callable[[InfoResult], None], domain: FaultDomain | None
+        self,
+        body: dict[str, str],
+        done: Callable[[InfoResult], None],
+        domain: FaultDomain | None,
+        impairment: Impairment | None,
     ) -> None:
         result: InfoResult
+        url = self.platform_url + MQTT_INFO_PATH
         try:
-            status, answer = await post_json(self.platform_url + MQTT_INFO_PATH, body)
+            if impairment is not None:
+                await _cross_link(impairment, len(str(body)))
+            status, answer = await post_json(url, body, timeout_s=HTTP_TIMEOUT_S)
+            if impairment is not None:
+                await _cross_link(impairment, len(str(answer)))
+        except TimeoutError:
+            result = InfoUnreachable(reason=f"no answer from {url} within {HTTP_TIMEOUT_S:g} s")
         except HttpError as exc:
             result = InfoUnreachable(reason=str(exc))
         else:
@@ -132,6 +186,7 @@ class MqttXgcCloud:
         subscriptions: Sequence[str],
         keepalive_s: int,
         handler: CloudHandler,
+        impairment: Impairment | None = None,
     ) -> MqttConnection:
         link = MqttLink(
             self.hub,
@@ -147,6 +202,8 @@ class MqttXgcCloud:
         for topic in subscriptions:
             link.subscribe(topic, qos=1)
         connection = MqttConnection(self.clock, link, handler)
+        if impairment is not None:
+            link.impair(impairment)
         link.connect()
         return connection
 
@@ -154,3 +211,16 @@ class MqttXgcCloud:
         """Wait for credential requests in flight (for a clean shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _cross_link(impairment: Impairment, size: int) -> None:
+    """Carry ``size`` bytes of an HTTP exchange across the unit's impaired link: a
+    blackhole or a connect timeout holds them until the request's timeout, latency and
+    a cap delay them (a fresh pacer: each request is a connection of its own)."""
+    conditions = impairment.conditions
+    if conditions.blocks_connect:
+        await asyncio.sleep(HTTP_TIMEOUT_S)
+        raise TimeoutError
+    loop = asyncio.get_running_loop()
+    now = loop.time()
+    await asyncio.sleep(Pacer().arrival_at(now, size, conditions, impairment.rng) - now)

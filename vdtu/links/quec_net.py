@@ -27,6 +27,17 @@ synchronously: a failure found at once (a host ``resolve`` does not know, argume
 After ``close()`` a link reports nothing more; a link that failed or was lost is done
 too (its ``send`` returns None), and the firmware opens a new one.
 
+A unit's link conditions (``vdtu.net.conditions``): an MQTT link hands them to its
+``MqttLink`` (``impair``, ``reset``). A TCP or UDP link applies them between the
+firmware and its transport: each write and each read crosses a ``Pacer`` per direction
+(delivered by a loop timer, in order), a blackhole drops both (and hides the peer's FIN
+or RST until it clears, when the link is lost as reset); a connect under a blackhole or
+a connect timeout hangs until ``CONNECT_TIMEOUT_S``; ``reset`` aborts a TCP connection
+with SO_LINGER 0 (an RST). An HTTP request crosses the link as one exchange (a
+blackhole: no answer within its timeout). A credential request the platform refuses is
+answered 503 by the platform's front end without reaching the service; a slow one is
+sent ``delay_ms`` late.
+
 Two choices: a dial with ``tls`` uses TLS only when ``tls_ca`` is given (vdtu's own
 counterparts listen in plain text, so without a CA the dial goes to them unencrypted);
 a UDP socket error (an ICMP "port unreachable") does not end the link, as a datagram
@@ -37,9 +48,13 @@ socket stays usable and the module reports UDP as always connected; it is counte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import socket
 import ssl
+import struct
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, cast
@@ -49,6 +64,7 @@ from vdtu.clock import Clock, FaultDomain
 from vdtu.cloud.http_client import HttpError
 from vdtu.cloud.http_client import request as http_request
 from vdtu.firmware.quec.net import (
+    RESET_REASON,
     HttpFailure,
     HttpRequest,
     HttpResponse,
@@ -60,6 +76,7 @@ from vdtu.firmware.quec.net import (
     SocketKind,
 )
 from vdtu.links.mqtt_xgc import REFUSAL_REASONS
+from vdtu.net.conditions import REFUSE_STATUS, Impairment, Pacer, PlatformConditions
 from vdtu.net.mqtt import LinkState, MqttHub, MqttLink
 
 CONNECT_TIMEOUT_S = 10.0
@@ -139,25 +156,38 @@ class RealQuecNet:
         """Links connecting or connected (not failed, lost or closed)."""
         return len(self._links)
 
-    def open_mqtt(self, dial: MqttDial, handler: LinkHandler) -> Link:
+    def open_mqtt(
+        self, dial: MqttDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> Link:
         """Start connecting to a broker; the outcome arrives through ``handler``."""
         channel = _MqttChannel(self, handler)
+        channel.impairment = impairment
         channel.start(dial)
         return channel
 
-    def open_socket(self, dial: SocketDial, handler: LinkHandler) -> Link:
+    def open_socket(
+        self, dial: SocketDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> Link:
         """Start a TCP connection or a connected UDP socket; the outcome through ``handler``."""
         channel: _SocketChannel
         if dial.kind is SocketKind.TCP:
             channel = _TcpChannel(self, handler)
         else:
             channel = _UdpChannel(self, handler)
+        channel.impairment = impairment
         channel.start(dial.host, dial.port)
         return channel
 
-    def request(self, request: HttpRequest, done: Callable[[HttpResult], None]) -> None:
+    def request(
+        self,
+        request: HttpRequest,
+        done: Callable[[HttpResult], None],
+        *,
+        impairment: Impairment | None = None,
+        platform: PlatformConditions | None = None,
+    ) -> None:
         """Make one HTTP request; ``done`` is called once, in sim time."""
-        self._spawn(self._http(request, done, self.clock.env.domain))
+        self._spawn(self._http(request, done, self.clock.env.domain, impairment, platform))
 
     async def wait_idle(self) -> None:
         """Wait for the HTTP requests in flight (for a clean shutdown)."""
@@ -183,9 +213,48 @@ class RealQuecNet:
         return task
 
     async def _http(
-        self, request: HttpRequest, done: Callable[[HttpResult], None], domain: FaultDomain | None
+        self,
+        request: HttpRequest,
+        done: Callable[[HttpResult], None],
+        domain: FaultDomain | None,
+        impairment: Impairment | None,
+        platform: PlatformConditions | None,
     ) -> None:
-        self._report(done, await self._fetch(request), domain=domain)
+        if impairment is None and platform is None:
+            result = await self._fetch(request)
+        else:
+            result = await self._impaired_fetch(request, impairment, platform)
+        self._report(done, result, domain=domain)
+
+    async def _impaired_fetch(
+        self,
+        request: HttpRequest,
+        impairment: Impairment | None,
+        platform: PlatformConditions | None,
+    ) -> HttpResult:
+        loop = self.loop
+        if impairment is not None and impairment.conditions.blocks_connect:
+            await asyncio.sleep(request.timeout_s)
+            return HttpFailure(
+                reason=f"no answer from {request.url} within {request.timeout_s:g} s"
+            )
+        if impairment is not None:
+            now = loop.time()
+            conditions, rng = impairment.conditions, impairment.rng
+            await asyncio.sleep(Pacer().arrival_at(now, len(request.body), conditions, rng) - now)
+        result: HttpResult
+        if platform is not None and platform.refuse:
+            result = HttpResponse(status=REFUSE_STATUS, body=b"Service Unavailable")
+        else:
+            result = await self._fetch(request)
+        if platform is not None:
+            await asyncio.sleep(platform.delay_s)
+        if impairment is not None:
+            size = len(result.body) if isinstance(result, HttpResponse) else 0
+            now = loop.time()
+            conditions, rng = impairment.conditions, impairment.rng
+            await asyncio.sleep(Pacer().arrival_at(now, size, conditions, rng) - now)
+        return result
 
     async def _fetch(self, request: HttpRequest) -> HttpResult:
         try:
@@ -250,7 +319,17 @@ class _Channel(ABC):
         """Failed, lost or closed: nothing more is reported and nothing is sent."""
         self.closed = False
         """``close()`` was called: not even a failure found earlier is reported now."""
+        self.impairment: Impairment | None = None
+        """The unit's link conditions (None: a healthy link)."""
         net._links.add(self)
+
+    @abstractmethod
+    def impair(self, impairment: Impairment | None) -> None:
+        """Put the link under the unit's conditions from now on."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """The network resets the link."""
 
     def _report(self, callback: Callable[..., Any], *args: Any) -> None:
         self.net._report(callback, *args, domain=self.domain)
@@ -333,6 +412,8 @@ class _MqttChannel(_Channel):
         link.on_message = self._message
         link.on_published = self._published
         self._link = link
+        if self.impairment is not None:
+            link.impair(self.impairment)
         link.connect()
 
     def send(self, payload: bytes, *, topic: str | None = None, qos: int = 0) -> int | None:
@@ -364,6 +445,16 @@ class _MqttChannel(_Channel):
             return
         self._finish()
         self._end_link()
+
+    def impair(self, impairment: Impairment | None) -> None:
+        self.impairment = impairment
+        if self._link is not None and self._link.state is not LinkState.CLOSED:
+            self._link.impair(impairment)
+
+    def reset(self) -> None:
+        """An RST: the ``MqttLink`` reports the loss (or the failed attempt) next turn."""
+        if self._link is not None and not self.done:
+            self._link.reset()
 
     def _end_link(self) -> None:
         link, self._link = self._link, None
@@ -423,6 +514,53 @@ class _SocketChannel(_Channel, asyncio.BaseProtocol):
         super().__init__(net, handler)
         self._transport: asyncio.BaseTransport | None = None
         self._attempt: asyncio.Task[None] | None = None
+        self._shaper: _Shaper | None = None
+        """Made when the link is first impaired; it lasts as long as the link."""
+        self._peer_gone: str | None = None
+        """How the peer ended the link while a blackhole hid it."""
+
+    def impair(self, impairment: Impairment | None) -> None:
+        was_blackholed = self._blackholed
+        self.impairment = impairment
+        if impairment is not None and self._shaper is None:
+            self._shaper = _Shaper(self.net.loop)
+        if was_blackholed and not self._blackholed and self._peer_gone is not None:
+            self._lose(RESET_REASON)
+
+    @property
+    def _blackholed(self) -> bool:
+        return self.impairment is not None and self.impairment.conditions.blackhole
+
+    def reset(self) -> None:
+        """TCP: abort with SO_LINGER 0 (an RST) and report the loss; UDP: nothing."""
+
+    def _write_shaped(self, payload: bytes, write: Callable[[bytes], None]) -> bool:
+        """Write ``payload`` now or when the conditions let it arrive; False: it vanished."""
+        impairment = self.impairment
+        if impairment is None and (self._shaper is None or self._shaper.idle):
+            write(payload)
+            return True
+        if impairment is not None and impairment.conditions.blackhole:
+            return False
+        assert self._shaper is not None
+        self._shaper.up(payload, impairment, write)
+        return True
+
+    def _received(self, data: bytes) -> None:
+        if self.done:
+            return
+        impairment = self.impairment
+        if impairment is None and (self._shaper is None or self._shaper.idle):
+            self._report(self.handler.link_received, None, data)
+            return
+        if impairment is not None and impairment.conditions.blackhole:
+            return
+        assert self._shaper is not None
+        self._shaper.down(data, impairment, self._deliver)
+
+    def _deliver(self, data: bytes) -> None:
+        if not self.done:
+            self._report(self.handler.link_received, None, data)
 
     def start(self, host: str, port: int) -> None:
         address = self._resolve(host, port)
@@ -432,6 +570,8 @@ class _SocketChannel(_Channel, asyncio.BaseProtocol):
     async def _connect(self, host: str, port: int) -> None:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                if self.impairment is not None and self.impairment.conditions.blocks_connect:
+                    await self.net.loop.create_future()  # the SYN vanishes: only the timeout
                 await self._open(host, port)
         except TimeoutError:
             if not self.up:
@@ -470,15 +610,15 @@ class _SocketChannel(_Channel, asyncio.BaseProtocol):
         if self.done:
             return
         if exc is None:
-            self._lose("closed by the peer")
+            reason = "closed by the peer"
         elif isinstance(exc, OSError):
-            self._lose(f"connection lost: {_describe(exc)}")
+            reason = f"connection lost: {_describe(exc)}"
         else:
-            self._lose(f"connection lost: {exc}")
-
-    def _received(self, data: bytes) -> None:
-        if not self.done:
-            self._report(self.handler.link_received, None, data)
+            reason = f"connection lost: {exc}"
+        if self._blackholed:
+            self._peer_gone = reason  # the FIN or RST vanished on the way
+            return
+        self._lose(reason)
 
 
 class _TcpChannel(_SocketChannel, asyncio.Protocol):
@@ -490,12 +630,30 @@ class _TcpChannel(_SocketChannel, asyncio.Protocol):
     def send(self, payload: bytes, *, topic: str | None = None, qos: int = 0) -> int | None:
         """Write ``payload``; 0, or None when not connected or the peer stopped reading."""
         transport = self._transport
+        if self._peer_gone is not None and self._blackholed:
+            return 0  # the write vanishes, as every packet does
         if not self.up or not isinstance(transport, asyncio.Transport) or transport.is_closing():
             return None
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             return None
-        transport.write(payload)
+        self._write_shaped(payload, transport.write)
         return 0
+
+    def reset(self) -> None:
+        """Abort with SO_LINGER 0 (an RST to the peer); ``link_lost(RESET_REASON)``."""
+        if self.done:
+            return
+        transport = self._transport
+        if transport is not None:
+            raw = transport.get_extra_info("socket")
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._lose(RESET_REASON) if self.up else self._fail(RESET_REASON)
+        if self._attempt is not None:
+            self._attempt.cancel()
+        if transport is not None:
+            _abort(transport)
 
     def data_received(self, data: bytes) -> None:
         self._received(data)
@@ -517,7 +675,7 @@ class _UdpChannel(_SocketChannel, asyncio.DatagramProtocol):
         transport = cast("asyncio.DatagramTransport", self._transport)  # see _abort
         if len(payload) > MAX_DATAGRAM or transport.is_closing():
             return None
-        transport.sendto(payload)
+        self._write_shaped(payload, transport.sendto)
         return 0
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
@@ -525,3 +683,58 @@ class _UdpChannel(_SocketChannel, asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         self.net.udp_errors += 1
+
+
+class _Shaper:
+    """A socket link's two directions under the unit's conditions: each burst is handed
+    on (written, or reported) when its ``Pacer`` says it arrives, in order; loop timers
+    only, one pending handle per direction."""
+
+    __slots__ = ("_down", "_down_queue", "_loop", "_up", "_up_queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._up = Pacer()
+        self._down = Pacer()
+        self._up_queue: deque[tuple[float, bytes, Callable[[bytes], None]]] = deque()
+        self._down_queue: deque[tuple[float, bytes, Callable[[bytes], None]]] = deque()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing is waiting: a burst may be handed on at once without overtaking one."""
+        return not self._up_queue and not self._down_queue
+
+    def up(
+        self, data: bytes, impairment: Impairment | None, hand_on: Callable[[bytes], None]
+    ) -> None:
+        self._queue(self._up, self._up_queue, data, impairment, hand_on)
+
+    def down(
+        self, data: bytes, impairment: Impairment | None, hand_on: Callable[[bytes], None]
+    ) -> None:
+        self._queue(self._down, self._down_queue, data, impairment, hand_on)
+
+    def _queue(
+        self,
+        pacer: Pacer,
+        queue: deque[tuple[float, bytes, Callable[[bytes], None]]],
+        data: bytes,
+        impairment: Impairment | None,
+        hand_on: Callable[[bytes], None],
+    ) -> None:
+        now = self._loop.time()
+        if impairment is None:
+            due = max(now, queue[-1][0]) if queue else now
+        else:
+            due = pacer.arrival_at(now, len(data), impairment.conditions, impairment.rng)
+        queue.append((due, data, hand_on))
+        if len(queue) == 1:
+            self._loop.call_at(due, self._release, queue)
+
+    def _release(self, queue: deque[tuple[float, bytes, Callable[[bytes], None]]]) -> None:
+        now = self._loop.time()
+        while queue and queue[0][0] <= now:
+            _due, data, hand_on = queue.popleft()
+            hand_on(data)
+        if queue:
+            self._loop.call_at(queue[0][0], self._release, queue)

@@ -142,6 +142,26 @@ class BrokerHost(FleetSide, SharedBroker, Protocol):
     async def stop_broker(self) -> None:
         """Stop what ``start_broker`` started."""
 
+    @property
+    def broker_paused(self) -> bool:
+        """Whether the broker is stopped by ``pause_broker`` (the ``broker-stop`` fault)."""
+
+    async def pause_broker(self) -> None:
+        """Stop the embedded broker for now (the ``broker-stop`` fault): every client's
+        connection closes, new connects are refused; nothing if already paused.
+
+        Raises:
+            ConfigError: the fleet uses the user's broker (``--broker``).
+        """
+
+    async def resume_broker(self) -> None:
+        """Start the paused broker again on the same port; units reconnect by their
+        back-off. Nothing if it is not paused.
+
+        Raises:
+            ConfigError: the port was taken meanwhile (the broker stays stopped).
+        """
+
     def broker_discovery(self) -> dict[str, Any]:
         """How a console reaches the broker: the start of ``up.json`` (with a secret)."""
 

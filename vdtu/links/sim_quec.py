@@ -8,15 +8,28 @@ exact topic, and acknowledges QoS 1 after one round trip. TCP and UDP servers ar
 registered by (host, port) and see each connection's data in ``received``; HTTP
 servers are functions of the request. ``outage()`` makes every link fail and
 every request go unanswered until ``restore()``.
+
+A unit's link conditions (an ``Impairment``, ``vdtu.net.conditions``) act on its links
+and requests as the network would: latency, jitter and a cap delay each packet through a
+``Pacer`` per direction (never reordered); a blackhole swallows every packet both ways,
+and only an MQTT link's keep-alive notices (``link_lost("keepalive timeout")`` one
+keepalive after the PINGREQ that a keepalive without news sends, as paho does); a TCP
+link stays "connected" with its data vanishing, and a UDP link has nothing to notice. A
+new link under a blackhole or a connect timeout fails at ``CONNECT_TIMEOUT_S``; a request
+gets no answer within its timeout. ``reset()`` loses an MQTT or TCP link with
+``RESET_REASON``. A credential request with the platform's conditions is answered 503
+(refused) or late (slow).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from vdtu.clock import DomainEnvironment, FaultDomain
 from vdtu.firmware.quec.net import (
+    RESET_REASON,
     HttpFailure,
     HttpRequest,
     HttpResponse,
@@ -24,9 +37,14 @@ from vdtu.firmware.quec.net import (
     LinkHandler,
     MqttDial,
     SocketDial,
+    SocketKind,
 )
+from vdtu.net.conditions import REFUSE_STATUS, Impairment, Pacer, PlatformConditions
 
 HttpServer = Callable[[HttpRequest], HttpResponse]
+
+CONNECT_TIMEOUT_S = 10.0
+"""How long a connection attempt waits (``MqttLink``'s and ``quec_net``'s limit)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,29 +72,108 @@ class SimLink:
     """Socket links: what the device sent, in order."""
     domain: FaultDomain | None = None
     """The unit that opened the link: what the server side sends reaches it in its domain."""
+    impairment: Impairment | None = None
+    """The unit's link conditions (None: a healthy link)."""
+    udp: bool = False
+    """A UDP socket: no connection to reset."""
+    up: Pacer = field(default_factory=Pacer)
+    down: Pacer = field(default_factory=Pacer)
+    last_in_at: float = 0.0
+    """When the device last heard from the server."""
+    watch: int = 0
+    """Bumped when a keep-alive timer of a blackhole must be forgotten."""
+
+    def _extra_s(self, pacer: Pacer, size: int) -> float | None:
+        """A packet's delay beyond the latency; None: it vanishes."""
+        impairment = self.impairment
+        if impairment is None:
+            return 0.0
+        if impairment.conditions.blackhole:
+            return None
+        now = float(self.net.env.now)
+        return pacer.arrival_at(now, size, impairment.conditions, impairment.rng) - now
 
     def send(self, payload: bytes, *, topic: str | None = None, qos: int = 0) -> int | None:
         if not self.open or self.closed:
             return None
         net = self.net
-        net.later(lambda: net.arrived(self, topic, payload))
+        extra = self._extra_s(self.up, len(payload) + len(topic or ""))
+        if extra is not None:
+            net.later(lambda: net.arrived(self, topic, payload), extra_s=extra)
         if qos == 0 or self.mqtt is None:
             return 0
         token = self.next_token
         self.next_token += 1
-        net.later(lambda: self.handler.link_acked(token) if self.open else None, hops=2)
+        if extra is not None:
+            net.later(lambda: self._ack_from_server(token), extra_s=extra)
         return token
+
+    def _ack_from_server(self, token: int) -> None:
+        extra = self._extra_s(self.down, 4)
+        if extra is not None:
+            self.net.later(lambda: self._acked(token), extra_s=extra)
+
+    def _acked(self, token: int) -> None:
+        if self.open:
+            self.last_in_at = float(self.net.env.now)
+            self.handler.link_acked(token)
 
     def close(self) -> None:
         self.closed = True
         self.open = False
+        self.watch += 1
 
     def deliver(self, payload: bytes, topic: str | None = None) -> None:
         """The server side sends to the device (after the latency)."""
         with self.net.env.entered(self.domain):
-            self.net.later(
-                lambda: self.handler.link_received(topic, payload) if self.open else None
-            )
+            extra = self._extra_s(self.down, len(payload) + len(topic or ""))
+            if extra is not None:
+                self.net.later(lambda: self._received(topic, payload), extra_s=extra)
+
+    def _received(self, topic: str | None, payload: bytes) -> None:
+        if self.open:
+            self.last_in_at = float(self.net.env.now)
+            self.handler.link_received(topic, payload)
+
+    def impair(self, impairment: Impairment | None) -> None:
+        was = self.impairment is not None and self.impairment.conditions.blackhole
+        self.impairment = impairment
+        now = impairment is not None and impairment.conditions.blackhole
+        if now == was or not self.open or self.closed:
+            return
+        self.watch += 1
+        if now and self.mqtt is not None and self.mqtt.keepalive_s > 0:
+            self._watch_keepalive(self.mqtt.keepalive_s)
+
+    def _watch_keepalive(self, keepalive: int) -> None:
+        """paho's keep-alive under a blackhole: PINGREQ one keepalive after the last news
+        (a healthy link's last PINGRESP is at most one keepalive old), then one keepalive
+        for the PINGRESP that never comes."""
+        now = float(self.net.env.now)
+        last_in = self.last_in_at
+        if now - last_in > keepalive:
+            last_in += math.floor((now - last_in) / keepalive) * keepalive
+        give_up_at = max(now, last_in + keepalive) + keepalive
+        watch = self.watch
+
+        def give_up() -> None:
+            if self.watch == watch:
+                self.drop("keepalive timeout")
+
+        with self.net.env.entered(self.domain):
+            self.net.later(give_up, extra_s=give_up_at - now, hops=0)
+
+    def reset(self) -> None:
+        if self.closed or self.udp:
+            return
+        self.watch += 1
+        with self.net.env.entered(self.domain):
+            if self.open:
+                self.net.later(lambda: self.drop(RESET_REASON), hops=0)
+            else:
+                self.closed = True
+                handler = self.handler
+                self.net.later(lambda: handler.link_failed(RESET_REASON, refused=False), hops=0)
 
     def drop(self, reason: str) -> None:
         """The server side ends the link."""
@@ -105,36 +202,90 @@ class SimQuecNet:
         self.sent: list[Sent] = []
         self.requests: list[HttpRequest] = []
         self.down = False
+        self.connect_timeout_s = CONNECT_TIMEOUT_S
 
-    def later(self, action: Callable[[], None], *, hops: int = 1) -> None:
-        """Run ``action`` after ``hops`` one-way latencies."""
-        event = self.env.timeout(self.latency_s * hops)
+    def later(self, action: Callable[[], None], *, hops: int = 1, extra_s: float = 0.0) -> None:
+        """Run ``action`` after ``hops`` one-way latencies and ``extra_s`` more."""
+        event = self.env.timeout(self.latency_s * hops + extra_s)
         event.callbacks.append(lambda _event: action())
 
     # -- the QuecNet interface -------------------------------------------------------------
 
-    def open_mqtt(self, dial: MqttDial, handler: LinkHandler) -> SimLink:
-        link = SimLink(self, handler, (dial.host, dial.port), mqtt=dial, domain=self.env.domain)
+    def open_mqtt(
+        self, dial: MqttDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> SimLink:
+        link = SimLink(
+            self,
+            handler,
+            (dial.host, dial.port),
+            mqtt=dial,
+            domain=self.env.domain,
+            impairment=impairment,
+        )
         self._open(link, server=(dial.host, dial.port) in self.brokers)
         return link
 
-    def open_socket(self, dial: SocketDial, handler: LinkHandler) -> SimLink:
-        link = SimLink(self, handler, (dial.host, dial.port), domain=self.env.domain)
+    def open_socket(
+        self, dial: SocketDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> SimLink:
+        link = SimLink(
+            self,
+            handler,
+            (dial.host, dial.port),
+            domain=self.env.domain,
+            impairment=impairment,
+            udp=dial.kind is SocketKind.UDP,
+        )
         self._open(link, server=(dial.host, dial.port) in self.socket_servers)
         return link
 
-    def request(self, request: HttpRequest, done: Callable[[HttpResult], None]) -> None:
+    def request(
+        self,
+        request: HttpRequest,
+        done: Callable[[HttpResult], None],
+        *,
+        impairment: Impairment | None = None,
+        platform: PlatformConditions | None = None,
+    ) -> None:
+        if impairment is not None and impairment.conditions.blocks_connect:
+            reason = f"no answer from {request.url} within {request.timeout_s:g} s"
+            self.later(lambda: done(HttpFailure(reason=reason)), hops=0, extra_s=request.timeout_s)
+            return
         self.requests.append(request)
         server = self.http_servers.get(_http_address(request.url))
         result: HttpResult
-        if self.down or server is None:
+        if platform is not None and platform.refuse:
+            result = HttpResponse(status=REFUSE_STATUS, body=b"Service Unavailable")
+        elif self.down or server is None:
             result = HttpFailure(reason=f"no HTTP server answers {request.url}")
         else:
             result = server(request)
-        self.later(lambda: done(result), hops=2)
+        extra = 0.0 if platform is None else platform.delay_s
+        if impairment is not None:
+            conditions, rng = impairment.conditions, impairment.rng
+            now = float(self.env.now)
+            size = len(result.body) if isinstance(result, HttpResponse) else 0
+            extra += Pacer().arrival_at(now, len(request.body), conditions, rng) - now
+            extra += Pacer().arrival_at(now, size, conditions, rng) - now
+        if 2 * self.latency_s + extra > request.timeout_s:
+            reason = f"no answer from {request.url} within {request.timeout_s:g} s"
+            self.later(lambda: done(HttpFailure(reason=reason)), hops=0, extra_s=request.timeout_s)
+            return
+        self.later(lambda: done(result), hops=2, extra_s=extra)
 
     def _open(self, link: SimLink, *, server: bool) -> None:
         self.links.append(link)
+        impairment = link.impairment
+        if impairment is not None and impairment.conditions.blocks_connect:
+            reason = f"timed out after {self.connect_timeout_s:g} s connecting to {link.address}"
+
+            def give_up() -> None:
+                if not link.closed and not link.open:
+                    link.closed = True
+                    link.handler.link_failed(reason, refused=False)
+
+            self.later(give_up, hops=0, extra_s=self.connect_timeout_s)
+            return
 
         def answer() -> None:
             if link.closed:
@@ -145,9 +296,13 @@ class SimQuecNet:
                 link.handler.link_failed("not authorized", refused=True)
             else:
                 link.open = True
+                link.last_in_at = float(self.env.now)
                 link.handler.link_up()
 
-        self.later(answer, hops=2)
+        extra = 0.0
+        if impairment is not None:
+            extra = impairment.conditions.delay_s(impairment.rng) * 2
+        self.later(answer, hops=2, extra_s=extra)
 
     # -- the servers' side -----------------------------------------------------------------
 

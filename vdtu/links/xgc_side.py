@@ -80,6 +80,16 @@ class XgcSide:
     async def stop_broker(self) -> None:
         await self.stack.stop()
 
+    @property
+    def broker_paused(self) -> bool:
+        return self.stack.broker_paused
+
+    async def pause_broker(self) -> None:
+        await self.stack.pause_broker()
+
+    async def resume_broker(self) -> None:
+        await self.stack.resume_broker()
+
     async def start(self, broker: SharedBroker) -> None:
         """Nothing more: ``start_broker`` started the platform its units reach."""
 

@@ -19,6 +19,7 @@ from vdtu.cloud.broker_acl import FleetAccess, QuecTopics
 from vdtu.cloud.broker_auth import Authenticator
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
+from vdtu.errors import ConfigError
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
 from vdtu.links.mqtt_xgc import MqttXgcCloud
 from vdtu.net.mqtt import MqttHub
@@ -85,7 +86,11 @@ class XgcCloudStack:
         await self.platform.start()
         tls_ca = external.ca_file if external is not None else None
         self.cloud = MqttXgcCloud(
-            self.clock, self.hub, platform_url=self.platform.url, tls_ca=tls_ca
+            self.clock,
+            self.hub,
+            platform_url=self.platform.url,
+            tls_ca=tls_ca,
+            platform=self.platform,
         )
         return self.cloud
 
@@ -118,6 +123,34 @@ class XgcCloudStack:
             "project": self.settings.project_id,
             "platform": self.platform.url,
         }
+
+    @property
+    def broker_paused(self) -> bool:
+        """Whether the embedded broker is stopped by ``pause_broker``."""
+        return self.broker is not None and not self.broker.running and self.broker_url is not None
+
+    async def pause_broker(self) -> None:
+        """Stop the embedded broker until ``resume_broker`` (the ``broker-stop`` fault).
+
+        Raises:
+            ConfigError: the fleet uses the user's broker, which vdtu does not control.
+        """
+        if self.broker is None:
+            raise ConfigError(
+                "broker-stop needs the embedded broker; this fleet uses the broker given "
+                "with --broker (stop that one yourself)"
+            )
+        await self.broker.stop()
+
+    async def resume_broker(self) -> None:
+        """Start the paused embedded broker again on its port (nothing if not paused).
+
+        Raises:
+            ConfigError: the port was taken meanwhile.
+        """
+        if self.broker_paused:
+            assert self.broker is not None
+            await self.broker.restart()
 
     async def stop(self) -> None:
         """Stop the platform and the embedded broker (the units are stopped first)."""

@@ -30,7 +30,18 @@ States (``LinkState``)::
     CONNECTING --refused, timed out, TCP/TLS error, lost--> DISCONNECTED  on_connect_failed(reason)
     CONNECTED  --connection lost, keepalive timeout-------> DISCONNECTED  on_disconnected(reason)
     CONNECTING/CONNECTED --disconnect(), abort()----------> DISCONNECTED  (no callback)
+    CONNECTING --reset()--> DISCONNECTED  on_connect_failed(RESET_REASON), on the next turn
+    CONNECTED  --reset()--> DISCONNECTED  on_disconnected(RESET_REASON), on the next turn
     any --close()--> CLOSED
+
+The unit's link conditions (``impair``, ``vdtu.net.conditions``) act on the link's bytes
+through a ``ShapedSocket`` (``vdtu.net.shaping``) that stands between paho and the socket
+only for a connection made or running while conditions are set: it is handed to paho in
+place of the socket, or put in paho's place for a connection already running (paho's
+private ``_sock``, pinned by ``tests/net/test_mqtt.py`` like ``_create_socket``). A
+connect under a blackhole or a connect timeout never dials: it ends at
+``connect_timeout_s``. ``reset()`` closes the socket with SO_LINGER 0, so the broker
+sees an RST, and reports the loss from the loop's next turn.
 
 Rules that hold:
 
@@ -63,6 +74,7 @@ import ipaddress
 import math
 import socket
 import ssl
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -73,11 +85,17 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from vdtu.errors import ConfigError, LinkClosedError, LocalProtocolError
+from vdtu.net.shaping import ShapedSocket
 
 if TYPE_CHECKING:
     from paho.mqtt.client import ConnectFlags, DisconnectFlags, MQTTMessage, SocketLike
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
+
+    from vdtu.net.conditions import Impairment
+
+RESET_REASON = "connection reset by peer"
+"""What ``reset()`` reports to the owner."""
 
 _LOSS_REASONS = {
     "Unspecified error": "connection lost",
@@ -187,7 +205,7 @@ class _HandoverClient(paho.Client):
     settings (``tls_set``) stay unused, so it never wraps the socket a second time.
     """
 
-    handover: socket.socket | None = None
+    handover: socket.socket | ShapedSocket | None = None
     """The connected socket for the next ``reconnect()``; taken once."""
 
     def _create_socket(self) -> SocketLike:
@@ -196,6 +214,11 @@ class _HandoverClient(paho.Client):
             raise LocalProtocolError("paho asked for a socket outside an MqttLink connect attempt")
         self.handover = None
         return sock
+
+    def replace_socket(self, sock: ShapedSocket) -> None:
+        """Put ``sock`` in place of the connected socket it wraps (same fd). PRIVATE paho
+        API: paho reads and writes ``self._sock`` and nothing else holds the socket."""
+        self._sock = sock
 
 
 class MqttHub:
@@ -283,6 +306,7 @@ class MqttLink:
     __slots__ = (
         "_attempt",
         "_client",
+        "_impairment",
         "_in_paho",
         "_paho_socket",
         "_state",
@@ -351,6 +375,7 @@ class MqttLink:
         self._tls = hub._tls_context(tls_ca) if tls_ca is not None else None
         self._state = LinkState.IDLE
         self._attempt: asyncio.Task[None] | None = None
+        self._impairment: Impairment | None = None
         self._paho_socket = False
         self._in_paho = False
         self._subscriptions: dict[str, int] = {}
@@ -469,6 +494,50 @@ class MqttLink:
         self._state = LinkState.CLOSED
         self.hub._links.discard(self)
 
+    @property
+    def impairment(self) -> Impairment | None:
+        """The link conditions in force (None: a healthy link)."""
+        return self._impairment
+
+    def impair(self, impairment: Impairment | None) -> None:
+        """Put the link under the unit's conditions from now on (None: none).
+
+        The connection of the moment takes them at once (its bytes go through a
+        ``ShapedSocket`` from now on); later connect attempts are made under them.
+        """
+        self._check_open()
+        self._impairment = impairment
+        sock = self._client.socket()
+        if isinstance(sock, ShapedSocket):
+            sock.impair(impairment)
+        elif impairment is not None and isinstance(sock, socket.socket):
+            self._client.replace_socket(
+                ShapedSocket(sock, self.hub.loop, impairment, self._readable)
+            )
+
+    def reset(self) -> None:
+        """The network resets the connection: an RST to the broker (which publishes the
+        will), and ``on_disconnected(RESET_REASON)`` (``on_connect_failed`` while
+        connecting) from the loop's next turn. Nothing happens when idle or disconnected.
+        """
+        self._check_open()
+        was = self._state
+        if was not in (LinkState.CONNECTING, LinkState.CONNECTED):
+            return
+        sock = self._client.socket()
+        raw = sock.raw if isinstance(sock, ShapedSocket) else sock
+        if isinstance(raw, socket.socket):
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._stop(graceful=False)
+        report = self.on_disconnected if was is LinkState.CONNECTED else self.on_connect_failed
+
+        def tell() -> None:
+            if self._state is LinkState.DISCONNECTED:
+                report(RESET_REASON)
+
+        self.hub.loop.call_soon(tell)
+
     def _make_client(
         self, username: str | None, password: str | None, will: Will | None
     ) -> _HandoverClient:
@@ -506,8 +575,16 @@ class MqttLink:
     async def _dial(self) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout_s):
+                impairment = self._impairment
+                if impairment is not None and impairment.conditions.blocks_connect:
+                    await self.hub.loop.create_future()  # the SYN vanishes: only the timeout
                 sock = await self._open_transport()
-                self._client.handover = sock
+                impairment = self._impairment
+                self._client.handover = (
+                    sock
+                    if impairment is None
+                    else ShapedSocket(sock, self.hub.loop, impairment, self._readable)
+                )
                 self._paho_socket = True
                 self._client.reconnect()  # takes the socket, queues CONNECT
                 await self.hub.loop.create_future()  # the CONNACK callback cancels this task

@@ -9,6 +9,11 @@ reconnect loop at all (it reconnects only when the next uplink arrives,
 docs/spec/quec.md#8.10); a simulator that must replay stored data "when the channel comes back"
 needs one, so this is vdtu's choice, documented in docs/quec-protocol.md.
 
+The unit's link conditions (``ChannelHost.impairment``) go with every link a driver
+opens and every request it makes; ``impair`` changes them on the link of the moment and
+``reset_link`` has the network reset it (a loss like any other). A dynamic
+registration is the unit's credential request (``http_event(..., credential=True)``).
+
 What a driver reports goes to its ``ChannelHost`` (the firmware): ``channel_up``
 (replay the offline store), ``channel_received`` (a downlink with its subscribe
 topic id), and ``send_failed`` for every uplink it had accepted but could not get
@@ -66,6 +71,7 @@ from vdtu.firmware.quec.net import (
     SocketKind,
 )
 from vdtu.log import LogLevel
+from vdtu.net.conditions import Impairment
 
 RECONNECT = Backoff(base_s=5.0, max_s=300.0)
 """The channels' reconnect policy (vdtu's; see the module comment)."""
@@ -76,6 +82,10 @@ class ChannelHost(Protocol):
 
     env: simpy.Environment
     rng: RandomSource
+
+    @property
+    def impairment(self) -> Impairment | None:
+        """The unit's link conditions (None: a healthy link)."""
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None: ...
 
@@ -94,8 +104,9 @@ class ChannelHost(Protocol):
     def registration_message(self) -> str:
         """The tcp/udp registration message of the config's ``reg`` ("" for none)."""
 
-    def http_event(self, request: HttpRequest) -> simpy.Event:
-        """Make an HTTP request; the event's value is the ``HttpResult``."""
+    def http_event(self, request: HttpRequest, *, credential: bool = False) -> simpy.Event:
+        """Make an HTTP request; the event's value is the ``HttpResult``. ``credential``:
+        it asks an IoT cloud for the unit's credentials (the platform's conditions apply)."""
 
     def channel_up(self, cid: str) -> None:
         """The channel connected (replay its stored uplinks)."""
@@ -201,6 +212,14 @@ class Driver(ABC):
     def network_lost(self, reason: str) -> None:
         """The data call went away: a link dies with it (it reconnects when data is back)."""
 
+    @abstractmethod
+    def impair(self, impairment: Impairment | None) -> None:
+        """The unit's link conditions changed: the link of the moment takes them."""
+
+    @abstractmethod
+    def reset_link(self) -> None:
+        """The network resets the link of the moment (if any)."""
+
     def on_received(self, topic: str | None, payload: bytes) -> None:
         self.received += 1
         self.host.channel_received(self.cid, self.topic_id_of(topic), payload)
@@ -266,6 +285,14 @@ class LinkDriver(Driver):
         """Power-off: drop the link; the process ends by itself when interrupted."""
         self._closed = True
         self._drop("power-off")
+
+    def impair(self, impairment: Impairment | None) -> None:
+        if self.link is not None:
+            self.link.impair(impairment)
+
+    def reset_link(self) -> None:
+        if self.link is not None:
+            self.link.reset()
 
     def network_lost(self, reason: str) -> None:
         ended = self._ended
@@ -380,7 +407,9 @@ class MqttDriver(LinkDriver):
     def prepare(self) -> Generator[simpy.Event, Any, MqttDial | None]:
         self.work_state = QuecthingState.AUTHENTICATING
         result = yield from prepare_dial(
-            self.channel, self.host.login_needs(), self.host.http_event
+            self.channel,
+            self.host.login_needs(),
+            lambda request: self.host.http_event(request, credential=True),
         )
         if isinstance(result, LoginFailed):
             self.last_error = result.reason
@@ -391,7 +420,7 @@ class MqttDriver(LinkDriver):
         return result
 
     def open(self, dial: MqttDial, events: _Events) -> Link:
-        return self.net.open_mqtt(dial, events)
+        return self.net.open_mqtt(dial, events, impairment=self.host.impairment)
 
     def after_up(self) -> None:
         self.refused = False
@@ -460,7 +489,7 @@ class SocketDriver(LinkDriver):
         return SocketDial(kind=kind, host=self.channel.url, port=self.channel.port)
 
     def open(self, dial: SocketDial, events: _Events) -> Link:
-        return self.net.open_socket(dial, events)
+        return self.net.open_socket(dial, events, impairment=self.host.impairment)
 
     def after_up(self) -> None:
         message = self.host.registration_message()
@@ -514,6 +543,12 @@ class HttpDriver(Driver):
     def network_lost(self, reason: str) -> None:
         """No connection to lose: each request checks the network itself."""
 
+    def impair(self, impairment: Impairment | None) -> None:
+        """No connection to impair: each request is made under the conditions of its time."""
+
+    def reset_link(self) -> None:
+        """No connection to reset."""
+
     def send(self, payload: str, topic_id: str | None) -> str | None:
         if self._closed:
             return f"channel {self.cid} (http) is closed"
@@ -532,7 +567,11 @@ class HttpDriver(Driver):
             timeout_s=float(channel.timeout_s or 30),
         )
         self.sent += 1
-        self.net.request(request, lambda result: self._answered(result, topic_id, payload))
+        self.net.request(
+            request,
+            lambda result: self._answered(result, topic_id, payload),
+            impairment=self.host.impairment,
+        )
         return None
 
     def _answered(self, result: HttpResult, topic_id: str | None, payload: str) -> None:

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 import simpy
 
-from vdtu.clock.rng import RandomSource
+from vdtu.clock.rng import RandomSource, SplitMix64
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.personality import NO_COUNTERS, Counters, Phase, UnitState
@@ -83,6 +83,7 @@ from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
 from vdtu.firmware.quec.offline import OfflineStore
 from vdtu.firmware.quec.serial_schema import UART_PORTS
 from vdtu.log import LogLevel, UnitLog
+from vdtu.net.conditions import Impairment, LinkConditions, PlatformConditions
 from vdtu.storage import FlashError, Storage, TextFile
 from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import Tap
@@ -206,6 +207,11 @@ class QuecFirmware:
         self._past_counters = NO_COUNTERS
         """The counters of the channels of earlier power-on periods."""
         self._network_waiters: list[simpy.Event] = []
+        self.impairment: Impairment | None = None
+        """The unit's link conditions (the network's: kept across power cycles)."""
+        self._link_rng: RandomSource | None = None
+        self.platform_conditions: PlatformConditions | None = None
+        """What the IoT cloud does with the unit's registrations (None: answers)."""
         self.poll_waiters: dict[str, simpy.Event] = {}
         """UART -> the poll waiting for its next chunk (``modbus_side.polling``)."""
         self.taps: dict[str, Tap] = {}
@@ -395,8 +401,9 @@ class QuecFirmware:
         except FlashError as exc:
             self.flash_failed("flash", f"registered secret kept in memory only: {exc}")
 
-    def http_event(self, request: HttpRequest) -> simpy.Event:
-        """Make an HTTP request; the event's value is the ``HttpResult``."""
+    def http_event(self, request: HttpRequest, *, credential: bool = False) -> simpy.Event:
+        """Make an HTTP request; the event's value is the ``HttpResult``. ``credential``:
+        a dynamic registration (the platform's conditions for the unit apply)."""
         waiting = self.env.event()
 
         def done(result: HttpResult) -> None:
@@ -409,8 +416,46 @@ class QuecFirmware:
         elif dns_error is not None:
             done(HttpFailure(reason=dns_error))
         else:
-            self.net.request(request, done)
+            self.net.request(
+                request,
+                done,
+                impairment=self.impairment,
+                platform=self.platform_conditions if credential else None,
+            )
         return waiting
+
+    # -- the network's conditions (the personality interface) ----------------------------
+
+    @property
+    def link_conditions(self) -> LinkConditions | None:
+        """The conditions of the unit's IP link (None: healthy)."""
+        return None if self.impairment is None else self.impairment.conditions
+
+    def set_link_conditions(self, conditions: LinkConditions | None) -> None:
+        """Put every link of the unit under ``conditions`` (None clears): the links of the
+        moment take them at once, later links and requests are made under them; they
+        outlast a reboot."""
+        conditions = None if conditions is None else conditions.normalized()
+        if conditions is None:
+            self.impairment = None
+        else:
+            if self._link_rng is None:
+                self._link_rng = SplitMix64(self.rng.randrange(1 << 63))
+            self.impairment = Impairment(conditions=conditions, rng=self._link_rng)
+        for driver in self.drivers.values():
+            driver.impair(self.impairment)
+
+    def reset_link(self) -> None:
+        """The network resets every channel's link of the moment (one-shot): each is lost
+        and reconnects by the channels' back-off; UDP and HTTP have no connection."""
+        for driver in self.drivers.values():
+            driver.reset_link()
+
+    def set_platform_conditions(self, conditions: PlatformConditions | None) -> None:
+        """Have the IoT cloud refuse (HTTP 503) or delay this unit's dynamic registrations
+        (the only credential request a QuecPython unit makes; a secret it has saved needs
+        none); None clears it."""
+        self.platform_conditions = None if conditions is None else conditions.normalized()
 
     def registration_message(self) -> str:
         """Config ``reg`` (docs/spec/quec.md#6.4): 1 the seed's JSON, a string itself, 0 nothing."""

@@ -11,6 +11,12 @@ implementation goes through ``Clock.inject``).
 Host names are the firmware's own (``<ProductKey>.iot-as-mqtt.cn-shanghai.aliyuncs.com``
 for Aliyun, the config's ``url`` for the others); mapping them to the local
 counterparts vdtu serves is the implementation's business, as DNS is the network's.
+
+The unit's link conditions (``vdtu.net.conditions``) go with every link and request as
+an ``Impairment`` (None on a healthy link); ``Link.impair`` changes them on a link that
+exists and ``Link.reset`` has the network reset it. A credential request (an IoT
+cloud's dynamic registration) carries the platform's conditions for the unit: refused,
+it is answered HTTP 503 by the platform's front end; slow, that much later.
 """
 
 from __future__ import annotations
@@ -19,6 +25,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+from vdtu.net.conditions import Impairment, PlatformConditions
+
+RESET_REASON = "connection reset by peer"
+"""What a link reset by the network reports (``link_lost``)."""
 
 
 class SocketKind(StrEnum):
@@ -114,16 +125,36 @@ class Link(Protocol):
     def close(self) -> None:
         """End the link at once (MQTT: without DISCONNECT, so a will would be published)."""
 
+    def impair(self, impairment: Impairment | None) -> None:
+        """Put the link under the unit's conditions from now on (None: none)."""
+
+    def reset(self) -> None:
+        """The network resets the link (TCP, MQTT: an RST both ways; UDP has no connection
+        and is untouched): ``link_lost(RESET_REASON)``, or ``link_failed`` while
+        connecting, follows in sim time, never synchronously."""
+
 
 @runtime_checkable
 class QuecNet(Protocol):
     """The network as the QuecPython firmware reaches it."""
 
-    def open_mqtt(self, dial: MqttDial, handler: LinkHandler) -> Link:
+    def open_mqtt(
+        self, dial: MqttDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> Link:
         """Start connecting to a broker; the outcome arrives through ``handler``."""
 
-    def open_socket(self, dial: SocketDial, handler: LinkHandler) -> Link:
+    def open_socket(
+        self, dial: SocketDial, handler: LinkHandler, *, impairment: Impairment | None = None
+    ) -> Link:
         """Start a TCP connection or a connected UDP socket; the outcome through ``handler``."""
 
-    def request(self, request: HttpRequest, done: Callable[[HttpResult], None]) -> None:
-        """Make one HTTP request; ``done`` is called once, in sim time."""
+    def request(
+        self,
+        request: HttpRequest,
+        done: Callable[[HttpResult], None],
+        *,
+        impairment: Impairment | None = None,
+        platform: PlatformConditions | None = None,
+    ) -> None:
+        """Make one HTTP request; ``done`` is called once, in sim time. ``platform``: it
+        is a credential request, and the platform's conditions for the unit."""

@@ -5,6 +5,11 @@ for MQTT credentials and for a connection; the implementation does the real work
 (HTTP and paho on the asyncio loop in real time, or a simulated platform and
 broker in virtual time) and reports back through the ``CloudHandler`` callbacks,
 always *in sim time* (a real-time implementation goes through ``Clock.inject``).
+
+The unit's link conditions (``vdtu.net.conditions``) travel with each request and
+connection as an ``Impairment`` (None on a healthy link), and ``impair`` changes them
+on a connection that exists; the platform's conditions are the platform's, set per
+IMEI with ``set_platform_conditions``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from vdtu.cloud.xgc_api import MqttInfo
+from vdtu.net.conditions import Impairment, PlatformConditions
+
+RESET_REASON = "connection reset by peer"
+"""What a connection reset by the network (``reset``) reports."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +79,14 @@ class CloudConnection(Protocol):
     def close(self) -> None:
         """End the connection at once, without a DISCONNECT (the will is published)."""
 
+    def impair(self, impairment: Impairment | None) -> None:
+        """Put this connection under the unit's link conditions from now on (None: none)."""
+
+    def reset(self) -> None:
+        """The network resets the connection (RST both ways): the broker drops it and
+        publishes the will; the handler hears ``cloud_lost(RESET_REASON)`` (or
+        ``cloud_connect_failed`` while connecting), in sim time, never synchronously."""
+
 
 @runtime_checkable
 class XgcCloud(Protocol):
@@ -82,6 +99,7 @@ class XgcCloud(Protocol):
         project_id: str,
         project_secret: str,
         done: Callable[[InfoResult], None],
+        impairment: Impairment | None = None,
     ) -> None:
         """Ask the platform for credentials; ``done`` is called once, in sim time."""
 
@@ -93,5 +111,10 @@ class XgcCloud(Protocol):
         subscriptions: Sequence[str],
         keepalive_s: int,
         handler: CloudHandler,
+        impairment: Impairment | None = None,
     ) -> CloudConnection:
         """Start connecting; the outcome arrives through ``handler``."""
+
+    def set_platform_conditions(self, imei: str, conditions: PlatformConditions | None) -> None:
+        """What the platform does with the credential requests of unit ``imei`` (None:
+        it answers them normally)."""

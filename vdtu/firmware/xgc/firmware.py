@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import simpy
 
+from vdtu.clock.rng import SplitMix64
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
 from vdtu.firmware.personality import NO_COUNTERS, Counters, Phase, UnitState
@@ -75,6 +76,7 @@ from vdtu.firmware.xgc.session import CloudSession, Outbox
 from vdtu.firmware.xgc.states import DtuInput, DtuState, DtuStateMachine, notification
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import AtInterpreter, RegStat
+from vdtu.net.conditions import Impairment, LinkConditions, PlatformConditions
 from vdtu.storage import FlashError, Storage
 
 if TYPE_CHECKING:
@@ -103,7 +105,9 @@ class XgcFirmware:
         "_env",
         "_flash",
         "_hw",
+        "_impairment",
         "_link",
+        "_link_rng",
         "_log",
         "_machine",
         "_mbr_answer",
@@ -111,6 +115,7 @@ class XgcFirmware:
         "_options",
         "_outbox",
         "_past_counters",
+        "_platform_conditions",
         "_processes",
         "_registered",
         "_rng",
@@ -158,6 +163,11 @@ class XgcFirmware:
         self._past_counters = NO_COUNTERS
         """The counters of cloud sessions that have ended."""
         self._registered: simpy.Event | None = None
+        self._impairment: Impairment | None = None
+        """The unit's link conditions (the network's: kept across power cycles)."""
+        self._link_rng: RandomSource | None = None
+        """The random source of the link's jitter, made when conditions are first set."""
+        self._platform_conditions: PlatformConditions | None = None
         self._link = HostLink(env, hardware.lines, host=self, options=options, stats=self.stats)
         hardware.gpio.on_input_change.append(self._on_input_change)
         hardware.battery.on_vbus_change.append(self._on_vbus_change)
@@ -320,6 +330,7 @@ class XgcFirmware:
             project_id=project["pid"],
             project_secret=project["secret"],
             outbox=self._outbox,
+            impairment=self._impairment,
         )
         self.spawn(self._session.run())
 
@@ -372,8 +383,53 @@ class XgcFirmware:
             "pipe": self._link.pipe.value,
             "version": self._version,
             "outbox": {"queued": len(self._outbox.pending), "refused": self._outbox.refused},
+            "link_conditions": None
+            if self._impairment is None
+            else self._impairment.conditions.snapshot(),
+            "platform_conditions": None
+            if self._platform_conditions is None
+            else self._platform_conditions.snapshot(),
             "stats": {name: getattr(self.stats, name) for name in self.stats.__slots__},
         }
+
+    # -- the network's conditions (the personality interface) ----------------------------------
+
+    @property
+    def link_conditions(self) -> LinkConditions | None:
+        """The conditions of the unit's IP link (None: healthy)."""
+        return None if self._impairment is None else self._impairment.conditions
+
+    def set_link_conditions(self, conditions: LinkConditions | None) -> None:
+        """Put the link under ``conditions`` (None clears); the connection of the moment
+        takes them at once, later ones are made under them; they outlast a reboot."""
+        conditions = None if conditions is None else conditions.normalized()
+        if conditions is None:
+            self._impairment = None
+        else:
+            if self._link_rng is None:
+                self._link_rng = SplitMix64(self._rng.randrange(1 << 63))
+            self._impairment = Impairment(conditions=conditions, rng=self._link_rng)
+        if self._session is not None:
+            self._session.impair(self._impairment)
+
+    def reset_link(self) -> None:
+        """The network resets the broker connection of the moment (one-shot): the host sees
+        ``mqtt-disconnected``, the broker publishes the will, the session reconnects."""
+        if self._session is not None:
+            self._session.reset_link()
+
+    @property
+    def platform_conditions(self) -> PlatformConditions | None:
+        """What the platform does with this unit's credential requests (None: answers)."""
+        return self._platform_conditions
+
+    def set_platform_conditions(self, conditions: PlatformConditions | None) -> None:
+        """Have the platform refuse (503: ``get-mqtt-info-fail``, retried with the back-off)
+        or delay this unit's credential requests; None clears it."""
+        conditions = None if conditions is None else conditions.normalized()
+        self._platform_conditions = conditions
+        if self._cloud is not None:
+            self._cloud.set_platform_conditions(self.imei, conditions)
 
     # -- what the cloud session needs (session.SessionHost) -----------------------------------
 

@@ -25,6 +25,10 @@ intact (``xgc_api.downlink_value``, ``notify.downlink_frame``, a frame longer th
 the host's line) is dropped with one WARN line and counted in
 ``stats.downlinks_refused``; no message raises.
 
+The unit's link conditions (``impairment``, None on a healthy link) go with every
+credential request and connection, and ``impair`` changes them on the connection of
+the moment; ``reset_link`` has the network reset it (the loss is handled as any other).
+
 The session knows the firmware only as a ``SessionHost``: the IMEI and the
 modem's registration, state inputs (``advance``), the log, processes that end at
 power-off, the property report and its interval, and the host's pipe for cloud
@@ -65,6 +69,7 @@ from vdtu.log import LogLevel
 
 if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
+    from vdtu.net.conditions import Impairment
 
 
 class SessionHost(Protocol):
@@ -214,6 +219,7 @@ class CloudSession:
         "failures",
         "gave_up",
         "host",
+        "impairment",
         "info",
         "links_lost",
         "options",
@@ -235,8 +241,11 @@ class CloudSession:
         project_id: str,
         project_secret: str,
         outbox: Outbox,
+        impairment: Impairment | None = None,
     ) -> None:
         self.host = host
+        self.impairment = impairment
+        """The unit's link conditions (None: a healthy link)."""
         self.env = env
         self.rng = rng
         self.options = options
@@ -354,6 +363,7 @@ class CloudSession:
             project_id=self.project_id,
             project_secret=self.project_secret,
             done=done,
+            impairment=self.impairment,
         )
         result: InfoResult = yield waiting
         return result
@@ -368,6 +378,7 @@ class CloudSession:
             subscriptions=[self.topic(channel) for channel in DOWNLINK_CHANNELS],
             keepalive_s=self.options.keepalive_s,
             handler=events,
+            impairment=self.impairment,
         )
         outcome: str = yield waiting
         self._outcome = None
@@ -486,6 +497,21 @@ class CloudSession:
             )
             return
         host.notify_frame(frame)
+
+    # -- the network's conditions ----------------------------------------------------------------
+
+    def impair(self, impairment: Impairment | None) -> None:
+        """The unit's link conditions changed: the connection of the moment takes them, and
+        every later request and connection is made under them."""
+        self.impairment = impairment
+        if self.connection is not None:
+            self.connection.impair(impairment)
+
+    def reset_link(self) -> None:
+        """The network resets the connection of the moment (if any); its loss or failure
+        arrives like any other."""
+        if self.connection is not None:
+            self.connection.reset()
 
     # -- ending ---------------------------------------------------------------------------------
 
