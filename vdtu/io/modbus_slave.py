@@ -26,6 +26,22 @@ dynamics (counters, noise) are SimPy timers (a timeout whose callback sets the
 next one; a power cycle leaves the old ones to fire into nothing) drawing from the
 slave's own ``rng``, so a run replays from its seed.
 
+Faults (their record lives in the ``_faults`` slot, None on a healthy slave):
+
+* offline (``set_online(False)``): hears nothing, says nothing;
+* ``answer_late(ms)``: every answer leaves ``ms`` after the request was recognised
+  instead of ``response_delay_s`` (past the master's timeout it is no answer, and
+  the late answer then lands on the bus as a stray frame);
+* ``corrupt_crc(rate)``: a fraction ``rate`` of the answers go out with their CRC
+  inverted (``crc ^ 0xFFFF``, so never right by chance); whether one answer is hit is
+  drawn from the slave's ``rng`` (rate 1.0 draws nothing);
+* ``answer_exception(code)``: every request addressed to the slave (a sound frame,
+  function 1..127) is refused with exception ``code`` and not carried out; a
+  broadcast is neither carried out nor answered.
+
+They are conditions of the slave device, so they outlast ``reset()`` (a power cycle
+of the unit); ``clear_faults`` ends the last three, ``set_online(True)`` the first.
+
 The slave's configuration (tables, dynamics, the demo slave) is in ``modbus_config``.
 """
 
@@ -38,6 +54,7 @@ from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import simpy
 
+from vdtu.checks import check_choice, check_number, check_probability
 from vdtu.errors import RemoteProtocolError
 from vdtu.io.modbus_config import (
     BIT_TABLES,
@@ -67,6 +84,7 @@ from vdtu.modbus.rtu import (
     WriteSingleCoil,
     WriteSingleRegister,
     check_crc,
+    crc16,
     decode_request,
     encode_response,
 )
@@ -123,6 +141,34 @@ class SlaveStats:
     """Answers sent, exception responses included."""
     exceptions: int = 0
     """Exception responses made (sent, or suppressed for a broadcast)."""
+    corrupted: int = 0
+    """Answers sent with a bad CRC (the slave-crc fault)."""
+
+
+MAX_LATE_MS = 60_000.0
+"""The latest a slow slave answers (the slave-slow fault)."""
+
+
+class _SlaveFaults:
+    """A faulted slave's answers (see the module docstring)."""
+
+    __slots__ = ("crc_rate", "delay_s", "exception")
+
+    def __init__(self) -> None:
+        self.delay_s: float | None = None
+        self.crc_rate: float | None = None
+        self.exception: ExceptionCode | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.delay_s is None and self.crc_rate is None and self.exception is None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "late_ms": None if self.delay_s is None else self.delay_s * 1000.0,
+            "crc_rate": self.crc_rate,
+            "exception": None if self.exception is None else int(self.exception),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +181,8 @@ class ModbusSlaveSnapshot:
     tables: dict[Table, dict[int, int]]
     """Every table, address -> value."""
     stats: SlaveStats
+    faults: dict[str, Any] | None = None
+    """``late_ms``, ``crc_rate`` and ``exception`` while a fault is on, else None."""
 
 
 class ModbusSlave:
@@ -152,6 +200,7 @@ class ModbusSlave:
         "_changed",
         "_cycle",
         "_epoch",
+        "_faults",
         "_noise_base",
         "_online",
         "_rx",
@@ -183,6 +232,8 @@ class ModbusSlave:
         """Counters; they survive ``reset()`` (they describe the bus, not the device)."""
         self.tap = line.attach(self, self.name)
         self._online = True
+        self._faults: _SlaveFaults | None = None
+        """How the slave's answers are faulted; None while healthy."""
         self._epoch = 0
         self._rx = bytearray()
         self._rx_chunks = 0
@@ -214,10 +265,70 @@ class ModbusSlave:
             self._forget_traffic()
         self._online = online
 
+    def answer_late(self, ms: float) -> None:
+        """The slave-slow fault: answer ``ms`` (0..60000) after a request, not
+        ``response_delay_s``.
+
+        Raises:
+            ValueError: ``ms`` out of range.
+        """
+        delay_s = check_number("ms", ms, 0.0, MAX_LATE_MS) / 1000.0
+        self._ensure_faults().delay_s = delay_s
+
+    def answer_on_time(self) -> None:
+        """End the slave-slow fault."""
+        if self._faults is not None:
+            self._faults.delay_s = None
+            self._drop_idle_faults()
+
+    def corrupt_crc(self, rate: float = 1.0) -> None:
+        """The slave-crc fault: a fraction ``rate`` (0..1) of the answers carry a bad CRC.
+
+        Raises:
+            ValueError: ``rate`` out of range.
+        """
+        self._ensure_faults().crc_rate = check_probability("rate", rate)
+
+    def stop_corrupting_crc(self) -> None:
+        """End the slave-crc fault."""
+        if self._faults is not None:
+            self._faults.crc_rate = None
+            self._drop_idle_faults()
+
+    def answer_exception(self, code: int) -> None:
+        """The slave-exception fault: refuse every request with exception ``code``
+        (1, 2, 3, 4, 5, 6, 8, 10 or 11).
+
+        Raises:
+            ValueError: not a Modbus exception code.
+        """
+        allowed = [int(member) for member in ExceptionCode]
+        self._ensure_faults().exception = ExceptionCode(check_choice("code", code, allowed))
+
+    def stop_exception(self) -> None:
+        """End the slave-exception fault: requests are carried out again."""
+        if self._faults is not None:
+            self._faults.exception = None
+            self._drop_idle_faults()
+
+    def clear_faults(self) -> None:
+        """End the slow, CRC and exception faults (``online`` is left as it is)."""
+        self._faults = None
+
+    def _ensure_faults(self) -> _SlaveFaults:
+        if self._faults is None:
+            self._faults = _SlaveFaults()
+        return self._faults
+
+    def _drop_idle_faults(self) -> None:
+        if self._faults is not None and self._faults.idle:
+            self._faults = None
+
     def reset(self) -> None:
         """Power-cycle the slave: tables back to the config, traffic dropped, dynamics restarted.
 
-        ``online`` is kept: being cut off the bus is not cured by a power cycle.
+        ``online`` and the answer faults are kept: being cut off the bus, or a slave's
+        own failure, is not cured by a power cycle of the unit.
         """
         self._forget_traffic()
         self._power_on()
@@ -233,6 +344,7 @@ class ModbusSlave:
                 for table, values in self.config.values.items()
             },
             stats=replace(self.stats),
+            faults=None if self._faults is None else self._faults.snapshot(),
         )
 
     def peek(self, table: Table, address: int) -> int:
@@ -290,11 +402,27 @@ class ModbusSlave:
         self._arm(dynamic)
 
     def answer(self, frame: bytes, epoch: int) -> Generator[simpy.Event, Any, None]:
-        """Process: send ``frame`` after the response delay, unless reset or silenced meanwhile."""
-        yield self.env.timeout(self.config.response_delay_s)
-        if epoch == self._epoch:
-            self.tap.send(frame)
-            self.stats.replies += 1
+        """Process: send ``frame`` after the response delay, unless reset or silenced meanwhile.
+
+        A slow slave waits its fault's delay instead; a slave with the CRC fault may
+        corrupt the frame's CRC as it sends it.
+        """
+        faults = self._faults
+        delay_s = self.config.response_delay_s
+        if faults is not None and faults.delay_s is not None:
+            delay_s = faults.delay_s
+        yield self.env.timeout(delay_s)
+        if epoch != self._epoch:
+            return
+        faults = self._faults
+        if faults is not None and faults.crc_rate is not None:
+            rate = faults.crc_rate
+            if rate >= 1.0 or (rate > 0.0 and self.rng.random() < rate):
+                bad = crc16(frame[:-2]) ^ 0xFFFF
+                frame = frame[:-2] + bad.to_bytes(2, "little")
+                self.stats.corrupted += 1
+        self.tap.send(frame)
+        self.stats.replies += 1
 
     def _power_on(self) -> None:
         self._changed = {}
@@ -346,6 +474,17 @@ class ModbusSlave:
             self.stats.not_mine += 1
             return
         response: Response
+        faults = self._faults
+        if faults is not None and faults.exception is not None:
+            if not 1 <= frame[1] < 0x80:
+                self.stats.bad_frame += 1
+                return
+            if address == BROADCAST:
+                self.stats.broadcasts += 1
+                return
+            response = self._refuse(frame[1], faults.exception)
+            self.env.process(self.answer(encode_response(response), self._epoch))
+            return
         try:
             request = decode_request(frame)
         except IllegalRequestError as exc:

@@ -89,6 +89,9 @@ class ExceptionCode(IntEnum):
     SLAVE_DEVICE_FAILURE = 4
     ACKNOWLEDGE = 5
     SLAVE_DEVICE_BUSY = 6
+    MEMORY_PARITY_ERROR = 8
+    GATEWAY_PATH_UNAVAILABLE = 10
+    GATEWAY_TARGET_FAILED_TO_RESPOND = 11
 
     @property
     def hint(self) -> str:

@@ -21,25 +21,25 @@ parameter and raise ``ValueError`` naming the value and what is allowed.
 from __future__ import annotations
 
 import ipaddress
-import math
 from typing import TYPE_CHECKING, Any
 
+from vdtu.checks import check_duration
 from vdtu.modem.registration import EmmCause, EsmCause
 
 if TYPE_CHECKING:
     import simpy
 
+__all__ = [
+    "DATA_RETRY_S",
+    "ModemFaults",
+    "check_duration",
+    "check_emm_cause",
+    "check_esm_cause",
+    "is_ip_literal",
+]
+
 DATA_RETRY_S = 20.0
 """vdtu's default delay before the module re-activates a dropped or refused data context."""
-
-
-def check_duration(name: str, value: float) -> float:
-    """``value`` as a float if it is a finite number of seconds > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, not {value!r}")
-    return float(value)
 
 
 def check_emm_cause(cause: int) -> EmmCause:

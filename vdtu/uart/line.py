@@ -32,6 +32,10 @@ however fast a node writes.
 
 The line remembers the failure domain it was built in (its unit's): outside input
 for it enters sim time in that domain.
+
+Faults on the wire (noise, lost bytes, a baud mismatch, garbage toward the host) are
+``vdtu.uart.line_faults``; their record sits in ``faults`` only while one is on. They
+are conditions of the wire, so a power cycle of the unit does not end them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,17 @@ from typing import Protocol
 import simpy
 
 from vdtu.clock.domain import DomainEnvironment
+from vdtu.clock.rng import RandomSource, SplitMix64
+from vdtu.uart.line_faults import (
+    DTU_TAP,
+    GARBAGE_TICK_S,
+    LineFaults,
+    check_direction,
+    check_fault_baud,
+    check_garbage_count,
+    check_garbage_rate,
+    check_probability,
+)
 
 TX_BUFFER = 4096
 """Bytes a paced sender's transmit buffer holds (what is still waiting for the wire)."""
@@ -104,6 +119,7 @@ class SerialLine:
         "collisions",
         "domain",
         "env",
+        "faults",
         "half_duplex",
         "name",
         "pacing",
@@ -127,6 +143,8 @@ class SerialLine:
         self.pacing = pacing
         self.taps: list[Tap] = []
         self.collisions = 0
+        self.faults: LineFaults | None = None
+        """The faults on the wire; None while it is healthy."""
         self._bus_busy_until = 0.0
         self._bus_owner: Tap | None = None
         self.baud = baud
@@ -162,26 +180,31 @@ class SerialLine:
         A paced sender's bytes beyond its free transmit buffer are dropped (``Tap.dropped``).
         """
         now = float(self.env.now)
+        faults = self.faults
+        if faults is not None and data:
+            data = faults.transform(data, from_dtu=sender.name == DTU_TAP, line_baud=self.baud)
+        return self._put(sender, data, now, own=True)
+
+    def _put(self, sender: Tap, data: bytes, now: float, *, own: bool) -> float:
+        """Pace ``data`` out of ``sender``'s transmitter (``own``: counted as its bytes)."""
         if not data:
             return now
         if not (self.pacing and sender.paced):
-            sender.sent += len(data)
+            if own:
+                sender.sent += len(data)
             self._schedule(0.0, sender, data)
             return now
-        if self.half_duplex:
-            if self._bus_busy_until > now and self._bus_owner is not sender:
-                self.collisions += 1
-            start = max(now, self._bus_busy_until)
-        else:
-            start = max(now, sender.busy_until)
+        start = self._start_at(sender, now)
         waiting = round((start - now) / self.byte_time_s)
         room = max(0, TX_BUFFER - waiting)
         if len(data) > room:
-            sender.dropped += len(data) - room
+            if own:
+                sender.dropped += len(data) - room
             data = data[:room]
             if not data:
                 return start
-        sender.sent += len(data)
+        if own:
+            sender.sent += len(data)
         step = self.chunk_bytes
         for offset in range(0, len(data), step):
             chunk = data[offset : offset + step]
@@ -195,11 +218,19 @@ class SerialLine:
             sender.busy_until = end
         return end
 
-    def _schedule(self, delay_s: float, sender: Tap, chunk: bytes) -> None:
+    def _start_at(self, sender: Tap, now: float) -> float:
+        """When a transmission ``sender`` starts now can go on the wire (counts collisions)."""
+        if not self.half_duplex:
+            return max(now, sender.busy_until)
+        if self._bus_busy_until > now and self._bus_owner is not sender:
+            self.collisions += 1
+        return max(now, self._bus_busy_until)
+
+    def _schedule(self, delay_s: float, sender: Tap | None, chunk: bytes) -> None:
         timeout = self.env.timeout(delay_s)
         timeout.callbacks.append(self._deliverer(sender, chunk))
 
-    def _deliverer(self, sender: Tap, chunk: bytes) -> Callable[[simpy.Event], None]:
+    def _deliverer(self, sender: Tap | None, chunk: bytes) -> Callable[[simpy.Event], None]:
         def deliver(_event: simpy.Event) -> None:
             for tap in tuple(self.taps):
                 if tap is not sender:
@@ -207,3 +238,141 @@ class SerialLine:
                     tap.node.receive(chunk)
 
         return deliver
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def add_noise(self, rate: float, *, rng: RandomSource | None = None) -> None:
+        """The bus-noise fault: each byte on the wire, either way, is corrupted with
+        probability ``rate`` (0..1).
+
+        Args:
+            rate: the probability.
+            rng: the faults' random source, if none is set yet (default: seeded from the
+                unit's and the line's names).
+
+        Raises:
+            ValueError: ``rate`` out of range.
+        """
+        self._ensure_faults(rng).noise_rate = check_probability("rate", rate)
+
+    def stop_noise(self) -> None:
+        """End the bus-noise fault."""
+        if self.faults is not None:
+            self.faults.noise_rate = None
+            self._drop_idle_faults()
+
+    def drop_bytes(
+        self, rate: float, *, direction: str = "both", rng: RandomSource | None = None
+    ) -> None:
+        """The host-drop fault: each byte going ``direction`` (``to-host``, ``from-host``,
+        ``both``) is lost with probability ``rate`` (0..1).
+
+        Raises:
+            ValueError: ``rate`` or ``direction`` not allowed.
+        """
+        checked_rate = check_probability("rate", rate)
+        checked_direction = check_direction(direction)
+        faults = self._ensure_faults(rng)
+        faults.drop_rate = checked_rate
+        faults.drop_direction = checked_direction
+
+    def stop_dropping(self) -> None:
+        """End the host-drop fault."""
+        if self.faults is not None:
+            self.faults.drop_rate = None
+            self._drop_idle_faults()
+
+    def mismatch_baud(self, baud: int) -> None:
+        """The host-baud fault: the DTU's port runs at ``baud`` (one of ``FAULT_BAUDS``) while
+        the far end keeps ``self.baud``; bytes both ways are misread (``line_faults.misread``).
+
+        Raises:
+            ValueError: ``baud`` not allowed.
+        """
+        self._ensure_faults(None).dtu_baud = check_fault_baud(baud)
+
+    def match_baud(self) -> None:
+        """End the host-baud fault: both ends at ``self.baud`` again."""
+        if self.faults is not None:
+            self.faults.dtu_baud = None
+            self._drop_idle_faults()
+
+    def inject_garbage(self, count: int, *, rng: RandomSource | None = None) -> float:
+        """The host-garbage fault, one burst: ``count`` (0..4096) random bytes toward the host,
+        sent after whatever the DTU is sending.
+
+        Returns:
+            The sim time at which the last of them has arrived.
+
+        Raises:
+            ValueError: ``count`` out of range.
+        """
+        count = check_garbage_count(count)
+        now = float(self.env.now)
+        if count == 0:
+            return now
+        faults = self._ensure_faults(rng)
+        data = faults.garbage(count)
+        self._drop_idle_faults()
+        dtu = next((tap for tap in self.taps if tap.name == DTU_TAP), None)
+        if dtu is None:
+            self._schedule(0.0, None, data)
+            return now
+        return self._put(dtu, data, now, own=False)
+
+    def start_garbage(self, rate: float, *, rng: RandomSource | None = None) -> None:
+        """The host-garbage fault, lasting: ``rate`` (0..10000) random bytes a second toward
+        the host, a burst every ``GARBAGE_TICK_S``, until ``stop_garbage``.
+
+        Raises:
+            ValueError: ``rate`` out of range.
+        """
+        checked = check_garbage_rate(rate)
+        faults = self._ensure_faults(rng)
+        faults.garbage_rate = checked or None
+        faults.garbage_carry = 0.0
+        self._arm_garbage(faults)
+        self._drop_idle_faults()
+
+    def stop_garbage(self) -> None:
+        """End the lasting host-garbage fault."""
+        if self.faults is not None:
+            self.faults.garbage_rate = None
+            self.faults.garbage_timer = None
+            self._drop_idle_faults()
+
+    def clear_faults(self) -> None:
+        """End every fault on the line."""
+        self.faults = None
+
+    def _ensure_faults(self, rng: RandomSource | None) -> LineFaults:
+        if self.faults is None:
+            if rng is None:
+                unit = self.domain.name if self.domain is not None else ""
+                rng = SplitMix64(f"{unit}:{self.name}:faults")
+            self.faults = LineFaults(rng)
+        return self.faults
+
+    def _drop_idle_faults(self) -> None:
+        if self.faults is not None and self.faults.idle:
+            self.faults = None
+
+    def _arm_garbage(self, faults: LineFaults) -> None:
+        if faults.garbage_rate is None:
+            faults.garbage_timer = None
+            return
+        timer = self.env.timeout(GARBAGE_TICK_S)
+        faults.garbage_timer = timer
+
+        def tick(event: simpy.Event) -> None:
+            if self.faults is not faults or faults.garbage_timer is not event:
+                return
+            rate = faults.garbage_rate or 0.0
+            faults.garbage_carry += rate * GARBAGE_TICK_S
+            count = min(int(faults.garbage_carry), 4096)
+            faults.garbage_carry -= count
+            if count:
+                self.inject_garbage(count)
+            self._arm_garbage(faults)
+
+        timer.callbacks.append(tick)
