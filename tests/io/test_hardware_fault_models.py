@@ -130,6 +130,10 @@ def test_gpio_faults_are_checked_and_leave_no_record_once_over() -> None:
         gpio.stick_relay(1, 2)
     with pytest.raises(ValueError, match=re.escape("output index must be 1..8, not 9")):
         gpio.stick_relay(9, 1)
+    gpio.pulse_input(4, width_ms=2000, count=1, period_ms=1000)  # one pulse: no period
+    clock.run_for(3)
+    assert edges == [("in4", 1), ("in4", 0)]
+    edges.clear()
     gpio.pulse_input(3, width_ms=10, count=2, period_ms=20)
     clock.run_for(1)
     assert edges == [("in3", 1), ("in3", 0)] * 2

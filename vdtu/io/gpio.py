@@ -239,8 +239,8 @@ class Gpio:
             index: the input, 1..inputs.
             width_ms: each pulse's width, 1..60000 ms.
             count: how many pulses, 1..1000.
-            period_ms: from one pulse's start to the next, > ``width_ms``, <= 600000
-                (only needed when ``count`` > 1; default twice the width).
+            period_ms: from one pulse's start to the next, 2..600000 and, when ``count``
+                > 1, more than ``width_ms`` (default twice the width).
 
         Raises:
             ValueError: any value out of range (nothing is started).
@@ -251,7 +251,7 @@ class Gpio:
         period = (
             2 * width if period_ms is None else check_number("period_ms", period_ms, 2.0, 600_000.0)
         )
-        if not period > width:
+        if pulses > 1 and not period > width:
             raise ValueError(f"period_ms must be more than width_ms ({width:g}), not {period_ms!r}")
         base = self._inputs[index - 1]
         token = self._start_train(index, base)
