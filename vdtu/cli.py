@@ -204,6 +204,12 @@ _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("--probe-rate", float, "command probes per second (default 1; 0: none)"),
     ("--probe-units", int, "how many units the probe addresses (default 20)"),
     ("--grace", float, "seconds to wait for uplinks in flight after sending stops (default 10)"),
+    (
+        "--control-dir",
+        Path,
+        "where the run names its control API (up.json; default: <pty dir>/fleet)",
+    ),
+    ("--control-port", int, "the control API's port on 127.0.0.1 (default 0: any free one)"),
 )
 
 

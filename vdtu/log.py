@@ -43,6 +43,16 @@ class LogRecord:
         return f"[{self.at:9.3f}] {self.level.name:<5} {self.source}: {self.text}"
 
 
+PREVIEW_BYTES = 512
+"""How much of a payload an event carries."""
+
+
+def preview(data: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """``data`` as text for an event: UTF-8 (other bytes escaped), cut at ``limit`` bytes."""
+    text = data[:limit].decode("utf-8", "backslashreplace")
+    return text if len(data) <= limit else f"{text}...(+{len(data) - limit} bytes)"
+
+
 class UnitLog:
     """The log of one unit.
 

@@ -38,7 +38,7 @@ from vdtu.io.adc import Adc
 from vdtu.io.gpio import Gpio
 from vdtu.io.modbus_config import DEMO_SLAVE, ModbusSlaveConfig
 from vdtu.io.modbus_slave import ModbusSlave
-from vdtu.io.power import Battery
+from vdtu.io.power import Battery, brown_out
 from vdtu.io.sensor import TempHumiditySensor
 from vdtu.log import LogLevel, UnitLog
 from vdtu.modem import Modem, SimCard, SimSlot
@@ -164,6 +164,7 @@ class Unit:
         "adc",
         "battery",
         "config",
+        "dipping",
         "domain",
         "env",
         "faults",
@@ -210,6 +211,8 @@ class Unit:
         """True when a reset itself failed: the unit stays off until ``power_on``."""
         self.resetting = False
         """True while the watchdog holds the unit off after a fault."""
+        self.dipping = False
+        """True during a brown-out's dip: the supply comes back at its end."""
         with env.entered(self.domain):
             bauds = {**DEFAULT_BAUDS, **config.bauds}
             self.lines = {
@@ -243,6 +246,8 @@ class Unit:
             )
             self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
             self.battery = Battery(env, self._rng("battery"))
+            self.battery.on_cutoff.append(self._undervoltage)
+            self.battery.on_recover.append(self.power_on)
             self.adc = Adc(env, self._rng("adc"))
             self.sensor = TempHumiditySensor(env, self._rng("sensor"))
             self.slaves = [
@@ -278,6 +283,11 @@ class Unit:
 
     def _rng(self, part: str) -> SplitMix64:
         return SplitMix64(self._seed_text(part))
+
+    def random_source(self, part: str) -> SplitMix64:
+        """A random source of the unit's own for ``part`` (a fault's draws): the same in every
+        run of the same fleet seed, and independent of every other part's."""
+        return self._rng(part)
 
     @property
     def name(self) -> str:
@@ -333,10 +343,16 @@ class Unit:
 
     @_contained
     def power_on(self) -> None:
-        """Apply power: the modem boots and the firmware starts."""
+        """Apply power: the modem boots and the firmware starts (not while the battery is
+        below its cut-off with no external power: there is nothing to run on)."""
         self.resetting = False
         self.halted = False
         if self.powered:
+            return
+        if self.battery.cut_off:
+            self.log.write(
+                float(self.env.now), LogLevel.WARN, "power", "no power: the battery is cut off"
+            )
             return
         self.powered = True
         self.modem.power_on()
@@ -346,6 +362,7 @@ class Unit:
     def power_off(self) -> None:
         """Remove power: the firmware stops, relays drop, the modem goes dark."""
         self.resetting = False
+        self.dipping = False
         if not self.powered:
             return
         self.powered = False
@@ -354,6 +371,24 @@ class Unit:
         self.gpio.reset()
         for slave in self.slaves:
             slave.reset()
+
+    def _undervoltage(self) -> None:
+        """The battery reached its cut-off with no external power: the unit goes dark."""
+        self.log.write(float(self.env.now), LogLevel.WARN, "power", "battery cut-off: unit off")
+        self.power_off()
+
+    @_contained
+    def brown_out(self, ms: float) -> None:
+        """A supply dip of ``ms``: the unit resets and boots again (its flash is kept). A power
+        cut during the dip keeps it off."""
+
+        def restore() -> None:
+            if self.dipping:
+                self.dipping = False
+                self.power_on()
+
+        brown_out(self.env, ms=ms, power_off=self.power_off, power_on=restore)
+        self.dipping = True
 
     @_contained
     def reboot(self) -> None:
@@ -401,10 +436,17 @@ class Unit:
     @_contained
     def set_slave_online(self, address: int, online: bool) -> None:
         """Make the Modbus slave at ``address`` answer (True) or go silent (False)."""
+        self.slave(address).set_online(online)
+
+    def slave(self, address: int) -> ModbusSlave:
+        """The Modbus slave at ``address`` on the unit's bus.
+
+        Raises:
+            ValueError: there is none (the message lists the addresses present).
+        """
         for slave in self.slaves:
             if slave.config.address == address:
-                slave.set_online(online)
-                return
+                return slave
         present = ", ".join(str(s.config.address) for s in self.slaves) or "none"
         raise ValueError(f"no Modbus slave at address {address}; present: {present}")
 
@@ -412,6 +454,7 @@ class Unit:
         """A JSON-able view of the whole unit; ``firmware`` is the personality's own part."""
         fw = self.firmware
         state = fw.unit_state
+        link, platform = fw.link_conditions, fw.platform_conditions
         return {
             "unit": self.config.unit_id,
             "name": self.name,
@@ -434,7 +477,14 @@ class Unit:
             "sensor": asdict(self.sensor.snapshot()),
             "slaves": [asdict(slave.snapshot()) for slave in self.slaves],
             "lines": {
-                name: {"baud": line.baud, "collisions": line.collisions}
+                name: {
+                    "baud": line.baud,
+                    "collisions": line.collisions,
+                    "faults": None if line.faults is None else line.faults.snapshot(),
+                }
                 for name, line in self.lines.items()
             },
+            "link": None if link is None else link.snapshot(),
+            "platform": None if platform is None else asdict(platform),
+            "flash": self.flash.load(),
         }

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 from array import array
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.console import Console, Target
-from vdtu.control.controller import FleetControl, FleetFaults
+from vdtu.control.controller import FleetControl
 from vdtu.control.events import EventLog
+from vdtu.control.fleet_faults import FleetFaults
 from vdtu.control.server import ControlServer, new_token
 from vdtu.errors import ConfigError
-from vdtu.fleet import Fleet, write_discovery
+from vdtu.fleet import Fleet, PtyDirLock, write_discovery
+from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.links.sides import SIDES
 from vdtu.unit import Unit
 
@@ -32,8 +36,16 @@ METRICS_S = 1.0
 class FleetHandle:
     """A ``Fleet`` as the controller sees it."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        discovery: Path | None = None,
+        add_unit: Callable[[int], Unit] | None = None,
+    ) -> None:
         self.fleet = fleet
+        self.discovery_path = discovery
+        self._add_unit = add_unit if add_unit is not None else fleet.start_unit
         self.events = EventLog(fleet.loop)
         self._console: Console | None = None
         self._console_lock = asyncio.Lock()
@@ -110,10 +122,14 @@ class FleetHandle:
     def add_unit(self) -> Unit:
         fleet = self.fleet
         next_id = max((unit.config.unit_id for unit in fleet.units), default=-1) + 1
-        unit = fleet.start_unit(next_id)
-        if fleet.pty_dir_lock.held and fleet.discovery_path.exists():
-            write_discovery(fleet.discovery_path, self.discovery())
+        unit = self._add_unit(next_id)
+        self.write_discovery()
         return unit
+
+    def write_discovery(self) -> None:
+        """(Re)write the discovery file, if this fleet has one."""
+        if self.discovery_path is not None:
+            write_discovery(self.discovery_path, self.discovery())
 
     def discovery(self) -> dict[str, Any]:
         """The fleet's discovery document with the API's address and token."""
@@ -156,17 +172,78 @@ class FleetHandle:
             self._console = None
 
 
+class ControlDir:
+    """A directory that names one run's control API in its ``up.json``, locked for that run
+    (a second run is refused, naming the first one's pid) and emptied when it ends."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lock = PtyDirLock(directory)
+
+    @property
+    def discovery_path(self) -> Path:
+        return self.directory / DISCOVERY_FILE
+
+    def take(self) -> Path:
+        """Lock the directory (ConfigError if a live run has it); returns the file's path."""
+        self.lock.acquire()
+        return self.discovery_path
+
+    def release(self) -> None:
+        if self.lock.held:
+            self.discovery_path.unlink(missing_ok=True)
+        self.lock.release()
+
+
+class BrokerFaults:
+    """``broker-stop`` (``FleetFaults``) on an embedded broker, through its pause and resume."""
+
+    def __init__(
+        self, pause: Callable[[], Awaitable[None]], resume: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.pause = pause
+        self.resume = resume
+
+    async def apply(self, kind: str) -> None:
+        await self._run(self.pause)
+
+    async def clear(self, kind: str) -> None:
+        await self._run(self.resume)
+
+    @staticmethod
+    async def _run(step: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await step()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
 async def serve(
-    fleet: Fleet, *, port: int = 0, fleet_faults: FleetFaults | None = None
+    fleet: Fleet,
+    *,
+    port: int = 0,
+    discovery: Path | None = None,
+    add_unit: Callable[[int], Unit] | None = None,
 ) -> tuple[ControlServer, FleetHandle]:
-    """Start the control API for ``fleet`` and name it in the fleet's ``up.json``."""
-    handle = FleetHandle(fleet)
-    server = ControlServer(
-        FleetControl(handle, fleet_faults=fleet_faults), token=new_token(), port=port
-    )
+    """Start the control API for ``fleet`` and name it in its discovery file.
+
+    Args:
+        fleet: a started fleet.
+        port: the API's port on 127.0.0.1 (0: any free one).
+        discovery: where the discovery file goes (None: the fleet's ``up.json`` when it
+            holds its ``--pty-dir``, else nowhere).
+        add_unit: builds, wires and powers on unit N (None: ``Fleet.start_unit``).
+    """
+    if discovery is None and fleet.pty_dir_lock.held:
+        discovery = fleet.discovery_path
+    handle = FleetHandle(fleet, discovery=discovery, add_unit=add_unit)
+    faults: FleetFaults | None = None
+    if fleet.config.broker is None:
+        faults = BrokerFaults(fleet.host.pause_broker, fleet.host.resume_broker)
+    control = FleetControl(handle, fleet_faults=faults)
+    server = ControlServer(control, token=new_token(), port=port)
     await server.start()
     handle.control_entry = {"url": server.url, "token": server.token}
     handle.start_metrics()
-    if fleet.pty_dir_lock.held:
-        write_discovery(fleet.discovery_path, handle.discovery())
+    handle.write_discovery()
     return server, handle

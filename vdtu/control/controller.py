@@ -13,11 +13,13 @@ It keeps no state per unit: a unit's facts are read from the unit when asked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from vdtu.control.errors import ControlError
 from vdtu.control.events import EventLog
+from vdtu.control.fleet_faults import FleetFaultBook, FleetFaults
 from vdtu.control.pokes import POKES, PokeError
 from vdtu.control.selector import SelectorError, describe_ids, parse_selector
 from vdtu.faults.active import apply_fault, clear_faults, current_faults
@@ -29,24 +31,6 @@ if TYPE_CHECKING:
 
 MAX_ADD = 10_000
 """The most units one request adds."""
-
-
-class ControlError(Exception):
-    """A request the API refuses, with its HTTP status (400, 404, 409)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class FleetFaults(Protocol):
-    """The faults of the fleet's shared cloud (``broker-stop``)."""
-
-    def apply(self, kind: str) -> None:
-        """Apply fleet fault ``kind`` (ValueError: it cannot be, saying why)."""
-
-    def clear(self, kind: str) -> None:
-        """Clear fleet fault ``kind``."""
 
 
 class Controlled(Protocol):
@@ -132,8 +116,14 @@ class FleetControl:
 
     def __init__(self, fleet: Controlled, *, fleet_faults: FleetFaults | None = None) -> None:
         self.fleet = fleet
-        self.fleet_faults = fleet_faults
-        self.fleet_active: dict[str, dict[str, Any]] = {}
+        clock = fleet.clock
+
+        def later(delay: float, callback: Callable[[], None]) -> None:
+            clock.env.timeout(delay).callbacks.append(lambda _event: callback())
+
+        self.fleet_faults = FleetFaultBook(
+            fleet_faults, fleet.events, now=lambda: clock.now, later=later
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -150,11 +140,11 @@ class FleetControl:
             raise ControlError(404, f"selector {text!r} matches no unit (the units: {have})")
         return [facts.unit for facts in picked if isinstance(facts, _Facts)]
 
-    def units(self, text: str = "all") -> list[dict[str, Any]]:
+    async def units(self, text: str = "all") -> list[dict[str, Any]]:
         """A row per selected unit."""
         return [unit_row(unit) for unit in self.select(text)]
 
-    def show(self, ref: str) -> dict[str, Any]:
+    async def show(self, ref: str) -> dict[str, Any]:
         """One unit's full snapshot: ``ref`` is its id or its IMEI (404: no such unit)."""
         for unit in self.fleet.units:
             if ref in (str(unit.config.unit_id), unit.imei, unit.name):
@@ -162,7 +152,7 @@ class FleetControl:
         have = describe_ids(unit.config.unit_id for unit in self.fleet.units)
         raise ControlError(404, f"no unit {ref!r} (an id or an IMEI; the units: {have})")
 
-    def summary(self) -> dict[str, Any]:
+    async def summary(self) -> dict[str, Any]:
         """The fleet in numbers, and its own faults."""
         units = self.fleet.units
         return {
@@ -170,14 +160,25 @@ class FleetControl:
             "powered": sum(unit.powered for unit in units),
             "connected": sum(unit.firmware.cloud_connected for unit in units),
             "faulted": sum(unit.active_faults is not None for unit in units),
-            "fleet_faults": list(self.fleet_active.values()),
+            "fleet_faults": self.fleet_faults.view(),
             "sim_time": self.fleet.clock.now,
             "events": self.fleet.events.last_seq,
         }
 
+    async def unit_ids(self, text: str) -> set[int] | None:
+        """The ids ``text`` selects now (None: ``all``, which includes units added later)."""
+        if text == "all":
+            return None
+        return {unit.config.unit_id for unit in self.select(text)}
+
+    @property
+    def events(self) -> EventLog:
+        """The fleet's event stream."""
+        return self.fleet.events
+
     # -- faults -------------------------------------------------------------------------------
 
-    def fault(
+    async def fault(
         self, text: str, kind: str, params: Mapping[str, object], for_s: object = None
     ) -> dict[str, Any]:
         """Apply a fault to the selected units; the answer lists who got it and who refused."""
@@ -186,7 +187,7 @@ class FleetControl:
         except FaultError as exc:
             raise ControlError(400, str(exc)) from None
         if request.kind.scope is Scope.FLEET:
-            return self._fleet_fault(text, request.kind.name, request.for_s)
+            return await self.fleet_faults.apply(text, request.kind.name, request.for_s)
         applied: list[int] = []
         refused: dict[str, str] = {}
         for unit in self.select(text):
@@ -198,13 +199,13 @@ class FleetControl:
                 applied.append(unit.config.unit_id)
         return {"kind": kind, "applied": applied, "refused": refused}
 
-    def clear(self, text: str, kind: str | None = None) -> dict[str, Any]:
+    async def clear(self, text: str, kind: str | None = None) -> dict[str, Any]:
         """Clear the selected units' faults (of ``kind``, or all of them)."""
         if kind is not None and kind not in CATALOGUE:
             raise ControlError(400, f"unknown fault kind {kind!r}; the kinds are: "
                                f"{', '.join(CATALOGUE)}")  # fmt: skip
         if kind is not None and CATALOGUE[kind].scope is Scope.FLEET:
-            return self._clear_fleet_fault(text, kind)
+            return {"cleared": await self.fleet_faults.clear(text, kind), "refused": {}}
         cleared: dict[str, list[str]] = {}
         refused: dict[str, str] = {}
         for unit in self.select(text):
@@ -215,49 +216,9 @@ class FleetControl:
                 continue
             if keys:
                 cleared[str(unit.config.unit_id)] = keys
-        if kind is None and text == "all":
-            for fleet_kind in list(self.fleet_active):
-                self._clear_fleet_fault(text, fleet_kind)
+        if kind is None:
+            cleared |= await self.fleet_faults.clear(text, None)
         return {"cleared": cleared, "refused": refused}
-
-    def _fleet_fault(self, text: str, kind: str, for_s: float | None) -> dict[str, Any]:
-        if text != "all":
-            raise ControlError(400, f"{kind} acts on the whole fleet's cloud: use the selector all")
-        if self.fleet_faults is None:
-            raise ControlError(409, f"{kind}: this fleet's broker is not vdtu's own (--broker)")
-        try:
-            self.fleet_faults.apply(kind)
-        except ValueError as exc:
-            raise ControlError(409, f"{kind}: {exc}") from None
-        clock = self.fleet.clock
-        self.fleet_active[kind] = {"kind": kind, "since": clock.now, "until": None}
-        self.fleet.events.emit(clock.now, None, "fault", {"kind": kind, "for_s": for_s})
-        if for_s is not None:
-            entry = self.fleet_active[kind]
-            entry["until"] = clock.now + for_s
-
-            def expire(_event: object) -> None:
-                if self.fleet_active.get(kind) is entry:
-                    self._end_fleet_fault(kind, "expired")
-
-            clock.env.timeout(for_s).callbacks.append(expire)
-        return {"kind": kind, "applied": ["fleet"], "refused": {}}
-
-    def _clear_fleet_fault(self, text: str, kind: str) -> dict[str, Any]:
-        if text != "all":
-            raise ControlError(400, f"{kind} acts on the whole fleet's cloud: use the selector all")
-        if kind not in self.fleet_active:
-            return {"cleared": {}, "refused": {}}
-        self._end_fleet_fault(kind, "cleared")
-        return {"cleared": {"fleet": [kind]}, "refused": {}}
-
-    def _end_fleet_fault(self, kind: str, why: str) -> None:
-        del self.fleet_active[kind]
-        assert self.fleet_faults is not None
-        self.fleet_faults.clear(kind)
-        self.fleet.events.emit(
-            self.fleet.clock.now, None, "fault-cleared", {"kind": kind, "why": why}
-        )
 
     # -- pokes and units ----------------------------------------------------------------------
 
@@ -284,7 +245,7 @@ class FleetControl:
                 done.append(unit.config.unit_id)
         return {"action": action, "done": done, "refused": refused}
 
-    def add(self, count: object) -> dict[str, Any]:
+    async def add(self, count: object) -> dict[str, Any]:
         """Add ``count`` units to the running fleet (ids after the last)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD:
             raise ControlError(400, f"count must be an integer in 1..{MAX_ADD}, not {count!r}")

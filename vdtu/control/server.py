@@ -24,15 +24,14 @@ import contextlib
 import hmac
 import json
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from vdtu.control.controller import ControlError, FleetControl
-from vdtu.control.events import Batch
+from vdtu.control.errors import ControlError
+from vdtu.control.events import Batch, EventLog
 from vdtu.control.pokes import POKES
-from vdtu.control.selector import SelectorError, parse_selector
 from vdtu.faults.catalogue import KINDS, Param
 
 MAX_BODY = 256 * 1024
@@ -76,6 +75,27 @@ def catalogue_view() -> list[dict[str, Any]]:
     ]
 
 
+class ControlApi(Protocol):
+    """What the routes call: a fleet in this process (``FleetControl``) or the shards of a
+    ``--procs`` run (``ShardsControl``). Each method raises ``ControlError`` for a request
+    it refuses."""
+
+    @property
+    def events(self) -> EventLog: ...
+    async def summary(self) -> dict[str, Any]: ...
+    async def units(self, text: str) -> list[dict[str, Any]]: ...
+    async def unit_ids(self, text: str) -> set[int] | None: ...
+    async def show(self, ref: str) -> dict[str, Any]: ...
+    async def add(self, count: object) -> dict[str, Any]: ...
+    async def fault(
+        self, text: str, kind: str, params: Mapping[str, object], for_s: object = None
+    ) -> dict[str, Any]: ...
+    async def clear(self, text: str, kind: str | None = None) -> dict[str, Any]: ...
+    async def poke(
+        self, text: str, action: str, params: Mapping[str, object]
+    ) -> dict[str, Any]: ...
+
+
 class ControlServer:
     """The API of one fleet.
 
@@ -85,11 +105,13 @@ class ControlServer:
         port: the TCP port on 127.0.0.1 (0: any free one).
     """
 
-    def __init__(self, control: FleetControl, *, token: str, port: int = 0) -> None:
+    def __init__(self, control: ControlApi, *, token: str, port: int = 0) -> None:
         self.control = control
         self.token = token
         self.port = port
         self._runner: web.AppRunner | None = None
+        self._streams: set[asyncio.Task[Any]] = set()
+        """The event streams being served: ended first when the server stops."""
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._guard])
         app.add_routes(
             [
@@ -125,6 +147,8 @@ class ControlServer:
 
     async def stop(self) -> None:
         """Close every connection (event streams end) and stop listening."""
+        for task in self._streams:
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -169,24 +193,25 @@ class ControlServer:
     # -- routes -------------------------------------------------------------------------------
 
     async def _fleet(self, _request: web.Request) -> web.Response:
-        return web.json_response(self.control.summary())
+        return web.json_response(await self.control.summary())
 
     async def _units(self, request: web.Request) -> web.Response:
-        return web.json_response({"units": self.control.units(request.query.get("select", "all"))})
+        units = await self.control.units(request.query.get("select", "all"))
+        return web.json_response({"units": units})
 
     async def _show(self, request: web.Request) -> web.Response:
-        return web.json_response(self.control.show(request.match_info["ref"]))
+        return web.json_response(await self.control.show(request.match_info["ref"]))
 
     async def _add(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        return web.json_response(self.control.add(body.get("count", 1)))
+        return web.json_response(await self.control.add(body.get("count", 1)))
 
     async def _kinds(self, _request: web.Request) -> web.Response:
         return web.json_response({"kinds": catalogue_view()})
 
     async def _fault(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        answer = self.control.fault(
+        answer = await self.control.fault(
             self._field(body, "select", str),
             self._field(body, "kind", str),
             self._field(body, "params", dict, default={}),
@@ -196,7 +221,7 @@ class ControlServer:
 
     async def _clear(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        answer = self.control.clear(
+        answer = await self.control.clear(
             self._field(body, "select", str), self._field(body, "kind", str, default=None)
         )
         return web.json_response(answer)
@@ -219,39 +244,29 @@ class ControlServer:
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        text = query.get("select", "all")
-        try:
-            ids = {unit.config.unit_id for unit in self.control.select(text)}
-        except ControlError:
-            parse_selector_or_400(text)
-            raise
-        everyone = text == "all"
+        ids = await self.control.unit_ids(query.get("select", "all"))
         follow = query.get("follow", "0") in ("1", "true", "yes")
-        log = self.control.fleet.events
+        log = self.control.events
         after = _int_query(query.get("after"), "after", default=0 if not follow else -1)
         cursor = max(0, log.last_seq + 1 + after) if after < 0 else after
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
         await response.prepare(request)
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
         with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
             while True:
                 batch = log.read(cursor)
                 cursor = batch.cursor
-                lines = _lines(batch, ids, everyone)
+                lines = _lines(batch, ids)
                 if lines:
                     await response.write(lines)
                 if not follow and len(batch.events) < 1000:
                     break
                 if not batch.events:
                     await log.wait(cursor)
+        self._streams.discard(task)
         return response
-
-
-def parse_selector_or_400(text: str) -> None:
-    """Raise ControlError 400 if ``text`` is not a selector."""
-    try:
-        parse_selector(text)
-    except SelectorError as exc:
-        raise ControlError(400, str(exc)) from None
 
 
 def _int_query(value: str | None, name: str, *, default: int) -> int:
@@ -263,13 +278,13 @@ def _int_query(value: str | None, name: str, *, default: int) -> int:
         raise ControlError(400, f"{name} must be an integer, not {value!r}") from None
 
 
-def _lines(batch: Batch, ids: set[int], everyone: bool) -> bytes:
+def _lines(batch: Batch, ids: set[int] | None) -> bytes:
     out: list[str] = []
     if batch.missed:
         out.append(json.dumps({"seq": None, "kind": "missed", "data": {"count": batch.missed}}))
     out.extend(
         json.dumps(event.view(), separators=(",", ":"))
         for event in batch.events
-        if everyone or event.unit is None or event.unit in ids
+        if ids is None or event.unit is None or event.unit in ids
     )
     return "".join(line + "\n" for line in out).encode()

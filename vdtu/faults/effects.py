@@ -16,13 +16,14 @@ the cut): the unit's list of active faults drops it then.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from vdtu.faults.catalogue import Value
 from vdtu.identity import Identity
 from vdtu.modem import SimCard
 from vdtu.modem.registration import EsmCause
+from vdtu.net.conditions import NO_LINK_CONDITIONS, PlatformConditions
 
 if TYPE_CHECKING:
     from vdtu.unit import Unit
@@ -139,21 +140,146 @@ SIM: Mapping[str, Effect] = {
     "sim-no-data": Effect(_no_data, lambda unit, _p: unit.modem.clear_data_refusal()),
 }
 
+
+def _values(changes: Mapping[str, Any], params: Params) -> dict[str, Any]:
+    """``changes`` with each value that names a parameter replaced by the parameter's value."""
+    return {
+        name: params[value] if isinstance(value, str) else value for name, value in changes.items()
+    }
+
+
+def _link(**changes: Any) -> Callable[[Unit, Params], None]:
+    """Add (or, given the idle values, take away) link conditions, keeping the others: a
+    string value names the fault's parameter that gives it."""
+
+    def change(unit: Unit, params: Params) -> None:
+        current = unit.firmware.link_conditions or NO_LINK_CONDITIONS
+        unit.firmware.set_link_conditions(current.with_changes(**_values(changes, params)))
+
+    return change
+
+
+def _platform(**changes: Any) -> Callable[[Unit, Params], None]:
+    """As ``_link``, for the unit's conditions at the platform."""
+
+    def change(unit: Unit, params: Params) -> None:
+        current = unit.firmware.platform_conditions or PlatformConditions()
+        conditions = replace(current, **_values(changes, params))
+        unit.firmware.set_platform_conditions(conditions.normalized())
+
+    return change
+
+
+LINK: Mapping[str, Effect] = {
+    "link-latency": Effect(
+        _link(latency_ms="ms", jitter_ms="jitter"), _link(latency_ms=0.0, jitter_ms=0.0)
+    ),
+    "link-bandwidth": Effect(_link(bandwidth_kbps="kbps"), _link(bandwidth_kbps=None)),
+    "link-blackhole": Effect(_link(blackhole=True), _link(blackhole=False)),
+    "link-reset": Effect(lambda unit, _p: unit.firmware.reset_link()),
+    "link-connect-timeout": Effect(_link(connect_timeout=True), _link(connect_timeout=False)),
+    "platform-refuse": Effect(_platform(refuse=True), _platform(refuse=False)),
+    "platform-slow": Effect(_platform(delay_ms="ms"), _platform(delay_ms=0.0)),
+}
+
+
+def _drain(unit: Unit, params: Params) -> None:
+    unit.set_vbus(False)
+    unit.battery.drain(pct_per_min=_float(params, "pct_per_min"))
+
+
+def _drain_end(unit: Unit, _params: Params) -> None:
+    unit.battery.stop_drain()
+    unit.set_vbus(True)
+
+
 POWER: Mapping[str, Effect] = {
     "power-cut": Effect(
         lambda unit, _p: unit.power_off(),
         lambda unit, _p: unit.power_on(),
         holds=lambda unit: not unit.powered,
     ),
+    "brown-out": Effect(lambda unit, p: unit.brown_out(_float(p, "ms"))),
+    "battery-drain": Effect(_drain, _drain_end),
     "vbus-off": Effect(lambda unit, _p: unit.set_vbus(False), lambda unit, _p: unit.set_vbus(True)),
 }
 
 RS485: Mapping[str, Effect] = {
     "slave-offline": Effect(
-        lambda unit, p: unit.set_slave_online(_int(p, "address"), False),
-        lambda unit, p: unit.set_slave_online(_int(p, "address"), True),
+        lambda unit, p: unit.slave(_int(p, "address")).set_online(False),
+        lambda unit, p: unit.slave(_int(p, "address")).set_online(True),
+    ),
+    "slave-slow": Effect(
+        lambda unit, p: unit.slave(_int(p, "address")).answer_late(_float(p, "ms")),
+        lambda unit, p: unit.slave(_int(p, "address")).answer_on_time(),
+    ),
+    "slave-crc": Effect(
+        lambda unit, p: unit.slave(_int(p, "address")).corrupt_crc(_float(p, "rate")),
+        lambda unit, p: unit.slave(_int(p, "address")).stop_corrupting_crc(),
+    ),
+    "slave-exception": Effect(
+        lambda unit, p: unit.slave(_int(p, "address")).answer_exception(_int(p, "code")),
+        lambda unit, p: unit.slave(_int(p, "address")).stop_exception(),
+    ),
+    "bus-noise": Effect(
+        lambda unit, p: unit.lines["rs485"].add_noise(
+            _float(p, "rate"), rng=unit.random_source("rs485-noise")
+        ),
+        lambda unit, _p: unit.lines["rs485"].stop_noise(),
     ),
 }
 
-EFFECTS: Mapping[str, Effect] = {**CELLULAR, **SIM, **POWER, **RS485}
+
+def _port(params: Params) -> str:
+    return str(params["port"])
+
+
+def _garbage(unit: Unit, params: Params) -> None:
+    line = unit.lines[_port(params)]
+    rng = unit.random_source(f"{_port(params)}-garbage")
+    if _int(params, "bytes"):
+        line.inject_garbage(_int(params, "bytes"), rng=rng)
+    if _float(params, "rate"):
+        line.start_garbage(_float(params, "rate"), rng=rng)
+
+
+HOST_SERIAL: Mapping[str, Effect] = {
+    "host-garbage": Effect(_garbage, lambda unit, p: unit.lines[_port(p)].stop_garbage()),
+    "host-drop": Effect(
+        lambda unit, p: unit.lines[_port(p)].drop_bytes(
+            _float(p, "rate"),
+            direction=str(p["direction"]),
+            rng=unit.random_source(f"{_port(p)}-drop"),
+        ),
+        lambda unit, p: unit.lines[_port(p)].stop_dropping(),
+    ),
+    "host-baud": Effect(
+        lambda unit, p: unit.lines[_port(p)].mismatch_baud(_int(p, "baud")),
+        lambda unit, p: unit.lines[_port(p)].match_baud(),
+    ),
+}
+
+GPIO: Mapping[str, Effect] = {
+    "input-pulse": Effect(
+        lambda unit, p: unit.gpio.pulse_input(
+            _int(p, "index"),
+            width_ms=_float(p, "width_ms"),
+            count=_int(p, "count"),
+            period_ms=_float(p, "period_ms"),
+        )
+    ),
+    "input-bounce": Effect(
+        lambda unit, p: unit.gpio.bounce_input(
+            _int(p, "index"), _int(p, "level"), bounces=_int(p, "bounces"), ms=_float(p, "ms")
+        )
+    ),
+    "relay-stuck": Effect(
+        lambda unit, p: unit.gpio.stick_relay(_int(p, "index"), _int(p, "level")),
+        lambda unit, p: unit.gpio.unstick_relay(_int(p, "index")),
+    ),
+}
+
+EFFECTS: Mapping[str, Effect] = {
+    **CELLULAR, **SIM, **LINK, **POWER, **RS485, **HOST_SERIAL, **GPIO
+}  # fmt: skip
 """Every unit fault kind's effect, by kind name."""

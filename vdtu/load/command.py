@@ -31,6 +31,7 @@ import resource
 import secrets
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,12 @@ import yaml
 
 from vdtu.cloud.broker import EmbeddedBroker
 from vdtu.cloud.broker_auth import credentials_authenticator
+from vdtu.control.attach import BrokerFaults, ControlDir
+from vdtu.control.server import ControlServer, new_token
+from vdtu.control.shards import ShardsControl
 from vdtu.errors import ConfigError
-from vdtu.fleet import STOP_SIGNALS
+from vdtu.fleet import STOP_SIGNALS, default_pty_dir, write_discovery
+from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.load.options import LoadOptions, Shard
 from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import LoadRun, write_report
@@ -54,6 +59,8 @@ CONNECT_ALLOWANCE_S = 3.0
 the 5000-unit run in docs/fleet.md connected its last unit 11.6 s after the ramp)."""
 FD_RESERVE = 64
 """Open files a process needs besides its units': the verifier, servers, the loop, logs."""
+SHARD_POLL_S = 0.1
+"""How often the parent of ``--procs`` looks for its shards' control APIs."""
 
 
 def registration_s() -> tuple[float, float]:
@@ -202,17 +209,59 @@ async def _run_children(options: LoadOptions) -> FleetReport:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, lambda: None)  # the children get it and end their runs
+    control_dir = ControlDir(options.control_dir or default_pty_dir() / "fleet")
     try:
+        discovery = control_dir.take()
         with tempfile.TemporaryDirectory(prefix="vdtu-fleet-") as scratch:
-            reports = await asyncio.gather(
-                *(_child(options, index, Path(scratch), url) for index in range(options.procs))
-            )
+            children = [
+                asyncio.ensure_future(_child(options, index, Path(scratch), url))
+                for index in range(options.procs)
+            ]
+            faults = None if broker is None else BrokerFaults(broker.stop, broker.restart)
+            control = await _serve_shards(options, Path(scratch), children, faults, discovery)
+            try:
+                reports = await asyncio.gather(*children)
+            finally:
+                if control is not None:
+                    await control[0].stop()
+                    await control[1].close()
     finally:
+        control_dir.release()
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if broker is not None:
             await broker.stop()
     return merge(reports)
+
+
+async def _serve_shards(
+    options: LoadOptions,
+    scratch: Path,
+    children: Sequence[asyncio.Future[FleetReport]],
+    faults: BrokerFaults | None,
+    discovery: Path,
+) -> tuple[ControlServer, ShardsControl] | None:
+    """The parent's control API over its shards' once each shard has named its own (None:
+    the shards ended first)."""
+    files = [scratch / f"shard-{index}" / DISCOVERY_FILE for index in range(options.procs)]
+    while not all(path.exists() for path in files):
+        if all(child.done() for child in children):
+            return None
+        await asyncio.sleep(SHARD_POLL_S)
+    shards = []
+    for path in files:
+        entry = json.loads(path.read_text())["control"]
+        shards.append((str(entry["url"]), str(entry["token"])))
+    control = ShardsControl(shards, fleet_faults=faults)
+    server = ControlServer(control, token=new_token(), port=options.control_port)
+    await server.start()
+    write_discovery(discovery, {"control": {"url": server.url, "token": server.token}})
+    print(
+        f"vdtu fleet: control API: vdtu ctl --pty-dir {discovery.parent} units",
+        file=sys.stderr,
+        flush=True,
+    )
+    return server, control
 
 
 async def _child(options: LoadOptions, index: int, scratch: Path, url: str) -> FleetReport:
@@ -241,7 +290,15 @@ async def _child(options: LoadOptions, index: int, scratch: Path, url: str) -> F
 
 def _settings(options: LoadOptions, index: int, url: str, report: Path) -> dict[str, Any]:
     """The options of child ``index`` as a YAML mapping."""
-    child = replace(options, procs=1, broker=url, report=report, progress=index == 0)
+    child = replace(
+        options,
+        procs=1,
+        broker=url,
+        report=report,
+        progress=index == 0,
+        control_dir=report.parent / f"shard-{index}",
+        control_port=0,
+    )
     metrics = None if options.metrics_port is None else options.metrics_port + 1 + index
     settings = asdict(replace(child, metrics_port=metrics))
     settings["shard"] = f"{index}/{options.procs}"

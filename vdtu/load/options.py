@@ -82,6 +82,11 @@ class LoadOptions:
     grace: float = 10.0
     """Seconds to wait after sending stops for what is still in flight."""
     progress: bool = True
+    control_dir: Path | None = None
+    """Where the run names its control API (``up.json``, for ``vdtu ctl --pty-dir``); None:
+    ``<default pty dir>/fleet``."""
+    control_port: int = 0
+    """The control API's port on 127.0.0.1 (0: any free one)."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -99,6 +104,8 @@ class LoadOptions:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
+        if not 0 <= self.control_port <= 65535:
+            raise ConfigError(f"control_port must be 0..65535, not {self.control_port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, not {self.metrics_port}")
         if self.verify_login is not None and ":" not in self.verify_login:
@@ -151,12 +158,14 @@ _NUMBERS: dict[str, type[int] | type[float]] = {
     "probe_units": int,
     "grace": float,
     "metrics_port": int,
+    "control_port": int,
 }
 
 
 def _convert(name: str, value: Any) -> Any:
     bad = ConfigError(f"{name}: {value!r} is not a valid value")
-    if value is None and name in ("broker", "ca_file", "report", "metrics_port", "verify_login"):
+    nullable = ("broker", "ca_file", "report", "metrics_port", "verify_login", "control_dir")
+    if value is None and name in nullable:
         return None
     if name in _NUMBERS:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -169,7 +178,7 @@ def _convert(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad
         return value
-    if name in ("report", "ca_file"):
+    if name in ("report", "ca_file", "control_dir"):
         return Path(str(value))
     if name == "shard":
         return value if isinstance(value, Shard) else Shard.parse(str(value))

@@ -44,6 +44,8 @@ from typing import TextIO
 
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.http_server import HttpServer, Reply, Request
+from vdtu.control.attach import ControlDir, FleetHandle, serve
+from vdtu.control.server import ControlServer
 from vdtu.firmware.registry import PERSONALITIES
 from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
 from vdtu.identity import Identity
@@ -107,6 +109,9 @@ class LoadRun:
         self._progress = Progress()
         self._last_line = 0.0
         self._stopping = False
+        self.control_dir = ControlDir(options.control_dir or default_pty_dir() / "fleet")
+        self.control: tuple[ControlServer, FleetHandle] | None = None
+        """The control API (units added through it get no simulated host)."""
 
     def _fleet_config(self) -> FleetConfig:
         options = self.options
@@ -154,6 +159,15 @@ class LoadRun:
         fleet.clock.on_crash.append(crashed)
         await fleet.start(units=False)
         try:
+            discovery = self.control_dir.take()
+            self.control = await serve(fleet, port=self.options.control_port, discovery=discovery)
+            if self.options.progress:
+                print(
+                    f"vdtu fleet: control API: vdtu ctl --pty-dir {self.control_dir.directory} "
+                    "units",
+                    file=self.out,
+                    flush=True,
+                )
             self.verifier = Verifier(fleet.hub, self._verify_url(), self.tracker, self.block)
             await self.verifier.connect()
             if self.options.metrics_port is not None:
@@ -257,6 +271,11 @@ class LoadRun:
 
     async def _close(self) -> None:
         self._stopping = True
+        if self.control is not None:
+            server, handle = self.control
+            handle.close()
+            await server.stop()
+        self.control_dir.release()
         if self.verifier is not None:
             self.verifier.close()
         if self.metrics is not None:

@@ -262,8 +262,7 @@ class Modem:
         """Cell id of the serving cell (16 bits on 2G, 28 bits otherwise)."""
         self.sms_outbox = SmsOutbox()
         """Messages sent."""
-        self.sms_inbox: SmsOutbox | None = None
-        """Messages received (made with the first one: most units never get one)."""
+        self.sms_inbox: SmsOutbox | None = None  # received; made with the first (most get none)
         self.on_registration_change: list[Callable[[RegStat], None]] = []
         """Called with the new ``+CREG`` stat after every change."""
         self.on_urc: list[Callable[[str], None]] = []

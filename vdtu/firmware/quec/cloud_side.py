@@ -27,7 +27,7 @@ from vdtu.firmware.quec.frames import ChannelType, CommandFrame, PassthroughFram
 from vdtu.firmware.quec.modbus_side import modbus_request
 from vdtu.firmware.quec.serial_side import bound_channel
 from vdtu.firmware.quec.uplinks import publish_reply
-from vdtu.log import LogLevel
+from vdtu.log import LogLevel, preview
 
 if TYPE_CHECKING:
     from vdtu.firmware.quec.firmware import QuecFirmware
@@ -41,6 +41,7 @@ def channel_received(
     if config is None or not firmware.listening:
         return
     firmware.stats.downlinks += 1
+    firmware.event("downlink", {"channel": cid, "topic_id": topic_id, "payload": preview(payload)})
     message = parse_downlink(payload, mode=config.work_mode, options=firmware.options.commands)
     match message:
         case CommandRequest():

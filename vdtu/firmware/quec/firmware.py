@@ -82,7 +82,7 @@ from vdtu.firmware.quec.modbus_mode import (
 from vdtu.firmware.quec.net import HttpFailure, HttpRequest, HttpResult, QuecNet
 from vdtu.firmware.quec.offline import OfflineStore
 from vdtu.firmware.quec.serial_schema import UART_PORTS
-from vdtu.log import LogLevel, UnitLog
+from vdtu.log import LogLevel, UnitLog, preview
 from vdtu.net.conditions import Impairment, LinkConditions, PlatformConditions
 from vdtu.storage import FlashError, Storage, TextFile
 from vdtu.uart.chunker import SilenceChunker
@@ -502,11 +502,17 @@ class QuecFirmware:
 
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""
+        self.event("from-host", {"port": uart, "text": preview(chunk)})
         serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
         """Write bytes on UART ``uart``."""
+        self.event("to-host", {"port": uart, "text": preview(data)})
         self.taps[uart].send(data)
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit to its observer (``UnitLog.event``)."""
+        self.log.event(float(self.env.now), kind, data)
 
     # -- commands, from the cloud or the serial configuration channel ---------------------
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from vdtu.firmware.quec.channel_schema import AliyunChannel, MqttChannel, TxyunChannel
 from vdtu.firmware.quec.executor import Diagnostic, DiagnosticCode
 from vdtu.firmware.quec.offline import Stored
-from vdtu.log import LogLevel
+from vdtu.log import PREVIEW_BYTES, LogLevel
 from vdtu.storage import FlashError
 
 if TYPE_CHECKING:
@@ -41,6 +41,9 @@ def send_uplink(firmware: QuecFirmware, cid: str, topic_id: str | None, payload:
         send_failed(firmware, cid, topic_id, payload, problem)
         return
     firmware.stats.uplinks_sent += 1
+    firmware.event(
+        "uplink", {"channel": cid, "topic_id": topic_id, "payload": payload[:PREVIEW_BYTES]}
+    )
     for listener in tuple(firmware.on_uplink):
         listener(cid, topic_id, payload)
 

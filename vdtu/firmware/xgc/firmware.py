@@ -469,6 +469,10 @@ class XgcFirmware:
         if level >= self._log.threshold:
             self._log.write(float(self._env.now), level, source, redact(text))
 
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit to its observer (``UnitLog.event``)."""
+        self._log.event(float(self._env.now), kind, data)
+
     # -- what the serial side needs (host_link.LinkHost) -------------------------------------
 
     def run_command(self, port: str, frame: Frame) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import simpy
 
@@ -40,7 +40,7 @@ from vdtu.firmware.xgc.codec import (
 from vdtu.firmware.xgc.content import redact, redact_line, sanitize
 from vdtu.firmware.xgc.options import CheckMode, XgcOptions
 from vdtu.firmware.xgc.pipe import Pipe
-from vdtu.log import LogLevel
+from vdtu.log import LogLevel, preview
 from vdtu.uart.chunker import SilenceChunker
 from vdtu.uart.line import SerialLine, Tap
 
@@ -76,6 +76,9 @@ class LinkHost(Protocol):
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         """Write to the unit's log."""
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit to its observer (``UnitLog.event``)."""
 
     def run_command(self, port: str, frame: Frame) -> None:
         """A command frame arrived on the pipe, its check code accepted."""
@@ -222,6 +225,8 @@ class HostLink:
     def _handle_frame(self, port: str, event: FrameReceived) -> None:
         frame, host, options = event.frame, self._host, self._options
         self._stats.frames += 1
+        text = redact(preview(frame.body()))
+        host.event("from-host", {"port": port, "text": text, "code_ok": event.code_ok})
         if frame.kind is FrameKind.ACK:
             host.write_log(
                 LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
@@ -250,6 +255,7 @@ class HostLink:
 
     def send(self, port: str, data: bytes) -> float:
         """Transmit ``data`` on ``port``; returns when its last byte has arrived."""
+        self._host.event("to-host", {"port": port, "text": redact(preview(data))})
         return self._taps[port].send(data)
 
     def reply(self, port: str, action: str, content: str) -> float:

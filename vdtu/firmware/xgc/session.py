@@ -62,10 +62,11 @@ from vdtu.firmware.xgc.cloud import (
     XgcCloud,
 )
 from vdtu.firmware.xgc.codec import Frame
+from vdtu.firmware.xgc.content import redact
 from vdtu.firmware.xgc.notify import downlink_frame
 from vdtu.firmware.xgc.options import XgcOptions
 from vdtu.firmware.xgc.states import DtuInput
-from vdtu.log import LogLevel
+from vdtu.log import LogLevel, preview
 
 if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
@@ -90,6 +91,9 @@ class SessionHost(Protocol):
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         """Write to the unit's log."""
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit to its observer (``UnitLog.event``)."""
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
         """Run ``generator`` as a process of the firmware (it ends at power-off)."""
@@ -437,6 +441,8 @@ class CloudSession:
 
     def _send(self, uplink: Uplink) -> None:
         uplink.token = self._publish(uplink.topic, uplink.payload, qos=1)
+        if uplink.token is not None:
+            self.host.event("uplink", {"topic": uplink.topic, "payload": preview(uplink.payload)})
 
     def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
         if self.connection is None:
@@ -473,6 +479,7 @@ class CloudSession:
         in ``stats.downlinks_refused``; it never raises.
         """
         host, options = self.host, self.options
+        host.event("downlink", {"topic": topic, "payload": redact(preview(payload))})
         parsed = parse_topic(topic)
         if parsed is None or parsed[1] != host.imei:
             host.refuse_downlink(topic[:80], "not this device's topic")
