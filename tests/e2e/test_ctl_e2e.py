@@ -156,3 +156,49 @@ def test_a_wrong_token_is_refused(running: tuple[RunningFleet, Host, Path]) -> N
     result = ctl(pty_dir, "units", "--url", url, "--token", "not-it")
     assert result.returncode == 2
     assert "wrong token" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_a_blackholed_link_and_a_stopped_broker_as_the_real_device_shows_them(
+    tmp_path: Path,
+) -> None:
+    """With a 10 s keep-alive: the blackhole is silent until keep-alive gives up, then the host
+    sees mqtt-disconnected; after the clear mqtt-connected, and every DATA_PACK the host
+    handed over meanwhile reaches the broker, in order. A stopped broker drops the unit at
+    once; it comes back when the broker restarts."""
+    pty_dir = tmp_path / "pty"
+    with vdtu_up("--pty-dir", str(pty_dir), "--no-state", "--keepalive", "10") as fleet:
+        unit = fleet.units[0]
+        host = Host(str(link(fleet, "uart")))
+        try:
+            wait_until_listening(host)
+            wait_for_state(host, "mqtt-connected")
+            host.events.clear()
+            assert ctl(pty_dir, "fault", "0", "link-blackhole").returncode == 0
+            started = time.monotonic()
+            for n in range(3):
+                assert host.ask("DATA_PACK", f"n:{n}").frame.content == "ok"
+            frame = host.wait_for("GET_DTU_STATE", timeout_s=40)
+            assert frame.frame.content == "mqtt-disconnected"
+            assert 10 <= time.monotonic() - started <= 25  # found by keep-alive, not at once
+            watcher = Watcher("--pty-dir", str(pty_dir), timeout_s=90)
+            try:
+                watcher.wait_for("state")
+                assert ctl(pty_dir, "clear", "0", "link-blackhole").returncode == 0
+                frame = host.wait_for("GET_DTU_STATE", timeout_s=60)
+                assert frame.frame.content == "mqtt-connected"
+                ups = watcher.wait_for("up", count=3, timeout_s=20)
+                assert [r["payload"]["n"] for r in ups if r["imei"] == unit["imei"]] == [0, 1, 2]
+            finally:
+                watcher.stop()
+            stopped = ctl(pty_dir, "fault", "all", "broker-stop", "--for", "3")
+            assert stopped.stdout.strip() == "broker-stop for 3 s applied to 1 (fleet)"
+            assert host.wait_for("GET_DTU_STATE", timeout_s=5).frame.content == "mqtt-disconnected"
+            assert host.ask("DATA_PACK", "n:3").frame.content == "ok"
+            frame = host.wait_for("GET_DTU_STATE", timeout_s=30)
+            assert frame.frame.content == "mqtt-connected"
+            summary = ctl(pty_dir, "units", "0", "--json")
+            assert json.loads(summary.stdout)["faults"] == []
+        finally:
+            host.close()
