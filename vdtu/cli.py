@@ -376,7 +376,7 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
     )
 
 
-def _print_table(fleet: Fleet) -> None:
+def _print_table(fleet: Fleet, control_url: str) -> None:
     ports = fleet.config.ports
     tcp = tuple(fleet.config.serial_tcp)
     print(
@@ -394,7 +394,11 @@ def _print_table(fleet: Fleet) -> None:
     print(f"broker {fleet.broker_url}  project {fleet.project_id}  Ctrl-C stops.")
     console = fleet.console_login()
     print(f"console {login_url(console)}  (vdtu cloud's login; see every unit's traffic with:)")
-    print(f"  {mosquitto_sub_line(console, fleet.watch_topics())}", flush=True)
+    print(f"  {mosquitto_sub_line(console, fleet.watch_topics())}")
+    where = (
+        "" if fleet.config.pty_dir == default_pty_dir() else f" --pty-dir {fleet.config.pty_dir}"
+    )
+    print(f"control {control_url}  (faults and pokes: vdtu ctl{where} units)", flush=True)
 
 
 def mosquitto_sub_line(url: BrokerUrl, topics: Sequence[str]) -> str:
@@ -451,7 +455,7 @@ async def _up(args: argparse.Namespace) -> int:
                 print(json.dumps(fleet.describe(unit_id)))
             sys.stdout.flush()
         else:
-            _print_table(fleet)
+            _print_table(fleet, server.url)
         await stop.wait()
     finally:
         handle.close()

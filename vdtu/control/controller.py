@@ -148,6 +148,7 @@ class FleetControl:
         """One unit's full snapshot: ``ref`` is its id or its IMEI (404: no such unit)."""
         for unit in self.fleet.units:
             if ref in (str(unit.config.unit_id), unit.imei, unit.name):
+                current_faults(unit)  # drops a fault something else ended
                 return self.fleet.clock.call(unit.snapshot, domain=unit.domain)
         have = describe_ids(unit.config.unit_id for unit in self.fleet.units)
         raise ControlError(404, f"no unit {ref!r} (an id or an IMEI; the units: {have})")
