@@ -2,14 +2,16 @@
 
 The scenarios run against the embedded amqtt broker with the fleet's rule
 (``FleetAccess``, as ``vdtu up`` starts it) and against the private mosquitto with the
-generated ACL file (``mosquitto_acl``; skipped locally without mosquitto, a failure in
-CI). Units A and B are two devices of one project; the console is the admin login.
+dynamic-security plugin (``dynsec_config``: a client per login, bound to its client id;
+skipped locally without mosquitto, a failure in CI). Units A and B are two XGC devices
+of one project, C a QuecPython one; the console is the admin login.
 Something that must not arrive is checked with a marker: a message that must arrive,
 sent after it on the same route, and a short window after that.
 
-The brokers refuse a subscription differently: amqtt answers SUBACK 0x80; mosquitto
-2.0's ``acl_file`` grants every SUBSCRIBE and checks each message against the reader's
-rule before delivering it. Both deliver a unit nothing of another unit's.
+Both refuse a subscription outside the unit's own topics with SUBACK 0x80 and deliver a
+unit nothing of another unit's. (A mosquitto with the ``acl_file`` of ``mosquitto_acl``,
+for a user's own broker, grants every SUBSCRIBE and filters each message instead: see
+docs/brokers.md.)
 
 The rule itself (pure) is tested for every login kind at the end, and the MQTT 5
 refusal of the embedded broker with a raw socket.
@@ -38,7 +40,7 @@ from vdtu.cloud.broker_acl import (
 )
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.cloud.iot_sign import Vendor, aliyun_login, quecthing_login, txyun_login
-from vdtu.cloud.mosquitto import Mosquitto
+from vdtu.cloud.mosquitto import DeviceLogin, Mosquitto, dynsec_config
 from vdtu.cloud.platform import CONSOLE_USER, BrokerAddress, XgcPlatform
 from vdtu.cloud.xgc_api import Channel, device_password, device_topic
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC
@@ -49,6 +51,8 @@ PROJECT = "1000a18db9b17958165c"
 SECRET = "0123456789ABCDEF0123456789ABCDEF01234567"
 A = "867435059800763"
 B = "867435051234561"
+C = "867435050000019"
+"""A QuecPython unit: its client id is its IMEI."""
 QUEC = QuecTopics(uplink=PUBLISH_TOPIC, downlink=SUBSCRIBE_TOPIC)
 WINDOW_S = 0.3
 """How long a message that must not arrive is watched for, after the marker arrived."""
@@ -68,7 +72,6 @@ class Fleet:
 
     url: BrokerUrl
     console: tuple[str, str]
-    kind: str
 
     def unit(self, imei: str, *, client_id: str | None = None, **kwargs: object) -> Peer:
         return Peer(self.url, client_id or f"xgc-{imei}", login=login(imei), **kwargs)  # type: ignore[arg-type]
@@ -82,17 +85,20 @@ async def embedded() -> AsyncIterator[Fleet]:
     platform = XgcPlatform(projects={PROJECT: SECRET}, broker=BrokerAddress(host="h", port=1))
     access = FleetAccess(projects=platform.projects, admins=(CONSOLE_USER,), quec=QUEC)
     async with EmbeddedBroker(authenticator=platform.authenticate, access=access) as broker:
-        yield Fleet(broker.url, (CONSOLE_USER, platform.console_token), "amqtt")
+        yield Fleet(broker.url, (CONSOLE_USER, platform.console_token))
 
 
 @asynccontextmanager
 async def private_mosquitto() -> AsyncIterator[Fleet]:
     require_tool("mosquitto")
     console = (CONSOLE_USER, "console-token")
-    users = dict([login(A), login(B), console])
-    acl = mosquitto_acl(projects=[PROJECT], admins=[CONSOLE_USER], quec=QUEC)
-    with Mosquitto(users=users, acl=acl) as broker:
-        yield Fleet(broker.url, console, "mosquitto")
+    devices = {
+        imei: DeviceLogin(password=login(imei)[1], client_id=client_id)
+        for imei, client_id in ((A, f"xgc-{A}"), (B, f"xgc-{B}"), (C, C))
+    }
+    document = dynsec_config(project=PROJECT, devices=devices, admins=dict([console]), quec=QUEC)
+    with Mosquitto(dynsec=document) as broker:
+        yield Fleet(broker.url, console)
 
 
 @pytest.fixture(params=["amqtt", "mosquitto"])
@@ -118,8 +124,7 @@ def test_a_unit_may_not_subscribe_to_everything_or_another_units_topics(serve: S
             a, console = fleet.unit(A), fleet.admin("console")
             refused = ["#", topic(B, Channel.DOWN), f"xgc/{PROJECT}/+/up", topic(A, Channel.UP)]
             for topic_filter in refused:
-                suback = await a.subscribe(topic_filter)
-                assert suback.is_failure == (fleet.kind == "amqtt"), topic_filter
+                assert (await a.subscribe(topic_filter)).is_failure, topic_filter
             for channel in (Channel.DOWN, Channel.CONFIG, Channel.OTA):
                 assert not (await a.subscribe(topic(A, channel))).is_failure
             await console.publish(topic(B, Channel.DOWN), b"for B")
@@ -204,25 +209,24 @@ def test_the_console_sees_everything_and_a_unit_its_own_traffic(serve: Serve) ->
 
 
 def test_a_quec_unit_uses_its_own_quec_topics(serve: Serve) -> None:
-    """With client id = IMEI (the QuecPython default) A uses ``quec/A/...``, not B's."""
+    """With client id = IMEI (the QuecPython default) C uses ``quec/C/...``, not B's."""
 
     async def scenario() -> None:
         async with serve() as fleet:
             console = fleet.admin("console")
             await console.subscribe("quec/+/up")
-            a = fleet.unit(A, client_id=A)
-            assert not (await a.subscribe(SUBSCRIBE_TOPIC.format(imei=A))).is_failure
-            suback = await a.subscribe(SUBSCRIBE_TOPIC.format(imei=B))
-            assert suback.is_failure == (fleet.kind == "amqtt")
+            c = fleet.unit(C, client_id=C)
+            assert not (await c.subscribe(SUBSCRIBE_TOPIC.format(imei=C))).is_failure
+            assert (await c.subscribe(SUBSCRIBE_TOPIC.format(imei=B))).is_failure
             await console.publish(SUBSCRIBE_TOPIC.format(imei=B), b"for B")
-            await a.publish(PUBLISH_TOPIC.format(imei=B), b"forged")
-            await a.publish(PUBLISH_TOPIC.format(imei=A), b"mine")
-            await console.receive(PUBLISH_TOPIC.format(imei=A))
+            await c.publish(PUBLISH_TOPIC.format(imei=B), b"forged")
+            await c.publish(PUBLISH_TOPIC.format(imei=C), b"mine")
+            await console.receive(PUBLISH_TOPIC.format(imei=C))
             assert await stays_false(lambda: len(console.messages) > 1, window_s=WINDOW_S)
-            await console.publish(SUBSCRIBE_TOPIC.format(imei=A), b"command")
-            assert await a.receive(SUBSCRIBE_TOPIC.format(imei=A)) == [b"command"]
-            assert len(a.messages) == 1
-            await close_all(a, console)
+            await console.publish(SUBSCRIBE_TOPIC.format(imei=C), b"command")
+            assert await c.receive(SUBSCRIBE_TOPIC.format(imei=C)) == [b"command"]
+            assert len(c.messages) == 1
+            await close_all(c, console)
 
     asyncio.run(scenario())
 
@@ -265,21 +269,23 @@ def test_a_will_on_another_units_topic_is_refused_on_the_embedded_broker() -> No
     asyncio.run(scenario())
 
 
-def test_a_client_id_taken_on_mosquitto_gives_nothing_of_the_other_unit() -> None:
-    """mosquitto cannot tie a client id to a user (docs/brokers.md): A may connect as
-    ``xgc-B`` (B is disconnected), but under A's own rule, so B's downlinks stay B's."""
+def test_a_unit_cannot_take_another_units_client_id_on_mosquitto() -> None:
+    """The dynamic-security plugin binds each device's login to its client id: A as
+    ``xgc-B`` is refused ("not authorised"), so B is not disconnected and keeps receiving."""
     require_tool("mosquitto")
 
     async def scenario() -> None:
         async with private_mosquitto() as fleet:
-            console = fleet.admin("console")
-            await console.connected()
+            b, console = fleet.unit(B), fleet.admin("console")
+            await b.subscribe(topic(B, Channel.DOWN))
             intruder = Peer(fleet.url, f"xgc-{B}", login=login(A), clean_session=False)
-            assert not (await intruder.connected()).is_failure
-            await intruder.subscribe(topic(B, Channel.DOWN))
-            await console.publish(topic(B, Channel.DOWN), b"for B")
-            assert await stays_false(lambda: bool(intruder.messages), window_s=WINDOW_S)
-            await close_all(intruder, console)
+            assert (await intruder.connected()).is_failure
+            own_id_wrong_password = Peer(fleet.url, f"xgc-{B}", login=(B, "guess"))
+            assert (await own_id_wrong_password.connected()).is_failure
+            await console.publish(topic(B, Channel.DOWN), b"still here")
+            assert await b.receive(topic(B, Channel.DOWN)) == [b"still here"]
+            assert len(b.connacks) == 1
+            await close_all(intruder, own_id_wrong_password, b, console)
 
     asyncio.run(scenario())
 

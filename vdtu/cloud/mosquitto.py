@@ -18,7 +18,11 @@ config is what measurements of mosquitto 2.0.11 call for (the figures are with e
   mosquitto's ``$7$`` format (PBKDF2-SHA512, 101 rounds, 12-byte salt, as
   ``mosquitto_passwd`` writes them), so the ``mosquitto_passwd`` tool is not needed;
 * with ``acl``, an ``acl_file`` holding it: the device rule of ``broker_acl.mosquitto_acl``
-  (admins may do everything, a device only its own topics);
+  (admins may do everything, a device only its own topics), which cannot tie a client
+  id to a login; or, with ``dynsec`` (``dynsec_config``), the dynamic-security plugin
+  with one client per login: a device's user name is its IMEI, it must connect with its
+  one client id and has a role holding exactly its grant (``broker_acl.device_grant``),
+  so a device can neither read another's topics nor take another's client id;
 * ``user`` set to the current user, so mosquitto started as root does not switch to
   the ``mosquitto`` account and lose access to its own files;
 * everything logged to ``log_path``, mosquitto's own messages and its stderr.
@@ -38,6 +42,7 @@ import base64
 import errno
 import hashlib
 import ipaddress
+import json
 import os
 import pwd
 import re
@@ -48,16 +53,24 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+from vdtu.cloud.broker_acl import QuecTopics, device_grant
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError, LocalProtocolError, VdtuError
 
 DEBIAN_PATH = "/usr/sbin/mosquitto"
 """Where Debian installs the broker (``/usr/sbin`` is not on every user's PATH)."""
+DYNSEC_PLUGINS = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+)
+"""Where Debian (and a source build) put the dynamic-security plugin."""
 
 _PORT_ATTEMPTS = 3
 _STOP_TIMEOUT_S = 5.0
@@ -79,6 +92,113 @@ def find_mosquitto() -> str:
             "install it with 'apt-get install mosquitto' (Debian, Ubuntu)"
         )
     return path
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLogin:
+    """A device's login on a private mosquitto with per-device access (``dynsec_config``)."""
+
+    password: str
+    client_id: str
+    """The one client id it may connect with (``xgc-<IMEI>``, or ``<IMEI>`` for QuecPython)."""
+
+
+def dynsec_config(
+    *,
+    project: str,
+    devices: Mapping[str, DeviceLogin],
+    admins: Mapping[str, str],
+    quec: QuecTopics | None = None,
+) -> dict[str, Any]:
+    """The dynamic-security plugin's document for a project's devices and admins.
+
+    Each device (user name = its IMEI) gets a client bound to its client id and a role
+    ``device-<IMEI>`` with exactly its grant: send on its own uplink topics, subscribe to
+    and receive its own downlinks. Each admin gets full access and any client id. By
+    default nothing is allowed.
+
+    Args:
+        project: the ProjectId whose device topics are served.
+        devices: IMEI -> its login.
+        admins: user name -> password, with full access.
+        quec: the QuecPython default channel's topics, or None.
+    """
+    roles: list[dict[str, Any]] = [{"rolename": "admin", "acls": _acls(
+        send=["#"], receive=["#"], subscribe_patterns=["#"]
+    )}]  # fmt: skip
+    clients = [_client(user, password, None, "admin") for user, password in admins.items()]
+    for imei, device in devices.items():
+        grant = device_grant(project, imei, quec)
+        prefixes = [f"{prefix}#" for prefix in grant.subscribe_prefixes]
+        acls = _acls(
+            send=[*sorted(grant.publish), *(f"{p}#" for p in grant.publish_prefixes)],
+            receive=[*sorted(grant.subscribe), *prefixes],
+            subscribe_literals=sorted(grant.subscribe),
+            subscribe_patterns=prefixes,
+        )
+        roles.append({"rolename": f"device-{imei}", "acls": acls})
+        clients.append(_client(imei, device.password, device.client_id, f"device-{imei}"))
+    return {
+        "clients": clients,
+        "groups": [],
+        "roles": roles,
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+    }
+
+
+def _acls(
+    *,
+    send: Sequence[str],
+    receive: Sequence[str],
+    subscribe_literals: Sequence[str] = (),
+    subscribe_patterns: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    kinds = (
+        ("publishClientSend", send),
+        ("publishClientReceive", receive),
+        ("subscribeLiteral", subscribe_literals),
+        ("subscribePattern", subscribe_patterns),
+    )
+    return [
+        {"acltype": kind, "topic": topic, "allow": True}
+        for kind, topics in kinds
+        for topic in topics
+    ]
+
+
+def _client(username: str, password: str, client_id: str | None, role: str) -> dict[str, Any]:
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, _PBKDF2_ROUNDS)
+    client: dict[str, Any] = {
+        "username": username,
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": _PBKDF2_ROUNDS,
+        "roles": [{"rolename": role}],
+    }
+    if client_id is not None:
+        client["clientid"] = client_id
+    return client
+
+
+def find_dynsec_plugin() -> str:
+    """The path of mosquitto's dynamic-security plugin.
+
+    Raises:
+        ConfigError: it is not installed (Debian ships it with the mosquitto package).
+    """
+    for path in DYNSEC_PLUGINS:
+        if os.path.exists(path):
+            return path
+    raise ConfigError(
+        "mosquitto's dynamic-security plugin is not installed (looked in "
+        f"{', '.join(DYNSEC_PLUGINS)}); it comes with 'apt-get install mosquitto' (2.0 or later)"
+    )
 
 
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
@@ -119,6 +239,8 @@ class Mosquitto:
             the context manager exits).
         acl: the text of a mosquitto ACL file (``broker_acl.mosquitto_acl``); needs
             ``users``. ``None``: every login may use every topic.
+        dynsec: the dynamic-security plugin's document (``dynsec_config``): the logins
+            and what each may do; instead of ``users`` and ``acl``.
 
     Raises:
         ConfigError: if mosquitto is not installed, or an argument is out of range
@@ -137,6 +259,7 @@ class Mosquitto:
         start_timeout_s: float = 5.0,
         persistence: bool = False,
         acl: str | None = None,
+        dynsec: Mapping[str, Any] | None = None,
     ) -> None:
         try:
             address = ipaddress.ip_address(host)
@@ -158,6 +281,9 @@ class Mosquitto:
                     f"mosquitto user names must be non-empty without ':', and neither a name "
                     f"nor a password may hold a line break or NUL: user {user!r}"
                 )
+        if dynsec is not None and (users is not None or acl is not None):
+            raise ConfigError("give dynsec (its document holds the logins), or users and acl")
+        self._dynsec_plugin = find_dynsec_plugin() if dynsec is not None else None
         if acl is not None and users is None:
             raise ConfigError(
                 "an ACL needs users: mosquitto's pattern lines name the user (%u), "
@@ -177,6 +303,7 @@ class Mosquitto:
         self._port = port
         self._users = dict(users) if users is not None else None
         self._acl = acl
+        self._dynsec = dict(dynsec) if dynsec is not None else None
         self._max_queued = max_queued_messages
         self._max_inflight = max_inflight_messages
         self._start_timeout_s = start_timeout_s
@@ -339,7 +466,16 @@ class Mosquitto:
             *(f"log_type {kind}" for kind in ("error", "warning", "notice", "information")),
             "connection_messages true",
         ]
-        if self._users is None:
+        if self._dynsec is not None:
+            document = directory / "dynamic-security.json"
+            document.write_text(json.dumps(self._dynsec, indent=1), encoding="utf-8")
+            document.chmod(0o600)
+            lines += [
+                "allow_anonymous false",
+                f"plugin {self._dynsec_plugin}",
+                f"plugin_opt_config_file {document}",
+            ]
+        elif self._users is None:
             lines.append("allow_anonymous true")
         else:
             passwords = directory / "passwd"
