@@ -180,6 +180,13 @@ def _add_up(commands: Any) -> None:
     )
     up.add_argument("--inputs", type=int, default=8, help="opto inputs per unit, 0..8 (default 8)")
     up.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="label every unit (repeatable): vdtu ctl picks units by it (tag=TAG)",
+    )
+    up.add_argument(
         "-v", "--verbose", action="store_true", help="print every log record, not only warnings"
     )
     for side in SIDES.values():
@@ -351,6 +358,7 @@ def _build_fleet_config(args: argparse.Namespace) -> FleetConfig:
         pacing=not args.no_pacing,
         outputs=args.outputs,
         inputs=args.inputs,
+        tags=tuple(args.tag),
     )
     ports = tuple(p.strip() for p in args.ports.split(",") if p.strip())
     return FleetConfig(

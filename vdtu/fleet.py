@@ -326,13 +326,15 @@ class Fleet:
         """The fleet ids of this process's units (a shard's block of a larger fleet)."""
         return range(self.config.first_unit, self.config.first_unit + self.config.units)
 
-    def start_unit(self, unit_id: int) -> Unit:
-        """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``).
+    def start_unit(self, unit_id: int, *, tags: tuple[str, ...] | None = None) -> Unit:
+        """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``, or
+        to add a unit to a running fleet), with ``tags`` (None: the template's).
 
         Raises:
             ConfigError: one of its named flash files is not valid.
+            ValueError: a tag is not a valid label.
         """
-        self._start_unit(unit_id, self._files(unit_id))
+        self._start_unit(unit_id, self._files(unit_id), tags)
         return self.units[-1]
 
     def side_of(self, unit_id: int) -> FleetSide:
@@ -359,7 +361,9 @@ class Fleet:
         imei = Identity.for_unit(self.config.seed, unit_id).imei
         return self.side_of(unit_id).unit_files(imei)
 
-    def _start_unit(self, unit_id: int, files: Mapping[str, TextFile]) -> None:
+    def _start_unit(
+        self, unit_id: int, files: Mapping[str, TextFile], tags: tuple[str, ...] | None = None
+    ) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
         profile = self.profile_of(unit_id)
@@ -372,6 +376,7 @@ class Fleet:
             identity=identity,
             profile=profile,
             options=side.unit_options(config.options.get(profile)),
+            tags=template.tags if tags is None else tags,
         )
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:

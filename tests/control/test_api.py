@@ -166,6 +166,12 @@ def test_units_are_added_to_the_running_fleet(tmp_path: Path) -> None:
         assert "control" in document
         bad = await call(http, "POST", "/v1/units", {"count": 0}, status=400)
         assert bad["error"] == "count must be an integer in 1..10000, not 0"
+        tagged = await call(http, "POST", "/v1/units", {"count": 2, "tags": ["north"]})
+        assert tagged == {"added": [4, 5]}
+        rows = (await call(http, "GET", "/v1/units?select=tag=north"))["units"]
+        assert [(row["unit"], row["tags"]) for row in rows] == [(4, ["north"]), (5, ["north"])]
+        bad = await call(http, "POST", "/v1/units", {"count": 1, "tags": ["a b"]}, status=400)
+        assert bad["error"] == "tag 'a b' must be 1..64 letters, digits or '-_.:' characters"
 
     run(tmp_path, scenario)
 

@@ -21,6 +21,8 @@ import pytest
         (["--serial-tcp", "usb=7000"], "--serial-tcp takes PORT=VALUE"),
         (["--ports", "uart,usb"], "unknown port 'usb'"),
         (["--units", "0"], "units must be 1..100000, not 0"),
+        (["--tag", "a b"], "tag 'a b' must be 1..64 letters, digits or '-_.:' characters"),
+        (["--control-port", "70000"], "control port must be 0..65535 (0: any free one), not 70000"),
     ],
 )
 def test_vdtu_up_refuses_bad_values(tmp_path: Path, args: list[str], message: str) -> None:

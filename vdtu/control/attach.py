@@ -41,11 +41,9 @@ class FleetHandle:
         fleet: Fleet,
         *,
         discovery: Path | None = None,
-        add_unit: Callable[[int], Unit] | None = None,
     ) -> None:
         self.fleet = fleet
         self.discovery_path = discovery
-        self._add_unit = add_unit if add_unit is not None else fleet.start_unit
         self.events = EventLog(fleet.loop)
         self._console: Console | None = None
         self._console_lock = asyncio.Lock()
@@ -119,10 +117,10 @@ class FleetHandle:
         )
         self._timer = self.fleet.loop.call_later(METRICS_S, self.start_metrics)
 
-    def add_unit(self) -> Unit:
+    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
         fleet = self.fleet
         next_id = max((unit.config.unit_id for unit in fleet.units), default=-1) + 1
-        unit = self._add_unit(next_id)
+        unit = fleet.start_unit(next_id, tags=tags)
         self.write_discovery()
         return unit
 
@@ -223,7 +221,6 @@ async def serve(
     *,
     port: int = 0,
     discovery: Path | None = None,
-    add_unit: Callable[[int], Unit] | None = None,
 ) -> tuple[ControlServer, FleetHandle]:
     """Start the control API for ``fleet`` and name it in its discovery file.
 
@@ -232,11 +229,10 @@ async def serve(
         port: the API's port on 127.0.0.1 (0: any free one).
         discovery: where the discovery file goes (None: the fleet's ``up.json`` when it
             holds its ``--pty-dir``, else nowhere).
-        add_unit: builds, wires and powers on unit N (None: ``Fleet.start_unit``).
     """
     if discovery is None and fleet.pty_dir_lock.held:
         discovery = fleet.discovery_path
-    handle = FleetHandle(fleet, discovery=discovery, add_unit=add_unit)
+    handle = FleetHandle(fleet, discovery=discovery)
     faults: FleetFaults | None = None
     if fleet.config.broker is None:
         faults = BrokerFaults(fleet.host.pause_broker, fleet.host.resume_broker)

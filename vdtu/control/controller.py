@@ -44,8 +44,9 @@ class Controlled(Protocol):
     def seed(self) -> int: ...
     @property
     def events(self) -> EventLog: ...
-    def add_unit(self) -> Unit:
-        """Build, wire and power on one more unit (ConfigError if it cannot)."""
+    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
+        """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own);
+        ValueError naming a bad tag."""
         ...
 
     async def downlink(self, unit: Unit, payload: bytes) -> str:
@@ -246,13 +247,19 @@ class FleetControl:
                 done.append(unit.config.unit_id)
         return {"action": action, "done": done, "refused": refused}
 
-    async def add(self, count: object) -> dict[str, Any]:
-        """Add ``count`` units to the running fleet (ids after the last)."""
+    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
+        """Add ``count`` units to the running fleet (ids after the last), with ``tags`` (a
+        list of labels) instead of the fleet's own."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD:
             raise ControlError(400, f"count must be an integer in 1..{MAX_ADD}, not {count!r}")
+        if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+            raise ControlError(400, f"tags must be a list of labels, not {tags!r}")
         added = []
         for _ in range(count):
-            unit = self.fleet.add_unit()
+            try:
+                unit = self.fleet.add_unit(tuple(tags) or None)
+            except ValueError as exc:
+                raise ControlError(400, str(exc)) from None
             added.append(unit.config.unit_id)
             self.fleet.events.emit(self.fleet.clock.now, unit.config.unit_id, "added", {})
         return {"added": added}

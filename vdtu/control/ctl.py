@@ -64,6 +64,7 @@ def add_ctl(commands: Any, default_pty_dir: Path) -> None:
     events.add_argument("--json", action="store_true", help="the events as JSON lines")
     add = action("add", "add units to the running fleet")
     add.add_argument("count", type=int, nargs="?", default=1)
+    add.add_argument("--tag", action="append", default=[], help="label the new units (repeatable)")
     action("kinds", "the fault catalogue: every kind and its parameters")
 
 
@@ -211,7 +212,7 @@ async def _poke(http: aiohttp.ClientSession, args: argparse.Namespace, out: Text
 
 
 async def _add(http: aiohttp.ClientSession, args: argparse.Namespace, out: TextIO) -> int:
-    answer = await _call(http, "POST", "units", {"count": args.count})
+    answer = await _call(http, "POST", "units", {"count": args.count, "tags": args.tag})
     print(f"added {len(answer['added'])} units ({_ids(answer['added'])})", file=out)
     return 0
 

@@ -32,6 +32,7 @@ from aiohttp import web
 from vdtu.control.errors import ControlError
 from vdtu.control.events import Batch, EventLog
 from vdtu.control.pokes import POKES
+from vdtu.errors import ConfigError
 from vdtu.faults.catalogue import KINDS, Param
 
 MAX_BODY = 256 * 1024
@@ -86,7 +87,7 @@ class ControlApi(Protocol):
     async def units(self, text: str) -> list[dict[str, Any]]: ...
     async def unit_ids(self, text: str) -> set[int] | None: ...
     async def show(self, ref: str) -> dict[str, Any]: ...
-    async def add(self, count: object) -> dict[str, Any]: ...
+    async def add(self, count: object, tags: object = ()) -> dict[str, Any]: ...
     async def fault(
         self, text: str, kind: str, params: Mapping[str, object], for_s: object = None
     ) -> dict[str, Any]: ...
@@ -106,6 +107,8 @@ class ControlServer:
     """
 
     def __init__(self, control: ControlApi, *, token: str, port: int = 0) -> None:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"control port must be 0..65535 (0: any free one), not {port}")
         self.control = control
         self.token = token
         self.port = port
@@ -139,7 +142,14 @@ class ControlServer:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise ConfigError(
+                f"control port {self.port} on 127.0.0.1: {exc.strerror}; give another with "
+                "--control-port, or 0 for any free one"
+            ) from None
         self._runner = runner
         server = site._server  # the bound port of port 0 is only known here
         assert isinstance(server, asyncio.base_events.Server)
@@ -204,7 +214,7 @@ class ControlServer:
 
     async def _add(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        return web.json_response(await self.control.add(body.get("count", 1)))
+        return web.json_response(await self.control.add(body.get("count", 1), body.get("tags", [])))
 
     async def _kinds(self, _request: web.Request) -> web.Response:
         return web.json_response({"kinds": catalogue_view()})

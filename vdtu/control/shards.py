@@ -117,9 +117,10 @@ class ShardsControl:
                 return dict(document)
         raise ControlError(404, f"no unit {ref!r} in any shard (an id or an IMEI)")
 
-    async def add(self, count: object) -> dict[str, Any]:
+    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
         last = self._sessions[-1]
-        async with last.post("/v1/units", json={"count": count}) as reply:
+        body = {"count": count, "tags": tags}
+        async with last.post("/v1/units", json=body) as reply:
             document = await reply.json(content_type=None)
             if reply.status != 200:
                 raise ControlError(reply.status, document.get("error", "the shard refused"))
