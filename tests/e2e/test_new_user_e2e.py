@@ -8,6 +8,7 @@ console (``vdtu cloud``) as a subprocess, a plain paho client as a backend.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import shlex
 import signal
@@ -330,6 +331,20 @@ def readme_json_lines() -> list[dict[str, Any]]:
     return objects
 
 
+def two_free_ports() -> int:
+    """A TCP port that is free with the next one (units 0 and 1), below Linux's ephemeral
+    range (32768 on), so outgoing connections of other programs cannot take them."""
+    for base in range(20000 + os.getpid() % 5000 * 2, 32000, 2):
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", base))
+                second.bind(("127.0.0.1", base + 1))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no two free TCP ports in 20000..32000")
+
+
 def test_the_readme_json_example_is_what_vdtu_up_prints(tmp_path: Path) -> None:
     """Same keys, in the same order, per kind of unit, and the same kinds of values."""
     require_tool("socat")
@@ -337,9 +352,7 @@ def test_the_readme_json_example_is_what_vdtu_up_prints(tmp_path: Path) -> None:
     assert [unit["profile"] for unit in example] == ["xgc", "quec"]
     pty_dir, state_dir = tmp_path / "pty", tmp_path / "state"
     args = ("--profile", "mix", "--pty-dir", str(pty_dir), "--state-dir", str(state_dir))
-    with socket.socket() as probe:  # a free TCP port (the next one is unit 1's)
-        probe.bind(("127.0.0.1", 0))
-        tcp = probe.getsockname()[1]
+    tcp = two_free_ports()
     with vdtu_up(*args, "--serial-tcp", f"uart={tcp}", units=2) as fleet:
         for shown, printed in zip(example, fleet.units, strict=True):
             assert list(shown) == list(printed)
