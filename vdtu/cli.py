@@ -40,6 +40,7 @@ from vdtu.links.sides import SIDES
 from vdtu.load.command import run_load
 from vdtu.load.options import LoadOptions, build_options, load_options
 from vdtu.log import LogLevel, LogRecord
+from vdtu.scenario.command import add_scenario, run_scenario_command
 from vdtu.term import run_console
 from vdtu.uart.pty import BaudMismatch
 from vdtu.unit import UnitConfig
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_broker(commands)
     _add_term(commands)
     add_ctl(commands, default_pty_dir())
+    add_scenario(commands)
     return parser
 
 
@@ -504,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_load(_load_options(args)))
         if args.command == "ctl":
             return asyncio.run(run_ctl(args))
+        if args.command == "scenario":
+            return run_scenario_command(args)
         return asyncio.run(
             run_console(
                 args.device,

@@ -303,6 +303,26 @@ class Unit:
         """The unit's IMEI."""
         return self.config.identity.imei
 
+    # -- what a selector reads (``vdtu.control.selector.UnitFacts``) -------------------------
+
+    @property
+    def unit_id(self) -> int:
+        return self.config.unit_id
+
+    @property
+    def profile(self) -> str:
+        return self.config.profile
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        """Its phase and its personality's name for its state."""
+        state = self.firmware.unit_state
+        return (state.phase.value, state.detail)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.config.tags
+
     # -- the watchdog ---------------------------------------------------------------------------
 
     def _watchdog(self, exc: BaseException) -> None:

@@ -14,7 +14,7 @@ It keeps no state per unit: a unit's facts are read from the unit when asked.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
 from vdtu.control.errors import ControlError
@@ -53,34 +53,6 @@ class Controlled(Protocol):
         """Publish ``payload`` to ``unit``'s downlink topic as its cloud; returns the topic
         (ValueError: it cannot be sent, saying why)."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """A unit as a selector sees it (made on the fly; nothing kept per unit)."""
-
-    unit: Unit
-
-    @property
-    def unit_id(self) -> int:
-        return self.unit.config.unit_id
-
-    @property
-    def imei(self) -> str:
-        return self.unit.imei
-
-    @property
-    def profile(self) -> str:
-        return self.unit.config.profile
-
-    @property
-    def states(self) -> tuple[str, ...]:
-        state = self.unit.firmware.unit_state
-        return (state.phase.value, state.detail)
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self.unit.config.tags
 
 
 def unit_row(unit: Unit) -> dict[str, Any]:
@@ -135,11 +107,11 @@ class FleetControl:
         except SelectorError as exc:
             raise ControlError(400, str(exc)) from None
         units = self.fleet.units
-        picked = selector.pick([_Facts(unit) for unit in units], fleet_seed=self.fleet.seed)
+        picked = selector.pick(units, fleet_seed=self.fleet.seed)
         if not picked:
             have = describe_ids(unit.config.unit_id for unit in units)
             raise ControlError(404, f"selector {text!r} matches no unit (the units: {have})")
-        return [facts.unit for facts in picked if isinstance(facts, _Facts)]
+        return picked
 
     async def units(self, text: str = "all") -> list[dict[str, Any]]:
         """A row per selected unit."""

@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 MAX_SELECTOR = 1000
 """The longest selector text accepted."""
@@ -46,6 +46,9 @@ class UnitFacts(Protocol):
     def tags(self) -> tuple[str, ...]: ...
 
 
+U = TypeVar("U", bound=UnitFacts)
+
+
 @dataclass(frozen=True, slots=True)
 class Selector:
     """A parsed selector (see the module comment)."""
@@ -59,7 +62,7 @@ class Selector:
     fraction: float | None
     seed: int | None
 
-    def pick(self, units: Sequence[UnitFacts], *, fleet_seed: int) -> list[UnitFacts]:
+    def pick(self, units: Sequence[U], *, fleet_seed: int) -> list[U]:
         """The units the selector chooses, in fleet order."""
         named = self.everyone or self.ids or self.ranges or self.imeis
         chosen = [

@@ -200,6 +200,10 @@ class SimQuecNet:
         self.authenticate: Callable[[MqttDial], bool] = lambda _dial: True
         self.links: list[SimLink] = []
         self.sent: list[Sent] = []
+        self.keep_sent = True
+        """Whether ``sent`` keeps everything (a long scenario only counts it)."""
+        self.on_sent: list[Callable[[Sent], None]] = []
+        """Called with everything a device sends, as it arrives."""
         self.requests: list[HttpRequest] = []
         self.down = False
         self.connect_timeout_s = CONNECT_TIMEOUT_S
@@ -307,7 +311,11 @@ class SimQuecNet:
     # -- the servers' side -----------------------------------------------------------------
 
     def arrived(self, link: SimLink, topic: str | None, payload: bytes) -> None:
-        self.sent.append(Sent(at=float(self.env.now), topic=topic, payload=payload, link=link))
+        sent = Sent(at=float(self.env.now), topic=topic, payload=payload, link=link)
+        if self.keep_sent:
+            self.sent.append(sent)
+        for listener in self.on_sent:
+            listener(sent)
         if topic is None:
             link.received.append(payload)
 

@@ -244,6 +244,10 @@ class SimXgcPlatform:
         self.broker_up = True
         self.platform_up = True
         self.published: list[Published] = []
+        self.keep_published = True
+        """Whether ``published`` keeps every message (a long scenario only counts them)."""
+        self.on_published: list[Callable[[Published], None]] = []
+        """Called with each device message the broker receives."""
         self.retained: dict[str, bytes] = {}
         self.connections: list[SimConnection] = []
         self.connect_attempts: list[tuple[float, str]] = []
@@ -269,15 +273,17 @@ class SimXgcPlatform:
 
         def arrive() -> None:
             if self.broker_up:
-                self.published.append(
-                    Published(
-                        at=self.now,
-                        topic=message.topic,
-                        payload=message.payload,
-                        qos=message.qos,
-                        retain=message.retain,
-                    )
+                arrived = Published(
+                    at=self.now,
+                    topic=message.topic,
+                    payload=message.payload,
+                    qos=message.qos,
+                    retain=message.retain,
                 )
+                if self.keep_published:
+                    self.published.append(arrived)
+                for listener in self.on_published:
+                    listener(arrived)
                 if message.retain:
                     self.retained[message.topic] = message.payload
 

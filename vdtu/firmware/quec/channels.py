@@ -89,6 +89,9 @@ class ChannelHost(Protocol):
 
     def write_log(self, level: LogLevel, source: str, text: str) -> None: ...
 
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Hand an event of the unit to its observer (``UnitLog.event``)."""
+
     def network_ready(self) -> bool:
         """Whether the modem is registered with an active data call (data can flow)."""
 
@@ -310,12 +313,14 @@ class LinkDriver(Driver):
         self.connected = False
         self._fail_in_flight(reason)
         if was_connected:
+            self.host.event("cloud", {"up": False, "channel": self.cid, "reason": reason})
             self.on_down(reason)
 
     # -- link events (sim time) ----------------------------------------------------------
 
     def on_up(self) -> None:
         self.connected = True
+        self.host.event("cloud", {"up": True, "channel": self.cid})
         self.connections += 1
         if self.links_lost:
             self.reconnects += 1

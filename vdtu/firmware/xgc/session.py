@@ -395,6 +395,7 @@ class CloudSession:
     def _connected(self) -> Generator[simpy.Event, Any, None]:
         host = self.host
         self.connected = True
+        host.event("cloud", {"up": True})
         self.attempts = 0
         self.connections += 1
         if self.links_lost:
@@ -413,6 +414,7 @@ class CloudSession:
         if props.is_alive:
             props.interrupt("disconnected")
         self.connected = False
+        host.event("cloud", {"up": False, "reason": reason})
         self.outbox.forget_tokens()
         host.write_log(LogLevel.WARN, "cloud", f"connection lost: {reason}")
         host.advance(DtuInput.DISCONNECTED)

@@ -1,0 +1,166 @@
+"""Running scenarios in virtual time: deterministic, expectations pass and fail with evidence,
+and ``vdtu scenario`` exits 0, 1 or 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+
+from vdtu.scenario.load import load_scenario, parse_scenario
+from vdtu.scenario.run import ScenarioRun
+
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+
+MIXED = """\
+name: mixed fleet, small troubles
+seed: 3
+duration: 10m
+units:
+  - name: q
+    count: 5
+    profile: quec
+    host: {uplink_every: 30s}
+  - name: x
+    count: 5
+    host: {uplink_every: 30s}
+steps:
+  - at: 3m
+    select: tag=q
+    fault: link-blackhole
+    for: 2m
+  - at: 4m
+    select: tag=x
+    fault: sim-pull
+    for: 1m
+  - at: 8m
+    poke: input
+    params: {index: 2, level: 1}
+expect:
+  - name: nothing lost
+    uplinks: {lost: 0, duplicated: 0}
+  - state: {phase: connected}
+  - serial: {select: tag=x, sequence: ["mqtt-disconnected", "mqtt-connected", "GPIO_INT.*in2:1"]}
+  - reconnect_s: {select: tag=q, count: 5, max: {max: 60}}
+"""
+
+
+def run(text: str, *, seed: int | None = None) -> dict[str, Any]:
+    return ScenarioRun(parse_scenario(text, "test.yaml"), seed=seed).run()
+
+
+def test_a_mixed_fleet_rides_out_a_blackhole_and_a_pulled_sim() -> None:
+    report = run(MIXED)
+    assert report["passed"], report["expectations"]
+    assert report["units"] == 10
+    assert report["uplinks"]["lost"] == 0
+
+
+def test_the_same_file_and_seed_give_the_same_transcript() -> None:
+    first, second = run(MIXED), run(MIXED)
+    assert first["transcript_sha256"] == second["transcript_sha256"]
+    assert first["events"] == second["events"]
+    other = run(MIXED, seed=4)
+    assert other["transcript_sha256"] != first["transcript_sha256"]
+
+
+def test_a_broken_expectation_fails_with_its_evidence() -> None:
+    text = MIXED.replace("max: {max: 60}", "max: {max: 1}").replace(
+        '"GPIO_INT.*in2:1"', '"GPIO_INT.*in3:1"'
+    )
+    report = run(text)
+    assert not report["passed"]
+    failed = {e["kind"]: e["evidence"] for e in report["expectations"] if not e["passed"]}
+    assert set(failed) == {"serial", "reconnect_s"}
+    assert failed["serial"].startswith("5 of 5 units did not: dtu5 matched 2 of 3, stopped before")
+    assert "max " in failed["reconnect_s"]
+    assert "is not <= 1" in failed["reconnect_s"]
+
+
+def test_a_wait_that_times_out_is_reported_and_the_run_goes_on() -> None:
+    text = MIXED.replace(
+        "  - at: 8m\n",
+        "  - at: 6m\n    wait: {serial: never-printed, select: tag=x, timeout: 30s}\n  - at: 8m\n",
+    )
+    report = run(text)
+    waits = [e for e in report["expectations"] if e["kind"] == "wait"]
+    assert waits == [
+        {
+            "name": "wait at step 2",
+            "kind": "wait",
+            "passed": False,
+            "evidence": "after 30 s, 5 of 5 units had not reached a serial line "
+            "/never-printed/: 5-9",
+        }
+    ]
+    assert not report["passed"]
+
+
+def test_a_refused_step_is_reported_not_fatal() -> None:
+    text = MIXED.replace(
+        "fault: sim-pull\n    for: 1m", "fault: slave-offline\n    params: {address: 9}"
+    )
+    report = run(text)
+    refused = report["refused"]
+    assert len(refused) == 5
+    assert refused[0] == "step 1 (fault) on dtu5: no Modbus slave at address 9; present: none"
+
+
+def vdtu(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", "scenario", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_exits_0_1_or_2_and_writes_its_reports(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(MIXED)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(MIXED.replace("max: {max: 60}", "max: {max: 1}"))
+    bad.write_text(MIXED.replace("duration: 10m", "duration: soon"))
+    report, junit, transcript = tmp_path / "r.json", tmp_path / "j.xml", tmp_path / "t.txt"
+    passed = vdtu("run", str(good), "--report", str(report), "--junit", str(junit),
+                  "--transcript", str(transcript), "--quiet")  # fmt: skip
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.stdout.startswith("mixed fleet, small troubles: PASSED  (10 units")
+    document = json.loads(report.read_text())
+    assert {
+        "passed",
+        "seed",
+        "units",
+        "sim_s",
+        "wall_s",
+        "expectations",
+        "transcript_sha256",
+    } <= set(document)
+    lines = transcript.read_text().splitlines()
+    assert len(lines) == document["events"]
+    suite = ElementTree.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "0")
+    failed = vdtu("run", str(broken), "--quiet")
+    assert failed.returncode == 1
+    assert "  FAIL  reconnect_s: max " in failed.stdout
+    wrong = vdtu("check", str(bad))
+    assert wrong.returncode == 2
+    assert wrong.stderr.startswith(f"vdtu: {bad}:3: duration: a duration is")
+    assert (
+        vdtu("check", str(good))
+        .stdout.strip()
+        .endswith("mixed fleet, small troubles: 10 units, 3 steps, 4 expectations: valid")
+    )
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_scenario_passes(path: Path) -> None:
+    report = ScenarioRun(load_scenario(path)).run()
+    failed = [e for e in report["expectations"] if not e["passed"]]
+    assert report["passed"], failed

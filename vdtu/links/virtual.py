@@ -1,0 +1,158 @@
+"""Each personality's cloud in virtual time: what a scenario's units reach without a socket.
+
+A ``VirtualSide`` is the virtual-time twin of a fleet side (``vdtu.links.side``): the
+simulated platform and broker of its personality (``SimXgcPlatform``, ``SimQuecNet``)
+as its units' network, the options and flash files a unit gets, what a fleet
+provisions, the cloud's own actions (a downlink to a unit; the broker stopped and
+restored) and what it received (each uplink a unit's host sent, as the cloud got it).
+``virtual_sides`` makes the sides one scenario needs, by personality name. Nothing
+here keeps the messages: the broker's listeners see them as they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+
+from vdtu.clock import DomainEnvironment
+from vdtu.cloud.xgc_api import Channel, device_topic, parse_topic
+from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC, default_config
+from vdtu.firmware.quec.firmware import QuecOptions
+from vdtu.firmware.quec.personality import CONFIG_FILE
+from vdtu.links.sim_quec import Sent, SimQuecNet
+from vdtu.links.sim_xgc import Published, SimXgcPlatform
+from vdtu.links.xgc_stack import default_project
+from vdtu.storage import MemoryTextFile, TextFile
+
+UplinkListener = Callable[[str, bytes], None]
+"""Called with a unit's IMEI and the payload of an uplink the cloud received."""
+QUEC_BROKER = ("127.0.0.1", 1883)
+"""Where a virtual QuecPython unit's default config points its MQTT channel."""
+
+
+class VirtualSide(Protocol):
+    """One personality's cloud in virtual time."""
+
+    @property
+    def network(self) -> object:
+        """What its units reach (their ``Unit(network=...)``)."""
+
+    on_uplink: list[UplinkListener]
+
+    def unit_options(self, given: object | None) -> object | None:
+        """The options a unit gets (``given``, completed with what the cloud needs)."""
+
+    def unit_files(self, imei: str) -> Mapping[str, TextFile]:
+        """A unit's named flash files, as a fresh unit of this fleet has them."""
+
+    def provision(self, flash: dict[str, Any]) -> None:
+        """Give a unit's flash document what the fleet provisions."""
+
+    def downlink(self, imei: str, payload: bytes) -> int:
+        """The cloud sends ``payload`` to the unit's downlink topic; how many links got it."""
+
+    def outage(self) -> None:
+        """The broker goes down: every connection is lost, new ones fail."""
+
+    def restore(self) -> None:
+        """The broker is back."""
+
+
+class XgcVirtualSide:
+    """The XGC platform and broker of one project, in sim time."""
+
+    def __init__(self, env: DomainEnvironment, seed: int) -> None:
+        self.project_id, self.project_secret = default_project(seed)
+        self.platform = SimXgcPlatform(env, projects={self.project_id: self.project_secret})
+        self.platform.keep_published = False
+        self.platform.on_published.append(self._published)
+        self.on_uplink: list[UplinkListener] = []
+
+    @property
+    def network(self) -> SimXgcPlatform:
+        return self.platform
+
+    def _published(self, message: Published) -> None:
+        parsed = parse_topic(message.topic)
+        if parsed is not None and parsed[2] is Channel.UP:
+            for listener in self.on_uplink:
+                listener(parsed[1], message.payload)
+
+    def unit_options(self, given: object | None) -> object | None:
+        return given
+
+    def unit_files(self, imei: str) -> Mapping[str, TextFile]:
+        return {}
+
+    def provision(self, flash: dict[str, Any]) -> None:
+        flash.setdefault("project", {"pid": self.project_id, "secret": self.project_secret})
+
+    def downlink(self, imei: str, payload: bytes) -> int:
+        return self.platform.send(device_topic(self.project_id, imei, Channel.DOWN), payload)
+
+    def outage(self) -> None:
+        self.platform.outage()
+
+    def restore(self) -> None:
+        self.platform.restore()
+
+
+class QuecVirtualSide:
+    """The QuecPython units' network: a broker at ``QUEC_BROKER``, in sim time."""
+
+    def __init__(self, env: DomainEnvironment) -> None:
+        self.net = SimQuecNet(env)
+        self.net.brokers.add(QUEC_BROKER)
+        self.net.keep_sent = False
+        self.net.on_sent.append(self._sent)
+        self.on_uplink: list[UplinkListener] = []
+
+    @property
+    def network(self) -> SimQuecNet:
+        return self.net
+
+    def _sent(self, sent: Sent) -> None:
+        parts = (sent.topic or "").split("/")
+        if len(parts) == 3 and sent.topic == PUBLISH_TOPIC.format(imei=parts[1]):
+            for listener in self.on_uplink:
+                listener(parts[1], sent.payload)
+
+    @staticmethod
+    def _config(imei: str) -> Any:
+        return default_config(imei, broker_host=QUEC_BROKER[0], broker_port=QUEC_BROKER[1])
+
+    def unit_options(self, given: object | None) -> object | None:
+        options = given if isinstance(given, QuecOptions) else QuecOptions()
+        if options.default_config is not None:
+            return options
+        return replace(options, default_config=self._config)
+
+    def unit_files(self, imei: str) -> Mapping[str, TextFile]:
+        file = MemoryTextFile()
+        file.write(json.dumps(self._config(imei).to_json()))
+        return {CONFIG_FILE: file}
+
+    def provision(self, flash: dict[str, Any]) -> None:
+        """A QuecPython unit's settings are its ``dtu_config.json`` (``unit_files``)."""
+
+    def downlink(self, imei: str, payload: bytes) -> int:
+        return self.net.publish(SUBSCRIBE_TOPIC.format(imei=imei), payload)
+
+    def outage(self) -> None:
+        self.net.outage()
+
+    def restore(self) -> None:
+        self.net.restore()
+
+
+def virtual_sides(
+    env: DomainEnvironment, seed: int, names: Iterable[str]
+) -> dict[str, VirtualSide]:
+    """The virtual sides of the personalities ``names``."""
+    makers: dict[str, Callable[[], VirtualSide]] = {
+        "xgc": lambda: XgcVirtualSide(env, seed),
+        "quec": lambda: QuecVirtualSide(env),
+    }
+    return {name: makers[name]() for name in dict.fromkeys(names)}

@@ -1,0 +1,363 @@
+"""The scenario file format: what a YAML scenario may say, checked with pydantic.
+
+Why pydantic: the format is a tree of typed records with alternatives (a step does one
+of several things, an expectation checks one of several figures); pydantic states each
+record once, checks types, ranges and unknown keys, and reports every error with its
+path (``steps -> 3 -> fault``), which ``load_scenario`` turns into the file's line.
+Domain checks go through the same code the rest of vdtu uses: fault kinds and their
+parameters through the catalogue (``parse_request``), selectors through
+``parse_selector``, pokes through ``POKES``.
+
+docs/scenarios.md describes the format for users; ``scenarios/`` holds examples.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from vdtu.control.pokes import POKES, PokeError
+from vdtu.control.selector import SelectorError, parse_selector
+from vdtu.faults.catalogue import FaultError, parse_request
+from vdtu.firmware.registry import PERSONALITIES
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*")
+MAX_SIM_S = 30 * 86400.0
+"""The longest scenario: 30 days of sim time."""
+MAX_UNITS = 100_000
+
+
+def parse_duration(value: object) -> float:
+    """``90``, ``"90s"``, ``"5m"``, ``"1.5h"``, ``"250ms"``, ``"2d"`` as seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"a duration is a number of seconds or text like 5m, not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match[1]) * _UNITS[match[2]]
+    else:
+        raise ValueError(
+            f"a duration is a number of seconds or text like 250ms, 90s, 5m, 2h, 1d; not {value!r}"
+        )
+    if not 0 <= seconds <= MAX_SIM_S:
+        raise ValueError(f"a duration must be 0..30d, not {value!r}")
+    return seconds
+
+
+def parse_rate(value: object) -> float:
+    """``"50/s"``, ``"600/m"``, ``"10/h"`` (or a number per second) as events per second."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    elif isinstance(value, str) and (match := _RATE.fullmatch(value)):
+        rate = float(match[1]) / _UNITS[match[2]]
+    else:
+        raise ValueError(f"a rate is text like 50/s, 600/m or 10/h, not {value!r}")
+    if not rate > 0:
+        raise ValueError(f"a rate must be > 0, not {value!r}")
+    return rate
+
+
+def _selector(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"a selector is text such as all, 0-9 or tag=north, not {value!r}")
+    try:
+        parse_selector(value)
+    except SelectorError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Selector = Annotated[str, BeforeValidator(_selector)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _host(value: object) -> object:
+    """``none`` and ``external`` are host plans of that kind."""
+    if value in ("none", "external"):
+        return {"kind": value}
+    if isinstance(value, str):
+        raise ValueError(
+            f"host is none, external, or a plan such as {{uplink_every: 1m}}; not {value!r}"
+        )
+    return value
+
+
+class HostPlan(_Record):
+    """What the unit's host MCU is: ``none`` (nothing on the serial port), ``external``
+    (the user's own code on the PTY: real time only), or a simulated host that sends an
+    uplink every ``uplink_every`` (each period drawn within +/-20 %) once its unit has
+    reached its cloud."""
+
+    kind: Literal["simulated", "none", "external"] = "simulated"
+    uplink_every: Duration | None = None
+    payload: int = Field(default=64, ge=32, le=4096)
+    """The uplink's size in characters."""
+
+
+class UnitGroup(_Record):
+    """Units that share a profile, settings and host; ids are given in file order."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    """The group's name; it is also a tag of each of its units (``tag=<name>``)."""
+    count: int = Field(ge=1, le=MAX_UNITS)
+    profile: str = "xgc"
+    tags: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")], ...] = ()
+    powered: bool = True
+    """Powered at the start (False: a step powers them on, e.g. a ramp of ``power-on``)."""
+    rssi: int = Field(default=26, ge=0, le=31)
+    """The signal's mean (CSQ)."""
+    host: Annotated[HostPlan, BeforeValidator(_host)] = HostPlan(kind="none")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in PERSONALITIES:
+            raise ValueError(f"profile must be one of {', '.join(PERSONALITIES)}, not {value!r}")
+        return value
+
+
+class WaitFor(_Record):
+    """Wait until the selected units are in a state, or each wrote a line, or sent an
+    uplink matching a pattern; the wait fails after ``timeout``."""
+
+    select: Selector = "all"
+    state: str | None = None
+    """A phase (``connected``, ``connecting``, ``off``, ...) or personality state."""
+    serial: str | None = None
+    """A regular expression a line the unit writes toward its host must match."""
+    uplink: str | None = None
+    """A regular expression an uplink the cloud receives from the unit must match."""
+    timeout: Duration
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> WaitFor:
+        given = [name for name in ("state", "serial", "uplink") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a wait needs exactly one of state, serial, uplink; got {given}")
+        for name in ("serial", "uplink"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                _check_pattern(pattern)
+        return self
+
+
+def _check_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+
+
+ACTIONS = ("fault", "clear", "poke", "downlink", "wait", "note")
+
+
+class Step(_Record):
+    """One step of the timeline: when (``at``, ``after`` or ``every``) and what."""
+
+    at: Duration | None = None
+    """Sim time from the start."""
+    after: Duration | None = None
+    """Time after the previous step was done (a wait is done when its condition held)."""
+    every: Duration | None = None
+    """Repeat with this period, from ``start`` (default 0) until ``until`` (default the
+    end) or ``times`` repetitions."""
+    start: Duration = 0.0
+    until: Duration | None = None
+    times: int | None = Field(default=None, ge=1, le=1_000_000)
+    select: Selector = "all"
+    ramp: Rate | None = None
+    """Act on the selected units one after the other at this rate, in unit order."""
+    fault: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    lasting: Duration | None = Field(default=None, alias="for")
+    clear: str | None = None
+    """A fault kind, or ``all``."""
+    poke: str | None = None
+    downlink: str | None = None
+    """A payload the cloud sends to each selected unit (JSON text or plain text)."""
+    wait: WaitFor | None = None
+    note: str | None = None
+    """A line in the transcript, nothing more."""
+
+    @model_validator(mode="after")
+    def _checked(self) -> Step:
+        timing = [name for name in ("at", "after", "every") if getattr(self, name) is not None]
+        if len(timing) != 1:
+            raise ValueError(f"a step needs exactly one of at, after, every; got {timing}")
+        if self.every is not None and self.every <= 0:
+            raise ValueError("every must be > 0")
+        actions = [name for name in ACTIONS if getattr(self, name) is not None]
+        if len(actions) != 1:
+            raise ValueError(f"a step does exactly one of {', '.join(ACTIONS)}; got {actions}")
+        if self.fault is not None:
+            try:
+                parse_request(self.fault, self.params, self.lasting)
+            except FaultError as exc:
+                raise ValueError(str(exc)) from None
+        elif self.poke is not None:
+            if self.poke not in POKES:
+                raise ValueError(f"unknown poke {self.poke!r}; the pokes are: {', '.join(POKES)}")
+            try:
+                POKES[self.poke].check(self.params)
+            except PokeError as exc:
+                raise ValueError(f"{self.poke}: {exc}") from None
+        elif self.params:
+            raise ValueError("params go with a fault or a poke")
+        if self.lasting is not None and self.fault is None:
+            raise ValueError("for goes with a fault")
+        if self.wait is not None and (self.every is not None or self.ramp is not None):
+            raise ValueError("a wait cannot repeat (every) or ramp")
+        return self
+
+    @property
+    def action(self) -> str:
+        return next(name for name in ACTIONS if getattr(self, name) is not None)
+
+
+class Bound(_Record):
+    """A figure's allowed range: ``min`` and/or ``max`` (inclusive)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("a bound needs min, max or both")
+        return self
+
+    def holds(self, value: float) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"in {self.min:g}..{self.max:g}"
+        return f">= {self.min:g}" if self.min is not None else f"<= {self.max:g}"
+
+
+def _bound(value: object) -> object:
+    """A bare number means exactly that number."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"min": value, "max": value}
+    return value
+
+
+Figure = Annotated[Bound, BeforeValidator(_bound)]
+
+
+class UplinkCounts(_Record):
+    """What became of the uplinks the simulated hosts handed to their units."""
+
+    delivered_pct: Figure | None = None
+    lost: Figure | None = None
+    duplicated: Figure | None = None
+    reordered: Figure | None = None
+
+
+class StateCheck(_Record):
+    select: Selector = "all"
+    phase: str
+    """What every selected unit's phase or personality state is at the end."""
+
+
+class SerialCheck(_Record):
+    select: Selector = "all"
+    sequence: tuple[str, ...] = Field(min_length=1)
+    """Regular expressions that lines each selected unit wrote toward its host match, in
+    this order (other lines may come between)."""
+
+    @field_validator("sequence")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            _check_pattern(pattern)
+        return value
+
+
+class ReconnectCheck(_Record):
+    """The time from each loss of a unit's cloud link to its return, over the selected
+    units (a loss never followed by a return counts as lasting until the end)."""
+
+    select: Selector = "all"
+    count: Figure | None = None
+    p50: Figure | None = None
+    p99: Figure | None = None
+    max: Figure | None = None
+
+
+class Expectation(_Record):
+    """One check of the run, at its end; exactly one of its figures."""
+
+    name: str | None = None
+    uplinks: UplinkCounts | None = None
+    state: StateCheck | None = None
+    serial: SerialCheck | None = None
+    reconnect_s: ReconnectCheck | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Expectation:
+        given = [n for n in ("uplinks", "state", "serial", "reconnect_s") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(
+                f"an expectation checks exactly one of uplinks, state, serial, reconnect_s; "
+                f"got {given}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(n for n in ("uplinks", "state", "serial", "reconnect_s") if getattr(self, n))
+
+    @property
+    def title(self) -> str:
+        return self.name or self.kind
+
+
+class Scenario(_Record):
+    """A whole scenario file."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    duration: Duration
+    """Sim time the scenario lasts."""
+    units: tuple[UnitGroup, ...]
+    steps: tuple[Step, ...] = ()
+    expect: tuple[Expectation, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if not self.units:
+            raise ValueError("units: give at least one unit group")
+        names = [group.name for group in self.units]
+        doubled = sorted({name for name in names if names.count(name) > 1})
+        if doubled:
+            raise ValueError(f"unit group names must differ: {', '.join(doubled)}")
+        total = sum(group.count for group in self.units)
+        if total > MAX_UNITS:
+            raise ValueError(f"at most {MAX_UNITS} units in all, not {total}")
+        if self.duration <= 0:
+            raise ValueError("duration must be > 0")
+        return self
+
+    @property
+    def unit_count(self) -> int:
+        return sum(group.count for group in self.units)

@@ -1,0 +1,180 @@
+"""A scenario's world in virtual time: its units, their simulated hosts and clouds, and what
+happened, written down.
+
+``World`` builds the unit groups of a scenario on one ``VirtualClock`` (ids in file
+order, identities from the seed, each group's name as a tag), wires each unit to its
+personality's virtual cloud (``vdtu.links.virtual``), puts a simulated host on the
+units whose group has one (``vdtu.load.hosts.Host``: uplinks every period, counted by
+a ``DeliveryTracker`` as they are handed over and as the cloud receives them), and
+observes every unit's events. Each event becomes one line of the transcript
+(``<sim time> dtu<N> <kind> <data as sorted JSON>``), hashed as it is written, so two
+runs of the same file and seed can be compared by one SHA-256; the lines are also kept
+in a file when one is given. Listeners on lines toward the host, uplinks and cloud
+link changes serve the waits and expectations of ``vdtu.scenario.run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+from vdtu.clock import VirtualClock
+from vdtu.clock.rng import SplitMix64
+from vdtu.identity import Identity
+from vdtu.links.virtual import VirtualSide, virtual_sides
+from vdtu.load.delivery import DeliveryTracker
+from vdtu.load.hosts import Host
+from vdtu.load.payload import find_uplink
+from vdtu.log import LogLevel, UnitLog
+from vdtu.scenario.schema import Scenario, UnitGroup
+from vdtu.storage import MemoryStorage
+from vdtu.unit import Unit, UnitConfig
+
+LOG_RECORDS = 20
+"""Log records each unit keeps (its events go to the transcript)."""
+
+LineListener = Callable[[Unit, str], None]
+"""Called with a unit and one line it wrote toward its host (or one uplink's payload)."""
+CloudListener = Callable[[Unit, bool, float], None]
+"""Called with a unit, whether its cloud link came up (or went down), and the sim time."""
+
+
+class Transcript:
+    """The run's events as text lines: hashed, counted, and written to ``out`` if given."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._hash = hashlib.sha256()
+        self.out = out
+        self.lines = 0
+
+    def write(self, at: float, who: str, kind: str, data: dict[str, Any]) -> None:
+        line = f"{at:.6f} {who} {kind} {json.dumps(data, sort_keys=True, separators=(',', ':'))}\n"
+        self._hash.update(line.encode())
+        self.lines += 1
+        if self.out is not None:
+            self.out.write(line)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+class World:
+    """The units of ``scenario`` and their clouds, not yet powered on (``start``)."""
+
+    def __init__(self, scenario: Scenario, *, seed: int, transcript: Transcript) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.transcript = transcript
+        self.clock = VirtualClock()
+        env = self.clock.env
+        profiles = [group.profile for group in scenario.units]
+        self.sides: dict[str, VirtualSide] = virtual_sides(env, seed, profiles)
+        self.units: list[Unit] = []
+        self.groups: list[UnitGroup] = []
+        self.hosts: dict[int, Host] = {}
+        self.tracker = DeliveryTracker()
+        self.by_imei: dict[str, Unit] = {}
+        self.on_line: list[LineListener] = []
+        self.on_uplink: list[LineListener] = []
+        self.on_cloud: list[CloudListener] = []
+        for side in self.sides.values():
+            side.on_uplink.append(self._uplink)
+        for group in scenario.units:
+            for _ in range(group.count):
+                self._build(group, len(self.units))
+
+    def _build(self, group: UnitGroup, unit_id: int) -> None:
+        side = self.sides[group.profile]
+        identity = Identity.for_unit(self.seed, unit_id)
+        config = UnitConfig(
+            unit_id=unit_id,
+            seed=self.seed,
+            identity=identity,
+            profile=group.profile,
+            options=side.unit_options(None),
+            rssi=group.rssi,
+            tags=(group.name, *group.tags),
+            pacing=False,
+            slaves=(),
+        )
+        flash = MemoryStorage()
+        document = flash.load()
+        side.provision(document)
+        flash.save(document)
+        log = UnitLog(config.name, capacity=LOG_RECORDS)
+        log.threshold = LogLevel.WARN
+        log.observer = self._event
+        unit = Unit(
+            self.clock.env,
+            config,
+            epoch_s=self.clock.epoch_s,
+            flash=flash,
+            log=log,
+            network=side.network,
+            files=side.unit_files(identity.imei),
+        )
+        self.units.append(unit)
+        self.groups.append(group)
+        self.by_imei[identity.imei] = unit
+        plan = group.host
+        if plan.kind == "simulated" and plan.uplink_every is not None:
+            self.hosts[unit_id] = Host(
+                unit,
+                unit_index=unit_id,
+                rng=SplitMix64(f"{self.seed}:{unit_id}:scenario-host"),
+                interval_s=plan.uplink_every,
+                payload_size=plan.payload,
+                epoch_s=self.clock.epoch_s,
+                published=self.tracker.published,
+            )
+
+    def start(self) -> None:
+        """Power on the groups that start powered; start every host."""
+        for unit, group in zip(self.units, self.groups, strict=True):
+            if group.powered:
+                unit.power_on()
+        for host in self.hosts.values():
+            host.start()
+
+    def stop_hosts(self) -> None:
+        """The hosts send nothing more (the run is winding down)."""
+        for host in self.hosts.values():
+            host.stop()
+
+    # -- what happens -------------------------------------------------------------------------
+
+    def _event(self, name: str, at: float, kind: str, data: dict[str, Any]) -> None:
+        self.transcript.write(at, name, kind, data)
+        unit = self.units[int(name.removeprefix("dtu"))]
+        if kind == "to-host":
+            for line in _lines(str(data.get("text", ""))):
+                for listener in self.on_line:
+                    listener(unit, line)
+        elif kind == "cloud":
+            for cloud_listener in self.on_cloud:
+                cloud_listener(unit, bool(data.get("up")), at)
+
+    def _uplink(self, imei: str, payload: bytes) -> None:
+        unit = self.by_imei.get(imei)
+        if unit is None:
+            return
+        uplink = find_uplink(payload)
+        if uplink is not None and uplink.unit in self.hosts:
+            self.tracker.delivered(uplink, self.clock.unix_time() * 1000)
+        text = payload.decode("utf-8", "backslashreplace")
+        for listener in self.on_uplink:
+            listener(unit, text)
+
+    def note(self, kind: str, data: dict[str, Any]) -> None:
+        """A line of the scenario's own (a step, a wait's end) in the transcript."""
+        self.transcript.write(self.clock.now, "scenario", kind, data)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of what a unit wrote (two frames in one write are two lines)."""
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line:
+            yield line
