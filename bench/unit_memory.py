@@ -16,8 +16,8 @@ simulated network, so that each one gets as far as a fleet unit does:
   ``running`` with channel 1 connected.
 
 Every unit is powered on and sim time runs until all have got there (``BOOT_LIMIT_S``),
-then ``SETTLE_S`` more so the periodic models (signal, battery, sensor, slave dynamics)
-have all ticked.
+then ``SETTLE_S`` more so the firmware's own periodic work has run (the hardware models,
+signal, battery, sensor and slave dynamics, compute their state on read and queue nothing).
 
 How it is measured. Each figure comes from a child process of its own, so that the
 measurements do not disturb each other:
@@ -74,7 +74,7 @@ BROKER = ("127.0.0.1", 1883)
 BOOT_LIMIT_S = 120.0
 """Sim time within which every unit must have reached its cloud."""
 SETTLE_S = 60.0
-"""Sim time run after that, so every periodic model has ticked a few times."""
+"""Sim time run after that, so the firmware's periodic work has run a few times."""
 STEP_S = 1.0
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from vdtu.clock import VirtualClock
-from vdtu.clock.rng import RandomSource, SplitMix64
+from vdtu.clock.periods import periods_before
+from vdtu.clock.rng import RandomSource, SplitMix64, keyed
 from vdtu.identity import Identity
 from vdtu.unit import Unit, UnitConfig
 
@@ -109,6 +110,39 @@ def test_choice_picks_every_element_and_refuses_an_empty_sequence() -> None:
 def test_random_random_is_a_random_source() -> None:
     source: RandomSource = random.Random(4)
     assert 0 <= source.randrange(10) < 10
+
+
+def test_keyed_draws_are_a_function_of_the_key_and_the_indices() -> None:
+    """The same key and indices give the same draws; another index or key, other draws."""
+    drawn = [keyed(99, 3, k).random() for k in range(200)]
+    assert drawn == [keyed(99, 3, k).random() for k in range(200)]
+    assert len(set(drawn)) == 200
+    assert drawn != [keyed(98, 3, k).random() for k in range(200)]
+    assert drawn != [keyed(99, 4, k).random() for k in range(200)]
+    assert abs(statistics.fmean(keyed(5, k).random() for k in range(20000)) - 0.5) < 0.01
+    counts = Counter(keyed(5, k).randint(-1, 1) for k in range(30000))
+    assert all(abs(count - 10000) < 500 for count in counts.values())
+
+
+@pytest.mark.parametrize(
+    ("start", "now", "period", "count"),
+    [
+        (0.0, 0.0, 1.0, 0),
+        (0.0, 1.0, 1.0, 0),
+        (0.0, 1.5, 1.0, 1),
+        (0.0, 2.0, 1.0, 1),
+        (0.0, 2.0000001, 1.0, 2),
+        (5.0, 4.0, 1.0, 0),
+        (0.1, 0.30000000000000004, 0.1, 1),
+        (0.5, 10.5, 2.5, 3),
+        (0.5, 10.6, 2.5, 4),
+        (1e-9, 86400.0, 10.0, 8639),
+    ],
+)
+def test_periods_before_counts_the_instants_strictly_before_now(
+    start: float, now: float, period: float, count: int
+) -> None:
+    assert periods_before(start, now, period) == count
 
 
 def _unit(config: UnitConfig) -> Unit:

@@ -434,6 +434,56 @@ def test_writing_a_noisy_register_moves_its_base(bus: Bus) -> None:
         assert 998 <= slave.peek(Table.HOLDING, 0) <= 1002
 
 
+def test_dynamics_schedule_nothing_and_read_the_same_whenever_read(bus: Bus) -> None:
+    """Dynamics are computed on read: no event is queued for them, and a value read at a time
+    is the same whether or not it was read before."""
+    config = ModbusSlaveConfig(
+        address=4,
+        input_registers={0: [100, 250]},
+        dynamics=(
+            Dynamic(table=Table.INPUT, register=0, kind=DynamicKind.COUNTER, period_s=1.0),
+            Dynamic(
+                table=Table.INPUT, register=1, kind=DynamicKind.NOISE, period_s=5.0, amplitude=3
+            ),
+        ),
+    )
+    watched, quiet = bus.add(config, seed=3), bus.add(config, seed=3)
+    assert not bus.clock.env._queue
+    seen = []
+    for _ in range(40):
+        bus.clock.run_for(2.5)
+        seen.append((watched.peek(Table.INPUT, 0), watched.peek(Table.INPUT, 1)))
+    assert (quiet.peek(Table.INPUT, 0), quiet.peek(Table.INPUT, 1)) == seen[-1]
+    assert seen[-1][0] == 100 + 99
+    assert watched.peek(Table.INPUT, 1) == seen[-1][1]
+    assert len({noisy for _, noisy in seen}) > 1
+    bus.clock.run_for(86400.0)
+    assert watched.peek(Table.INPUT, 0) == (100 + 86499) % 65536
+
+
+def test_noise_after_a_power_cycle_is_drawn_afresh(bus: Bus) -> None:
+    """A reset restarts the periods, and the noise after it is not a replay of the first."""
+    config = ModbusSlaveConfig(
+        address=4,
+        input_registers={0: [250]},
+        dynamics=(
+            Dynamic(
+                table=Table.INPUT, register=0, kind=DynamicKind.NOISE, period_s=1.0, amplitude=3
+            ),
+        ),
+    )
+    slave = bus.add(config)
+    runs = []
+    for _ in range(2):
+        values = []
+        for _ in range(30):
+            bus.clock.run_for(1.0)
+            values.append(slave.peek(Table.INPUT, 0))
+        runs.append(values)
+        slave.reset()
+    assert runs[0] != runs[1]
+
+
 def test_reset_restores_the_config_and_restarts_dynamics(bus: Bus, demo: ModbusSlave) -> None:
     """reset() puts every table back to its configured values and restarts the counter from 0."""
     bus.transact(build_request(1, 6, 0, 7))

@@ -116,6 +116,25 @@ def test_watching_does_not_change_the_run(clock: VirtualClock) -> None:
     assert watched.snapshot() == quiet.snapshot()
 
 
+def test_measurements_schedule_nothing_and_read_the_same_whenever_read(
+    clock: VirtualClock,
+) -> None:
+    """No event is queued on the external supply; a cell read once reads what one read every
+    second does, across a change of supply (the measurement before it is kept)."""
+    watched, quiet = battery(clock, seed=6), battery(clock, seed=6)
+    assert not clock.env._queue
+    readings = []
+    for step in range(100):
+        clock.run_for(3.0)
+        readings.append(watched.vbat_mv)
+        if step == 40:
+            watched.set_vbus(False)
+            quiet.set_vbus(False)
+    assert quiet.snapshot() == watched.snapshot()
+    assert readings[-1] == quiet.vbat_mv
+    assert len(set(readings)) > 3
+
+
 def test_snapshot(clock: VirtualClock) -> None:
     """A snapshot carries the charge, the last measurement and the supply state."""
     cell = battery(clock, soc=0.5, vbus=False)

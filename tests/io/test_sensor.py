@@ -62,6 +62,14 @@ def test_drift_replays_from_the_seed(clock: VirtualClock) -> None:
     assert watched.snapshot().humidity_pct == quiet.snapshot().humidity_pct
 
 
+def test_the_drift_schedules_nothing(clock: VirtualClock) -> None:
+    """No event is queued for the drift: it is taken when the air is read."""
+    air = sensor(clock, drift_period_s=30.0)
+    assert not clock.env._queue
+    clock.run_for(3600.0)
+    assert air.snapshot().temperature_c != 25.0
+
+
 def test_drift_respects_the_sensor_range(clock: VirtualClock) -> None:
     """At the edge of the range the drift stays inside -40..125 °C and 0..100 %."""
     air = sensor(clock, temperature_c=125.0, humidity_pct=0.0)

@@ -52,6 +52,20 @@ def test_drift_is_deterministic_for_a_seed() -> None:
     assert walk(11) != walk(12)
 
 
+def test_the_walk_schedules_nothing_and_reads_the_same_whether_watched_or_not() -> None:
+    """No event is queued for the walk; a signal read once at the end is where one read at
+    every step is (the steps are taken on read with the draws they would have made)."""
+    clock = VirtualClock()
+    watched = Signal(clock.env, random.Random(8), drift_period_s=10.0)
+    quiet = Signal(clock.env, random.Random(8), drift_period_s=10.0)
+    assert not clock.env._queue
+    for _ in range(300):
+        clock.run_for(7.0)
+        _ = watched.rssi
+    assert quiet.rssi == watched.rssi
+    assert quiet.snapshot() == watched.snapshot()
+
+
 def test_drift_happens_every_period_only() -> None:
     """Between two period boundaries the level does not change."""
     clock = VirtualClock()

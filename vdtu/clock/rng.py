@@ -20,6 +20,12 @@ the first state with BLAKE2b (8 bytes), so neighbouring seeds (``0:1:modem``,
   every value is equally likely.
 * ``gauss(mu, sigma)``: Box-Muller on two ``random()`` draws; one value per call.
 
+Draws as functions of time. A model that changes every period need not tick: it can
+compute the value of period ``k`` when it is read, from ``keyed(key, k)``, a fresh
+``SplitMix64`` whose state is the key and the indices mixed together. The key is one
+draw from the model's own source, taken once, so the values repeat for the same seed,
+and they are the same whenever (and however often) they are read.
+
 ``RandomSource`` is the part of ``random.Random``'s interface the models use; a
 ``random.Random`` satisfies it too (tests pass seeded ones).
 """
@@ -68,6 +74,27 @@ def _first_state(seed: str | int) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be a str or an int, not {seed!r}")
     return seed & _MASK
+
+
+def mix64(value: int) -> int:
+    """SplitMix64's output function: a 64-bit value mixed into an unrelated-looking one."""
+    mixed = ((value ^ (value >> 30)) * _MIX1) & _MASK
+    mixed = ((mixed ^ (mixed >> 27)) * _MIX2) & _MASK
+    return mixed ^ (mixed >> 31)
+
+
+def keyed(key: int, *indices: int) -> SplitMix64:
+    """A random source that is a pure function of ``key`` and ``indices`` (see the module
+    docstring): the same arguments give the same draws, neighbouring indices unrelated ones.
+
+    Args:
+        key: the model's key (any int; taken modulo 2**64).
+        indices: what the draws belong to, such as a period's index (ints, any sign).
+    """
+    state = key & _MASK
+    for index in indices:
+        state = mix64((state + (index + 1) * _GAMMA) & _MASK)
+    return SplitMix64(state)
 
 
 class SplitMix64:

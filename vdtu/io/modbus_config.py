@@ -55,7 +55,10 @@ class DynamicKind(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dynamic:
-    """A register that changes by itself (a counter or a noisy measurement)."""
+    """A register that changes by itself (a counter or a noisy measurement).
+
+    Its periods count from the slave's power-on; nothing ticks: the slave computes the
+    value when the register is read (see ``vdtu.io.modbus_slave``)."""
 
     table: Table
     """``Table.HOLDING`` or ``Table.INPUT``."""
@@ -113,6 +116,8 @@ class ModbusSlaveConfig:
     values: Mapping[Table, Mapping[int, int]] = field(init=False, repr=False, compare=False)
     """Each table's value at each configured address, from the blocks (read-only, shared
     by every slave built from this config: a slave keeps only what changed)."""
+    dynamic_of: Mapping[tuple[Table, int], Dynamic] = field(init=False, repr=False, compare=False)
+    """The dynamic of each register that has one, by (table, address) (read-only)."""
 
     def __post_init__(self) -> None:
         _check_config_int("address", self.address, 1, 247)
@@ -130,6 +135,8 @@ class ModbusSlaveConfig:
             for table in Table
         }
         object.__setattr__(self, "values", MappingProxyType(values))
+        dynamic_of = {(dynamic.table, dynamic.register): dynamic for dynamic in self.dynamics}
+        object.__setattr__(self, "dynamic_of", MappingProxyType(dynamic_of))
         delay = self.response_delay_s
         if not (math.isfinite(delay) and 0 <= delay <= 10):
             raise ConfigError(f"response_delay_s must be 0..10 (seconds), not {delay!r}")

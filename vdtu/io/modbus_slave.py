@@ -21,10 +21,23 @@ Invariants: the slave never answers a frame it did not fully receive, never
 answers while offline, and never answers a request heard before its last
 ``reset()`` or ``set_online(False)`` (``_epoch`` tells stale replies apart).
 The tables hold exactly the addresses the config declares; Modbus writes and
-control-side pokes can change values, never the set of addresses. Register
-dynamics (counters, noise) are SimPy timers (a timeout whose callback sets the
-next one; a power cycle leaves the old ones to fire into nothing) drawing from the
-slave's own ``rng``, so a run replays from its seed.
+control-side pokes can change values, never the set of addresses.
+
+Register dynamics (counters, noise) do not tick: a dynamic register's value is
+computed when it is read (a Modbus read, ``peek``, ``snapshot``), from its anchor,
+the value it had at the start of some period (the configured value at power-on, or
+what a write or poke put there), and the number of whole periods since:
+
+* a counter reads ``(anchor + step * periods) mod 65536``;
+* a noisy register reads its anchor until its first period ends after the anchor,
+  then ``anchor ± offset``, clamped to 0..65535, where the offset of period ``k`` is
+  drawn from ``keyed(key, power cycle, register, k)``: a function of the slave's key
+  (one draw from its ``rng`` when it is built), so a run replays from its seed and a
+  value reads the same whenever, and however often, it is read.
+
+Periods count from power-on (``reset()`` starts them again); one that ends exactly
+at the read is not yet counted (``vdtu.clock.periods``). A slave nobody reads
+costs nothing, however long the run.
 
 Faults (their record lives in the ``_faults`` slot, None on a healthy slave):
 
@@ -49,12 +62,13 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, assert_never
 
 import simpy
 
 from vdtu.checks import check_choice, check_number, check_probability
+from vdtu.clock.periods import periods_before
+from vdtu.clock.rng import keyed
 from vdtu.errors import RemoteProtocolError
 from vdtu.io.modbus_config import (
     BIT_TABLES,
@@ -190,18 +204,20 @@ class ModbusSlave:
 
     Args:
         env: the SimPy environment.
-        rng: the slave's own random source (noise dynamics).
+        rng: the slave's own random source (the key of its noise dynamics, CRC faults).
         line: the bus to attach to (a ``SerialLine``).
         config: address, tables, response delay and dynamics.
         name: the tap's name on the bus (default ``modbus-<address>``).
     """
 
     __slots__ = (
+        "_anchors",
         "_changed",
         "_cycle",
         "_epoch",
         "_faults",
-        "_noise_base",
+        "_noise_key",
+        "_on_at",
         "_online",
         "_rx",
         "_rx_chunks",
@@ -238,11 +254,18 @@ class ModbusSlave:
         self._rx = bytearray()
         self._rx_chunks = 0
         self._changed: dict[int, int] = {}
-        """Values that differ from the config's (written, poked or moved by a dynamic), by
-        ``_key``; the config's ``values`` hold the rest, shared by every slave."""
-        self._noise_base: dict[tuple[Table, int], int] = {}
+        """Values of registers without a dynamic that differ from the config's (written or
+        poked), by ``_key``; the config's ``values`` hold the rest, shared by every slave."""
+        self._anchors: dict[int, tuple[int, int]] = {}
+        """Dynamic registers written or poked since power-on, by ``_key``: (the value
+        written, the index of the period it was written in). The others are anchored at
+        their configured value and period 0."""
+        self._noise_key = rng.randrange(1 << 64)
+        """The key of the noise draws (see the module docstring)."""
+        self._on_at = float(env.now)
+        """The sim time of the last power-on: periods count from here."""
         self._cycle = 0
-        """Power cycles so far; a dynamics timer set in an earlier one does nothing."""
+        """Power cycles so far (noise draws differ from one to the next)."""
         self._power_on()
 
     @property
@@ -383,23 +406,25 @@ class ModbusSlave:
         timer = self.env.timeout(self.line.silence_s)
         timer.callbacks.append(lambda _event: self._end_frame(chunk))
 
-    def _arm(self, dynamic: Dynamic) -> None:
-        timer = self.env.timeout(dynamic.period_s)
-        timer.callbacks.append(partial(self._dynamic_step, dynamic, self._cycle))
+    def _period(self, dynamic: Dynamic) -> int:
+        """The index of the period of ``dynamic`` running now (0 until the first ends)."""
+        return periods_before(self._on_at, float(self.env.now), dynamic.period_s)
 
-    def _dynamic_step(self, dynamic: Dynamic, cycle: int, _timer: simpy.Event) -> None:
-        """Every period until the next power cycle: a counter adds ``dynamic.step``
-        (wrapping at 65536); a noisy register goes to its base ± ``amplitude``."""
-        if cycle != self._cycle:
-            return
-        table, register = dynamic.table, dynamic.register
+    def _dynamic_value(self, dynamic: Dynamic) -> int:
+        """A dynamic register's value now (see the module docstring)."""
+        key = _key(dynamic.table, dynamic.register)
+        anchor = self._anchors.get(key)
+        if anchor is None:
+            anchor = (self.config.values[dynamic.table][dynamic.register], 0)
+        value, since = anchor
+        period = self._period(dynamic)
         if dynamic.kind is DynamicKind.COUNTER:
-            value = (self._value(table, register) + dynamic.step) % 0x10000
-        else:
-            offset = self.rng.randint(-dynamic.amplitude, dynamic.amplitude)
-            value = min(max(self._noise_base[table, register] + offset, 0), 0xFFFF)
-        self._changed[_key(table, register)] = value
-        self._arm(dynamic)
+            return (value + dynamic.step * (period - since)) % 0x10000
+        if period == since:
+            return value
+        draws = keyed(self._noise_key, self._cycle, key, period)
+        offset = draws.randint(-dynamic.amplitude, dynamic.amplitude)
+        return min(max(value + offset, 0), 0xFFFF)
 
     def answer(self, frame: bytes, epoch: int) -> Generator[simpy.Event, Any, None]:
         """Process: send ``frame`` after the response delay, unless reset or silenced meanwhile.
@@ -426,14 +451,9 @@ class ModbusSlave:
 
     def _power_on(self) -> None:
         self._changed = {}
-        self._noise_base = {
-            (dynamic.table, dynamic.register): self.config.values[dynamic.table][dynamic.register]
-            for dynamic in self.config.dynamics
-            if dynamic.kind is DynamicKind.NOISE
-        }
+        self._anchors = {}
+        self._on_at = float(self.env.now)
         self._cycle += 1
-        for dynamic in self.config.dynamics:
-            self._arm(dynamic)
 
     def _forget_traffic(self) -> None:
         self._epoch += 1
@@ -448,14 +468,20 @@ class ModbusSlave:
             )
 
     def _value(self, table: Table, address: int) -> int:
-        """The value at a configured address: changed, or as configured."""
+        """The value at a configured address: its dynamic's, changed, or as configured."""
+        dynamic = self.config.dynamic_of.get((table, address))
+        if dynamic is not None:
+            return self._dynamic_value(dynamic)
         value = self._changed.get(_key(table, address))
         return self.config.values[table][address] if value is None else value
 
     def _store(self, table: Table, address: int, value: int) -> None:
-        self._changed[_key(table, address)] = value
-        if (table, address) in self._noise_base:
-            self._noise_base[(table, address)] = value
+        """Write a value; a dynamic register is anchored there (a noisy one's base moves)."""
+        dynamic = self.config.dynamic_of.get((table, address))
+        if dynamic is None:
+            self._changed[_key(table, address)] = value
+        else:
+            self._anchors[_key(table, address)] = (value, self._period(dynamic))
 
     def _end_frame(self, chunk: int) -> None:
         if chunk != self._rx_chunks:

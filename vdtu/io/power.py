@@ -3,15 +3,24 @@
 How it works: the state of charge (``soc``, 0..1) is integrated exactly over
 sim time: it rises at ``charge_current_ma`` while external power (``vbus``) is
 present and falls at ``load_current_ma`` otherwise, clamped to 0..1. The
-integral is settled whenever the rate changes (``set_vbus``, ``set_soc``) and
-by a timer every 10 s (a SimPy timeout whose callback sets the next one), which
-also takes a new voltage
-measurement: the Li-ion open-circuit voltage for the charge (about 3300 mV
-empty, 4200 mV full) plus a little noise from the battery's own rng.
+integral is a straight line from the last settlement, and it is settled whenever
+the rate changes (``set_vbus``, ``set_soc``, a drain). The voltage is measured
+every 10 s (``UPDATE_PERIOD_S``, counted from the battery's making): the Li-ion
+open-circuit voltage for the charge at that instant (about 3300 mV empty, 4200 mV
+full) plus a little noise.
+
+Nothing ticks: ``vbat_mv`` is the measurement of the last 10 s instant before the
+read, computed when it is read, its noise drawn from ``keyed(key, k)`` for the
+``k``-th instant (the key is one draw from the battery's own rng), so it is the same
+whenever and however often it is read. Before anything changes the charge or the
+rate, the last measurement is fixed (``_catch_up``), so a later read never computes
+an instant that the change came after. The measurements taken outside the 10 s
+instants (at making, ``set_soc``, ``reset``, the cut-off and its recovery) draw
+from the rng itself.
 
 Invariants: reading ``soc``, ``vbat_mv`` or ``snapshot()`` changes nothing and
 never draws from the rng (a dashboard watching the battery must not change the
-run); only the measurement timer, ``set_soc`` and ``reset`` do. The cell is
+run); only ``set_soc``, ``reset`` and the cut-off and its recovery do. The cell is
 physics: a power cycle of the DTU keeps its charge and only re-measures it.
 
 The supply and its faults. The unit runs from ``vbus`` when it is present, else
@@ -42,6 +51,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vdtu.checks import check_number, check_positive
+from vdtu.clock.periods import periods_before
+from vdtu.clock.rng import keyed
 
 if TYPE_CHECKING:
     import simpy
@@ -211,6 +222,9 @@ class Battery:
         "_cut_off",
         "_cutoff_timer",
         "_drain",
+        "_made_at",
+        "_measured",
+        "_noise_key",
         "_settled_at",
         "_soc",
         "_vbat_mv",
@@ -270,7 +284,12 @@ class Battery:
         """The timer set for the instant the charge reaches the cut-off (None: no such
         instant at the current rate)."""
         self._vbat_mv = self._measure()
-        self._arm()
+        self._noise_key = rng.randrange(1 << 64)
+        """The key of the 10 s measurements' noise (see the module docstring)."""
+        self._made_at = float(env.now)
+        """The ``k``-th measurement instant is ``_made_at + k * UPDATE_PERIOD_S``."""
+        self._measured = 0
+        """The last measurement instant ``_vbat_mv`` is up to date with (0: none yet)."""
         self._check_supply()
 
     @property
@@ -286,6 +305,9 @@ class Battery:
     @property
     def vbat_mv(self) -> int:
         """The last measured battery voltage in mV (new every 10 s)."""
+        instant = self._instant()
+        if instant > self._measured:
+            return self._measure_at(instant)
         return self._vbat_mv
 
     @property
@@ -385,20 +407,30 @@ class Battery:
         drain = self._drain
         return BatterySnapshot(
             soc=self._soc_now(),
-            vbat_mv=self._vbat_mv,
+            vbat_mv=self.vbat_mv,
             vbus=self._vbus,
             cut_off=self._cut_off,
             drain_pct_per_min=None if drain is None else drain.pct_per_min,
         )
 
-    def _arm(self) -> None:
-        self.env.timeout(UPDATE_PERIOD_S).callbacks.append(self._track_charge)
+    def _instant(self) -> int:
+        """The index of the last measurement instant before now (0: none yet)."""
+        return periods_before(self._made_at, float(self.env.now), UPDATE_PERIOD_S)
 
-    def _track_charge(self, _timer: simpy.Event) -> None:
-        """Every 10 s (for the life of the model): settle the charge, measure the voltage."""
-        self._settle()
-        self._vbat_mv = self._measure()
-        self._arm()
+    def _measure_at(self, instant: int) -> int:
+        """The measurement of instant ``instant`` (after the last settlement): the voltage
+        for the charge then, and that instant's own noise."""
+        soc = self._soc_at(self._made_at + instant * UPDATE_PERIOD_S)
+        noise = keyed(self._noise_key, instant).uniform(-self.noise_mv, self.noise_mv)
+        return round(open_circuit_mv(soc) + noise)
+
+    def _catch_up(self) -> None:
+        """Fix the last measurement before now in ``_vbat_mv``: called before anything
+        changes the charge, the rate or the measurement."""
+        instant = self._instant()
+        if instant > self._measured:
+            self._vbat_mv = self._measure_at(instant)
+            self._measured = instant
 
     def _rate_per_h(self) -> float:
         """The charge gained per hour now (negative: lost), as a fraction of the capacity."""
@@ -409,7 +441,11 @@ class Battery:
 
     def _soc_now(self) -> float:
         """The charge integrated from the last settlement to now (no state change)."""
-        elapsed_h = (float(self.env.now) - self._settled_at) / 3600.0
+        return self._soc_at(float(self.env.now))
+
+    def _soc_at(self, at: float) -> float:
+        """The charge at ``at`` (no earlier than the last settlement) at the rate now."""
+        elapsed_h = (at - self._settled_at) / 3600.0
         floor = 0.0 if self._drain is None else min(self._drain.floor, self._soc)
         return min(max(self._soc + self._rate_per_h() * elapsed_h, floor), 1.0)
 
@@ -449,9 +485,11 @@ class Battery:
 
     def _settle(self) -> None:
         """Fold the charge integrated so far into the state (before the rate changes)."""
+        self._catch_up()
         self._soc = self._soc_now()
         self._settled_at = float(self.env.now)
 
     def _measure(self) -> int:
+        """A measurement now, outside the 10 s instants (from the settled charge)."""
         noise = self.rng.uniform(-self.noise_mv, self.noise_mv)
         return round(open_circuit_mv(self._soc) + noise)

@@ -2,16 +2,22 @@
 
 How it works: the air around the unit has a set point (``set``, from a
 scenario or the dashboard) and drifts slowly around it: every
-``drift_period_s`` a timer (a SimPy timeout whose callback sets the next one)
-moves the temperature by up to
+``drift_period_s`` the temperature moves by up to
 ±0.2 °C and the humidity by up to ±0.5 %, drawn from the sensor's own rng,
 never further than ±1.5 °C / ±5 % from the set point and never outside the
 sensor's range. ``read`` is the firmware taking a measurement, rounded to 0.1;
 the last one is kept for displays.
 
-Invariants: temperature stays in -40..125 °C and humidity in 0..100 %;
-``read`` and ``snapshot`` never draw from the rng; a power cycle forgets the
-last measurement, not the air (the drift goes on).
+Nothing ticks: the drift's steps fall at ``drift_period_s``, ``2 * drift_period_s``,
+... after the sensor was made, and they are taken when the air is next read or set
+(``_catch_up``; a step due exactly at the read is not yet taken, see
+``vdtu.clock.periods``), in order, each with the draws it would have taken on time (the
+rng is the sensor's own). A sensor nobody reads costs nothing.
+
+Invariants: temperature stays in -40..125 °C and humidity in 0..100 %; when, how
+often or whether ``read`` and ``snapshot`` are called does not change the air (they
+take the steps due, with the same draws, that would have been taken anyway); a power
+cycle forgets the last measurement, not the air (the drift goes on).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from vdtu.clock.periods import periods_before
 
 if TYPE_CHECKING:
     import simpy
@@ -81,8 +89,10 @@ class TempHumiditySensor:
     __slots__ = (
         "_humidity_pct",
         "_last_read",
+        "_made_at",
         "_set_humidity_pct",
         "_set_temperature_c",
+        "_steps",
         "_temperature_c",
         "drift_period_s",
         "env",
@@ -108,10 +118,14 @@ class TempHumiditySensor:
         self._temperature_c = self._set_temperature_c
         self._humidity_pct = self._set_humidity_pct
         self._last_read: tuple[float, float] | None = None
-        self._arm()
+        self._made_at = float(env.now)
+        """Step ``k`` of the drift falls at ``_made_at + k * drift_period_s``."""
+        self._steps = 0
+        """Steps of the drift taken so far (see ``_catch_up``)."""
 
     def read(self) -> tuple[float, float]:
         """Measure: ``(temperature °C, humidity %)``, each rounded to 0.1."""
+        self._catch_up()
         reading = (round(self._temperature_c, 1), round(self._humidity_pct, 1))
         self._last_read = reading
         return reading
@@ -124,6 +138,7 @@ class TempHumiditySensor:
         """
         temperature = _check("temperature_c", temperature_c, TEMPERATURE_RANGE_C, "°C")
         humidity = _check("humidity_pct", humidity_pct, HUMIDITY_RANGE_PCT, "%")
+        self._catch_up()
         self._set_temperature_c = self._temperature_c = temperature
         self._set_humidity_pct = self._humidity_pct = humidity
 
@@ -133,6 +148,7 @@ class TempHumiditySensor:
 
     def snapshot(self) -> SensorSnapshot:
         """A copy of the air, the set points and the last measurement."""
+        self._catch_up()
         return SensorSnapshot(
             temperature_c=self._temperature_c,
             humidity_pct=self._humidity_pct,
@@ -141,24 +157,29 @@ class TempHumiditySensor:
             last_read=self._last_read,
         )
 
-    def _arm(self) -> None:
-        self.env.timeout(self.drift_period_s).callbacks.append(self._drift)
-
-    def _drift(self, _timer: simpy.Event) -> None:
-        """One bounded random step in temperature and humidity, then the timer for the next
-        (the air drifts for the life of the model)."""
-        self._temperature_c = _walk(
-            self._temperature_c,
-            self.rng.uniform(-TEMPERATURE_STEP_C, TEMPERATURE_STEP_C),
-            self._set_temperature_c,
-            TEMPERATURE_SPAN_C,
-            TEMPERATURE_RANGE_C,
-        )
-        self._humidity_pct = _walk(
-            self._humidity_pct,
-            self.rng.uniform(-HUMIDITY_STEP_PCT, HUMIDITY_STEP_PCT),
-            self._set_humidity_pct,
-            HUMIDITY_SPAN_PCT,
-            HUMIDITY_RANGE_PCT,
-        )
-        self._arm()
+    def _catch_up(self) -> None:
+        """Take the steps of the drift due since the last one taken: each a bounded random
+        step in temperature, then in humidity (the set points cannot have changed since the
+        last step taken: ``set`` catches up first)."""
+        due = periods_before(self._made_at, float(self.env.now), self.drift_period_s)
+        if due <= self._steps:
+            return
+        rng = self.rng
+        temperature, humidity = self._temperature_c, self._humidity_pct
+        set_temperature, set_humidity = self._set_temperature_c, self._set_humidity_pct
+        for _ in range(due - self._steps):
+            temperature = _walk(
+                temperature,
+                rng.uniform(-TEMPERATURE_STEP_C, TEMPERATURE_STEP_C),
+                set_temperature,
+                TEMPERATURE_SPAN_C,
+                TEMPERATURE_RANGE_C,
+            )
+            humidity = _walk(
+                humidity,
+                rng.uniform(-HUMIDITY_STEP_PCT, HUMIDITY_STEP_PCT),
+                set_humidity,
+                HUMIDITY_SPAN_PCT,
+                HUMIDITY_RANGE_PCT,
+            )
+        self._temperature_c, self._humidity_pct, self._steps = temperature, humidity, due

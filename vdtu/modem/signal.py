@@ -19,15 +19,24 @@ the walk pauses during the fade and carries on around the new base after it.
 ``set_level`` also ends it.
 
 The signal belongs to the radio environment, not to the device, so it has no
-``reset()``: a power cycle of the unit does not change it. Its one timer (a
-SimPy timeout whose callback takes the step and sets the next one: no process)
-fires once per ``drift_period_s``, which stays cheap for thousands of units.
+``reset()``: a power cycle of the unit does not change it.
+
+Nothing ticks: the walk's steps fall at ``drift_period_s``, ``2 * drift_period_s``, ...
+after the signal was made, and they are taken when the level is next read or changed
+(``_catch_up``; a step due exactly at the read is not yet taken, see
+``vdtu.clock.periods``), in order, each with the draw it would have taken on time (the
+signal's ``rng`` is its own). So the level at any time is the same whether it was
+read every step, once, or never in between, and a unit whose signal nobody reads
+costs nothing for it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from vdtu.clock.periods import periods_before
 
 if TYPE_CHECKING:
     import simpy
@@ -60,6 +69,8 @@ class Signal:
     __slots__ = (
         "_fade",
         "_level",
+        "_made_at",
+        "_steps",
         "base_rssi",
         "coverage",
         "drift_period_s",
@@ -89,17 +100,22 @@ class Signal:
         self.base_rssi = _check_rssi(base_rssi)
         """The centre of the walk."""
         self._level = self.base_rssi
+        """The level after the last step taken (``_steps``)."""
+        self._made_at = float(env.now)
+        """Step ``k`` of the walk falls at ``_made_at + k * drift_period_s``."""
+        self._steps = 0
+        """Steps of the walk taken so far (see ``_catch_up``)."""
         self._fade: tuple[float, float, int, int] | None = None
         """(start time, end time, start level, end level) of a fade in progress."""
         self.coverage = True
         """Whether a cell is in reach."""
         self.on_coverage_change: list[Callable[[bool], None]] = []
         """Called with the new coverage after every change."""
-        self._arm()
 
     @property
     def level(self) -> int:
         """The current level (0..31), kept walking even without coverage."""
+        self._catch_up()
         fade = self._fade
         if fade is None:
             return self._level
@@ -146,7 +162,9 @@ class Signal:
         Raises:
             ValueError: ``rssi`` is not an int in 0..31.
         """
-        self.base_rssi = _check_rssi(rssi)
+        _check_rssi(rssi)
+        self._catch_up()
+        self.base_rssi = rssi
         self._level = self.base_rssi
         self._fade = None
 
@@ -171,9 +189,9 @@ class Signal:
 
     def cancel_fade(self) -> None:
         """End a fade where it has got to: the level and the base of the walk stay there."""
+        level = self.level  # catches up, ending a fade that is over
         if self._fade is None:
             return
-        level = self.level
         self._level, self._fade = level, None
         self.base_rssi = level
 
@@ -198,13 +216,33 @@ class Signal:
             "coverage": self.coverage,
         }
 
-    def _arm(self) -> None:
-        self.env.timeout(self.drift_period_s).callbacks.append(self._drift)
+    def _catch_up(self) -> None:
+        """Take the steps of the walk that have fallen due since the last one taken.
 
-    def _drift(self, _timer: simpy.Event) -> None:
-        """One step of the random walk, then the timer for the next (forever)."""
-        level = self.level  # ends a fade that is over
-        if self._fade is None:
-            step = self.rng.randint(-1, 1)
-            self._level = min(self.high, max(self.low, level + step))
-        self._arm()
+        Each step is what the walk's timer would have done at its time: a step during a
+        fade draws nothing; the first step at or after the fade's end puts the level on
+        its end and draws; every other step draws -1, 0 or +1 and clamps to ``low`` ..
+        ``high`` (the base cannot have changed since the last step taken: every change
+        catches up first).
+        """
+        period = self.drift_period_s
+        due = periods_before(self._made_at, float(self.env.now), period)
+        if due <= self._steps:
+            return
+        fade = self._fade
+        if fade is not None:
+            end = fade[1]
+            after = max(self._steps + 1, math.ceil((end - self._made_at) / period))
+            while after > self._steps + 1 and self._made_at + (after - 1) * period >= end:
+                after -= 1
+            while self._made_at + after * period < end:
+                after += 1
+            if after > due:
+                self._steps = due
+                return
+            self._level, self._fade = fade[3], None
+            self._steps = after - 1
+        level, low, high, rng = self._level, self.low, self.high, self.rng
+        for _ in range(due - self._steps):
+            level = min(high, max(low, level + rng.randint(-1, 1)))
+        self._level, self._steps = level, due
