@@ -54,8 +54,8 @@ def test_every_problem_is_named_with_its_line_and_field() -> None:
         "random=PERCENT%[:SEED]",
         "bad.yaml:21: steps[3].wait.timeout: Field required",
         "bad.yaml:23: expect[0]: an expectation checks exactly one of uplinks, state, serial, "
-        "reconnect_s; got ['uplinks', 'state']",
-        "bad.yaml:25: expect[1].serial.sequence: '(unclosed' is not a regular expression: "
+        "reconnect_s, cloud; got ['uplinks', 'state']",
+        "bad.yaml:25: expect[1].serial: '(unclosed' is not a regular expression: "
         "missing ), unterminated subpattern at position 0",
     ]
 

@@ -12,6 +12,7 @@ its address and token into the fleet's discovery file (``up.json``, mode 0600).
 from __future__ import annotations
 
 import asyncio
+import os
 from array import array
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -172,19 +173,33 @@ class FleetHandle:
 
 class ControlDir:
     """A directory that names one run's control API in its ``up.json``, locked for that run
-    (a second run is refused, naming the first one's pid) and emptied when it ends."""
+    and emptied when it ends. A directory the user named and another live run holds is
+    refused (naming that run's pid); the default one, when held, gives way to one of this
+    run's own (``<default>-<pid>``), so load tests can run side by side."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.lock = PtyDirLock(directory)
+    def __init__(self, directory: Path | None, *, default: Path) -> None:
+        self.named = directory is not None
+        self.directory = directory if directory is not None else default
+        self.lock = PtyDirLock(self.directory)
 
     @property
     def discovery_path(self) -> Path:
         return self.directory / DISCOVERY_FILE
 
     def take(self) -> Path:
-        """Lock the directory (ConfigError if a live run has it); returns the file's path."""
-        self.lock.acquire()
+        """Lock the directory; returns the file's path.
+
+        Raises:
+            ConfigError: a live run holds the directory the user named.
+        """
+        try:
+            self.lock.acquire()
+        except ConfigError:
+            if self.named:
+                raise
+            self.directory = self.directory.with_name(f"{self.directory.name}-{os.getpid()}")
+            self.lock = PtyDirLock(self.directory)
+            self.lock.acquire()
         return self.discovery_path
 
     def release(self) -> None:

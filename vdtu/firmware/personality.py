@@ -134,7 +134,13 @@ class HostCodec(Protocol):
 
     def answers(self, data: bytes) -> list[bytes]:
         """Given bytes the unit wrote to the host, the bytes a host writes back: a cloud
-        message carrying the probe key is sent straight back up (the command probe)."""
+        message carrying the probe key is sent straight back up (the command probe); with
+        ``jobs``, the cloud's configuration and firmware jobs are carried out and reported
+        as the personality's host does it."""
+
+    def frame_poll(self, address: int, function: int, register: int, value: int) -> bytes | None:
+        """What a host writes to have the unit send one Modbus request on its RS-485 bus
+        (None: this personality's DTU polls its slaves by itself)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,5 +185,6 @@ class Personality(Protocol):
     def build(self, context: BuildContext) -> Firmware:
         """Make the firmware of one unit."""
 
-    def host_codec(self, probe_key: str) -> HostCodec:
-        """A codec for one simulated host (it may keep state: one per host)."""
+    def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
+        """A codec for one simulated host (it may keep state: one per host); ``jobs``: the
+        host carries out the cloud's configuration and firmware jobs."""

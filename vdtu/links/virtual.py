@@ -11,6 +11,7 @@ here keeps the messages: the broker's listeners see them as they arrive.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -21,13 +22,15 @@ from vdtu.cloud.xgc_api import Channel, device_topic, parse_topic
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC, default_config
 from vdtu.firmware.quec.firmware import QuecOptions
 from vdtu.firmware.quec.personality import CONFIG_FILE
+from vdtu.firmware.registry import personality
 from vdtu.links.sim_quec import Sent, SimQuecNet
 from vdtu.links.sim_xgc import Published, SimXgcPlatform
 from vdtu.links.xgc_stack import default_project
 from vdtu.storage import MemoryTextFile, TextFile
 
-UplinkListener = Callable[[str, bytes], None]
-"""Called with a unit's IMEI and the payload of an uplink the cloud received."""
+MessageListener = Callable[[str, str, bytes], None]
+"""Called with a unit's IMEI, the topic and the payload of each message the cloud received
+from it."""
 QUEC_BROKER = ("127.0.0.1", 1883)
 """Where a virtual QuecPython unit's default config points its MQTT channel."""
 
@@ -39,7 +42,10 @@ class VirtualSide(Protocol):
     def network(self) -> object:
         """What its units reach (their ``Unit(network=...)``)."""
 
-    on_uplink: list[UplinkListener]
+    on_message: list[MessageListener]
+
+    def is_uplink(self, topic: str) -> bool:
+        """Whether ``topic`` carries what a unit's host sent (not its state or replies)."""
 
     def unit_options(self, given: object | None) -> object | None:
         """The options a unit gets (``given``, completed with what the cloud needs)."""
@@ -53,6 +59,13 @@ class VirtualSide(Protocol):
     def downlink(self, imei: str, payload: bytes) -> int:
         """The cloud sends ``payload`` to the unit's downlink topic; how many links got it."""
 
+    def push_config(self, imei: str, config: Mapping[str, object]) -> None:
+        """The cloud pushes a configuration to the unit (ValueError: not for this kind)."""
+
+    def push_ota(self, imei: str, job: Mapping[str, str]) -> None:
+        """The cloud offers a firmware job (``version``, and ``filename``, ``url``, ``md5``
+        or their defaults) to the unit (ValueError: not for this kind)."""
+
     def outage(self) -> None:
         """The broker goes down: every connection is lost, new ones fail."""
 
@@ -63,12 +76,13 @@ class VirtualSide(Protocol):
 class XgcVirtualSide:
     """The XGC platform and broker of one project, in sim time."""
 
-    def __init__(self, env: DomainEnvironment, seed: int) -> None:
+    def __init__(self, env: DomainEnvironment, seed: int, epoch_s: float) -> None:
+        self.epoch_s = epoch_s
         self.project_id, self.project_secret = default_project(seed)
         self.platform = SimXgcPlatform(env, projects={self.project_id: self.project_secret})
         self.platform.keep_published = False
         self.platform.on_published.append(self._published)
-        self.on_uplink: list[UplinkListener] = []
+        self.on_message: list[MessageListener] = []
 
     @property
     def network(self) -> SimXgcPlatform:
@@ -76,9 +90,13 @@ class XgcVirtualSide:
 
     def _published(self, message: Published) -> None:
         parsed = parse_topic(message.topic)
-        if parsed is not None and parsed[2] is Channel.UP:
-            for listener in self.on_uplink:
-                listener(parsed[1], message.payload)
+        if parsed is not None:
+            for listener in self.on_message:
+                listener(parsed[1], message.topic, message.payload)
+
+    def is_uplink(self, topic: str) -> bool:
+        parsed = parse_topic(topic)
+        return parsed is not None and parsed[2] is Channel.UP
 
     def unit_options(self, given: object | None) -> object | None:
         return given
@@ -91,6 +109,25 @@ class XgcVirtualSide:
 
     def downlink(self, imei: str, payload: bytes) -> int:
         return self.platform.send(device_topic(self.project_id, imei, Channel.DOWN), payload)
+
+    def push_config(self, imei: str, config: Mapping[str, object]) -> None:
+        version = round((self.epoch_s + self.platform.now) * 1000)  # the platform's: Unix ms
+        self._send(imei, Channel.CONFIG, {"configVersion": version, **config})
+
+    def push_ota(self, imei: str, job: Mapping[str, str]) -> None:
+        version = job["version"]
+        order = {
+            "fwVersion": version,
+            "filename": job.get("filename") or f"{personality('xgc').model}_{version}.bin",
+            "md5": job.get("md5") or hashlib.md5(version.encode()).hexdigest(),
+            "url": job.get("url") or f"http://files.example.com/xgc/{version}.bin",
+        }
+        self._send(imei, Channel.OTA, order)
+
+    def _send(self, imei: str, channel: Channel, value: object) -> None:
+        topic = device_topic(self.project_id, imei, channel)
+        if not self.platform.send(topic, json.dumps(value).encode()):
+            raise ValueError(f"the unit is not subscribed to {channel.value} now: the push is lost")
 
     def outage(self) -> None:
         self.platform.outage()
@@ -107,7 +144,7 @@ class QuecVirtualSide:
         self.net.brokers.add(QUEC_BROKER)
         self.net.keep_sent = False
         self.net.on_sent.append(self._sent)
-        self.on_uplink: list[UplinkListener] = []
+        self.on_message: list[MessageListener] = []
 
     @property
     def network(self) -> SimQuecNet:
@@ -115,9 +152,13 @@ class QuecVirtualSide:
 
     def _sent(self, sent: Sent) -> None:
         parts = (sent.topic or "").split("/")
-        if len(parts) == 3 and sent.topic == PUBLISH_TOPIC.format(imei=parts[1]):
-            for listener in self.on_uplink:
-                listener(parts[1], sent.payload)
+        if len(parts) >= 2 and parts[0] == PUBLISH_TOPIC.split("/", 1)[0]:
+            for listener in self.on_message:
+                listener(parts[1], sent.topic or "", sent.payload)
+
+    def is_uplink(self, topic: str) -> bool:
+        parts = topic.split("/")
+        return len(parts) == 3 and topic == PUBLISH_TOPIC.format(imei=parts[1])
 
     @staticmethod
     def _config(imei: str) -> Any:
@@ -140,6 +181,18 @@ class QuecVirtualSide:
     def downlink(self, imei: str, payload: bytes) -> int:
         return self.net.publish(SUBSCRIBE_TOPIC.format(imei=imei), payload)
 
+    def push_config(self, imei: str, config: Mapping[str, object]) -> None:
+        raise ValueError(
+            "a QuecPython unit takes its settings as command codes (send a downlink with the "
+            "code, docs/spec/quec.md), not as a configuration push"
+        )
+
+    def push_ota(self, imei: str, job: Mapping[str, str]) -> None:
+        raise ValueError(
+            "a QuecPython unit's firmware job is command code 62 (send it as a downlink); "
+            "the OTA offer step is for XGC units"
+        )
+
     def outage(self) -> None:
         self.net.outage()
 
@@ -148,11 +201,11 @@ class QuecVirtualSide:
 
 
 def virtual_sides(
-    env: DomainEnvironment, seed: int, names: Iterable[str]
+    env: DomainEnvironment, seed: int, epoch_s: float, names: Iterable[str]
 ) -> dict[str, VirtualSide]:
-    """The virtual sides of the personalities ``names``."""
+    """The virtual sides of the personalities ``names`` (``epoch_s``: Unix time at sim 0)."""
     makers: dict[str, Callable[[], VirtualSide]] = {
-        "xgc": lambda: XgcVirtualSide(env, seed),
+        "xgc": lambda: XgcVirtualSide(env, seed, epoch_s),
         "quec": lambda: QuecVirtualSide(env),
     }
     return {name: makers[name]() for name in dict.fromkeys(names)}

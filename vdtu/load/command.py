@@ -209,7 +209,7 @@ async def _run_children(options: LoadOptions) -> FleetReport:
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, lambda: None)  # the children get it and end their runs
-    control_dir = ControlDir(options.control_dir or default_pty_dir() / "fleet")
+    control_dir = ControlDir(options.control_dir, default=default_pty_dir() / "fleet")
     try:
         discovery = control_dir.take()
         with tempfile.TemporaryDirectory(prefix="vdtu-fleet-") as scratch:

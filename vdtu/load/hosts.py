@@ -40,10 +40,11 @@ class Host:
         unit: the unit it is wired to.
         unit_index: the unit's id in the fleet (carried in every uplink).
         rng: its random source (the periods' jitter).
-        interval_s: the mean time between two uplinks.
+        interval_s: the mean time between two uplinks (None: it sends none).
         payload_size: the size of an uplink's JSON text, in characters.
         epoch_s: Unix time at sim time 0.
         published: called as ``published(unit_index, seq)`` for each uplink handed to the unit.
+        jobs: it carries out the cloud's configuration and firmware jobs (``HostCodec``).
     """
 
     def __init__(
@@ -52,10 +53,11 @@ class Host:
         *,
         unit_index: int,
         rng: RandomSource,
-        interval_s: float,
+        interval_s: float | None,
         payload_size: int,
         epoch_s: float,
         published: Callable[[int, int], None],
+        jobs: bool = False,
     ) -> None:
         self.unit = unit
         self.env: simpy.Environment = unit.env
@@ -68,12 +70,13 @@ class Host:
         self.seq = 0
         self.sending = False
         self.stopped = False
-        self.codec = unit.personality.host_codec(PROBE_KEY)
+        self.codec = unit.personality.host_codec(PROBE_KEY, jobs=jobs)
         self.tap: Tap = unit.lines["uart"].attach(self, "host", paced=False)
 
     def start(self) -> None:
         """Begin: the first tick comes within one period."""
-        self._later(self.rng.uniform(0.0, self.interval_s))
+        if self.interval_s is not None:
+            self._later(self.rng.uniform(0.0, self.interval_s))
 
     def stop(self) -> None:
         """Send nothing more."""
@@ -89,6 +92,7 @@ class Host:
         if self.sending or self.cloud_connected():
             self.sending = True
             self.send_uplink()
+        assert self.interval_s is not None  # only a host with a period ticks
         self._later(self.interval_s * self.rng.uniform(1 - JITTER, 1 + JITTER))
 
     def cloud_connected(self) -> bool:

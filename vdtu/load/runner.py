@@ -109,7 +109,7 @@ class LoadRun:
         self._progress = Progress()
         self._last_line = 0.0
         self._stopping = False
-        self.control_dir = ControlDir(options.control_dir or default_pty_dir() / "fleet")
+        self.control_dir = ControlDir(options.control_dir, default=default_pty_dir() / "fleet")
         self.control: tuple[ControlServer, FleetHandle] | None = None
         """The control API (units added through it get no simulated host)."""
 

@@ -34,6 +34,7 @@ from vdtu.faults.catalogue import CATALOGUE, Scope, parse_request
 from vdtu.scenario.report import sim_clock
 from vdtu.scenario.schema import (
     Bound,
+    CloudCheck,
     Expectation,
     ReconnectCheck,
     Scenario,
@@ -93,17 +94,46 @@ class _SerialProgress:
 
     def __init__(self, check: SerialCheck, units: list[Unit]) -> None:
         self.patterns = [re.compile(pattern) for pattern in check.sequence]
+        self.absent = [re.compile(pattern) for pattern in check.absent]
         self.position = {unit.config.unit_id: 0 for unit in units}
         self.last_line: dict[int, str] = {}
+        self.forbidden: dict[int, str] = {}
+        """The first line of each unit that matched an ``absent`` pattern."""
 
     def line(self, unit: Unit, text: str) -> None:
         unit_id = unit.config.unit_id
         position = self.position.get(unit_id)
-        if position is None or position == len(self.patterns):
+        if position is None:
             return
-        if self.patterns[position].search(text):
+        if (
+            self.absent
+            and unit_id not in self.forbidden
+            and any(pattern.search(text) for pattern in self.absent)
+        ):
+            self.forbidden[unit_id] = text
+        if position < len(self.patterns) and self.patterns[position].search(text):
             self.position[unit_id] = position + 1
             self.last_line[unit_id] = text
+
+
+class _CloudCount:
+    """How many messages from the selected units matched a cloud check's patterns."""
+
+    def __init__(self, check: CloudCheck, units: list[Unit]) -> None:
+        self.topic = re.compile(check.topic)
+        self.payload = None if check.payload is None else re.compile(check.payload)
+        self.units = {unit.unit_id for unit in units}
+        self.count = 0
+        self.first: str | None = None
+
+    def message(self, unit: Unit, topic: str, payload: bytes) -> None:
+        if unit.unit_id not in self.units or not self.topic.search(topic):
+            return
+        text = payload.decode("utf-8", "backslashreplace")
+        if self.payload is None or self.payload.search(text):
+            self.count += 1
+            if self.first is None:
+                self.first = f"{topic} {text[:120]}"
 
 
 class ScenarioRun:
@@ -135,7 +165,12 @@ class ScenarioRun:
         """How many times the broker was stopped (0: it runs): a later stop's timer wins."""
         self.world.on_cloud.append(self.reconnects.changed)
         self._serial: list[tuple[Expectation, _SerialProgress]] = []
+        self._cloud: list[tuple[Expectation, _CloudCount]] = []
         for expectation in scenario.expect:
+            if expectation.cloud is not None:
+                count = _CloudCount(expectation.cloud, self.select(expectation.cloud.select))
+                self._cloud.append((expectation, count))
+                self.world.on_message.append(count.message)
             if expectation.serial is not None:
                 progress_ = _SerialProgress(
                     expectation.serial, self.select(expectation.serial.select)
@@ -253,6 +288,15 @@ class ScenarioRun:
         if step.downlink is not None:
             payload = step.downlink.encode()
             return lambda unit: self._downlink(unit, payload)
+        if step.send is not None:
+            line = step.send
+            return lambda unit: self.world.host_writes(unit, line)
+        if step.config is not None:
+            config = step.config
+            return lambda unit: self.world.sides[unit.profile].push_config(unit.imei, config)
+        if step.ota is not None:
+            job = {key: value for key, value in step.ota.model_dump().items() if value is not None}
+            return lambda unit: self.world.sides[unit.profile].push_ota(unit.imei, job)
         assert step.poke is not None
         poke = POKES[step.poke]
         params = poke.check(step.params)
@@ -341,6 +385,7 @@ class ScenarioRun:
             "state": lambda: self._state(expectation),
             "serial": lambda: self._serial_check(expectation),
             "reconnect_s": lambda: self._reconnect(expectation.reconnect_s),
+            "cloud": lambda: self._cloud_check(expectation),
         }
         passed, evidence = checks[expectation.kind]()
         return Outcome(expectation.title, expectation.kind, passed, evidence)
@@ -378,14 +423,38 @@ class ScenarioRun:
         short = {u: n for u, n in progress.position.items() if n < total}
         if not progress.position:
             return False, "the selector picks no unit"
+        if progress.forbidden:
+            unit_id, text = next(iter(progress.forbidden.items()))
+            return False, (
+                f"{len(progress.forbidden)} of {len(progress.position)} units wrote a line they "
+                f"must not: dtu{unit_id} wrote {text!r}"
+            )
         if not short:
-            return True, f"all {len(progress.position)} units wrote the {total} lines in order"
+            absent = (
+                f", and none of the {len(progress.absent)} absent ones" if progress.absent else ""
+            )
+            return (
+                True,
+                f"all {len(progress.position)} units wrote the {total} lines in order{absent}",
+            )
         unit_id, reached = next(iter(short.items()))
         last = progress.last_line.get(unit_id, "nothing matched")
         return False, (
             f"{len(short)} of {len(progress.position)} units did not: dtu{unit_id} matched "
             f"{reached} of {total}, stopped before /{progress.patterns[reached].pattern}/ "
             f"(last match: {last!r})"
+        )
+
+    def _cloud_check(self, expectation: Expectation) -> tuple[bool, str]:
+        check = expectation.cloud
+        assert check is not None
+        count = next(c for e, c in self._cloud if e is expectation)
+        what = f"/{check.topic}/" + ("" if check.payload is None else f" with /{check.payload}/")
+        example = "" if count.first is None else f"; the first: {count.first!r}"
+        return _bounded(
+            {"count": float(count.count)},
+            {"count": check.count},
+            prefix=f"messages on {what} from {len(count.units)} units{example}",
         )
 
     def _reconnect(self, check: ReconnectCheck | None) -> tuple[bool, str]:

@@ -100,16 +100,34 @@ def _host(value: object) -> object:
     return value
 
 
+class PollPlan(_Record):
+    """A host that has its unit send a Modbus request on the RS-485 bus every ``every``
+    (XGC: SEND_MBR_485; a QuecPython DTU polls its slaves itself, by its Modbus mode)."""
+
+    every: Duration
+    address: int = Field(default=1, ge=0, le=247)
+    function: int = Field(default=3, ge=1, le=16)
+    reg: int = Field(default=0, ge=0, le=0xFFFF)
+    """The first register (or coil) it asks for."""
+    value: int = Field(default=1, ge=0, le=0xFFFF)
+    """The quantity (functions 1-4) or the value (5, 6)."""
+
+
 class HostPlan(_Record):
-    """What the unit's host MCU is: ``none`` (nothing on the serial port), ``external``
-    (the user's own code on the PTY: real time only), or a simulated host that sends an
-    uplink every ``uplink_every`` (each period drawn within +/-20 %) once its unit has
-    reached its cloud."""
+    """What the unit's host MCU is: ``none`` (it only sends what ``send`` steps say),
+    ``external`` (the user's own code on the PTY: real time only), or a simulated host
+    that sends an uplink every ``uplink_every`` (each period drawn within +/-20 %) once its
+    unit has reached its cloud, carries out the cloud's jobs (``jobs``) and polls a slave
+    (``poll``)."""
 
     kind: Literal["simulated", "none", "external"] = "simulated"
     uplink_every: Duration | None = None
     payload: int = Field(default=64, ge=32, le=4096)
     """The uplink's size in characters."""
+    jobs: bool = False
+    """Apply the cloud's configurations and firmware jobs and report them (XGC hosts:
+    NOTIFY_CONFIG -> UPLOAD_CONFIG_STATUS; NOTIFY_OTA -> DTU_OTA -> UPLOAD_OTA_STATUS)."""
+    poll: PollPlan | None = None
 
 
 class UnitGroup(_Record):
@@ -124,6 +142,9 @@ class UnitGroup(_Record):
     """Powered at the start (False: a step powers them on, e.g. a ramp of ``power-on``)."""
     rssi: int = Field(default=26, ge=0, le=31)
     """The signal's mean (CSQ)."""
+    slaves: Literal["none", "demo"] = "none"
+    """The RS-485 bus: empty, or the demo Modbus slave at address 1 (README, "Without
+    --slaves")."""
     host: Annotated[HostPlan, BeforeValidator(_host)] = HostPlan(kind="none")
 
     @field_validator("profile")
@@ -166,7 +187,7 @@ def _check_pattern(pattern: str) -> None:
         raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
 
 
-ACTIONS = ("fault", "clear", "poke", "downlink", "wait", "note")
+ACTIONS = ("fault", "clear", "poke", "downlink", "send", "config", "ota", "wait", "note")
 
 
 class Step(_Record):
@@ -193,6 +214,13 @@ class Step(_Record):
     poke: str | None = None
     downlink: str | None = None
     """A payload the cloud sends to each selected unit (JSON text or plain text)."""
+    send: str | None = Field(default=None, min_length=1, max_length=4096)
+    """A command line the unit's host writes, framed as ``vdtu term`` frames a typed line
+    (XGC: ``SAVE_KEYS a:1`` becomes a ``$XGC#SAVE_KEYS#...`` frame with its check code)."""
+    config: dict[str, Any] | None = None
+    """A configuration the cloud pushes (XGC: the ``config`` topic, NOTIFY_CONFIG)."""
+    ota: OtaOffer | None = None
+    """A firmware job the cloud offers (XGC: the ``ota`` topic, NOTIFY_OTA)."""
     wait: WaitFor | None = None
     note: str | None = None
     """A line in the transcript, nothing more."""
@@ -225,11 +253,21 @@ class Step(_Record):
             raise ValueError("for goes with a fault")
         if self.wait is not None and (self.every is not None or self.ramp is not None):
             raise ValueError("a wait cannot repeat (every) or ramp")
+        if self.wait is not None and "select" in self.model_fields_set:
+            raise ValueError("a wait's units go inside it: wait: {select: ..., ...}")
         return self
 
     @property
     def action(self) -> str:
         return next(name for name in ACTIONS if getattr(self, name) is not None)
+
+
+class OtaOffer(_Record):
+    version: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    filename: str | None = None
+    """Default: ``<model>_<version>.bin`` (an XGC DTU takes only files named for its model)."""
+    url: str | None = None
+    md5: str | None = None
 
 
 class Bound(_Record):
@@ -280,16 +318,36 @@ class StateCheck(_Record):
 
 class SerialCheck(_Record):
     select: Selector = "all"
-    sequence: tuple[str, ...] = Field(min_length=1)
+    sequence: tuple[str, ...] = ()
     """Regular expressions that lines each selected unit wrote toward its host match, in
     this order (other lines may come between)."""
+    absent: tuple[str, ...] = ()
+    """Regular expressions that no line of a selected unit may match."""
 
-    @field_validator("sequence")
-    @classmethod
-    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
+    @model_validator(mode="after")
+    def _patterns(self) -> SerialCheck:
+        if not self.sequence and not self.absent:
+            raise ValueError("a serial check needs a sequence, absent patterns, or both")
+        for pattern in (*self.sequence, *self.absent):
             _check_pattern(pattern)
-        return value
+        return self
+
+
+class CloudCheck(_Record):
+    """How many messages the cloud received from the selected units on topics matching
+    ``topic`` (and, when given, with a payload matching ``payload``)."""
+
+    select: Selector = "all"
+    topic: str
+    payload: str | None = None
+    count: Figure
+
+    @model_validator(mode="after")
+    def _patterns(self) -> CloudCheck:
+        _check_pattern(self.topic)
+        if self.payload is not None:
+            _check_pattern(self.payload)
+        return self
 
 
 class ReconnectCheck(_Record):
@@ -303,6 +361,9 @@ class ReconnectCheck(_Record):
     max: Figure | None = None
 
 
+CHECKS = ("uplinks", "state", "serial", "reconnect_s", "cloud")
+
+
 class Expectation(_Record):
     """One check of the run, at its end; exactly one of its figures."""
 
@@ -311,20 +372,20 @@ class Expectation(_Record):
     state: StateCheck | None = None
     serial: SerialCheck | None = None
     reconnect_s: ReconnectCheck | None = None
+    cloud: CloudCheck | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Expectation:
-        given = [n for n in ("uplinks", "state", "serial", "reconnect_s") if getattr(self, n)]
+        given = [n for n in CHECKS if getattr(self, n)]
         if len(given) != 1:
             raise ValueError(
-                f"an expectation checks exactly one of uplinks, state, serial, reconnect_s; "
-                f"got {given}"
+                f"an expectation checks exactly one of {', '.join(CHECKS)}; got {given}"
             )
         return self
 
     @property
     def kind(self) -> str:
-        return next(n for n in ("uplinks", "state", "serial", "reconnect_s") if getattr(self, n))
+        return next(n for n in CHECKS if getattr(self, n))
 
     @property
     def title(self) -> str:

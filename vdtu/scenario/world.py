@@ -23,20 +23,24 @@ from typing import IO, Any
 from vdtu.clock import VirtualClock
 from vdtu.clock.rng import SplitMix64
 from vdtu.identity import Identity
+from vdtu.io.modbus_config import DEMO_SLAVE
+from vdtu.links.sides import SIDES
 from vdtu.links.virtual import VirtualSide, virtual_sides
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.hosts import Host
 from vdtu.load.payload import find_uplink
 from vdtu.log import LogLevel, UnitLog
-from vdtu.scenario.schema import Scenario, UnitGroup
+from vdtu.scenario.schema import PollPlan, Scenario, UnitGroup
 from vdtu.storage import MemoryStorage
-from vdtu.unit import Unit, UnitConfig
+from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
 
 LOG_RECORDS = 20
 """Log records each unit keeps (its events go to the transcript)."""
 
 LineListener = Callable[[Unit, str], None]
 """Called with a unit and one line it wrote toward its host (or one uplink's payload)."""
+MessageListener = Callable[[Unit, str, bytes], None]
+"""Called with a unit, the topic and the payload of each message the cloud got from it."""
 CloudListener = Callable[[Unit, bool, float], None]
 """Called with a unit, whether its cloud link came up (or went down), and the sim time."""
 
@@ -71,17 +75,22 @@ class World:
         self.clock = VirtualClock()
         env = self.clock.env
         profiles = [group.profile for group in scenario.units]
-        self.sides: dict[str, VirtualSide] = virtual_sides(env, seed, profiles)
+        self.sides: dict[str, VirtualSide] = virtual_sides(env, seed, self.clock.epoch_s, profiles)
         self.units: list[Unit] = []
         self.groups: list[UnitGroup] = []
         self.hosts: dict[int, Host] = {}
         self.tracker = DeliveryTracker()
         self.by_imei: dict[str, Unit] = {}
+        self._consoles = {
+            name: SIDES[name].term.open(device="scenario", sn="0", raw=False, bauds=DEFAULT_BAUDS)
+            for name in self.sides
+        }
         self.on_line: list[LineListener] = []
         self.on_uplink: list[LineListener] = []
+        self.on_message: list[MessageListener] = []
         self.on_cloud: list[CloudListener] = []
         for side in self.sides.values():
-            side.on_uplink.append(self._uplink)
+            side.on_message.append(self._message)
         for group in scenario.units:
             for _ in range(group.count):
                 self._build(group, len(self.units))
@@ -98,7 +107,7 @@ class World:
             rssi=group.rssi,
             tags=(group.name, *group.tags),
             pacing=False,
-            slaves=(),
+            slaves=(DEMO_SLAVE,) if group.slaves == "demo" else (),
         )
         flash = MemoryStorage()
         document = flash.load()
@@ -120,7 +129,7 @@ class World:
         self.groups.append(group)
         self.by_imei[identity.imei] = unit
         plan = group.host
-        if plan.kind == "simulated" and plan.uplink_every is not None:
+        if plan.kind != "external":
             self.hosts[unit_id] = Host(
                 unit,
                 unit_index=unit_id,
@@ -129,6 +138,7 @@ class World:
                 payload_size=plan.payload,
                 epoch_s=self.clock.epoch_s,
                 published=self.tracker.published,
+                jobs=plan.jobs,
             )
 
     def start(self) -> None:
@@ -136,8 +146,35 @@ class World:
         for unit, group in zip(self.units, self.groups, strict=True):
             if group.powered:
                 unit.power_on()
-        for host in self.hosts.values():
+        for unit_id, host in self.hosts.items():
             host.start()
+            poll = self.groups[unit_id].host.poll
+            if poll is not None:
+                self._poll_later(host, poll, host.rng.uniform(0.0, poll.every))
+
+    def _poll(self, host: Host, poll: PollPlan) -> None:
+        if host.stopped:
+            return
+        request = host.codec.frame_poll(poll.address, poll.function, poll.reg, poll.value)
+        if request is None:
+            return  # this personality's DTU polls by itself
+        if host.unit.powered:
+            host.tap.send(request)
+        self._poll_later(host, poll, poll.every)
+
+    def _poll_later(self, host: Host, poll: PollPlan, delay_s: float) -> None:
+        self.clock.env.timeout(delay_s).callbacks.append(lambda _event: self._poll(host, poll))
+
+    def host_writes(self, unit: Unit, line: str) -> None:
+        """The unit's host writes ``line`` as ``vdtu term`` frames a typed one.
+
+        Raises:
+            ValueError: the unit has no simulated host (``external``).
+        """
+        host = self.hosts.get(unit.unit_id)
+        if host is None:
+            raise ValueError("its host is external (the user's code): a scenario cannot write")
+        host.tap.send(self._consoles[unit.profile].frame(line))
 
     def stop_hosts(self) -> None:
         """The hosts send nothing more (the run is winding down)."""
@@ -157,9 +194,13 @@ class World:
             for cloud_listener in self.on_cloud:
                 cloud_listener(unit, bool(data.get("up")), at)
 
-    def _uplink(self, imei: str, payload: bytes) -> None:
+    def _message(self, imei: str, topic: str, payload: bytes) -> None:
         unit = self.by_imei.get(imei)
         if unit is None:
+            return
+        for message_listener in self.on_message:
+            message_listener(unit, topic, payload)
+        if not self.sides[unit.profile].is_uplink(topic):
             return
         uplink = find_uplink(payload)
         if uplink is not None and uplink.unit in self.hosts:

@@ -32,11 +32,18 @@ def local_default(imei: str) -> DtuConfig:
 
 @dataclass(frozen=True, slots=True)
 class _QuecHost:
+    """A QuecPython DTU's host sends command-mode frames; the DTU answers the cloud's
+    commands, applies configurations and runs firmware jobs itself (code 62), and polls its
+    Modbus slaves itself (Modbus mode), so its host has nothing to answer or to poll."""
+
     def frame_uplink(self, text: str) -> bytes:
         return CommandFrame(cid="1", topic_id="0", data=text).encode()
 
     def answers(self, data: bytes) -> list[bytes]:
         return []
+
+    def frame_poll(self, address: int, function: int, register: int, value: int) -> bytes | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +76,7 @@ class QuecPersonality:
             options=options,
         )
 
-    def host_codec(self, probe_key: str) -> HostCodec:
+    def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
         return _QuecHost()
 
 

@@ -6,7 +6,11 @@ an uplink as a ``DATA_PACK`` frame whose content is the JSON object's pairs
 (``{"u": 1, "s": 2}`` -> ``u:1;s:2``), which the unit publishes typed again as that
 object. It answers the cloud's command probe: a ``DATA_PACK`` from the cloud whose
 content starts with ``<probe key>:`` goes straight back up. Its frame reader is made
-on the first probe it sees, so a host that is never probed keeps none.
+on the first probe it sees, so a host that is never probed keeps none. A host that
+carries out jobs (``jobs``) also applies a NOTIFY_CONFIG (UPLOAD_CONFIG_STATUS
+``status:success``), passes a NOTIFY_OTA on as DTU_OTA and reports DTU_OTA's answer with
+UPLOAD_OTA_STATUS (``success`` with the version, or ``failed``); it reads every frame.
+A host polls a slave with SEND_MBR_485.
 """
 
 from __future__ import annotations
@@ -25,17 +29,41 @@ MODEL = "XGC-RG88C"
 
 def data_pack(content: str) -> bytes:
     """A host's ``DATA_PACK`` frame with ``content`` (hex check code, as hosts write it)."""
-    frame = Frame(
-        kind=FrameKind.COMMAND, action="DATA_PACK", sn="0", timestamp="0", content=content
-    )
+    return _frame("DATA_PACK", content)
+
+
+def _frame(action: str, content: str) -> bytes:
+    frame = Frame(kind=FrameKind.COMMAND, action=action, sn="0", timestamp="0", content=content)
     return frame.encode(CodeFormat.HEX)
 
 
-class _XgcHost:
-    __slots__ = ("_probe", "_reader")
+def _job_answer(frame: Frame) -> bytes | None:
+    """What a host that carries out the cloud's jobs writes for ``frame`` (docs/spec/xgc.md
+    6.2, 6.3, 5.19, 5.24, 5.25): a configuration is applied and reported; a firmware job
+    for the DTU is passed on with DTU_OTA, whose answer is reported."""
+    pairs = dict(part.split(":", 1) for part in (frame.content or "").split(";") if ":" in part)
+    if frame.kind is FrameKind.COMMAND and frame.action == "NOTIFY_CONFIG":
+        version = pairs.get("configVersion", "0")
+        return _frame("UPLOAD_CONFIG_STATUS", f"configVersion:{version};status:success")
+    if frame.kind is FrameKind.COMMAND and frame.action == "NOTIFY_OTA":
+        job = ";".join(f"{key}:{pairs.get(key, '')}" for key in ("filename", "fwVersion", "url"))
+        return _frame("DTU_OTA", job)
+    if frame.kind is FrameKind.ACK and frame.action == "DTU_OTA":
+        if pairs.get("stage") == "finish":
+            return _frame(
+                "UPLOAD_OTA_STATUS", f"status:success;fwVersion:{pairs.get('fwVersion', '')}"
+            )
+        if pairs.get("stage") == "failed" or (frame.content or "").startswith("error:"):
+            return _frame("UPLOAD_OTA_STATUS", "status:failed")
+    return None
 
-    def __init__(self, probe_key: str) -> None:
+
+class _XgcHost:
+    __slots__ = ("_jobs", "_probe", "_reader")
+
+    def __init__(self, probe_key: str, *, jobs: bool) -> None:
         self._probe = probe_key
+        self._jobs = jobs
         self._reader: FrameReader | None = None
 
     def frame_uplink(self, text: str) -> bytes:
@@ -43,20 +71,28 @@ class _XgcHost:
 
     def answers(self, data: bytes) -> list[bytes]:
         if self._reader is None:
-            if self._probe.encode() not in data:
+            if not self._jobs and self._probe.encode() not in data:
                 return []
             self._reader = FrameReader()
         self._reader.receive_data(data)
-        answers = [
-            data_pack(event.frame.content or "")
-            for event in self._reader.events()
-            if isinstance(event, FrameReceived)
-            and event.frame.action == "DATA_PACK"
-            and (event.frame.content or "").startswith(self._probe + ":")
-        ]
+        answers: list[bytes] = []
+        for event in self._reader.events():
+            if not isinstance(event, FrameReceived):
+                continue
+            frame = event.frame
+            if frame.action == "DATA_PACK" and (frame.content or "").startswith(self._probe + ":"):
+                answers.append(data_pack(frame.content or ""))
+            elif self._jobs and (job := _job_answer(frame)) is not None:
+                answers.append(job)
         if not self._reader.buffered:
             self._reader = None
         return answers
+
+    def frame_poll(self, address: int, function: int, register: int, value: int) -> bytes | None:
+        content = (
+            f"addr:{address:02X};instructions:{function:02X};reg:{register:04X};value:{value:04X}"
+        )
+        return _frame("SEND_MBR_485", content)
 
 
 class XgcPersonality:
@@ -87,8 +123,8 @@ class XgcPersonality:
             cloud=cloud,
         )
 
-    def host_codec(self, probe_key: str) -> HostCodec:
-        return _XgcHost(probe_key)
+    def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
+        return _XgcHost(probe_key, jobs=jobs)
 
 
 XGC = XgcPersonality()
