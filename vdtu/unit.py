@@ -314,9 +314,12 @@ class Unit:
         return self.config.profile
 
     @property
-    def states(self) -> tuple[str, ...]:
-        """Its phase and its personality's name for its state."""
+    def states(self) -> tuple[str, str]:
+        """Its phase and its personality's name for its state (``off`` while unpowered: a
+        stopped firmware keeps the name of the state it was in)."""
         state = self.firmware.unit_state
+        if not self.powered:
+            return (state.phase.value, "off")
         return (state.phase.value, state.detail)
 
     @property
@@ -473,7 +476,7 @@ class Unit:
     def snapshot(self) -> dict[str, Any]:
         """A JSON-able view of the whole unit; ``firmware`` is the personality's own part."""
         fw = self.firmware
-        state = fw.unit_state
+        phase, state = self.states
         link, platform = fw.link_conditions, fw.platform_conditions
         return {
             "unit": self.config.unit_id,
@@ -485,8 +488,8 @@ class Unit:
             "faults": self.faults,
             "halted": self.halted,
             "active_faults": [active.view() for active in (self.active_faults or {}).values()],
-            "phase": state.phase.value,
-            "state": state.detail,
+            "phase": phase,
+            "state": state,
             "cloud_connected": fw.cloud_connected,
             "counters": asdict(fw.counters()),
             "firmware": fw.snapshot(),

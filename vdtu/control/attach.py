@@ -82,8 +82,7 @@ class FleetHandle:
         seen, table, codes = self._seen, self._state_table, self._state_codes
         now = self.clock.now
         for index, unit in enumerate(self.fleet.units):
-            state = unit.firmware.unit_state
-            pair = (state.phase.value, state.detail)
+            pair = unit.states
             code = codes.get(pair)
             if code is None:
                 code = codes[pair] = len(table)

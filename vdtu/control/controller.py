@@ -22,6 +22,7 @@ from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaultBook, FleetFaults
 from vdtu.control.pokes import POKES, PokeError
 from vdtu.control.selector import SelectorError, describe_ids, parse_selector
+from vdtu.errors import LocalProtocolError
 from vdtu.faults.active import apply_fault, clear_faults, current_faults
 from vdtu.faults.catalogue import CATALOGUE, FaultError, Scope, parse_request
 
@@ -57,7 +58,7 @@ class Controlled(Protocol):
 
 def unit_row(unit: Unit) -> dict[str, Any]:
     """One line of ``units``: who the unit is and how it is now."""
-    state = unit.firmware.unit_state
+    phase, state = unit.states
     modem = unit.modem
     return {
         "unit": unit.config.unit_id,
@@ -66,8 +67,8 @@ def unit_row(unit: Unit) -> dict[str, Any]:
         "imei": unit.imei,
         "tags": list(unit.config.tags),
         "powered": unit.powered,
-        "phase": state.phase.value,
-        "state": state.detail,
+        "phase": phase,
+        "state": state,
         "csq": modem.rssi if modem.powered else None,
         "registration": modem.reg_stat.name.lower(),
         "sim": modem.sim_state.value,
@@ -213,7 +214,7 @@ class FleetControl:
                     await self.fleet.downlink(unit, str(checked["payload"]).encode())
                 else:
                     self.fleet.clock.call(run, unit, checked, domain=unit.domain)
-            except ValueError as exc:
+            except (ValueError, LocalProtocolError) as exc:
                 refused[str(unit.config.unit_id)] = str(exc)
             else:
                 done.append(unit.config.unit_id)

@@ -66,6 +66,7 @@ def add_ctl(commands: Any, default_pty_dir: Path) -> None:
     add.add_argument("count", type=int, nargs="?", default=1)
     add.add_argument("--tag", action="append", default=[], help="label the new units (repeatable)")
     action("kinds", "the fault catalogue: every kind and its parameters")
+    action("fleet", "the fleet in numbers, and its own faults (broker-stop)")
 
 
 def _where(parser: argparse.ArgumentParser, pty_dir: Path, *, defaults: bool) -> None:
@@ -217,6 +218,18 @@ async def _add(http: aiohttp.ClientSession, args: argparse.Namespace, out: TextI
     return 0
 
 
+async def _fleet(http: aiohttp.ClientSession, _args: argparse.Namespace, out: TextIO) -> int:
+    summary = await _call(http, "GET", "fleet")
+    print(
+        " ".join(f"{key} {summary[key]}" for key in ("units", "powered", "connected", "faulted")),
+        file=out,
+    )
+    for fault in summary["fleet_faults"]:
+        until = "until cleared" if fault["until"] is None else f"until {fault['until']:.0f} s"
+        print(f"fleet fault {fault['kind']} since {fault['since']:.0f} s, {until}", file=out)
+    return 0
+
+
 async def _kinds(http: aiohttp.ClientSession, _args: argparse.Namespace, out: TextIO) -> int:
     for kind in (await _call(http, "GET", "faults/kinds"))["kinds"]:
         params = " ".join(
@@ -264,4 +277,5 @@ _COMMANDS = {
     "events": _events,
     "add": _add,
     "kinds": _kinds,
+    "fleet": _fleet,
 }

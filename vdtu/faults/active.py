@@ -14,10 +14,23 @@ them through ``Clock.call``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from vdtu.errors import LocalProtocolError
 from vdtu.faults.catalogue import ActiveFault, FaultRequest, fault_key
 from vdtu.faults.effects import EFFECTS
+
+
+@contextmanager
+def _refused() -> Iterator[None]:
+    """A model's ``LocalProtocolError`` (it cannot do that now) as the user's ``ValueError``."""
+    try:
+        yield
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc)) from None
+
 
 if TYPE_CHECKING:
     import simpy
@@ -29,14 +42,16 @@ def apply_fault(unit: Unit, request: FaultRequest) -> None:
     """Apply ``request`` to ``unit`` now (replacing a fault with the same key).
 
     Raises:
-        ValueError: the unit's models refuse it (an empty SIM slot, no such slave, ...).
+        ValueError: the unit's models refuse it (an empty SIM slot, no such slave, a modem
+            that is off, ...).
     """
     kind = request.kind.name
     effect = EFFECTS[kind]
     params = dict(request.params)
     key = fault_key(kind, params)
     now = float(unit.env.now)
-    effect.apply(unit, params)
+    with _refused():
+        effect.apply(unit, params)
     unit.log.event(now, "fault", {"kind": kind, "params": params, "for_s": request.for_s})
     if request.kind.one_shot:
         return
@@ -74,7 +89,8 @@ def _end(unit: Unit, active: ActiveFault, why: str) -> None:
         unit.active_faults = None
     clear = EFFECTS[active.kind].clear
     if clear is not None:
-        clear(unit, active.params)
+        with _refused():
+            clear(unit, active.params)
     unit.log.event(
         float(unit.env.now),
         "fault-cleared",
@@ -83,7 +99,8 @@ def _end(unit: Unit, active: ActiveFault, why: str) -> None:
 
 
 def current_faults(unit: Unit) -> list[ActiveFault]:
-    """The unit's faults in force, oldest first; one that something else ended is dropped."""
+    """The unit's faults in force, oldest first; one that something else ended (a power
+    cycle ended a hang, a poke powered a cut unit on) is dropped, with its event."""
     faults = unit.active_faults
     if faults is None:
         return []
@@ -91,6 +108,11 @@ def current_faults(unit: Unit) -> list[ActiveFault]:
         holds = EFFECTS[active.kind].holds
         if holds is not None and not holds(unit):
             del faults[key]
+            unit.log.event(
+                float(unit.env.now),
+                "fault-cleared",
+                {"kind": active.kind, "params": active.params, "why": "ended"},
+            )
     if not faults:
         unit.active_faults = None
         return []

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -124,6 +124,8 @@ class FaultKind:
     one_shot: bool = False
     """An event, not a condition: it has no duration and nothing to clear."""
     scope: Scope = Scope.UNIT
+    check: Callable[[Mapping[str, Value]], str | None] | None = None
+    """A rule between parameters: what is wrong with them, or None."""
 
     def param(self, name: str) -> Param | None:
         return next((param for param in self.params if param.name == name), None)
@@ -251,6 +253,11 @@ KINDS: tuple[FaultKind, ...] = (
             Param(name="ms", kind=float, low=0, high=60000, help="one-way delay, ms"),
             Param(name="jitter", kind=float, low=0, high=60000, default=0.0, help="+/- ms"),
         ),
+        check=lambda p: (
+            f"jitter ({p['jitter']:g}) must not exceed ms ({p['ms']:g})"
+            if float(p["jitter"]) > float(p["ms"])
+            else None
+        ),
     ),
     FaultKind(
         name="link-bandwidth",
@@ -356,7 +363,8 @@ KINDS: tuple[FaultKind, ...] = (
     FaultKind(
         name="host-garbage",
         layer="host-serial",
-        help="garbage bytes toward the host: `bytes` now, or `rate` bytes/s while it lasts",
+        help="garbage bytes toward the host: `bytes` now, and `rate` bytes/s while it lasts "
+        "(with rate 0 it is over once the burst is sent)",
         params=(
             Param(name="bytes", kind=int, low=0, high=4096, default=16, help="a burst now"),
             Param(name="rate", kind=float, low=0, high=1000, default=0.0, help="bytes/s"),
@@ -427,11 +435,11 @@ KINDS: tuple[FaultKind, ...] = (
     FaultKind(
         name="input-bounce",
         layer="gpio",
-        help="an input changes to `level` with contact bounce: `bounces` extra edges within `ms`",
+        help="an input changes to `level` with contact bounce: 2 x `bounces` + 1 edges in `ms`",
         params=(
             _INDEX,
             _LEVEL,
-            Param(name="bounces", kind=int, low=1, high=50, default=4, help="extra edges"),
+            Param(name="bounces", kind=int, low=1, high=50, default=4, help="back-and-forths"),
             Param(name="ms", kind=float, low=0.1, high=1000, default=10.0, help="bounce time"),
         ),
         one_shot=True,
@@ -495,6 +503,9 @@ def parse_request(name: str, raw: Mapping[str, object], for_s: object = None) ->
     """
     kind = fault_kind(name)
     params = parse_params(name, kind.params, raw)
+    problem = None if kind.check is None else kind.check(params)
+    if problem is not None:
+        raise FaultError(f"{name}: {problem}")
     return FaultRequest(kind, params, _duration(kind, for_s))
 
 

@@ -8,6 +8,11 @@ and ``clear`` run in sim time inside the unit's failure domain (``vdtu.faults.ac
 a ``ValueError`` from a model (an empty SIM slot, no slave at that address) is the
 user's error and is reported, not a fault of the unit.
 
+Two kinds may act on one setting of a model (``pdp-reject`` and ``sim-no-data`` both
+refuse the data context; ``vbus-off`` and ``battery-drain`` both remove external power;
+``sim-pull`` and ``sim-swap`` both change the card in the slot): clearing one leaves the
+setting as the other, still in force, wants it (``_other``).
+
 ``holds`` says whether a condition is still in force when something other than its
 clear may have ended it (a power cycle ends a modem hang; powering a cut unit on ends
 the cut): the unit's list of active faults drops it then.
@@ -54,6 +59,14 @@ def _float(params: Params, name: str) -> float:
     return float(value)
 
 
+def _other(unit: Unit, kind: str) -> Params | None:
+    """The parameters of the fault ``kind`` still in force on ``unit`` (None: none)."""
+    for active in (unit.active_faults or {}).values():
+        if active.kind == kind:
+            return active.params
+    return None
+
+
 def _signal(unit: Unit, params: Params) -> None:
     over = _float(params, "over")
     if over > 0:
@@ -80,10 +93,30 @@ def _swap(unit: Unit, _params: Params) -> None:
 
 def _own_card_back(unit: Unit, _params: Params) -> None:
     card = unit.sim.card
-    if card is None:
-        unit.sim.insert(unit.sim_card)
-    elif card.iccid != unit.sim_card.iccid:
+    if card is not None and card.iccid != unit.sim_card.iccid:
         unit.sim.swap(unit.sim_card)
+    # an empty slot (sim-pull in force): that fault's clear puts the own card in
+
+
+def _card_back(unit: Unit, _params: Params) -> None:
+    """``sim-pull`` ends: the card goes back in (the spare one while ``sim-swap`` holds)."""
+    unit.sim.insert(spare_card(unit) if _other(unit, "sim-swap") is not None else unit.sim_card)
+
+
+def _data_back(unit: Unit, _params: Params) -> None:
+    """A data refusal ends, unless the other kind that refuses data is still in force."""
+    if _other(unit, "sim-no-data") is not None:
+        unit.modem.refuse_data(EsmCause.SERVICE_OPTION_NOT_SUBSCRIBED)
+    elif (other := _other(unit, "pdp-reject")) is not None:
+        unit.modem.refuse_data(_int(other, "cause"))
+    else:
+        unit.modem.clear_data_refusal()
+
+
+def _vbus_back(unit: Unit, _params: Params) -> None:
+    """External power returns, unless the other kind that removed it is still in force."""
+    if _other(unit, "vbus-off") is None and _other(unit, "battery-drain") is None:
+        unit.set_vbus(True)
 
 
 def _no_data(unit: Unit, _params: Params) -> None:
@@ -102,10 +135,7 @@ CELLULAR: Mapping[str, Effect] = {
     "roaming": Effect(
         lambda unit, _p: unit.modem.force_roaming(), lambda unit, _p: unit.modem.clear_roaming()
     ),
-    "pdp-reject": Effect(
-        lambda unit, p: unit.modem.refuse_data(_int(p, "cause")),
-        lambda unit, _p: unit.modem.clear_data_refusal(),
-    ),
+    "pdp-reject": Effect(lambda unit, p: unit.modem.refuse_data(_int(p, "cause")), _data_back),
     "pdp-drop": Effect(
         lambda unit, p: unit.modem.drop_data(retry_s=_float(p, "retry")),
         lambda unit, _p: unit.modem.clear_data_drop(),
@@ -128,16 +158,14 @@ CELLULAR: Mapping[str, Effect] = {
 
 SIM: Mapping[str, Effect] = {
     "sim-pull": Effect(
-        lambda unit, _p: unit.pull_sim(),
-        lambda unit, _p: unit.insert_sim(),
-        holds=lambda unit: unit.sim.card is None,
+        lambda unit, _p: unit.pull_sim(), _card_back, holds=lambda unit: unit.sim.card is None
     ),
     "sim-swap": Effect(_swap, _own_card_back),
     "sim-pin-lock": Effect(
         lambda unit, _p: unit.sim.pin_lock(), lambda unit, _p: unit.sim.clear_pin_lock()
     ),
     "sim-puk-block": Effect(lambda unit, _p: unit.sim.block(), lambda unit, _p: unit.sim.unblock()),
-    "sim-no-data": Effect(_no_data, lambda unit, _p: unit.modem.clear_data_refusal()),
+    "sim-no-data": Effect(_no_data, _data_back),
 }
 
 
@@ -188,9 +216,9 @@ def _drain(unit: Unit, params: Params) -> None:
     unit.battery.drain(pct_per_min=_float(params, "pct_per_min"))
 
 
-def _drain_end(unit: Unit, _params: Params) -> None:
+def _drain_end(unit: Unit, params: Params) -> None:
     unit.battery.stop_drain()
-    unit.set_vbus(True)
+    _vbus_back(unit, params)
 
 
 POWER: Mapping[str, Effect] = {
@@ -201,7 +229,7 @@ POWER: Mapping[str, Effect] = {
     ),
     "brown-out": Effect(lambda unit, p: unit.brown_out(_float(p, "ms"))),
     "battery-drain": Effect(_drain, _drain_end),
-    "vbus-off": Effect(lambda unit, _p: unit.set_vbus(False), lambda unit, _p: unit.set_vbus(True)),
+    "vbus-off": Effect(lambda unit, _p: unit.set_vbus(False), _vbus_back),
 }
 
 RS485: Mapping[str, Effect] = {
@@ -244,7 +272,13 @@ def _garbage(unit: Unit, params: Params) -> None:
 
 
 HOST_SERIAL: Mapping[str, Effect] = {
-    "host-garbage": Effect(_garbage, lambda unit, p: unit.lines[_port(p)].stop_garbage()),
+    "host-garbage": Effect(
+        _garbage,
+        lambda unit, p: unit.lines[_port(p)].stop_garbage(),
+        holds=lambda unit: any(
+            line.faults is not None and line.faults.garbage_rate for line in unit.lines.values()
+        ),
+    ),
     "host-drop": Effect(
         lambda unit, p: unit.lines[_port(p)].drop_bytes(
             _float(p, "rate"),

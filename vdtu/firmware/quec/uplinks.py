@@ -93,6 +93,11 @@ def replay(firmware: QuecFirmware, cid: str) -> None:
             firmware.offline.put_back(items[index:])
             break
         sent += 1
+        firmware.event(
+            "uplink",
+            {"channel": cid, "topic_id": item.topic_id, "payload": item.payload[:PREVIEW_BYTES],
+             "replayed": True},
+        )  # fmt: skip
     firmware.stats.replayed += sent
     firmware.stats.uplinks_sent += sent
     firmware.write_log(LogLevel.INFO, f"ch{cid}", f"replayed {sent} stored uplinks")
