@@ -255,12 +255,17 @@ class Fleet:
         """The side that hosts the broker, and the side of each personality in use."""
         self.project_id, self.project_secret = self.host.project_id, self.host.project_secret
         self.unit_files: list[Mapping[str, TextFile]] = []
+        self._profiles: dict[int, str] = {}
+        """Units started with a personality of their own (``start_unit(profile=...)``)."""
         self.on_unit: list[Callable[[Unit], None]] = []
         """Called with each unit once it is built and wired, before it is powered on (the
         control API observes its events from there)."""
 
     def profile_of(self, unit_id: int) -> str:
         """The personality of unit ``unit_id`` (its name)."""
+        chosen = self._profiles.get(unit_id)
+        if chosen is not None:
+            return chosen
         profile = self.config.profile
         if profile == MIX:
             names = tuple(PERSONALITIES)
@@ -326,15 +331,35 @@ class Fleet:
         """The fleet ids of this process's units (a shard's block of a larger fleet)."""
         return range(self.config.first_unit, self.config.first_unit + self.config.units)
 
-    def start_unit(self, unit_id: int, *, tags: tuple[str, ...] | None = None) -> Unit:
+    def start_unit(
+        self,
+        unit_id: int,
+        *,
+        tags: tuple[str, ...] | None = None,
+        profile: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Unit:
         """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``, or
-        to add a unit to a running fleet), with ``tags`` (None: the template's).
+        to add a unit to a running fleet).
+
+        Args:
+            unit_id: its fleet id.
+            tags: its tags (None: the template's).
+            profile: its personality, one of the fleet's (None: as ``profile_of`` says).
+            settings: ``UnitConfig`` fields that differ from the template's (``rssi``, ...).
 
         Raises:
-            ConfigError: one of its named flash files is not valid.
-            ValueError: a tag is not a valid label.
+            ConfigError: one of its named flash files is not valid, or the fleet has no side
+                for ``profile``.
+            ValueError: a tag or a setting is not valid.
         """
-        self._start_unit(unit_id, self._files(unit_id), tags)
+        if profile is not None:
+            if profile not in self.sides:
+                raise ConfigError(
+                    f"profile {profile!r} is not one of this fleet's: {', '.join(self.sides)}"
+                )
+            self._profiles[unit_id] = profile
+        self._start_unit(unit_id, self._files(unit_id), tags, settings or {})
         return self.units[-1]
 
     def side_of(self, unit_id: int) -> FleetSide:
@@ -362,7 +387,11 @@ class Fleet:
         return self.side_of(unit_id).unit_files(imei)
 
     def _start_unit(
-        self, unit_id: int, files: Mapping[str, TextFile], tags: tuple[str, ...] | None = None
+        self,
+        unit_id: int,
+        files: Mapping[str, TextFile],
+        tags: tuple[str, ...] | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
@@ -377,6 +406,7 @@ class Fleet:
             profile=profile,
             options=side.unit_options(config.options.get(profile)),
             tags=template.tags if tags is None else tags,
+            **(settings or {}),
         )
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:

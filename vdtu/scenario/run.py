@@ -17,6 +17,8 @@ in the report.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import re
 import time
@@ -26,9 +28,10 @@ from typing import IO, Any
 
 import simpy
 
-from vdtu.clock import DomainEnvironment
+from vdtu.clock import DomainEnvironment, VirtualClock
 from vdtu.control.pokes import POKES
 from vdtu.control.selector import describe_ids, parse_selector
+from vdtu.errors import LocalProtocolError
 from vdtu.faults.active import apply_fault, clear_faults
 from vdtu.faults.catalogue import CATALOGUE, Scope, parse_request
 from vdtu.scenario.report import sim_clock
@@ -43,7 +46,7 @@ from vdtu.scenario.schema import (
     UplinkCounts,
     WaitFor,
 )
-from vdtu.scenario.world import Transcript, World
+from vdtu.scenario.world import Transcript, VirtualWorld, World
 from vdtu.unit import Unit
 
 GRACE_S = 30.0
@@ -144,6 +147,8 @@ class ScenarioRun:
         seed: the seed (None: the file's).
         transcript: where the transcript's lines go (None: only hashed).
         progress: where a progress line goes every few wall seconds (None: nowhere).
+        world: the world to run it in (None: a ``VirtualWorld``; real time: a
+            ``RealtimeWorld``, run with ``run_realtime``).
     """
 
     def __init__(
@@ -153,10 +158,15 @@ class ScenarioRun:
         seed: int | None = None,
         transcript: IO[str] | None = None,
         progress: IO[str] | None = None,
+        world: World | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
-        self.world = World(scenario, seed=self.seed, transcript=Transcript(transcript))
+        self.world: World = (
+            world
+            if world is not None
+            else VirtualWorld(scenario, seed=self.seed, transcript=Transcript(transcript))
+        )
         self.progress = progress
         self.outcomes: list[Outcome] = []
         self.refusals: list[str] = []
@@ -189,21 +199,46 @@ class ScenarioRun:
     # -- running -------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Run to the end; returns the report (``report.py`` renders it)."""
+        """Run to the end in virtual time; returns the report (``report.py`` renders it)."""
+        clock = self.world.clock
+        assert isinstance(clock, VirtualClock), "a real-time world runs with run_realtime"
         started = time.monotonic()
-        world = self.world
-        world.start()
-        self.env.process(self._timeline())
+        self._begin()
         end = self.scenario.duration
         last_print = started
-        while world.clock.now < end:
-            world.clock.run_until(min(end, world.clock.now + 60.0))
+        while clock.now < end:
+            clock.run_until(min(end, clock.now + 60.0))
             if self.progress is not None and time.monotonic() - last_print >= PROGRESS_EVERY_S:
                 last_print = time.monotonic()
                 self._print_progress()
-        world.stop_hosts()
-        world.clock.run_until(end + GRACE_S)
-        world.tracker.finish()
+        self.world.stop_hosts()
+        clock.run_until(end + GRACE_S)
+        return self._finish(started)
+
+    async def run_realtime(self, stop: asyncio.Event, *, grace_s: float) -> dict[str, Any]:
+        """Run on the wall clock until the end or ``stop``; after the end the hosts stop and
+        ``grace_s`` passes for what is in flight. Returns the report."""
+        clock = self.world.clock
+        started = time.monotonic()
+        self._begin()
+        last_print = started
+        while clock.now < self.scenario.duration and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(0.5, self.scenario.duration - clock.now))
+            if self.progress is not None and time.monotonic() - last_print >= PROGRESS_EVERY_S:
+                last_print = time.monotonic()
+                self._print_progress()
+        clock.inject(self.world.stop_hosts)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), grace_s)
+        return self._finish(started)
+
+    def _begin(self) -> None:
+        self.world.start()
+        self.env.process(self._timeline())
+
+    def _finish(self, started: float) -> dict[str, Any]:
+        self.world.tracker.finish()
         self.outcomes += [self._check(expectation) for expectation in self.scenario.expect]
         return self._report(time.monotonic() - started)
 
@@ -271,7 +306,7 @@ class ScenarioRun:
             try:
                 with self.env.entered(unit.domain):
                     action(unit)
-            except ValueError as exc:
+            except (ValueError, LocalProtocolError) as exc:
                 self.refusals.append(f"step {index} ({step.action}) on dtu{unit.unit_id}: {exc}")
 
     def _action(self, step: Step) -> Callable[[Unit], None]:
@@ -313,8 +348,7 @@ class ScenarioRun:
     def _fleet_fault(self, kind: str, lasting: float | None) -> None:
         self._broker_down += 1
         generation = self._broker_down
-        for side in self.world.sides.values():
-            side.outage()
+        self.world.broker_stop()
         self.world.note("fault", {"kind": kind, "for_s": lasting})
         if lasting is not None:
             self.env.timeout(lasting).callbacks.append(
@@ -325,8 +359,7 @@ class ScenarioRun:
         if not self._broker_down:
             return
         self._broker_down = 0
-        for side in self.world.sides.values():
-            side.restore()
+        self.world.broker_start()
         self.world.note("fault-cleared", {"kind": "broker-stop"})
 
     # -- waits ---------------------------------------------------------------------------------

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from typing import IO, Any
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from typing import IO, Any, Protocol
 
-from vdtu.clock import VirtualClock
+from vdtu.clock import Clock, VirtualClock
 from vdtu.clock.rng import SplitMix64
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE
 from vdtu.links.sides import SIDES
-from vdtu.links.virtual import VirtualSide, virtual_sides
+from vdtu.links.virtual import virtual_sides
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.hosts import Host
 from vdtu.load.payload import find_uplink
@@ -65,81 +66,82 @@ class Transcript:
         return self._hash.hexdigest()
 
 
-class World:
-    """The units of ``scenario`` and their clouds, not yet powered on (``start``)."""
+class CloudSide(Protocol):
+    """One personality's cloud as a scenario's steps use it (virtual: ``VirtualSide``; real
+    time: ``vdtu.scenario.realtime.RealSide``)."""
 
-    def __init__(self, scenario: Scenario, *, seed: int, transcript: Transcript) -> None:
+    on_message: list[Callable[[str, str, bytes], None]]
+
+    def is_uplink(self, topic: str) -> bool: ...
+    def downlink(self, imei: str, payload: bytes) -> int: ...
+    def push_config(self, imei: str, config: Mapping[str, object]) -> None: ...
+    def push_ota(self, imei: str, job: Mapping[str, str]) -> None: ...
+
+
+class World(ABC):
+    """The units of a scenario, their hosts and clouds, and the transcript.
+
+    A subclass builds the units (``add`` each one, in id order) and says how the broker is
+    stopped and started.
+    """
+
+    def __init__(
+        self, scenario: Scenario, *, seed: int, transcript: Transcript, clock: Clock
+    ) -> None:
         self.scenario = scenario
         self.seed = seed
         self.transcript = transcript
-        self.clock = VirtualClock()
-        env = self.clock.env
-        profiles = [group.profile for group in scenario.units]
-        self.sides: dict[str, VirtualSide] = virtual_sides(env, seed, self.clock.epoch_s, profiles)
+        self.clock = clock
+        self.sides: dict[str, CloudSide] = {}
         self.units: list[Unit] = []
         self.groups: list[UnitGroup] = []
         self.hosts: dict[int, Host] = {}
         self.tracker = DeliveryTracker()
         self.by_imei: dict[str, Unit] = {}
-        self._consoles = {
-            name: SIDES[name].term.open(device="scenario", sn="0", raw=False, bauds=DEFAULT_BAUDS)
-            for name in self.sides
-        }
         self.on_line: list[LineListener] = []
         self.on_uplink: list[LineListener] = []
         self.on_message: list[MessageListener] = []
         self.on_cloud: list[CloudListener] = []
-        for side in self.sides.values():
-            side.on_message.append(self._message)
-        for group in scenario.units:
-            for _ in range(group.count):
-                self._build(group, len(self.units))
+        self._consoles = {
+            name: SIDES[name].term.open(device="scenario", sn="0", raw=False, bauds=DEFAULT_BAUDS)
+            for name in {group.profile for group in scenario.units}
+        }
 
-    def _build(self, group: UnitGroup, unit_id: int) -> None:
-        side = self.sides[group.profile]
-        identity = Identity.for_unit(self.seed, unit_id)
-        config = UnitConfig(
-            unit_id=unit_id,
-            seed=self.seed,
-            identity=identity,
-            profile=group.profile,
-            options=side.unit_options(None),
-            rssi=group.rssi,
-            tags=(group.name, *group.tags),
-            pacing=False,
-            slaves=(DEMO_SLAVE,) if group.slaves == "demo" else (),
-        )
-        flash = MemoryStorage()
-        document = flash.load()
-        side.provision(document)
-        flash.save(document)
-        log = UnitLog(config.name, capacity=LOG_RECORDS)
-        log.threshold = LogLevel.WARN
-        log.observer = self._event
-        unit = Unit(
-            self.clock.env,
-            config,
-            epoch_s=self.clock.epoch_s,
-            flash=flash,
-            log=log,
-            network=side.network,
-            files=side.unit_files(identity.imei),
-        )
+    @abstractmethod
+    def broker_stop(self) -> None:
+        """The broker goes down (``broker-stop``)."""
+
+    @abstractmethod
+    def broker_start(self) -> None:
+        """The broker is back."""
+
+    def add(self, unit: Unit, group: UnitGroup) -> None:
+        """Take a unit the subclass built (the next id): observe it, give it its host."""
+        unit.log.observer = self._event
         self.units.append(unit)
         self.groups.append(group)
-        self.by_imei[identity.imei] = unit
+        self.by_imei[unit.imei] = unit
         plan = group.host
         if plan.kind != "external":
-            self.hosts[unit_id] = Host(
+            self.hosts[unit.unit_id] = Host(
                 unit,
-                unit_index=unit_id,
-                rng=SplitMix64(f"{self.seed}:{unit_id}:scenario-host"),
+                unit_index=unit.unit_id,
+                rng=SplitMix64(f"{self.seed}:{unit.unit_id}:scenario-host"),
                 interval_s=plan.uplink_every,
                 payload_size=plan.payload,
                 epoch_s=self.clock.epoch_s,
                 published=self.tracker.published,
                 jobs=plan.jobs,
             )
+
+    @staticmethod
+    def unit_settings(group: UnitGroup) -> dict[str, Any]:
+        """The ``UnitConfig`` fields a group sets."""
+        return {
+            "rssi": group.rssi,
+            "tags": (group.name, *group.tags),
+            "slaves": (DEMO_SLAVE,) if group.slaves == "demo" else (),
+        }
 
     def start(self) -> None:
         """Power on the groups that start powered; start every host."""
@@ -194,7 +196,8 @@ class World:
             for cloud_listener in self.on_cloud:
                 cloud_listener(unit, bool(data.get("up")), at)
 
-    def _message(self, imei: str, topic: str, payload: bytes) -> None:
+    def message(self, imei: str, topic: str, payload: bytes) -> None:
+        """A message the cloud received from unit ``imei``, in sim time."""
         unit = self.by_imei.get(imei)
         if unit is None:
             return
@@ -212,6 +215,59 @@ class World:
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """A line of the scenario's own (a step, a wait's end) in the transcript."""
         self.transcript.write(self.clock.now, "scenario", kind, data)
+
+
+class VirtualWorld(World):
+    """A scenario's world in virtual time: simulated clouds, no PTYs, as fast as it goes."""
+
+    def __init__(self, scenario: Scenario, *, seed: int, transcript: Transcript) -> None:
+        super().__init__(scenario, seed=seed, transcript=transcript, clock=VirtualClock())
+        env = self.clock.env
+        profiles = [group.profile for group in scenario.units]
+        self.virtual = virtual_sides(env, seed, self.clock.epoch_s, profiles)
+        self.sides = dict(self.virtual)
+        for side in self.virtual.values():
+            side.on_message.append(self.message)
+        for group in scenario.units:
+            for _ in range(group.count):
+                self._build(group, len(self.units))
+
+    def _build(self, group: UnitGroup, unit_id: int) -> None:
+        side = self.virtual[group.profile]
+        identity = Identity.for_unit(self.seed, unit_id)
+        config = UnitConfig(
+            unit_id=unit_id,
+            seed=self.seed,
+            identity=identity,
+            profile=group.profile,
+            options=side.unit_options(None),
+            pacing=False,
+            **self.unit_settings(group),
+        )
+        flash = MemoryStorage()
+        document = flash.load()
+        side.provision(document)
+        flash.save(document)
+        log = UnitLog(config.name, capacity=LOG_RECORDS)
+        log.threshold = LogLevel.WARN
+        unit = Unit(
+            self.clock.env,
+            config,
+            epoch_s=self.clock.epoch_s,
+            flash=flash,
+            log=log,
+            network=side.network,
+            files=side.unit_files(identity.imei),
+        )
+        self.add(unit, group)
+
+    def broker_stop(self) -> None:
+        for side in self.virtual.values():
+            side.outage()
+
+    def broker_start(self) -> None:
+        for side in self.virtual.values():
+            side.restore()
 
 
 def _lines(text: str) -> Iterator[str]:
