@@ -199,6 +199,7 @@ class Console:
 
     def __init__(self, target: Target) -> None:
         self.target = target
+        self._acks: dict[int, asyncio.Future[None]] = {}
         self.loop = asyncio.get_running_loop()
         self.hub = MqttHub(self.loop)
         url = target.broker
@@ -224,18 +225,25 @@ class Console:
             raise ConfigError(f"cannot connect to {self.target.broker}: {reason}")
 
     async def publish(self, topic: str, payload: bytes) -> None:
-        """Publish with QoS 1 and wait for the broker's acknowledgement."""
+        """Publish with QoS 1 and wait for the broker's acknowledgement (several publishes
+        may wait at once: each waits for its own message id)."""
         acked: asyncio.Future[None] = self.loop.create_future()
         mid = self.link.publish(topic, payload, qos=1)
         if mid is None:
             raise ConfigError(f"not connected to {self.target.broker}")
+        self._acks[mid] = acked
+        self.link.on_published = self._published
+        try:
+            await asyncio.wait_for(acked, 10)
+        except TimeoutError:
+            raise ConfigError(f"{self.target.broker} did not acknowledge within 10 s") from None
+        finally:
+            self._acks.pop(mid, None)
 
-        def published(done: int) -> None:
-            if done == mid and not acked.done():
-                acked.set_result(None)
-
-        self.link.on_published = published
-        await asyncio.wait_for(acked, 10)
+    def _published(self, mid: int) -> None:
+        acked = self._acks.get(mid)
+        if acked is not None and not acked.done():
+            acked.set_result(None)
 
     async def subscribe(self, topic: str) -> None:
         """Subscribe with QoS 1 and wait until the broker granted it."""

@@ -405,8 +405,7 @@ class Fleet:
             identity=identity,
             profile=profile,
             options=side.unit_options(config.options.get(profile)),
-            tags=template.tags if tags is None else tags,
-            **(settings or {}),
+            **({"tags": template.tags if tags is None else tags} | dict(settings or {})),
         )
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
@@ -124,6 +124,18 @@ class ConsoleSide(Protocol):
 
         Raises:
             ConfigError: there is no project to address.
+        """
+
+    def job(
+        self, project: str | None, imei: str, kind: str, fields: Mapping[str, Any], now_ms: int
+    ) -> tuple[str, bytes]:
+        """The topic and payload of a job the cloud gives unit ``imei``: ``config`` (the
+        settings in ``fields``) or ``ota`` (``version``, and ``filename``, ``url``, ``md5`` or
+        their defaults); ``now_ms`` is the platform's clock (a config's version).
+
+        Raises:
+            ValueError: this kind of unit takes no such job from the cloud (saying how it
+                takes it instead).
         """
 
     def watch_filter(self, imei: str | None) -> str:

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from vdtu.firmware.quec.commands import CommandCode
@@ -124,6 +125,19 @@ class QuecConsole:
 
     def downlink_topic(self, cloud: ConsoleCloud, imei: str) -> str:
         return SUBSCRIBE_TOPIC.format(imei=imei)
+
+    def job(
+        self, project: str | None, imei: str, kind: str, fields: Mapping[str, Any], now_ms: int
+    ) -> tuple[str, bytes]:
+        if kind == "config":
+            raise ValueError(
+                "a QuecPython unit takes its settings as command codes 51..63 in a downlink "
+                "(docs/spec/quec.md), not as a configuration push"
+            )
+        raise ValueError(
+            "a QuecPython unit's firmware job is command code 62 in a downlink; the OTA offer "
+            "is for XGC units"
+        )
 
     def watch_filter(self, imei: str | None) -> str:
         return PUBLISH_TOPIC.format(imei=imei or "+")

@@ -11,7 +11,6 @@ here keeps the messages: the broker's listeners see them as they arrive.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -22,9 +21,10 @@ from vdtu.cloud.xgc_api import Channel, device_topic, parse_topic
 from vdtu.firmware.quec.config import PUBLISH_TOPIC, SUBSCRIBE_TOPIC, default_config
 from vdtu.firmware.quec.firmware import QuecOptions
 from vdtu.firmware.quec.personality import CONFIG_FILE
-from vdtu.firmware.registry import personality
+from vdtu.links.quec_console import QUEC_CONSOLE
 from vdtu.links.sim_quec import Sent, SimQuecNet
 from vdtu.links.sim_xgc import Published, SimXgcPlatform
+from vdtu.links.xgc_console import XGC_CONSOLE
 from vdtu.links.xgc_stack import default_project
 from vdtu.storage import MemoryTextFile, TextFile
 
@@ -111,23 +111,16 @@ class XgcVirtualSide:
         return self.platform.send(device_topic(self.project_id, imei, Channel.DOWN), payload)
 
     def push_config(self, imei: str, config: Mapping[str, object]) -> None:
-        version = round((self.epoch_s + self.platform.now) * 1000)  # the platform's: Unix ms
-        self._send(imei, Channel.CONFIG, {"configVersion": version, **config})
+        self._push(imei, "config", config)
 
     def push_ota(self, imei: str, job: Mapping[str, str]) -> None:
-        version = job["version"]
-        order = {
-            "fwVersion": version,
-            "filename": job.get("filename") or f"{personality('xgc').model}_{version}.bin",
-            "md5": job.get("md5") or hashlib.md5(version.encode()).hexdigest(),
-            "url": job.get("url") or f"http://files.example.com/xgc/{version}.bin",
-        }
-        self._send(imei, Channel.OTA, order)
+        self._push(imei, "ota", job)
 
-    def _send(self, imei: str, channel: Channel, value: object) -> None:
-        topic = device_topic(self.project_id, imei, channel)
-        if not self.platform.send(topic, json.dumps(value).encode()):
-            raise ValueError(f"the unit is not subscribed to {channel.value} now: the push is lost")
+    def _push(self, imei: str, kind: str, fields: Mapping[str, object]) -> None:
+        now_ms = round((self.epoch_s + self.platform.now) * 1000)  # the platform's clock
+        topic, payload = XGC_CONSOLE.job(self.project_id, imei, kind, fields, now_ms)
+        if not self.platform.send(topic, payload):
+            raise ValueError(f"the unit is not subscribed to its {kind} topic now: it is lost")
 
     def outage(self) -> None:
         self.platform.outage()
@@ -182,16 +175,10 @@ class QuecVirtualSide:
         return self.net.publish(SUBSCRIBE_TOPIC.format(imei=imei), payload)
 
     def push_config(self, imei: str, config: Mapping[str, object]) -> None:
-        raise ValueError(
-            "a QuecPython unit takes its settings as command codes (send a downlink with the "
-            "code, docs/spec/quec.md), not as a configuration push"
-        )
+        QUEC_CONSOLE.job(None, imei, "config", config, 0)  # it says why it cannot
 
     def push_ota(self, imei: str, job: Mapping[str, str]) -> None:
-        raise ValueError(
-            "a QuecPython unit's firmware job is command code 62 (send it as a downlink); "
-            "the OTA offer step is for XGC units"
-        )
+        QUEC_CONSOLE.job(None, imei, "ota", job, 0)
 
     def outage(self) -> None:
         self.net.outage()

@@ -13,7 +13,9 @@ XGC units are the default kind: ``send`` has no flag for them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,6 +28,7 @@ from vdtu.cloud.xgc_api import (
     uplink_json,
 )
 from vdtu.errors import ConfigError
+from vdtu.firmware.xgc.personality import MODEL
 from vdtu.links.console_side import ConsoleCloud, ConsoleCommand, WatchedMessage, push
 
 TO_UNIT = (Channel.DOWN, Channel.CONFIG, Channel.OTA)
@@ -103,6 +106,24 @@ class XgcConsole:
 
     def downlink_topic(self, cloud: ConsoleCloud, imei: str) -> str:
         return device_topic(cloud.project(), imei, Channel.DOWN)
+
+    def job(
+        self, project: str | None, imei: str, kind: str, fields: Mapping[str, Any], now_ms: int
+    ) -> tuple[str, bytes]:
+        if project is None:
+            raise ValueError("no project to address the unit in")
+        if kind == "config":
+            return device_topic(project, imei, Channel.CONFIG), encode_json(
+                {"configVersion": now_ms, **fields}
+            )
+        version = str(fields["version"])
+        order = {
+            "fwVersion": version,
+            "filename": fields.get("filename") or f"{MODEL}_{version}.bin",
+            "md5": fields.get("md5") or hashlib.md5(version.encode()).hexdigest(),
+            "url": fields.get("url") or f"http://files.example.com/xgc/{version}.bin",
+        }
+        return device_topic(project, imei, Channel.OTA), encode_json(order)
 
     def watch_filter(self, imei: str | None) -> str:
         return f"{TOPIC_ROOT}/+/{imei or '+'}/#"

@@ -10,14 +10,21 @@ JUnit XML (``--junit``) and the transcript (``--transcript``) when asked. Exit s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from vdtu.cloud.broker_url import parse_broker_url
+from vdtu.errors import ConfigError
+from vdtu.fleet import STOP_SIGNALS, FleetConfig, default_pty_dir
 from vdtu.scenario.load import load_scenario
+from vdtu.scenario.realtime import RealtimeWorld
 from vdtu.scenario.report import summary, write_json, write_junit
 from vdtu.scenario.run import ScenarioRun
+from vdtu.scenario.schema import Scenario
+from vdtu.scenario.world import Transcript
 
 
 def add_scenario(commands: Any) -> None:
@@ -35,6 +42,29 @@ def add_scenario(commands: Any) -> None:
         "--transcript", type=Path, default=None, help="write every event, one line each, here"
     )
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run on the wall clock with PTYs and a real broker (for your own host code)",
+    )
+    run.add_argument(
+        "--broker",
+        default=None,
+        metavar="URL",
+        help="with --realtime: your broker (default: embedded)",
+    )
+    run.add_argument(
+        "--pty-dir",
+        type=Path,
+        default=None,
+        help=f"with --realtime: where the PTY links go (default {default_pty_dir()})",
+    )
+    run.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        help="with --realtime: seconds for what is in flight at the end (default 5)",
+    )
     check = actions.add_parser("check", help="only check the file (exit 0: it is valid)")
     check.add_argument("file", type=Path)
 
@@ -48,20 +78,65 @@ def run_scenario_command(args: argparse.Namespace) -> int:
             f"{len(scenario.steps)} steps, {len(scenario.expect)} expectations: valid"
         )
         return 0
+    if not args.realtime and (args.broker is not None or args.pty_dir is not None):
+        raise ConfigError("--broker and --pty-dir go with --realtime")
     with contextlib.ExitStack() as stack:
         transcript = None
         if args.transcript is not None:
             transcript = stack.enter_context(args.transcript.open("w", encoding="utf-8"))
-        run = ScenarioRun(
-            scenario,
-            seed=args.seed,
-            transcript=transcript,
-            progress=None if args.quiet else sys.stderr,
-        )
-        report = run.run()
+        progress = None if args.quiet else sys.stderr
+        if args.realtime:
+            report = asyncio.run(_realtime(scenario, args, transcript, progress))
+        else:
+            report = ScenarioRun(
+                scenario, seed=args.seed, transcript=transcript, progress=progress
+            ).run()
     print(summary(report))
     if args.report is not None:
         write_json(args.report, report)
     if args.junit is not None:
         write_junit(args.junit, report)
     return 0 if report["passed"] else 1
+
+
+async def _realtime(
+    scenario: Scenario,
+    args: argparse.Namespace,
+    transcript: IO[str] | None,
+    progress: IO[str] | None,
+) -> dict[str, Any]:
+    """Run ``scenario`` on the wall clock; Ctrl-C ends it early (with its report)."""
+    loop = asyncio.get_running_loop()
+    seed = scenario.seed if args.seed is None else args.seed
+    config = FleetConfig(
+        pty_dir=args.pty_dir or default_pty_dir(),
+        state_dir=None,
+        broker=None if args.broker is None else parse_broker_url(args.broker),
+    )
+    failures: list[str] = []
+    world = RealtimeWorld(
+        scenario,
+        seed=seed,
+        transcript=Transcript(transcript),
+        loop=loop,
+        config=config,
+        failures=failures.append,
+    )
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await world.open()
+        for unit, ports in world.ports():
+            print(
+                f"{unit.name} {unit.profile} {unit.imei} {ports.get('uart', '')}", file=sys.stderr
+            )
+        run = ScenarioRun(scenario, seed=seed, progress=progress, world=world)
+        report = await run.run_realtime(stop, grace_s=args.grace)
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+        await world.close()
+    report["refused"] += failures
+    report["realtime"] = True
+    return report

@@ -220,7 +220,7 @@ class ScenarioRun:
         ``grace_s`` passes for what is in flight. Returns the report."""
         clock = self.world.clock
         started = time.monotonic()
-        self._begin()
+        clock.call(self._begin)  # in sim time: the real-time clock wakes for what it schedules
         last_print = started
         while clock.now < self.scenario.duration and not stop.is_set():
             with contextlib.suppress(TimeoutError):
