@@ -101,14 +101,65 @@ def test_a_wait_that_times_out_is_reported_and_the_run_goes_on() -> None:
     assert not report["passed"]
 
 
-def test_a_refused_step_is_reported_not_fatal() -> None:
+def test_a_refused_step_fails_the_run_unless_refusals_are_allowed() -> None:
     text = MIXED.replace(
         "fault: sim-pull\n    for: 1m", "fault: slave-offline\n    params: {address: 9}"
     )
     report = run(text)
-    refused = report["refused"]
-    assert len(refused) == 5
-    assert refused[0] == "step 1 (fault) on dtu5: no Modbus slave at address 9; present: none"
+    assert not report["passed"]
+    (step,) = [e for e in report["expectations"] if e["kind"] == "step"]
+    assert step["evidence"].startswith(
+        "5 of 5 units refused it, first dtu5: no Modbus slave at address 9; present: none"
+    )
+    allowed = run(
+        text.replace("params: {address: 9}", "params: {address: 9}\n    allow_refusal: true")
+    )
+    assert [e for e in allowed["expectations"] if e["kind"] == "step"] == []
+    assert len(allowed["refused"]) == 5
+
+
+TIMING = """\
+name: timing
+duration: 2h
+units: [{name: a, count: 1}]
+steps:
+  - at: 0s
+    wait: {state: nowhere, timeout: 90m}
+  - at: 1h
+    note: on time
+  - every: 10m
+    note: tick
+expect: []
+"""
+
+
+def test_every_and_at_steps_keep_their_times_whatever_a_wait_before_them_does() -> None:
+    world_notes: list[tuple[float, int]] = []
+    scenario = parse_scenario(TIMING, "timing.yaml")
+    runner = ScenarioRun(scenario)
+    original = runner.world.note
+
+    def note(kind: str, data: dict[str, Any]) -> None:
+        if kind == "step":
+            world_notes.append((runner.world.clock.now, data["step"]))
+        original(kind, data)
+
+    runner.world.note = note  # type: ignore[method-assign]
+    runner.run()
+    assert (3600.0, 1) in world_notes
+    ticks = [at for at, step in world_notes if step == 2]
+    assert ticks == [600.0 * n for n in range(13)]
+
+
+def test_a_wait_sees_the_line_the_step_before_it_caused_at_once() -> None:
+    text = MIXED.replace(
+        "  - at: 4m\n    select: tag=x\n    fault: sim-pull\n    for: 1m\n",
+        "  - at: 4m\n    select: tag=x\n    fault: sim-pull\n    for: 1m\n"
+        "  - after: 0s\n    wait: {select: tag=x, serial: mqtt-disconnected, timeout: 1s}\n",
+    )
+    report = run(text)
+    (wait,) = [e for e in report["expectations"] if e["kind"] == "wait"]
+    assert wait["passed"], wait
 
 
 def vdtu(*args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -125,9 +124,6 @@ async def run_ctl(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
         async with aiohttp.ClientSession(url, headers=headers, timeout=timeout) as http:
             return await _COMMANDS[args.ctl_command](http, args, out)
-    except BrokenPipeError:  # the reader went away (| head): nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
     except aiohttp.ClientConnectionError as exc:
         raise ConfigError(f"cannot reach the control API at {url}: {exc}") from None
     except TimeoutError:

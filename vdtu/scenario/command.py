@@ -88,9 +88,9 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         if args.realtime:
             report = asyncio.run(_realtime(scenario, args, transcript, progress))
         else:
-            report = ScenarioRun(
-                scenario, seed=args.seed, transcript=transcript, progress=progress
-            ).run()
+            run = ScenarioRun(scenario, seed=args.seed, transcript=transcript, progress=progress)
+            report = run.run()
+            run.world.transcript.close()
     print(summary(report))
     if args.report is not None:
         write_json(args.report, report)
@@ -114,10 +114,11 @@ async def _realtime(
         broker=None if args.broker is None else parse_broker_url(args.broker),
     )
     failures: list[str] = []
+    log = Transcript(transcript)
     world = RealtimeWorld(
         scenario,
         seed=seed,
-        transcript=Transcript(transcript),
+        transcript=log,
         loop=loop,
         config=config,
         failures=failures.append,
@@ -137,6 +138,7 @@ async def _realtime(
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
         await world.close()
+        log.close()
     report["refused"] += failures
     report["realtime"] = True
     return report

@@ -235,7 +235,7 @@ class ScenarioRun:
 
     def _begin(self) -> None:
         self.world.start()
-        self.env.process(self._timeline())
+        self._start_timeline()
 
     def _finish(self, started: float) -> dict[str, Any]:
         self.world.tracker.finish()
@@ -253,19 +253,34 @@ class ScenarioRun:
             flush=True,
         )
 
-    def _timeline(self) -> Generator[simpy.Event, Any, None]:
+    def _start_timeline(self) -> None:
+        """One process per chain (an ``at`` step and the ``after`` steps that follow it; the
+        steps before the first ``at`` start at 0) and one per ``every`` step, all from 0: a
+        wait holds up its own chain only, and an ``at`` runs at its time."""
+        chains: list[list[tuple[int, Step]]] = [[]]
         for index, step in enumerate(self.scenario.steps):
             if step.every is not None:
                 self.env.process(self._repeating(index, step))
                 continue
+            if step.at is not None and chains[-1]:
+                chains.append([])
+            chains[-1].append((index, step))
+        for chain in chains:
+            if chain:
+                self.env.process(self._chain(chain))
+
+    def _chain(self, chain: list[tuple[int, Step]]) -> Generator[simpy.Event, Any, None]:
+        previous_at = self.env.now
+        for index, step in chain:
             if step.at is not None:
                 if step.at > self.env.now:
                     yield self.env.timeout(step.at - self.env.now)
             elif step.after:
                 yield self.env.timeout(step.after)
             if step.wait is not None:
-                yield from self._wait(index, step.wait)
+                yield from self._wait(index, step.wait, since=previous_at)
             else:
+                previous_at = self.env.now
                 yield from self._act(index, step)
 
     def _repeating(self, index: int, step: Step) -> Generator[simpy.Event, Any, None]:
@@ -300,6 +315,7 @@ class ScenarioRun:
         action = self._action(step)
         units = self.select(step.select)
         gap = 0.0 if step.ramp is None else 1.0 / step.ramp
+        refused: list[str] = []
         for position, unit in enumerate(units):
             if gap and position:
                 yield self.env.timeout(gap)
@@ -307,7 +323,18 @@ class ScenarioRun:
                 with self.env.entered(unit.domain):
                     action(unit)
             except (ValueError, LocalProtocolError) as exc:
-                self.refusals.append(f"step {index} ({step.action}) on dtu{unit.unit_id}: {exc}")
+                refused.append(f"dtu{unit.unit_id}: {exc}")
+        self.refusals += [f"step {index} ({step.action}) on {reason}" for reason in refused]
+        if refused and not step.allow_refusal:
+            self.outcomes.append(
+                Outcome(
+                    f"step {index} ({step.action})",
+                    "step",
+                    False,
+                    f"{len(refused)} of {len(units)} units refused it, first {refused[0]} "
+                    "(allow_refusal: true if that is expected)",
+                )
+            )
 
     def _action(self, step: Step) -> Callable[[Unit], None]:
         if step.fault is not None:
@@ -364,7 +391,11 @@ class ScenarioRun:
 
     # -- waits ---------------------------------------------------------------------------------
 
-    def _wait(self, index: int, wait: WaitFor) -> Generator[simpy.Event, Any, None]:
+    def _wait(
+        self, index: int, wait: WaitFor, *, since: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """Wait for ``wait``'s condition; lines and uplinks from ``since`` (when the step
+        before it began) count, so what that step caused at once is not missed."""
         units = self.select(wait.select)
         started = self.env.now
         name = f"wait at step {index}"
@@ -392,6 +423,10 @@ class ScenarioRun:
                         done.succeed()
 
             listeners = self.world.on_line if wait.serial is not None else self.world.on_uplink
+            kind = "line" if wait.serial is not None else "uplink"
+            for at, unit_id, seen_kind, text in self.world.recent:
+                if at >= since and seen_kind == kind and pattern.search(text):
+                    waiting.discard(unit_id)
             listeners.append(seen)
             if waiting:
                 yield done | self.env.timeout(wait.timeout)

@@ -224,6 +224,9 @@ class Step(_Record):
     wait: WaitFor | None = None
     note: str | None = None
     """A line in the transcript, nothing more."""
+    allow_refusal: bool = False
+    """A unit that refuses the step (an empty SIM slot, a unit that is off) is expected; by
+    default a refusal fails the run, with the unit and its reason."""
 
     @model_validator(mode="after")
     def _checked(self) -> Step:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Protocol
 
@@ -37,6 +38,8 @@ from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
 
 LOG_RECORDS = 20
 """Log records each unit keeps (its events go to the transcript)."""
+RECENT = 4096
+"""Lines and uplinks a world remembers for a wait that starts after them."""
 
 LineListener = Callable[[Unit, str], None]
 """Called with a unit and one line it wrote toward its host (or one uplink's payload)."""
@@ -53,6 +56,10 @@ class Transcript:
         self._hash = hashlib.sha256()
         self.out = out
         self.lines = 0
+
+    def close(self) -> None:
+        """Write no more lines (the file is closed; a unit stopped later writes nothing)."""
+        self.out = None
 
     def write(self, at: float, who: str, kind: str, data: dict[str, Any]) -> None:
         line = f"{at:.6f} {who} {kind} {json.dumps(data, sort_keys=True, separators=(',', ':'))}\n"
@@ -102,6 +109,9 @@ class World(ABC):
         self.on_uplink: list[LineListener] = []
         self.on_message: list[MessageListener] = []
         self.on_cloud: list[CloudListener] = []
+        self.recent: deque[tuple[float, int, str, str]] = deque(maxlen=RECENT)
+        """The latest lines toward hosts and uplinks: (sim time, unit id, "line" or
+        "uplink", text), for a wait that starts just after what it waits for happened."""
         self._consoles = {
             name: SIDES[name].term.open(device="scenario", sn="0", raw=False, bauds=DEFAULT_BAUDS)
             for name in {group.profile for group in scenario.units}
@@ -190,6 +200,7 @@ class World(ABC):
         unit = self.units[int(name.removeprefix("dtu"))]
         if kind == "to-host":
             for line in _lines(str(data.get("text", ""))):
+                self.recent.append((at, unit.unit_id, "line", line))
                 for listener in self.on_line:
                     listener(unit, line)
         elif kind == "cloud":
@@ -209,6 +220,7 @@ class World(ABC):
         if uplink is not None and uplink.unit in self.hosts:
             self.tracker.delivered(uplink, self.clock.unix_time() * 1000)
         text = payload.decode("utf-8", "backslashreplace")
+        self.recent.append((self.clock.now, unit.unit_id, "uplink", text))
         for listener in self.on_uplink:
             listener(unit, text)
 

@@ -533,4 +533,6 @@ class CloudSession:
     def close(self) -> None:
         """End the session (power-off, new project info): the connection is dropped."""
         self._closed = True
+        if self.connected:
+            self.host.event("cloud", {"up": False, "reason": "the session ended"})
         self._drop_connection()
