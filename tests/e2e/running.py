@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -234,3 +235,17 @@ def flood(fleet: RunningFleet, seconds: float, *, unit: int = 0) -> tuple[dict[s
         for port in ports.values():
             port.close()
     return written, peak
+
+
+def two_free_ports() -> int:
+    """A TCP port that is free with the next one (units 0 and 1), below Linux's ephemeral
+    range (32768 on), so outgoing connections of other programs cannot take them."""
+    for base in range(20000 + os.getpid() % 5000 * 2, 32000, 2):
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", base))
+                second.bind(("127.0.0.1", base + 1))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no two free TCP ports in 20000..32000")

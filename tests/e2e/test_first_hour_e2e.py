@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.e2e.running import Host, link, vdtu_up, wait_until_listening
+from tests.e2e.running import Host, link, two_free_ports, vdtu_up, wait_until_listening
 
 pytestmark = pytest.mark.pty
 
@@ -37,12 +37,6 @@ def _run(
         timeout=timeout_s,
         check=False,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # -- one --pty-dir, one vdtu up ------------------------------------------------------------
@@ -197,7 +191,7 @@ def test_a_busy_serial_tcp_port_is_named(tmp_path: Path) -> None:
 
 def test_the_table_shows_the_tcp_ports(tmp_path: Path) -> None:
     require_tool("socat")
-    port = _free_port()
+    port = two_free_ports()
     process = subprocess.Popen(
         [*VDTU, "up", "--pty-dir", str(tmp_path), "--no-state", "--units", "2",
          "--serial-tcp", f"uart={port}"],

@@ -8,11 +8,9 @@ console (``vdtu cloud``) as a subprocess, a plain paho client as a backend.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,7 +32,7 @@ from tests.e2e.quec_tools import (
     broker_login,
     write_unit_config,
 )
-from tests.e2e.running import vdtu_up
+from tests.e2e.running import two_free_ports, vdtu_up
 from vdtu.firmware.quec.config import default_config, load_config
 from vdtu.identity import Identity
 
@@ -329,20 +327,6 @@ def readme_json_lines() -> list[dict[str, Any]]:
         objects.append(value)
         text = text[end:].strip()
     return objects
-
-
-def two_free_ports() -> int:
-    """A TCP port that is free with the next one (units 0 and 1), below Linux's ephemeral
-    range (32768 on), so outgoing connections of other programs cannot take them."""
-    for base in range(20000 + os.getpid() % 5000 * 2, 32000, 2):
-        try:
-            with socket.socket() as first, socket.socket() as second:
-                first.bind(("127.0.0.1", base))
-                second.bind(("127.0.0.1", base + 1))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no two free TCP ports in 20000..32000")
 
 
 def test_the_readme_json_example_is_what_vdtu_up_prints(tmp_path: Path) -> None:

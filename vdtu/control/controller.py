@@ -13,9 +13,10 @@ It keeps no state per unit: a unit's facts are read from the unit when asked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from vdtu.control.errors import ControlError
 from vdtu.control.events import EventLog
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from vdtu.unit import Unit
 
 MAX_ADD = 10_000
+BATCH = 100
+"""Units a request acts on between two turns of the loop."""
+T = TypeVar("T")
 """The most units one request adds."""
 
 
@@ -163,16 +167,10 @@ class FleetControl:
             raise ControlError(400, str(exc)) from None
         if request.kind.scope is Scope.FLEET:
             return await self.fleet_faults.apply(text, request.kind.name, request.for_s)
-        applied: list[int] = []
-        refused: dict[str, str] = {}
-        for unit in self.select(text):
-            try:
-                self.fleet.clock.call(apply_fault, unit, request, domain=unit.domain)
-            except ValueError as exc:
-                refused[str(unit.config.unit_id)] = str(exc)
-            else:
-                applied.append(unit.config.unit_id)
-        return {"kind": kind, "applied": applied, "refused": refused}
+        done, refused = await self._on_each(
+            self.select(text), lambda unit: apply_fault(unit, request)
+        )
+        return {"kind": kind, "applied": list(done), "refused": refused}
 
     async def clear(self, text: str, kind: str | None = None) -> dict[str, Any]:
         """Clear the selected units' faults (of ``kind``, or all of them)."""
@@ -181,16 +179,10 @@ class FleetControl:
                                f"{', '.join(CATALOGUE)}")  # fmt: skip
         if kind is not None and CATALOGUE[kind].scope is Scope.FLEET:
             return {"cleared": await self.fleet_faults.clear(text, kind), "refused": {}}
-        cleared: dict[str, list[str]] = {}
-        refused: dict[str, str] = {}
-        for unit in self.select(text):
-            try:
-                keys = self.fleet.clock.call(clear_faults, unit, kind, domain=unit.domain)
-            except ValueError as exc:
-                refused[str(unit.config.unit_id)] = str(exc)
-                continue
-            if keys:
-                cleared[str(unit.config.unit_id)] = keys
+        done, refused = await self._on_each(self.select(text), lambda u: clear_faults(u, kind))
+        cleared: dict[str, list[str]] = {
+            str(unit_id): keys for unit_id, keys in done.items() if keys
+        }
         if kind is None:
             cleared |= await self.fleet_faults.clear(text, None)
         return {"cleared": cleared, "refused": refused}
@@ -205,20 +197,38 @@ class FleetControl:
             checked = POKES[action].check(params)
         except PokeError as exc:
             raise ControlError(400, f"{action}: {exc}") from None
-        done: list[int] = []
-        refused: dict[str, str] = {}
         run = POKES[action].run
+        if run is not None:
+            done, refused = await self._on_each(self.select(text), lambda u: run(u, checked))
+            return {"action": action, "done": list(done), "refused": refused}
+        refused = {}
+        sent: list[int] = []
         for unit in self.select(text):
             try:
-                if run is None:
-                    await self.fleet.downlink(unit, str(checked["payload"]).encode())
-                else:
-                    self.fleet.clock.call(run, unit, checked, domain=unit.domain)
-            except (ValueError, LocalProtocolError) as exc:
-                refused[str(unit.config.unit_id)] = str(exc)
+                await self.fleet.downlink(unit, str(checked["payload"]).encode())
+            except ValueError as exc:
+                refused[str(unit.unit_id)] = str(exc)
             else:
-                done.append(unit.config.unit_id)
-        return {"action": action, "done": done, "refused": refused}
+                sent.append(unit.unit_id)
+        return {"action": action, "done": sent, "refused": refused}
+
+    async def _on_each(
+        self, units: list[Unit], act: Callable[[Unit], T]
+    ) -> tuple[dict[int, T], dict[str, str]]:
+        """``act(unit)`` for each unit in sim time, in its failure domain: what each returned
+        (by unit id) and why each that refused did (a ``ValueError`` or a model's
+        ``LocalProtocolError``). Every ``BATCH`` units the loop gets a turn, so one request
+        on a large fleet never holds the other units (or other requests) up for long."""
+        done: dict[int, T] = {}
+        refused: dict[str, str] = {}
+        for position, unit in enumerate(units):
+            if position and not position % BATCH:
+                await asyncio.sleep(0)
+            try:
+                done[unit.unit_id] = self.fleet.clock.call(act, unit, domain=unit.domain)
+            except (ValueError, LocalProtocolError) as exc:
+                refused[str(unit.unit_id)] = str(exc)
+        return done, refused
 
     async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
         """Add ``count`` units to the running fleet (ids after the last), with ``tags`` (a
