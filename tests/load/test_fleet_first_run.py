@@ -102,3 +102,11 @@ def test_a_verifier_login_the_broker_refuses_gets_the_login_hint() -> None:
     assert status == 2
     assert "verifying subscriber cannot connect" in err
     assert "--verify-login USER:PASS" in err
+
+
+def test_a_fleet_that_fits_once_the_broker_moves_to_the_parent_is_told_procs_2() -> None:
+    """150 units and the embedded broker's 150 ends overflow 256 files in one process; in
+    two, the parent holds the broker and each shard 75 units: the hint says --procs 2."""
+    status, _summary, err = _fleet("--units", "150", "--duration", "5", nofile=256)
+    assert status == 2
+    assert err.strip().splitlines()[-1].endswith("or split the fleet with --procs 2"), err

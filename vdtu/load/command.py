@@ -144,7 +144,8 @@ def check_open_files(options: LoadOptions) -> None:
     need = block * per_unit + (block if embedded and options.procs == 1 else 0) + FD_RESERVE
     if need <= limit:
         return
-    procs = math.ceil(options.units * per_unit / max(1, limit - FD_RESERVE))
+    # more processes than now (in several, the embedded broker's ends are the parent's)
+    procs = max(options.procs + 1, math.ceil(options.units * per_unit / max(1, limit - FD_RESERVE)))
     where = "one process" if options.procs == 1 else f"each of {options.procs} processes"
     split = f"split the fleet with --procs {procs}"
     if embedded and options.units + FD_RESERVE > limit:  # the parent's broker holds them all
