@@ -337,6 +337,7 @@ class Fleet:
         *,
         tags: tuple[str, ...] | None = None,
         profile: str | None = None,
+        options: object | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> Unit:
         """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``, or
@@ -346,6 +347,7 @@ class Fleet:
             unit_id: its fleet id.
             tags: its tags (None: the template's).
             profile: its personality, one of the fleet's (None: as ``profile_of`` says).
+            options: its personality's options (None: the fleet's for that personality).
             settings: ``UnitConfig`` fields that differ from the template's (``rssi``, ...).
 
         Raises:
@@ -359,7 +361,7 @@ class Fleet:
                     f"profile {profile!r} is not one of this fleet's: {', '.join(self.sides)}"
                 )
             self._profiles[unit_id] = profile
-        self._start_unit(unit_id, self._files(unit_id), tags, settings or {})
+        self._start_unit(unit_id, self._files(unit_id), tags, settings or {}, options)
         return self.units[-1]
 
     def side_of(self, unit_id: int) -> FleetSide:
@@ -392,6 +394,7 @@ class Fleet:
         files: Mapping[str, TextFile],
         tags: tuple[str, ...] | None = None,
         settings: Mapping[str, Any] | None = None,
+        options: object | None = None,
     ) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
@@ -404,7 +407,9 @@ class Fleet:
             seed=config.seed,
             identity=identity,
             profile=profile,
-            options=side.unit_options(config.options.get(profile)),
+            options=side.unit_options(
+                options if options is not None else config.options.get(profile)
+            ),
             **({"tags": template.tags if tags is None else tags} | dict(settings or {})),
         )
         log = UnitLog(unit_config.name, capacity=config.log_records)

@@ -119,3 +119,17 @@ def test_every_example_in_scenarios_is_valid() -> None:
     assert examples
     for path in examples:
         load_scenario(path)
+
+
+def test_a_groups_firmware_options_are_checked_with_their_line() -> None:
+    text = (
+        "name: n\nduration: 1m\nunits:\n  - name: a\n    count: 1\n    options: {keepalive_s: 5}\n"
+    )
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, "o.yaml")
+    assert str(raised.value) == (
+        "o.yaml:4: units[0]: options: keepalive_s must be 0 (off) or 10..65535, not 5"
+    )
+    text = text.replace("keepalive_s: 5", "check_mode: loose")
+    with pytest.raises(ScenarioError, match="check_mode must be one of strict, warn, off"):
+        parse_scenario(text, "o.yaml")

@@ -215,3 +215,24 @@ def test_every_example_scenario_passes(path: Path) -> None:
     report = ScenarioRun(load_scenario(path)).run()
     failed = [e for e in report["expectations"] if not e["passed"]]
     assert report["passed"], failed
+
+
+def test_a_groups_options_reach_its_firmware() -> None:
+    """A 10 s keep-alive finds a blackhole within about two keep-alives; the default 60 s
+    one has not found it 50 s in (at the end and its grace)."""
+    text = """\
+name: keep-alive
+duration: 80s
+units:
+  - {name: quick, count: 2, options: {keepalive_s: 10}}
+  - {name: slow, count: 2}
+steps:
+  - at: 1m
+    fault: link-blackhole
+  - after: 0s
+    wait: {select: tag=quick, serial: mqtt-disconnected, timeout: 25s}
+expect:
+  - serial: {select: tag=slow, absent: [mqtt-disconnected]}
+"""
+    report = run(text)
+    assert report["passed"], report["expectations"]

@@ -8,6 +8,9 @@ package and one entry to ``PERSONALITIES`` (DEVELOPERS.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from enum import Enum
 from types import MappingProxyType
 
 from vdtu.errors import ConfigError
@@ -46,3 +49,34 @@ def personality_of(options: object) -> Personality:
         if isinstance(options, entry.options_type):
             return entry
     raise ConfigError(f"{type(options).__name__} are the options of no firmware personality")
+
+
+def options_with(name: str, changes: Mapping[str, object]) -> object:
+    """Personality ``name``'s default options with ``changes`` (field name -> value): numbers,
+    flags, text, and an enum field's value by its name (``check_mode: warn``).
+
+    Raises:
+        ValueError: a field it does not have (the message lists those it does), a value of
+            the wrong kind, or one its options refuse (their own check's message).
+    """
+    base = personality(name).options_type()
+    kinds = {field.name: type(getattr(base, field.name)) for field in fields(base)}
+    typed: dict[str, object] = {}
+    for key, value in changes.items():
+        kind = kinds.get(key)
+        if kind is None:
+            raise ValueError(f"{name} options have no {key!r}; they are: {', '.join(kinds)}")
+        if issubclass(kind, Enum):
+            try:
+                typed[key] = kind(value)
+            except ValueError:
+                allowed = ", ".join(str(member.value) for member in kind)
+                raise ValueError(f"{key} must be one of {allowed}, not {value!r}") from None
+        elif kind in (int, float, bool, str) and (
+            (isinstance(value, kind) and (kind is bool or not isinstance(value, bool)))
+            or (kind is float and type(value) is int)
+        ):
+            typed[key] = value
+        else:
+            raise ValueError(f"{key} must be {kind.__name__}, not {value!r}")
+    return replace(base, **typed)

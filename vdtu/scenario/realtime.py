@@ -112,7 +112,10 @@ class RealtimeWorld(World):
         for group in self.scenario.units:
             for _ in range(group.count):
                 unit = self.fleet.start_unit(
-                    unit_id, profile=group.profile, settings=self.unit_settings(group)
+                    unit_id,
+                    profile=group.profile,
+                    options=group.firmware_options(),
+                    settings=self.unit_settings(group),
                 )
                 if not group.powered:
                     unit.power_off()

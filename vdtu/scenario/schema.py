@@ -28,7 +28,7 @@ from pydantic import (
 from vdtu.control.pokes import POKES, PokeError
 from vdtu.control.selector import SelectorError, parse_selector
 from vdtu.faults.catalogue import FaultError, parse_request
-from vdtu.firmware.registry import PERSONALITIES
+from vdtu.firmware.registry import PERSONALITIES, options_with
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -146,6 +146,9 @@ class UnitGroup(_Record):
     """The RS-485 bus: empty, or the demo Modbus slave at address 1 (README, "Without
     --slaves")."""
     host: Annotated[HostPlan, BeforeValidator(_host)] = HostPlan(kind="none")
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The firmware's settings that differ from its defaults (XGC: ``keepalive_s: 10``,
+    ``uplink_queue``, ``check_mode``, ...: the personality's options, by field name)."""
 
     @field_validator("profile")
     @classmethod
@@ -153,6 +156,19 @@ class UnitGroup(_Record):
         if value not in PERSONALITIES:
             raise ValueError(f"profile must be one of {', '.join(PERSONALITIES)}, not {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _options(self) -> UnitGroup:
+        if self.options:
+            try:
+                options_with(self.profile, self.options)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"options: {exc}") from None
+        return self
+
+    def firmware_options(self) -> object | None:
+        """The group's firmware options (None: the personality's defaults)."""
+        return options_with(self.profile, self.options) if self.options else None
 
 
 class WaitFor(_Record):

@@ -252,7 +252,7 @@ class VirtualWorld(World):
             seed=self.seed,
             identity=identity,
             profile=group.profile,
-            options=side.unit_options(None),
+            options=side.unit_options(group.firmware_options()),
             pacing=False,
             **self.unit_settings(group),
         )
