@@ -25,6 +25,7 @@ from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaults
 from vdtu.control.server import ControlServer, new_token
 from vdtu.errors import ConfigError
+from vdtu.faults.active import current_faults
 from vdtu.fleet import Fleet, PtyDirLock, write_discovery
 from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.links.sides import SIDES
@@ -82,6 +83,8 @@ class FleetHandle:
         seen, table, codes = self._seen, self._state_table, self._state_codes
         now = self.clock.now
         for index, unit in enumerate(self.fleet.units):
+            if unit.active_faults is not None:  # one that something else ended leaves now
+                self.clock.call(current_faults, unit, domain=unit.domain)
             pair = unit.states
             code = codes.get(pair)
             if code is None:
