@@ -1,7 +1,8 @@
 """Simulated host MCUs for headless load-test units: they write uplinks on the unit's serial port.
 
 Each host sits on its unit's ``uart`` line (an unpaced tap, like a PTY host) and,
-once the unit has first reached its cloud, sends an uplink every ``interval_s``
+once the unit has first reached its cloud, sends an uplink every ``interval_s`` while
+the unit is up (not while it is off or booting again after a reset)
 (each period drawn within +/-20 % so a fleet does not send in step). An uplink
 carries the unit id, a per-unit sequence number and the send time in Unix ms
 (``payload.encode_uplink``), so the verifying subscriber can count what the cloud
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import simpy
 
+from vdtu.firmware.personality import Phase
 from vdtu.load.payload import encode_uplink
 from vdtu.uart.line import Tap
 from vdtu.unit import Unit
@@ -91,9 +93,17 @@ class Host:
             return
         if self.sending or self.cloud_connected():
             self.sending = True
-            self.send_uplink()
+            if self.unit_ready():
+                self.send_uplink()
         assert self.interval_s is not None  # only a host with a period ticks
         self._later(self.interval_s * self.rng.uniform(1 - JITTER, 1 + JITTER))
+
+    def unit_ready(self) -> bool:
+        """Whether the unit takes what its host writes: it is powered and past its boot (a
+        host MCU waits for its DTU to come up after a reset rather than write into it: an
+        XGC unit that is still starting answers ``error:no-project``)."""
+        unit = self.unit
+        return unit.powered and unit.firmware.unit_state.phase not in (Phase.OFF, Phase.BOOTING)
 
     def cloud_connected(self) -> bool:
         """Whether the unit has reached its cloud (the host starts then and keeps going)."""
