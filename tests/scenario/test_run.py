@@ -236,3 +236,20 @@ expect:
 """
     report = run(text)
     assert report["passed"], report["expectations"]
+
+
+def test_a_state_expectation_can_look_during_the_run() -> None:
+    """At 4:30 the pulled SIMs are out (tag x is connecting); at the end all are back."""
+    text = MIXED.replace(
+        "  - state: {phase: connected}\n",
+        "  - state: {phase: connected}\n"
+        "  - name: the pulled ones are off the cloud meanwhile\n"
+        "    state: {select: tag=x, phase: connecting, at: 270s}\n"
+        "  - name: a wrong look during the run fails\n"
+        "    state: {select: tag=x, phase: connected, at: 270s}\n",
+    )
+    outcomes = {e["name"]: e for e in run(text)["expectations"]}
+    assert outcomes["the pulled ones are off the cloud meanwhile"]["passed"]
+    wrong = outcomes["a wrong look during the run fails"]
+    assert not wrong["passed"]
+    assert wrong["evidence"].startswith("at 0:04:30: 5 of 5 units are not connected: dtu5 ")

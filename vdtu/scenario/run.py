@@ -42,6 +42,7 @@ from vdtu.scenario.schema import (
     ReconnectCheck,
     Scenario,
     SerialCheck,
+    StateCheck,
     Step,
     UplinkCounts,
     WaitFor,
@@ -171,6 +172,8 @@ class ScenarioRun:
         self.outcomes: list[Outcome] = []
         self.refusals: list[str] = []
         self.reconnects = _Reconnects()
+        self._looked: dict[int, tuple[bool, str]] = {}
+        """What state expectations with ``at`` saw then, by expectation."""
         self._broker_down = 0
         """How many times the broker was stopped (0: it runs): a later stop's timer wins."""
         self.world.on_cloud.append(self.reconnects.changed)
@@ -236,6 +239,9 @@ class ScenarioRun:
     def _begin(self) -> None:
         self.world.start()
         self._start_timeline()
+        for expectation in self.scenario.expect:
+            if expectation.state is not None and expectation.state.at is not None:
+                self.env.process(self._look_at(expectation, expectation.state.at))
 
     def _finish(self, started: float) -> dict[str, Any]:
         self.world.tracker.finish()
@@ -475,6 +481,21 @@ class ScenarioRun:
     def _state(self, expectation: Expectation) -> tuple[bool, str]:
         check = expectation.state
         assert check is not None
+        looked = self._looked.get(id(expectation))
+        if looked is not None:
+            return looked
+        return self._look(check)
+
+    def _look_at(self, expectation: Expectation, at: float) -> Generator[simpy.Event, Any, None]:
+        """A state expectation with ``at``: look then, and keep what was seen for the end."""
+        check = expectation.state
+        assert check is not None
+        if at > self.env.now:
+            yield self.env.timeout(at - self.env.now)
+        passed, evidence = self._look(check)
+        self._looked[id(expectation)] = (passed, f"at {sim_clock(at)}: {evidence}")
+
+    def _look(self, check: StateCheck) -> tuple[bool, str]:
         units = self.select(check.select)
         wanted = check.phase.lower()
         off = [u for u in units if wanted not in (text.lower() for text in u.states)]

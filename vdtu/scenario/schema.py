@@ -332,7 +332,9 @@ class UplinkCounts(_Record):
 class StateCheck(_Record):
     select: Selector = "all"
     phase: str
-    """What every selected unit's phase or personality state is at the end."""
+    """What every selected unit's phase or personality state is (any case)."""
+    at: Duration | None = None
+    """When to look, in sim time from the start (None: at the end)."""
 
 
 class SerialCheck(_Record):
