@@ -43,7 +43,7 @@ def test_every_problem_is_named_with_its_line_and_field() -> None:
         parse_scenario(BAD, "bad.yaml")
     assert str(raised.value).splitlines() == [
         "bad.yaml:2: duration: a duration is a number of seconds or text like 250ms, 90s, 5m, "
-        "2h, 1d; not '10x'",
+        "4m30s, 2h, 1d; not '10x'",
         "bad.yaml:5: units[0].count: Input should be greater than or equal to 1",
         "bad.yaml:6: units[0].profile: profile must be one of xgc, quec, not 'foo'",
         "bad.yaml:9: units[1].host.colour: Extra inputs are not permitted",
@@ -98,13 +98,14 @@ def test_a_missing_or_huge_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_durations_and_rates_read_as_people_write_them() -> None:
-    assert [parse_duration(v) for v in (90, "90s", "5m", "1.5h", "250ms", "2d")] == [
+    assert [parse_duration(v) for v in (90, "90s", "5m", "1.5h", "250ms", "2d", "4m30s")] == [
         90.0,
         90.0,
         300.0,
         5400.0,
         0.25,
         172800.0,
+        270.0,
     ]
     assert [parse_rate(v) for v in ("50/s", "600/m", "36/h", 2)] == [50.0, 10.0, 0.01, 2.0]
     for bad in ("5 minutes", "-1s", True, "31d"):
