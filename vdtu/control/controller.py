@@ -217,17 +217,26 @@ class FleetControl:
     ) -> tuple[dict[int, T], dict[str, str]]:
         """``act(unit)`` for each unit in sim time, in its failure domain: what each returned
         (by unit id) and why each that refused did (a ``ValueError`` or a model's
-        ``LocalProtocolError``). Every ``BATCH`` units the loop gets a turn, so one request
-        on a large fleet never holds the other units (or other requests) up for long."""
+        ``LocalProtocolError``). Units go in batches of ``BATCH``: one entry into sim time
+        each, and a turn of the loop between two, so one request on a large fleet never
+        holds the other units (or other requests) up for long."""
         done: dict[int, T] = {}
         refused: dict[str, str] = {}
-        for position, unit in enumerate(units):
-            if position and not position % BATCH:
+        env = self.fleet.clock.env
+
+        def batch(chunk: list[Unit]) -> None:
+            for unit in chunk:
+                try:
+                    with env.entered(unit.domain):
+                        done[unit.unit_id] = act(unit)
+                except (ValueError, LocalProtocolError) as exc:
+                    refused[str(unit.unit_id)] = str(exc)
+
+        for start in range(0, len(units), BATCH):
+            if start:
                 await asyncio.sleep(0)
-            try:
-                done[unit.unit_id] = self.fleet.clock.call(act, unit, domain=unit.domain)
-            except (ValueError, LocalProtocolError) as exc:
-                refused[str(unit.unit_id)] = str(exc)
+            # one entry into sim time per batch: the clock catches up and rearms once
+            self.fleet.clock.call(batch, units[start : start + BATCH])
         return done, refused
 
     async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
