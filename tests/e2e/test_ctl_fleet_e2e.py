@@ -48,6 +48,7 @@ def test_the_parent_of_shards_answers_for_every_unit(tmp_path: Path) -> None:
     try:
         wait_for_api(control, process)
         wait_until_connected(control, 8)
+        assert ctl(control, "events").returncode == 0  # a load test takes events from here on
         listed = ctl(control, "units", "--json")
         assert listed.returncode == 0, listed.stderr
         assert [json.loads(line)["unit"] for line in listed.stdout.splitlines()] == list(range(8))

@@ -43,9 +43,12 @@ class FleetHandle:
         fleet: Fleet,
         *,
         discovery: Path | None = None,
+        observe: bool = True,
     ) -> None:
         self.fleet = fleet
         self.discovery_path = discovery
+        self.observing = False
+        """Whether the units' events are taken (from the start, or from the first reader)."""
         self.events = EventLog(fleet.loop)
         self._console: Console | None = None
         self._console_lock = asyncio.Lock()
@@ -55,9 +58,17 @@ class FleetHandle:
         self._state_codes: dict[tuple[str, str], int] = {}
         self.control_entry: dict[str, Any] = {}
         """What ``serve`` put into up.json: the API's ``url`` and ``token``."""
-        for unit in fleet.units:
-            self._observe(unit)
         fleet.on_unit.append(self._observe)
+        if observe:
+            self.start_observing()
+
+    def start_observing(self) -> None:
+        """Take every unit's events from now on (a load test starts on the first reader: a
+        unit's frames and uplinks cost CPU to describe, which nobody may want)."""
+        if not self.observing:
+            self.observing = True
+            for unit in self.fleet.units:
+                self._observe(unit)
 
     @property
     def clock(self) -> Clock:
@@ -72,7 +83,8 @@ class FleetHandle:
         return self.fleet.config.seed
 
     def _observe(self, unit: Unit) -> None:
-        unit.log.observer = self.events.unit_event
+        if self.observing:
+            unit.log.observer = self.events.unit_event
 
     def _scan_states(self) -> None:
         """A ``state`` event for each unit whose state changed since the last scan.
@@ -238,6 +250,7 @@ async def serve(
     *,
     port: int = 0,
     discovery: Path | None = None,
+    observe: bool = True,
 ) -> tuple[ControlServer, FleetHandle]:
     """Start the control API for ``fleet`` and name it in its discovery file.
 
@@ -246,10 +259,11 @@ async def serve(
         port: the API's port on 127.0.0.1 (0: any free one).
         discovery: where the discovery file goes (None: the fleet's ``up.json`` when it
             holds its ``--pty-dir``, else nowhere).
+        observe: take the units' events from the start (False: from the first reader).
     """
     if discovery is None and fleet.pty_dir_lock.held:
         discovery = fleet.discovery_path
-    handle = FleetHandle(fleet, discovery=discovery)
+    handle = FleetHandle(fleet, discovery=discovery, observe=observe)
     faults: FleetFaults | None = None
     if fleet.config.broker is None:
         faults = BrokerFaults(fleet.host.pause_broker, fleet.host.resume_broker)

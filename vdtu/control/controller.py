@@ -49,6 +49,10 @@ class Controlled(Protocol):
     def seed(self) -> int: ...
     @property
     def events(self) -> EventLog: ...
+    def start_observing(self) -> None:
+        """Take the units' events from now on (nothing if already)."""
+        ...
+
     def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
         """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own);
         ValueError naming a bad tag."""
@@ -154,6 +158,10 @@ class FleetControl:
     def events(self) -> EventLog:
         """The fleet's event stream."""
         return self.fleet.events
+
+    async def watch_events(self) -> None:
+        """Someone reads the events: the units' own are taken from now on."""
+        self.fleet.start_observing()
 
     # -- faults -------------------------------------------------------------------------------
 

@@ -54,7 +54,12 @@ class ShardsControl:
             aiohttp.ClientSession(url, headers={"Authorization": f"Bearer {token}"})
             for url, token in shards
         ]
-        self._followers = [asyncio.ensure_future(self._follow(http)) for http in self._sessions]
+        self._followers: list[asyncio.Future[None]] = []
+
+    async def watch_events(self) -> None:
+        """Someone reads the events: follow every shard's stream from now on."""
+        if not self._followers:
+            self._followers = [asyncio.ensure_future(self._follow(h)) for h in self._sessions]
 
     async def close(self) -> None:
         for task in self._followers:

@@ -160,7 +160,9 @@ class LoadRun:
         await fleet.start(units=False)
         try:
             discovery = self.control_dir.take()
-            self.control = await serve(fleet, port=self.options.control_port, discovery=discovery)
+            self.control = await serve(
+                fleet, port=self.options.control_port, discovery=discovery, observe=False
+            )
             if self.options.progress:
                 print(
                     f"vdtu fleet: control API: vdtu ctl --pty-dir {self.control_dir.directory} "

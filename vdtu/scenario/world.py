@@ -49,6 +49,10 @@ CloudListener = Callable[[Unit, bool, float], None]
 """Called with a unit, whether its cloud link came up (or went down), and the sim time."""
 
 
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+"""One encoder for every line (``json.dumps`` with options builds one per call)."""
+
+
 class Transcript:
     """The run's events as text lines: hashed, counted, and written to ``out`` if given."""
 
@@ -62,7 +66,7 @@ class Transcript:
         self.out = None
 
     def write(self, at: float, who: str, kind: str, data: dict[str, Any]) -> None:
-        line = f"{at:.6f} {who} {kind} {json.dumps(data, sort_keys=True, separators=(',', ':'))}\n"
+        line = f"{at:.6f} {who} {kind} {_ENCODE(data)}\n"
         self._hash.update(line.encode())
         self.lines += 1
         if self.out is not None:
@@ -109,6 +113,11 @@ class World(ABC):
         self.on_uplink: list[LineListener] = []
         self.on_message: list[MessageListener] = []
         self.on_cloud: list[CloudListener] = []
+        waits = [step.wait for step in scenario.steps if step.wait is not None]
+        self.lines_wanted = any(w.serial for w in waits) or any(e.serial for e in scenario.expect)
+        """Whether anything reads the lines units write toward their hosts."""
+        self.uplinks_wanted = any(w.uplink for w in waits)
+        """Whether anything reads the uplinks' text."""
         self.recent: deque[tuple[float, int, str, str]] = deque(maxlen=RECENT)
         """The latest lines toward hosts and uplinks: (sim time, unit id, "line" or
         "uplink", text), for a wait that starts just after what it waits for happened."""
@@ -198,7 +207,7 @@ class World(ABC):
     def _event(self, name: str, at: float, kind: str, data: dict[str, Any]) -> None:
         self.transcript.write(at, name, kind, data)
         unit = self.units[int(name.removeprefix("dtu"))]
-        if kind == "to-host":
+        if kind == "to-host" and self.lines_wanted:
             for line in _lines(str(data.get("text", ""))):
                 self.recent.append((at, unit.unit_id, "line", line))
                 for listener in self.on_line:
@@ -219,6 +228,8 @@ class World(ABC):
         uplink = find_uplink(payload)
         if uplink is not None and uplink.unit in self.hosts:
             self.tracker.delivered(uplink, self.clock.unix_time() * 1000)
+        if not self.uplinks_wanted:
+            return
         text = payload.decode("utf-8", "backslashreplace")
         self.recent.append((self.clock.now, unit.unit_id, "uplink", text))
         for listener in self.on_uplink:

@@ -41,7 +41,10 @@ def channel_received(
     if config is None or not firmware.listening:
         return
     firmware.stats.downlinks += 1
-    firmware.event("downlink", {"channel": cid, "topic_id": topic_id, "payload": preview(payload)})
+    if firmware.log.observer is not None:
+        firmware.event(
+            "downlink", {"channel": cid, "topic_id": topic_id, "payload": preview(payload)}
+        )
     message = parse_downlink(payload, mode=config.work_mode, options=firmware.options.commands)
     match message:
         case CommandRequest():

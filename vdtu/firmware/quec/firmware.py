@@ -502,12 +502,14 @@ class QuecFirmware:
 
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""
-        self.event("from-host", {"port": uart, "text": preview(chunk)})
+        if self.log.observer is not None:
+            self.event("from-host", {"port": uart, "text": preview(chunk)})
         serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
         """Write bytes on UART ``uart``."""
-        self.event("to-host", {"port": uart, "text": preview(data)})
+        if self.log.observer is not None:
+            self.event("to-host", {"port": uart, "text": preview(data)})
         self.taps[uart].send(data)
 
     def event(self, kind: str, data: dict[str, Any]) -> None:

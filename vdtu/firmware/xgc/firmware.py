@@ -469,6 +469,11 @@ class XgcFirmware:
         if level >= self._log.threshold:
             self._log.write(float(self._env.now), level, source, redact(text))
 
+    @property
+    def observed(self) -> bool:
+        """Whether anyone takes the unit's events."""
+        return self._log.observer is not None
+
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit to its observer (``UnitLog.event``)."""
         self._log.event(float(self._env.now), kind, data)

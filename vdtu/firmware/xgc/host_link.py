@@ -77,6 +77,10 @@ class LinkHost(Protocol):
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         """Write to the unit's log."""
 
+    @property
+    def observed(self) -> bool:
+        """Whether anyone takes the unit's events (build an event's text only then)."""
+
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit to its observer (``UnitLog.event``)."""
 
@@ -225,8 +229,9 @@ class HostLink:
     def _handle_frame(self, port: str, event: FrameReceived) -> None:
         frame, host, options = event.frame, self._host, self._options
         self._stats.frames += 1
-        text = redact(preview(frame.body()))
-        host.event("from-host", {"port": port, "text": text, "code_ok": event.code_ok})
+        if host.observed:
+            text = redact(preview(frame.body()))
+            host.event("from-host", {"port": port, "text": text, "code_ok": event.code_ok})
         if frame.kind is FrameKind.ACK:
             host.write_log(
                 LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
@@ -255,7 +260,8 @@ class HostLink:
 
     def send(self, port: str, data: bytes) -> float:
         """Transmit ``data`` on ``port``; returns when its last byte has arrived."""
-        self._host.event("to-host", {"port": port, "text": redact(preview(data))})
+        if self._host.observed:
+            self._host.event("to-host", {"port": port, "text": redact(preview(data))})
         return self._taps[port].send(data)
 
     def reply(self, port: str, action: str, content: str) -> float:

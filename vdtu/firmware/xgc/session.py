@@ -92,6 +92,10 @@ class SessionHost(Protocol):
     def write_log(self, level: LogLevel, source: str, text: str) -> None:
         """Write to the unit's log."""
 
+    @property
+    def observed(self) -> bool:
+        """Whether anyone takes the unit's events (build an event's text only then)."""
+
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit to its observer (``UnitLog.event``)."""
 
@@ -443,7 +447,7 @@ class CloudSession:
 
     def _send(self, uplink: Uplink) -> None:
         uplink.token = self._publish(uplink.topic, uplink.payload, qos=1)
-        if uplink.token is not None:
+        if uplink.token is not None and self.host.observed:
             self.host.event("uplink", {"topic": uplink.topic, "payload": preview(uplink.payload)})
 
     def _publish(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None:
@@ -481,7 +485,8 @@ class CloudSession:
         in ``stats.downlinks_refused``; it never raises.
         """
         host, options = self.host, self.options
-        host.event("downlink", {"topic": topic, "payload": redact(preview(payload))})
+        if host.observed:
+            host.event("downlink", {"topic": topic, "payload": redact(preview(payload))})
         parsed = parse_topic(topic)
         if parsed is None or parsed[1] != host.imei:
             host.refuse_downlink(topic[:80], "not this device's topic")
