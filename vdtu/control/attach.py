@@ -20,7 +20,7 @@ from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.console import Console, Target
-from vdtu.control.controller import FleetControl
+from vdtu.control.controller import FleetControl, fleet_counts
 from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaults
 from vdtu.control.server import ControlServer, new_token
@@ -92,11 +92,12 @@ class FleetHandle:
         The last state of each unit is two bytes: an index into the table of the
         (phase, state) pairs seen, which personalities keep to a few dozen.
         """
+        faulted = [unit for unit in self.fleet.units if unit.active_faults is not None]
+        if faulted:  # a fault something else ended leaves now, in one entry into sim time
+            self.clock.call(_prune, faulted)
         seen, table, codes = self._seen, self._state_table, self._state_codes
         now = self.clock.now
         for index, unit in enumerate(self.fleet.units):
-            if unit.active_faults is not None:  # one that something else ended leaves now
-                self.clock.call(current_faults, unit, domain=unit.domain)
             pair = unit.states
             code = codes.get(pair)
             if code is None:
@@ -118,18 +119,7 @@ class FleetHandle:
     def start_metrics(self) -> None:
         """Emit ``state`` events and a ``metrics`` event every ``METRICS_S``."""
         self._scan_states()
-        units = self.fleet.units
-        self.events.emit(
-            self.clock.now,
-            None,
-            "metrics",
-            {
-                "units": len(units),
-                "powered": sum(unit.powered for unit in units),
-                "connected": sum(unit.firmware.cloud_connected for unit in units),
-                "faulted": sum(unit.active_faults is not None for unit in units),
-            },
-        )
+        self.events.emit(self.clock.now, None, "metrics", fleet_counts(self.fleet.units))
         self._timer = self.fleet.loop.call_later(METRICS_S, self.start_metrics)
 
     def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
@@ -183,6 +173,12 @@ class FleetHandle:
         if self._console is not None:
             self._console.close()
             self._console = None
+
+
+def _prune(units: list[Unit]) -> None:
+    for unit in units:
+        with unit.env.entered(unit.domain):
+            current_faults(unit)
 
 
 class ControlDir:

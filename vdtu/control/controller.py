@@ -64,6 +64,16 @@ class Controlled(Protocol):
         ...
 
 
+def fleet_counts(units: list[Unit]) -> dict[str, int]:
+    """How many units there are, are powered, reach their cloud, and have a fault in force."""
+    return {
+        "units": len(units),
+        "powered": sum(unit.powered for unit in units),
+        "connected": sum(unit.firmware.cloud_connected for unit in units),
+        "faulted": sum(unit.active_faults is not None for unit in units),
+    }
+
+
 def unit_row(unit: Unit) -> dict[str, Any]:
     """One line of ``units``: who the unit is and how it is now."""
     phase, state = unit.states
@@ -137,12 +147,7 @@ class FleetControl:
 
     async def summary(self) -> dict[str, Any]:
         """The fleet in numbers, and its own faults."""
-        units = self.fleet.units
-        return {
-            "units": len(units),
-            "powered": sum(unit.powered for unit in units),
-            "connected": sum(unit.firmware.cloud_connected for unit in units),
-            "faulted": sum(unit.active_faults is not None for unit in units),
+        return fleet_counts(self.fleet.units) | {
             "fleet_faults": self.fleet_faults.view(),
             "sim_time": self.fleet.clock.now,
             "events": self.fleet.events.last_seq,

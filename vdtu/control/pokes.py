@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vdtu.faults.catalogue import FaultError, Param, Value, parse_params
+from vdtu.faults.catalogue import PORT, FaultError, Param, Value, parse_params
 from vdtu.io.gpio import MAX_PINS
 
 if TYPE_CHECKING:
@@ -29,9 +29,6 @@ MAX_HOST_WRITE = 4096
 MAX_DOWNLINK = 65536
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[rnt0\\])")
 _SIMPLE_ESCAPES = {b"r": b"\r", b"n": b"\n", b"t": b"\t", b"0": b"\0", b"\\": b"\\"}
-_PORT = Param(
-    name="port", kind=str, choices=("uart", "rs232", "rs485"), default="uart", help="the port"
-)
 
 
 class PokeError(ValueError):
@@ -120,7 +117,7 @@ POKES: Mapping[str, Poke] = {
     "host-write": Poke(
         "the unit writes bytes toward its host on a port",
         (
-            _PORT,
+            PORT,
             Param(name="text", kind=str, default="", high=MAX_HOST_WRITE * 4, help="escaped"),
             Param(name="hex", kind=str, default="", high=MAX_HOST_WRITE * 2, help="hex bytes"),
         ),

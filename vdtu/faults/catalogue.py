@@ -182,6 +182,10 @@ _EMM = tuple(int(cause) for cause in EmmCause)
 _ESM = tuple(int(cause) for cause in EsmCause)
 _INDEX = Param(name="index", kind=int, low=1, high=8, default=1, help="which input (in1..in8)")
 _RELAY = Param(name="index", kind=int, low=1, high=8, default=1, help="which relay (out1..out8)")
+PORT = Param(
+    name="port", kind=str, choices=("uart", "rs232", "rs485"), default="uart", help="the port"
+)
+"""A serial port of the unit (host-serial faults, the host-write poke)."""
 _LEVEL = Param(name="level", kind=int, choices=(0, 1), default=1, help="the level")
 
 KINDS: tuple[FaultKind, ...] = (
@@ -368,13 +372,7 @@ KINDS: tuple[FaultKind, ...] = (
         params=(
             Param(name="bytes", kind=int, low=0, high=4096, default=16, help="a burst now"),
             Param(name="rate", kind=float, low=0, high=1000, default=0.0, help="bytes/s"),
-            Param(
-                name="port",
-                kind=str,
-                choices=("uart", "rs232", "rs485"),
-                default="uart",
-                help="the port",
-            ),
+            PORT,
         ),
     ),
     FaultKind(
@@ -390,13 +388,7 @@ KINDS: tuple[FaultKind, ...] = (
                 default="both",
                 help="which way",
             ),
-            Param(
-                name="port",
-                kind=str,
-                choices=("uart", "rs232", "rs485"),
-                default="uart",
-                help="the port",
-            ),
+            PORT,
         ),
     ),
     FaultKind(
@@ -410,13 +402,7 @@ KINDS: tuple[FaultKind, ...] = (
                 choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800),
                 help="the unit's wrong baud rate",
             ),
-            Param(
-                name="port",
-                kind=str,
-                choices=("uart", "rs232", "rs485"),
-                default="uart",
-                help="the port",
-            ),
+            PORT,
         ),
     ),
     # -- GPIO -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from vdtu.clock import DomainEnvironment, FaultDomain
@@ -273,13 +273,7 @@ class SimXgcPlatform:
 
         def arrive() -> None:
             if self.broker_up:
-                arrived = Published(
-                    at=self.now,
-                    topic=message.topic,
-                    payload=message.payload,
-                    qos=message.qos,
-                    retain=message.retain,
-                )
+                arrived = replace(message, at=self.now)
                 if self.keep_published:
                     self.published.append(arrived)
                 for listener in self.on_published:

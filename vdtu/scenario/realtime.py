@@ -137,14 +137,10 @@ class RealtimeWorld(World):
         self._spawn(console.publish(topic, payload), f"publish to {topic}")
 
     def broker_stop(self) -> None:
-        self._spawn(self._broker(self.fleet.host.pause_broker), "broker-stop")
+        self._spawn(self.fleet.host.pause_broker(), "broker-stop")
 
     def broker_start(self) -> None:
-        self._spawn(self._broker(self.fleet.host.resume_broker), "broker restart")
-
-    @staticmethod
-    async def _broker(step: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        await step()
+        self._spawn(self.fleet.host.resume_broker(), "broker restart")
 
     def _spawn(self, work: Coroutine[Any, Any, None], what: str) -> None:
         task = self.loop.create_task(work)
