@@ -1,7 +1,8 @@
 """The ``vdtu`` command.
 
 ``vdtu up`` starts units in real time and runs until SIGINT, SIGTERM or SIGHUP;
-``vdtu term`` is a host console for one port.
+``vdtu term`` is a host console for one port; ``vdtu tui`` the dashboard (the ``tui``
+package, imported only when it runs).
 """
 
 from __future__ import annotations
@@ -90,7 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_term(commands)
     add_ctl(commands, default_pty_dir())
     add_scenario(commands)
+    _add_tui(commands)
     return parser
+
+
+def _add_tui(commands: Any) -> None:
+    """vdtu tui: the Textual dashboard (the ``tui`` package, imported only when it runs)."""
+    tui = commands.add_parser("tui", help="the dashboard: a fleet it starts, or --attach to one")
+    tui.add_argument("--attach", action="store_true",
+                     help="join a running vdtu up or vdtu fleet through its API")  # fmt: skip
+    tui.add_argument("--pty-dir", type=Path, default=default_pty_dir(),
+                     help="with --attach: where the run is (its up.json)")  # fmt: skip
+    tui.add_argument("--url", default=None, help="with --attach: the API's address (with --token)")
+    tui.add_argument("--token", default=None, help="with --attach: the API's token")
+    tui.add_argument("--units", type=int, default=1, help="without --attach: units to start")
+    tui.add_argument("--profile", choices=PROFILES, default=DEFAULT,
+                     help="without --attach: their firmware (xgc, quec or mix)")  # fmt: skip
 
 
 def _add_up(commands: Any) -> None:
@@ -509,6 +525,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_ctl(args))
         if args.command == "scenario":
             return run_scenario_command(args)
+        if args.command == "tui":
+            from tui.command import run_tui  # noqa: PLC0415 (Textual only when the dashboard runs)
+
+            return run_tui(args)
         return asyncio.run(
             run_console(
                 args.device,

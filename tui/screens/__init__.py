@@ -1,0 +1,1 @@
+"""The dashboard's screens: fleet, unit, faults, spawn and power, help."""

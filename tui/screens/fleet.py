@@ -1,0 +1,269 @@
+"""The fleet screen: headline figures, charts over time, and every unit in one table.
+
+The table shows the units that pass the filters (text in any cell, a phase), in the
+chosen order. It is kept, not redrawn: ``redraw`` gets the units whose cells changed
+(``FleetModel.take_dirty``) and, for each, updates only the cells that differ, by row
+and column key (``update_cell``), adds a unit that now passes the filters and removes one
+that no longer does. The rows are sorted again only when a changed cell is in the sort
+column or rows were added. A change of filter or order rebuilds the table once.
+The row key is the unit id; ``_shown`` holds the cells each shown row has.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sparkline, Static
+
+from tui.model import CHARTS, COLUMNS, PHASES, Cells, FleetModel
+from tui.widgets.panels import PHASE_STYLES
+from tui.widgets.status import StatusLine
+
+if TYPE_CHECKING:
+    from tui.app import DashboardApp
+
+COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
+SORTABLE = tuple(key for key in COLUMN_KEYS if key != "sel")
+
+
+def styled(cells: Cells, phase: str) -> list[str | Text]:
+    """The cells as the table draws them: the state by phase, faults in red."""
+    drawn: list[str | Text] = list(cells)
+    drawn[COLUMN_KEYS.index("state")] = Text(cells[4], style=PHASE_STYLES.get(phase, ""))
+    faults = COLUMN_KEYS.index("faults")
+    if cells[faults] != "-":
+        drawn[faults] = Text(cells[faults], style="bold red")
+    drawn[0] = Text(cells[0], style="bold cyan")
+    return drawn
+
+
+class FleetScreen(Screen[None]):
+    """Every unit, its figures, and the selection the other screens act on."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter"),
+        Binding("t", "next_phase", "State filter"),
+        Binding("space", "toggle_unit", "Select"),
+        Binding("a", "select_shown", "Select shown"),
+        Binding("A", "select_none", "Select none"),
+        Binding("s", "next_sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("escape", "focus_table", "Table", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.phase: str | None = None
+        self.sort_column = "unit"
+        self.reverse = False
+        self._shown: dict[int, Cells] = {}
+
+    @property
+    def dash(self) -> DashboardApp:
+        return cast("DashboardApp", self.app)
+
+    @property
+    def model(self) -> FleetModel:
+        return self.dash.model
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="headline")
+        with Horizontal(id="charts"):
+            for name in CHARTS:
+                with Vertical(classes="chart"):
+                    yield Label(name, id=f"label-{_ident(name)}", classes="chart-label")
+                    yield Sparkline([], id=f"chart-{_ident(name)}")
+        with Horizontal(id="filters"):
+            yield Input(
+                placeholder="filter: id, IMEI, state, SIM, fault... (/)", id="filter", compact=True
+            )
+            yield Select(
+                [(phase, phase) for phase in PHASES], prompt="any state", id="phase", compact=True
+            )
+        table: DataTable[Any] = DataTable(id="units", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.table
+        for key, heading in COLUMNS:
+            table.add_column(heading, key=key)
+        self._rebuild()
+        table.focus()
+
+    @property
+    def table(self) -> DataTable[Any]:
+        table: DataTable[Any] = self.query_one("#units", DataTable)
+        return table
+
+    # -- drawing -----------------------------------------------------------------------
+
+    def redraw(self, dirty: set[int]) -> None:
+        """Show what changed: the rows of ``dirty``, the headline and the charts."""
+        table = self.table
+        resort = False
+        sort_index = COLUMN_KEYS.index(self.sort_column)
+        for unit in dirty:
+            record = self.model.units[unit]
+            key = str(unit)
+            shown = self._shown.get(unit)
+            if not self.model.matches(unit, self.text, self.phase):
+                if shown is not None:
+                    table.remove_row(key)
+                    del self._shown[unit]
+                continue
+            phase = str(record.row.get("phase", ""))
+            if shown is None:
+                table.add_row(*styled(record.cells, phase), key=key)
+                resort = True
+            else:
+                drawn = styled(record.cells, phase)
+                for index, (old, new) in enumerate(zip(shown, record.cells, strict=True)):
+                    if old != new:
+                        table.update_cell(key, COLUMN_KEYS[index], drawn[index], update_width=True)
+                        resort = resort or index == sort_index
+            self._shown[unit] = record.cells
+        if resort:
+            self._sort()
+        self._figures()
+
+    def _rebuild(self) -> None:
+        table = self.table
+        keep = self.cursor_unit()
+        table.clear()
+        self._shown = {}
+        for unit in self.model.ordered(self.text, self.phase, self.sort_column, self.reverse):
+            record = self.model.units[unit]
+            table.add_row(*styled(record.cells, str(record.row.get("phase", ""))), key=str(unit))
+            self._shown[unit] = record.cells
+        self.model.take_dirty()
+        self._restore(keep)
+        self._figures()
+
+    def _sort(self) -> None:
+        keep = self.cursor_unit()
+        model, column = self.model, self.sort_column
+        self.table.sort(
+            "unit", key=lambda cell: model.sort_key(int(cell), column), reverse=self.reverse
+        )
+        self._restore(keep)
+
+    def _restore(self, unit: int | None) -> None:
+        if unit is not None and unit in self._shown:
+            self.table.move_cursor(row=self.table.get_row_index(str(unit)), animate=False)
+
+    def _figures(self) -> None:
+        summary = self.model.summary
+        figures = [f"{key} {summary.get(key, 0)}" for key in ("units", "powered", "connected")]
+        faulted = f"faulted {summary.get('faulted', 0)}"
+        fleet_faults = ", ".join(f["kind"] for f in summary.get("fleet_faults", ()))
+        line = Text("  ·  ".join(figures) + "  ·  ")
+        line.append(faulted, style="bold red" if summary.get("faulted") else "")
+        if fleet_faults:
+            line.append(f"  ·  fleet faults: {fleet_faults}", style="bold red")
+        shown = f"  ·  shown {len(self._shown)}"
+        line.append(shown + (f"  ·  sorted by {self.sort_column}" + (" ↓" if self.reverse else "")))
+        self.query_one("#headline", Static).update(line)
+        for name in CHARTS:
+            history = self.model.history[name]
+            now = f" {history[-1]:g}" if history else ""
+            self.query_one(f"#label-{_ident(name)}", Label).update(f"{name}{now}")
+            self.query_one(f"#chart-{_ident(name)}", Sparkline).data = list(history)
+
+    # -- reading the table -------------------------------------------------------------
+
+    def cursor_unit(self) -> int | None:
+        """The unit under the table's cursor."""
+        table = self.table
+        if table.row_count == 0:
+            return None
+        row = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key
+        return None if row.value is None else int(row.value)
+
+    def select_shown(self, *, on: bool) -> None:
+        """Select (or unselect) every unit the table shows."""
+        self.model.select(list(self._shown), on=on)
+        self.redraw(self.model.take_dirty())
+
+    # -- the user ----------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#units")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value is not None:
+            self.dash.open_unit(int(event.row_key.value))
+
+    @on(DataTable.HeaderSelected, "#units")
+    def _header(self, event: DataTable.HeaderSelected) -> None:
+        column = str(event.column_key.value)
+        if column not in SORTABLE:
+            return
+        self.reverse = not self.reverse if column == self.sort_column else False
+        self.sort_column = column
+        self._sort()
+        self._figures()
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.text = event.value.strip()
+        self._rebuild()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    @on(Select.Changed, "#phase")
+    def _phase(self, event: Select.Changed) -> None:
+        self.phase = None if event.value is Select.NULL else str(event.value)
+        self._rebuild()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def action_next_phase(self) -> None:
+        cycle: list[str | None] = [None, *PHASES]
+        following = cycle[(cycle.index(self.phase) + 1) % len(cycle)]
+        select: Select[str] = self.query_one("#phase", Select)
+        select.value = Select.NULL if following is None else following
+
+    def action_toggle_unit(self) -> None:
+        unit = self.cursor_unit()
+        if unit is None:
+            return
+        self.model.toggle(unit)
+        self.redraw(self.model.take_dirty())
+        if self.table.cursor_row < self.table.row_count - 1:
+            self.table.move_cursor(row=self.table.cursor_row + 1)
+
+    def action_select_shown(self) -> None:
+        self.select_shown(on=True)
+
+    def action_select_none(self) -> None:
+        self.model.select(list(self.model.selected), on=False)
+        self.redraw(self.model.take_dirty())
+
+    def action_next_sort(self) -> None:
+        self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+        self._sort()
+        self._figures()
+
+    def action_reverse(self) -> None:
+        self.reverse = not self.reverse
+        self._sort()
+        self._figures()
+
+
+def _ident(name: str) -> str:
+    return name.replace("/", "-per-")
