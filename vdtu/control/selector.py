@@ -77,6 +77,11 @@ class Selector:
         picked = set(draw.sample(range(len(chosen)), count))
         return [unit for index, unit in enumerate(chosen) if index in picked]
 
+    @property
+    def reads_states(self) -> bool:
+        """Whether the choice depends on the units' states (not only on who they are)."""
+        return any(name == "state" for name, _value in self.filters)
+
     def _names(self, unit: UnitFacts) -> bool:
         return (
             self.everyone

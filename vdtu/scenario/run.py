@@ -8,11 +8,16 @@ spreads it over them at a rate). Faults, clears and pokes go through the catalog
 and the pokes of ``vdtu.control``, so a scenario step does what ``vdtu ctl`` does;
 ``broker-stop`` takes every virtual cloud's broker down. A wait holds the timeline
 until its condition holds for every selected unit, or fails at its timeout (the
-timeline then goes on, and the report says so). At ``duration`` the hosts stop; after
-``GRACE_S`` for what is in flight, the expectations are checked and the report made.
+timeline then goes on, and the report says so); it looks every ``STATE_POLL_S`` for a
+state and every ``LINE_POLL_S`` for a line or an uplink. At ``duration`` the hosts
+stop; after ``GRACE_S`` for what is in flight, the expectations are checked and the
+report made.
 
-The same file and seed give the same run event for event: the transcript's SHA-256 is
-in the report.
+A run can be one shard of a run split over processes (``vdtu.scenario.shards``): it
+runs its share of the units and the whole timeline, and gathers from every shard what
+a selector reading states, a wait, an expectation or the report needs; steps and
+waits are decided alike in every shard. The same file and seed give the same run
+event for event, in one process or several: the transcript's SHA-256 is in the report.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import IO, Any
 
 import simpy
@@ -34,6 +39,7 @@ from vdtu.control.selector import describe_ids, parse_selector
 from vdtu.errors import LocalProtocolError
 from vdtu.faults.active import apply_fault, clear_faults
 from vdtu.faults.catalogue import CATALOGUE, Scope, parse_request
+from vdtu.load.delivery import DeliveryCounts
 from vdtu.scenario.report import sim_clock
 from vdtu.scenario.schema import (
     Bound,
@@ -47,15 +53,22 @@ from vdtu.scenario.schema import (
     UplinkCounts,
     WaitFor,
 )
-from vdtu.scenario.world import Transcript, VirtualWorld, World
+from vdtu.scenario.shards import Alone, Exchange
+from vdtu.scenario.world import (
+    Transcript,
+    UnitCard,
+    VirtualWorld,
+    World,
+    combined_sha256,
+)
 from vdtu.unit import Unit
 
 GRACE_S = 30.0
 """Sim time after ``duration`` for uplinks in flight, before the expectations are checked."""
 STATE_POLL_S = 1.0
 """How often a wait for a state looks at the units."""
-PROGRESS_EVERY_S = 2.0
-"""Wall seconds between two progress lines."""
+LINE_POLL_S = 0.1
+"""How often a wait for a serial line or an uplink looks at what the units saw."""
 
 
 @dataclass(slots=True)
@@ -78,7 +91,8 @@ class Outcome:
 
 @dataclass(slots=True)
 class _Reconnects:
-    """Per unit: when its cloud link went down (None: it is up), and every down time."""
+    """Per unit of this shard: when its cloud link went down (absent: it is up), and every
+    down time."""
 
     down_since: dict[int, float] = field(default_factory=dict)
     durations: dict[int, list[float]] = field(default_factory=dict)
@@ -93,42 +107,54 @@ class _Reconnects:
             self.durations.setdefault(unit_id, []).append(at - since)
 
 
-class _SerialProgress:
-    """How far each selected unit's lines toward the host have got through a sequence."""
+@dataclass(slots=True)
+class _SerialSeen:
+    """How far the selected units' lines toward their hosts got through a sequence: the
+    number of patterns matched, the last matching line, and the first line that matched
+    an ``absent`` pattern, by unit id (this shard's, or merged)."""
 
-    def __init__(self, check: SerialCheck, units: list[Unit]) -> None:
+    position: dict[int, int]
+    last_line: dict[int, str] = field(default_factory=dict)
+    forbidden: dict[int, str] = field(default_factory=dict)
+
+
+class _SerialProgress:
+    """Follows the selected units' lines toward the host through a sequence."""
+
+    def __init__(self, check: SerialCheck, unit_ids: list[int], world: World) -> None:
         self.patterns = [re.compile(pattern) for pattern in check.sequence]
         self.absent = [re.compile(pattern) for pattern in check.absent]
-        self.position = {unit.config.unit_id: 0 for unit in units}
-        self.last_line: dict[int, str] = {}
-        self.forbidden: dict[int, str] = {}
-        """The first line of each unit that matched an ``absent`` pattern."""
+        self.selected = len(unit_ids)
+        self.seen = _SerialSeen({unit_id: 0 for unit_id in unit_ids if unit_id in world.local})
 
     def line(self, unit: Unit, text: str) -> None:
         unit_id = unit.config.unit_id
-        position = self.position.get(unit_id)
+        seen = self.seen
+        position = seen.position.get(unit_id)
         if position is None:
             return
         if (
             self.absent
-            and unit_id not in self.forbidden
+            and unit_id not in seen.forbidden
             and any(pattern.search(text) for pattern in self.absent)
         ):
-            self.forbidden[unit_id] = text
+            seen.forbidden[unit_id] = text
         if position < len(self.patterns) and self.patterns[position].search(text):
-            self.position[unit_id] = position + 1
-            self.last_line[unit_id] = text
+            seen.position[unit_id] = position + 1
+            seen.last_line[unit_id] = text
 
 
 class _CloudCount:
-    """How many messages from the selected units matched a cloud check's patterns."""
+    """How many messages from the selected units matched a cloud check's patterns, and
+    the first one: (sim time, unit id, text)."""
 
-    def __init__(self, check: CloudCheck, units: list[Unit]) -> None:
+    def __init__(self, check: CloudCheck, unit_ids: list[int], world: World) -> None:
         self.topic = re.compile(check.topic)
         self.payload = None if check.payload is None else re.compile(check.payload)
-        self.units = {unit.unit_id for unit in units}
+        self.units = set(unit_ids)
+        self.clock = world.clock
         self.count = 0
-        self.first: str | None = None
+        self.first: tuple[float, int, str] | None = None
 
     def message(self, unit: Unit, topic: str, payload: bytes) -> None:
         if unit.unit_id not in self.units or not self.topic.search(topic):
@@ -137,19 +163,34 @@ class _CloudCount:
         if self.payload is None or self.payload.search(text):
             self.count += 1
             if self.first is None:
-                self.first = f"{topic} {text[:120]}"
+                self.first = (self.clock.now, unit.unit_id, f"{topic} {text[:120]}")
+
+
+@dataclass(slots=True)
+class _Acted:
+    """One time a step acted: on how many units, and this shard's refusals (unit id,
+    reason); the outcome is made at the end, from every shard's."""
+
+    index: int
+    step: Step
+    units: int
+    refused: list[tuple[int, str]]
 
 
 class ScenarioRun:
-    """One run of a scenario.
+    """One run of a scenario (or one shard of a split run).
 
     Args:
         scenario: what to run.
         seed: the seed (None: the file's).
         transcript: where the transcript's lines go (None: only hashed).
-        progress: where a progress line goes every few wall seconds (None: nowhere).
+        progress: where a progress line goes every few wall seconds (None: nowhere;
+            a shard gives its progress to its ``exchange``).
         world: the world to run it in (None: a ``VirtualWorld``; real time: a
             ``RealtimeWorld``, run with ``run_realtime``).
+        exchange: how the shards of a split run share what concerns the whole fleet
+            (``vdtu.scenario.shards``; None: a run in one process).
+        shard: this run's shard and the number of shards.
     """
 
     def __init__(
@@ -160,44 +201,68 @@ class ScenarioRun:
         transcript: IO[str] | None = None,
         progress: IO[str] | None = None,
         world: World | None = None,
+        exchange: Exchange | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
         self.world: World = (
             world
             if world is not None
-            else VirtualWorld(scenario, seed=self.seed, transcript=Transcript(transcript))
+            else VirtualWorld(
+                scenario,
+                seed=self.seed,
+                transcript=Transcript(transcript, scenario_lines=shard[0] == 0),
+                shard=shard,
+            )
         )
-        self.progress = progress
-        self.outcomes: list[Outcome] = []
-        self.refusals: list[str] = []
+        self.exchange: Exchange = (
+            exchange if exchange is not None else Alone(progress, duration_s=scenario.duration)
+        )
+        self.outcomes: list[Outcome | _Acted] = []
+        """Waits' outcomes and the steps' acts, in the order they happened."""
         self.reconnects = _Reconnects()
+        self.refusals: list[str] = []
+        """Every refusal of a step by a unit (made at the end, from every shard's)."""
         self._looked: dict[int, tuple[bool, str]] = {}
         """What state expectations with ``at`` saw then, by expectation."""
         self._broker_down = 0
         """How many times the broker was stopped (0: it runs): a later stop's timer wins."""
         self.world.on_cloud.append(self.reconnects.changed)
-        self._serial: list[tuple[Expectation, _SerialProgress]] = []
-        self._cloud: list[tuple[Expectation, _CloudCount]] = []
+        self._serial: dict[int, _SerialProgress] = {}
+        self._cloud: dict[int, _CloudCount] = {}
         for expectation in scenario.expect:
             if expectation.cloud is not None:
-                count = _CloudCount(expectation.cloud, self.select(expectation.cloud.select))
-                self._cloud.append((expectation, count))
+                ids = self._ids(expectation.cloud.select)
+                count = _CloudCount(expectation.cloud, ids, self.world)
+                self._cloud[id(expectation)] = count
                 self.world.on_message.append(count.message)
             if expectation.serial is not None:
-                progress_ = _SerialProgress(
-                    expectation.serial, self.select(expectation.serial.select)
-                )
-                self._serial.append((expectation, progress_))
+                ids = self._ids(expectation.serial.select)
+                progress_ = _SerialProgress(expectation.serial, ids, self.world)
+                self._serial[id(expectation)] = progress_
                 self.world.on_line.append(progress_.line)
 
     @property
     def env(self) -> DomainEnvironment:
         return self.world.clock.env
 
-    def select(self, text: str) -> list[Unit]:
-        """The units a selector picks now (possibly none)."""
-        return parse_selector(text).pick(self.world.units, fleet_seed=self.seed)
+    def select(self, text: str) -> list[UnitCard]:
+        """The units of the whole scenario a selector picks now (possibly none)."""
+        selector = parse_selector(text)
+        cards = self._with_states() if selector.reads_states else self.world.cards
+        return selector.pick(cards, fleet_seed=self.seed)
+
+    def _ids(self, text: str) -> list[int]:
+        return [card.unit_id for card in self.select(text)]
+
+    def _with_states(self) -> list[UnitCard]:
+        """Every unit's card with its states now (each shard tells its own units')."""
+        parts = self.exchange.gather(
+            "states", [(unit.unit_id, unit.states) for unit in self.world.units]
+        )
+        states = {unit_id: found for part in parts for unit_id, found in part}
+        return [replace(card, states=states[card.unit_id]) for card in self.world.cards]
 
     # -- running -------------------------------------------------------------------------------
 
@@ -208,12 +273,9 @@ class ScenarioRun:
         started = time.monotonic()
         self._begin()
         end = self.scenario.duration
-        last_print = started
         while clock.now < end:
             clock.run_until(min(end, clock.now + 60.0))
-            if self.progress is not None and time.monotonic() - last_print >= PROGRESS_EVERY_S:
-                last_print = time.monotonic()
-                self._print_progress()
+            self.exchange.progress(self._figures())
         self.world.stop_hosts()
         clock.run_until(end + GRACE_S)
         return self._finish(started)
@@ -224,13 +286,10 @@ class ScenarioRun:
         clock = self.world.clock
         started = time.monotonic()
         clock.call(self._begin)  # in sim time: the real-time clock wakes for what it schedules
-        last_print = started
         while clock.now < self.scenario.duration and not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(0.5, self.scenario.duration - clock.now))
-            if self.progress is not None and time.monotonic() - last_print >= PROGRESS_EVERY_S:
-                last_print = time.monotonic()
-                self._print_progress()
+            self.exchange.progress(self._figures())
         clock.inject(self.world.stop_hosts)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), grace_s)
@@ -245,19 +304,15 @@ class ScenarioRun:
 
     def _finish(self, started: float) -> dict[str, Any]:
         self.world.tracker.finish()
-        self.outcomes += [self._check(expectation) for expectation in self.scenario.expect]
-        return self._report(time.monotonic() - started)
+        self.world.transcript.close()
+        outcomes = self._acts_outcomes()
+        outcomes += [self._check(expectation) for expectation in self.scenario.expect]
+        return self._report(outcomes, time.monotonic() - started)
 
-    def _print_progress(self) -> None:
-        assert self.progress is not None
+    def _figures(self) -> tuple[float, int, int, int]:
         units = self.world.units
         connected = sum(unit.firmware.cloud_connected for unit in units)
-        print(
-            f"sim {sim_clock(self.world.clock.now)} of {sim_clock(self.scenario.duration)}  "
-            f"connected {connected}/{len(units)}  events {self.world.transcript.lines}",
-            file=self.progress,
-            flush=True,
-        )
+        return (self.world.clock.now, connected, len(units), self.world.transcript.lines)
 
     def _start_timeline(self) -> None:
         """One process per chain (an ``at`` step and the ``after`` steps that follow it; the
@@ -319,28 +374,22 @@ class ScenarioRun:
             if step.clear != "all":
                 return
         action = self._action(step)
-        units = self.select(step.select)
+        cards = self.select(step.select)
         gap = 0.0 if step.ramp is None else 1.0 / step.ramp
-        refused: list[str] = []
-        for position, unit in enumerate(units):
+        acted = _Acted(index, step, len(cards), [])
+        self.outcomes.append(acted)
+        local = self.world.local
+        for position, card in enumerate(cards):
             if gap and position:
                 yield self.env.timeout(gap)
+            unit = local.get(card.unit_id)
+            if unit is None:
+                continue  # another shard's
             try:
                 with self.env.entered(unit.domain):
                     action(unit)
             except (ValueError, LocalProtocolError) as exc:
-                refused.append(f"dtu{unit.unit_id}: {exc}")
-        self.refusals += [f"step {index} ({step.action}) on {reason}" for reason in refused]
-        if refused and not step.allow_refusal:
-            self.outcomes.append(
-                Outcome(
-                    f"step {index} ({step.action})",
-                    "step",
-                    False,
-                    f"{len(refused)} of {len(units)} units refused it, first {refused[0]} "
-                    "(allow_refusal: true if that is expected)",
-                )
-            )
+                acted.refused.append((unit.unit_id, str(exc)))
 
     def _action(self, step: Step) -> Callable[[Unit], None]:
         if step.fault is not None:
@@ -395,60 +444,101 @@ class ScenarioRun:
         self.world.broker_start()
         self.world.note("fault-cleared", {"kind": "broker-stop"})
 
+    def _acts_outcomes(self) -> list[Outcome]:
+        """The waits' outcomes and an outcome for each act some unit refused (unless the
+        step allows it), in order, with every shard's refusals; ``refusals`` lists them."""
+        acts = [entry for entry in self.outcomes if isinstance(entry, _Acted)]
+        refused_by_act = self.exchange.gather("refusals", [act.refused for act in acts])
+        merged = [
+            sorted(pair for part in parts for pair in part)
+            for parts in zip(*refused_by_act, strict=True)
+        ]
+        refused_of = {id(act): refused for act, refused in zip(acts, merged, strict=True)}
+        outcomes: list[Outcome] = []
+        for entry in self.outcomes:
+            if isinstance(entry, Outcome):
+                outcomes.append(entry)
+                continue
+            refused = refused_of[id(entry)]
+            what = f"step {entry.index} ({entry.step.action})"
+            self.refusals += [f"{what} on dtu{unit_id}: {reason}" for unit_id, reason in refused]
+            if refused and not entry.step.allow_refusal:
+                unit_id, reason = refused[0]
+                outcomes.append(
+                    Outcome(
+                        what,
+                        "step",
+                        False,
+                        f"{len(refused)} of {entry.units} units refused it, first dtu{unit_id}: "
+                        f"{reason} (allow_refusal: true if that is expected)",
+                    )
+                )
+        return outcomes
+
     # -- waits ---------------------------------------------------------------------------------
 
     def _wait(
         self, index: int, wait: WaitFor, *, since: float
     ) -> Generator[simpy.Event, Any, None]:
-        """Wait for ``wait``'s condition; lines and uplinks from ``since`` (when the step
-        before it began) count, so what that step caused at once is not missed."""
-        units = self.select(wait.select)
+        """Wait for ``wait``'s condition, looking every ``STATE_POLL_S`` (a state) or
+        ``LINE_POLL_S`` (a line or an uplink); lines and uplinks from ``since`` (when the
+        step before it began) count, so what that step caused at once is not missed."""
+        selected = self._ids(wait.select)
         started = self.env.now
-        name = f"wait at step {index}"
-        waiting = {unit.config.unit_id for unit in units}
+        local = [unit_id for unit_id in selected if unit_id in self.world.local]
         if wait.state is not None:
             state = wait.state.lower()
-            while True:
-                waiting = {
-                    unit.config.unit_id
+            units = [self.world.local[unit_id] for unit_id in local]
+
+            def missing() -> list[int]:
+                return [
+                    unit.unit_id
                     for unit in units
                     if state not in (text.lower() for text in unit.states)
-                }
-                if not waiting or self.env.now - started >= wait.timeout:
-                    break
-                yield self.env.timeout(min(STATE_POLL_S, wait.timeout - (self.env.now - started)))
+                ]
+
+            poll_s = STATE_POLL_S
             what = f"state {wait.state}"
         else:
             pattern = re.compile(wait.serial or wait.uplink or "")
-            done = self.env.event()
+            kind = "line" if wait.serial is not None else "uplink"
+            pending = {
+                unit_id
+                for unit_id in local
+                if not any(
+                    at >= since and seen_kind == kind and pattern.search(text)
+                    for at, seen_kind, text in self.world.recent.get(unit_id, ())
+                )
+            }
 
             def seen(unit: Unit, text: str) -> None:
-                if unit.config.unit_id in waiting and pattern.search(text):
-                    waiting.discard(unit.config.unit_id)
-                    if not waiting and not done.triggered:
-                        done.succeed()
+                if unit.unit_id in pending and pattern.search(text):
+                    pending.discard(unit.unit_id)
+
+            def missing() -> list[int]:
+                return sorted(pending)
 
             listeners = self.world.on_line if wait.serial is not None else self.world.on_uplink
-            kind = "line" if wait.serial is not None else "uplink"
-            for at, unit_id, seen_kind, text in self.world.recent:
-                if at >= since and seen_kind == kind and pattern.search(text):
-                    waiting.discard(unit_id)
             listeners.append(seen)
-            if waiting:
-                yield done | self.env.timeout(wait.timeout)
+            poll_s = LINE_POLL_S
+            what = f"{'a serial line' if kind == 'line' else 'an uplink'} /{pattern.pattern}/"
+        while True:
+            waiting = [u for part in self.exchange.gather("wait", missing()) for u in part]
+            elapsed = self.env.now - started
+            if not waiting or elapsed >= wait.timeout:
+                break
+            yield self.env.timeout(min(poll_s, wait.timeout - elapsed))
+        if wait.state is None:
             listeners.remove(seen)
-            what = (
-                f"{'a serial line' if wait.serial is not None else 'an uplink'} /{pattern.pattern}/"
-            )
         took = self.env.now - started
         passed = not waiting
         evidence = (
-            f"{len(units)} units reached {what} within {took:g} s"
+            f"{len(selected)} units reached {what} within {took:g} s"
             if passed
-            else f"after {wait.timeout:g} s, {len(waiting)} of {len(units)} units had not reached "
-            f"{what}: {describe_ids(waiting)}"
+            else f"after {wait.timeout:g} s, {len(waiting)} of {len(selected)} units had not "
+            f"reached {what}: {describe_ids(waiting)}"
         )
-        self.outcomes.append(Outcome(name, "wait", passed, evidence))
+        self.outcomes.append(Outcome(f"wait at step {index}", "wait", passed, evidence))
         self.world.note("wait", {"step": index, "passed": passed, "took_s": round(took, 6)})
 
     # -- expectations --------------------------------------------------------------------------
@@ -464,9 +554,16 @@ class ScenarioRun:
         passed, evidence = checks[expectation.kind]()
         return Outcome(expectation.title, expectation.kind, passed, evidence)
 
+    def _totals(self) -> DeliveryCounts:
+        """Every shard's uplink counts together."""
+        parts = self.exchange.gather("uplinks", self.world.tracker.totals())
+        return DeliveryCounts(
+            **{name: sum(getattr(part, name) for part in parts) for name in _COUNTS}
+        )
+
     def _uplinks(self, check: UplinkCounts | None) -> tuple[bool, str]:
         assert check is not None
-        totals = self.world.tracker.totals()
+        totals = self._totals()
         pct = 100.0 * totals.delivered / totals.published if totals.published else 100.0
         figures = {
             "delivered_pct": pct,
@@ -496,40 +593,48 @@ class ScenarioRun:
         self._looked[id(expectation)] = (passed, f"at {sim_clock(at)}: {evidence}")
 
     def _look(self, check: StateCheck) -> tuple[bool, str]:
-        units = self.select(check.select)
+        everyone = self._with_states()
+        chosen = {card.unit_id for card in self.select(check.select)}
+        units = [card for card in everyone if card.unit_id in chosen]
         wanted = check.phase.lower()
-        off = [u for u in units if wanted not in (text.lower() for text in u.states)]
+        off = [card for card in units if wanted not in (text.lower() for text in card.states)]
         if not units:
             return False, f"selector {check.select!r} picks no unit"
         if not off:
             return True, f"all {len(units)} units are {check.phase}"
-        shown = ", ".join(f"dtu{u.unit_id} {'/'.join(u.states)}" for u in off[:5])
+        shown = ", ".join(f"dtu{card.unit_id} {'/'.join(card.states)}" for card in off[:5])
         return False, f"{len(off)} of {len(units)} units are not {check.phase}: {shown}"
 
     def _serial_check(self, expectation: Expectation) -> tuple[bool, str]:
-        progress = next(p for e, p in self._serial if e is expectation)
+        progress = self._serial[id(expectation)]
+        seen = _SerialSeen({})
+        for part in self.exchange.gather("serial", progress.seen):
+            seen.position |= part.position
+            seen.last_line |= part.last_line
+            seen.forbidden |= part.forbidden
         total = len(progress.patterns)
-        short = {u: n for u, n in progress.position.items() if n < total}
-        if not progress.position:
+        if not seen.position:
             return False, "the selector picks no unit"
-        if progress.forbidden:
-            unit_id, text = next(iter(progress.forbidden.items()))
+        if seen.forbidden:
+            unit_id = min(seen.forbidden)
             return False, (
-                f"{len(progress.forbidden)} of {len(progress.position)} units wrote a line they "
-                f"must not: dtu{unit_id} wrote {text!r}"
+                f"{len(seen.forbidden)} of {len(seen.position)} units wrote a line they "
+                f"must not: dtu{unit_id} wrote {seen.forbidden[unit_id]!r}"
             )
+        short = sorted(unit_id for unit_id, n in seen.position.items() if n < total)
         if not short:
             absent = (
                 f", and none of the {len(progress.absent)} absent ones" if progress.absent else ""
             )
             return (
                 True,
-                f"all {len(progress.position)} units wrote the {total} lines in order{absent}",
+                f"all {len(seen.position)} units wrote the {total} lines in order{absent}",
             )
-        unit_id, reached = next(iter(short.items()))
-        last = progress.last_line.get(unit_id, "nothing matched")
+        unit_id = short[0]
+        reached = seen.position[unit_id]
+        last = seen.last_line.get(unit_id, "nothing matched")
         return False, (
-            f"{len(short)} of {len(progress.position)} units did not: dtu{unit_id} matched "
+            f"{len(short)} of {len(seen.position)} units did not: dtu{unit_id} matched "
             f"{reached} of {total}, stopped before /{progress.patterns[reached].pattern}/ "
             f"(last match: {last!r})"
         )
@@ -537,24 +642,25 @@ class ScenarioRun:
     def _cloud_check(self, expectation: Expectation) -> tuple[bool, str]:
         check = expectation.cloud
         assert check is not None
-        count = next(c for e, c in self._cloud if e is expectation)
+        count = self._cloud[id(expectation)]
+        parts = self.exchange.gather("cloud", (count.count, count.first))
+        firsts = [first for _count, first in parts if first is not None]
         what = f"/{check.topic}/" + ("" if check.payload is None else f" with /{check.payload}/")
-        example = "" if count.first is None else f"; the first: {count.first!r}"
+        example = f"; the first: {min(firsts)[2]!r}" if firsts else ""
         return _bounded(
-            {"count": float(count.count)},
+            {"count": float(sum(number for number, _first in parts))},
             {"count": check.count},
             prefix=f"messages on {what} from {len(count.units)} units{example}",
         )
 
     def _reconnect(self, check: ReconnectCheck | None) -> tuple[bool, str]:
         assert check is not None
-        selected = {unit.config.unit_id for unit in self.select(check.select)}
+        selected = set(self._ids(check.select))
         end = self.world.clock.now
-        durations = [d for u, ds in self.reconnects.durations.items() if u in selected for d in ds]
-        durations += [
+        local = [d for u, ds in self.reconnects.durations.items() if u in selected for d in ds] + [
             end - since for u, since in self.reconnects.down_since.items() if u in selected
         ]
-        durations.sort()
+        durations = sorted(d for part in self.exchange.gather("reconnects", local) for d in part)
         figures: dict[str, float] = {"count": float(len(durations))}
         if durations:
             figures |= {
@@ -570,16 +676,24 @@ class ScenarioRun:
 
     # -- the report ----------------------------------------------------------------------------
 
-    def _report(self, wall_s: float) -> dict[str, Any]:
-        totals = self.world.tracker.totals()
+    def _report(self, outcomes: list[Outcome], wall_s: float) -> dict[str, Any]:
+        totals = self._totals()
+        transcript = self.world.transcript
+        own = transcript.lines - (transcript.scenario_lines if self.world.shard else 0)
+        parts = self.exchange.gather("transcript", (own, transcript.digests()))
+        digests: dict[str, str] = {}
+        for _lines, part in parts:
+            for who, digest in part.items():
+                if digests.setdefault(who, digest) != digest:
+                    raise RuntimeError(f"the shards' transcripts differ for {who}")
         return {
             "scenario": self.scenario.name,
-            "passed": all(outcome.passed for outcome in self.outcomes),
+            "passed": all(outcome.passed for outcome in outcomes),
             "seed": self.seed,
-            "units": len(self.world.units),
+            "units": len(self.world.cards),
             "sim_s": self.world.clock.now,
             "wall_s": round(wall_s, 3),
-            "expectations": [outcome.view() for outcome in self.outcomes],
+            "expectations": [outcome.view() for outcome in outcomes],
             "refused": self.refusals,
             "uplinks": {
                 "published": totals.published,
@@ -588,9 +702,15 @@ class ScenarioRun:
                 "duplicated": totals.duplicated,
                 "reordered": totals.reordered,
             },
-            "events": self.world.transcript.lines,
-            "transcript_sha256": self.world.transcript.sha256,
+            "events": sum(lines for lines, _part in parts),
+            "transcript_sha256": combined_sha256(
+                digests, (card.unit_id for card in self.world.cards)
+            ),
         }
+
+
+_COUNTS = tuple(f.name for f in fields(DeliveryCounts))
+"""The fields of the uplink counts, summed over the shards."""
 
 
 def _fleet_kinds() -> tuple[str, ...]:

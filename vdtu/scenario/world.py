@@ -1,16 +1,24 @@
 """A scenario's world in virtual time: its units, their simulated hosts and clouds, and what
 happened, written down.
 
-``World`` builds the unit groups of a scenario on one ``VirtualClock`` (ids in file
-order, identities from the seed, each group's name as a tag), wires each unit to its
-personality's virtual cloud (``vdtu.links.virtual``), puts a simulated host on the
-units whose group has one (``vdtu.load.hosts.Host``: uplinks every period, counted by
-a ``DeliveryTracker`` as they are handed over and as the cloud receives them), and
-observes every unit's events. Each event becomes one line of the transcript
-(``<sim time> dtu<N> <kind> <data as sorted JSON>``), hashed as it is written, so two
-runs of the same file and seed can be compared by one SHA-256; the lines are also kept
-in a file when one is given. Listeners on lines toward the host, uplinks and cloud
-link changes serve the waits and expectations of ``vdtu.scenario.run``.
+``World`` knows every unit of the scenario by its card (id in file order, IMEI from the
+seed, profile, tags: what a selector reads without the unit) and holds the units of
+its shard: all of them, or every n-th when a run is split over processes
+(``vdtu.scenario.shards``). ``VirtualWorld`` builds them on one ``VirtualClock``,
+wires each to its personality's virtual cloud (``vdtu.links.virtual``), puts a
+simulated host on the units whose group has one (``vdtu.load.hosts.Host``: uplinks
+every period, counted by a ``DeliveryTracker`` as they are handed over and as the
+cloud receives them), and observes every unit's events.
+
+Each event becomes one line of the transcript (``<sim time> dtu<N> <kind> <data as
+sorted JSON>``). Units do not touch each other, so each unit's lines are the same
+however the units are split; the transcript hashes each writer's lines apart (the
+scenario's own, and each unit's) and its SHA-256 is the hash of those digests in id
+order, the same for one process or several. A transcript file is written in a canonical
+order (by time; at one time the scenario's lines, then by unit id), so the files of
+one run and of a split run are the same byte for byte. Listeners on lines toward the
+host, uplinks and cloud link changes serve the waits and expectations of
+``vdtu.scenario.run``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from vdtu.clock import Clock, VirtualClock
@@ -38,8 +47,10 @@ from vdtu.unit import DEFAULT_BAUDS, Unit, UnitConfig
 
 LOG_RECORDS = 20
 """Log records each unit keeps (its events go to the transcript)."""
-RECENT = 4096
-"""Lines and uplinks a world remembers for a wait that starts after them."""
+RECENT = 64
+"""Lines and uplinks each unit's record keeps for a wait that starts after them."""
+SCENARIO = "scenario"
+"""The transcript's writer name for the scenario's own lines."""
 
 LineListener = Callable[[Unit, str], None]
 """Called with a unit and one line it wrote toward its host (or one uplink's payload)."""
@@ -54,27 +65,81 @@ _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 class Transcript:
-    """The run's events as text lines: hashed, counted, and written to ``out`` if given."""
+    """The run's events as text lines: hashed per writer, counted, and written to ``out``
+    if given (``scenario_lines``: whether this transcript writes the scenario's own lines
+    to the file: one shard of a split run does).
+    """
 
-    def __init__(self, out: IO[str] | None = None) -> None:
-        self._hash = hashlib.sha256()
+    def __init__(self, out: IO[str] | None = None, *, scenario_lines: bool = True) -> None:
+        self._hashes: dict[str, Any] = {}
         self.out = out
         self.lines = 0
+        self.scenario_lines = 0
+        """How many of the lines are the scenario's own."""
+        self._write_scenario = scenario_lines
+        self._time = ""
+        self._pending: list[tuple[int, str]] = []
+        """The lines of the current sim time, kept to be written in canonical order."""
 
     def close(self) -> None:
-        """Write no more lines (the file is closed; a unit stopped later writes nothing)."""
+        """Write what is pending, then no more lines (the file is closed; a unit stopped
+        later writes nothing)."""
+        self._flush()
         self.out = None
 
     def write(self, at: float, who: str, kind: str, data: dict[str, Any]) -> None:
-        line = f"{at:.6f} {who} {kind} {_ENCODE(data)}\n"
-        self._hash.update(line.encode())
+        time_text = f"{at:.6f}"
+        line = f"{time_text} {who} {kind} {_ENCODE(data)}\n"
+        digest = self._hashes.get(who)
+        if digest is None:
+            digest = self._hashes[who] = hashlib.sha256()
+        digest.update(line.encode())
         self.lines += 1
-        if self.out is not None:
-            self.out.write(line)
+        if who == SCENARIO:
+            self.scenario_lines += 1
+        if self.out is None or (who == SCENARIO and not self._write_scenario):
+            return
+        if time_text != self._time:
+            self._flush()
+            self._time = time_text
+        self._pending.append((writer_rank(who), line))
 
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def _flush(self) -> None:
+        if self.out is not None and self._pending:
+            self._pending.sort(key=lambda pending: pending[0])
+            self.out.writelines(line for _rank, line in self._pending)
+        self._pending.clear()
+
+    def digests(self) -> dict[str, str]:
+        """Each writer's lines' SHA-256 so far, by writer name."""
+        return {who: digest.hexdigest() for who, digest in self._hashes.items()}
+
+
+def writer_rank(who: str) -> int:
+    """Where a writer's lines go among the lines of one sim time: the scenario's first,
+    then by unit id."""
+    return -1 if who == SCENARIO else int(who.removeprefix("dtu"))
+
+
+def combined_sha256(digests: Mapping[str, str], unit_ids: Iterable[int]) -> str:
+    """The transcript's hash: the SHA-256 of the scenario's digest and each unit's, in id
+    order (a writer with no line has the digest of nothing)."""
+    empty = hashlib.sha256().hexdigest()
+    names = [SCENARIO, *(f"dtu{unit_id}" for unit_id in unit_ids)]
+    text = "".join(f"{name} {digests.get(name, empty)}\n" for name in names)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCard:
+    """What a selector reads of a unit without the unit itself: its id, IMEI, profile and
+    tags (``states``: filled in only for a selector that asks for the state)."""
+
+    unit_id: int
+    imei: str
+    profile: str
+    tags: tuple[str, ...]
+    states: tuple[str, ...] = ()
 
 
 class CloudSide(Protocol):
@@ -97,15 +162,34 @@ class World(ABC):
     """
 
     def __init__(
-        self, scenario: Scenario, *, seed: int, transcript: Transcript, clock: Clock
+        self,
+        scenario: Scenario,
+        *,
+        seed: int,
+        transcript: Transcript,
+        clock: Clock,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.scenario = scenario
         self.seed = seed
         self.transcript = transcript
         self.clock = clock
+        self.shard, self.shards = shard
+        self.cards = [
+            UnitCard(unit_id, Identity.for_unit(seed, unit_id).imei, group.profile, tags)
+            for unit_id, (group, tags) in enumerate(
+                (group, (group.name, *group.tags))
+                for group in scenario.units
+                for _ in range(group.count)
+            )
+        ]
+        """Every unit of the scenario, in id order (the shard's own or not)."""
         self.sides: dict[str, CloudSide] = {}
         self.units: list[Unit] = []
-        self.groups: list[UnitGroup] = []
+        """The units this world runs, in id order."""
+        self.local: dict[int, Unit] = {}
+        """The same by id."""
+        self.groups: dict[int, UnitGroup] = {}
         self.hosts: dict[int, Host] = {}
         self.tracker = DeliveryTracker()
         self.by_imei: dict[str, Unit] = {}
@@ -118,8 +202,8 @@ class World(ABC):
         """Whether anything reads the lines units write toward their hosts."""
         self.uplinks_wanted = any(w.uplink for w in waits)
         """Whether anything reads the uplinks' text."""
-        self.recent: deque[tuple[float, int, str, str]] = deque(maxlen=RECENT)
-        """The latest lines toward hosts and uplinks: (sim time, unit id, "line" or
+        self.recent: dict[int, deque[tuple[float, str, str]]] = {}
+        """Each unit's latest lines toward its host and uplinks: (sim time, "line" or
         "uplink", text), for a wait that starts just after what it waits for happened."""
         self._consoles = {
             name: SIDES[name].term.open(device="scenario", sn="0", raw=False, bauds=DEFAULT_BAUDS)
@@ -134,11 +218,17 @@ class World(ABC):
     def broker_start(self) -> None:
         """The broker is back."""
 
+    def owns(self, unit_id: int) -> bool:
+        """Whether unit ``unit_id`` runs in this world's shard (every n-th unit)."""
+        return unit_id % self.shards == self.shard
+
     def add(self, unit: Unit, group: UnitGroup) -> None:
-        """Take a unit the subclass built (the next id): observe it, give it its host."""
+        """Take a unit the subclass built (the shard's next one, in id order): observe it,
+        give it its host."""
         unit.log.observer = self._event
         self.units.append(unit)
-        self.groups.append(group)
+        self.local[unit.unit_id] = unit
+        self.groups[unit.unit_id] = group
         self.by_imei[unit.imei] = unit
         plan = group.host
         if plan.kind != "external":
@@ -164,8 +254,8 @@ class World(ABC):
 
     def start(self) -> None:
         """Power on the groups that start powered; start every host."""
-        for unit, group in zip(self.units, self.groups, strict=True):
-            if group.powered:
+        for unit in self.units:
+            if self.groups[unit.unit_id].powered:
                 unit.power_on()
         for unit_id, host in self.hosts.items():
             host.start()
@@ -206,10 +296,10 @@ class World(ABC):
 
     def _event(self, name: str, at: float, kind: str, data: dict[str, Any]) -> None:
         self.transcript.write(at, name, kind, data)
-        unit = self.units[int(name.removeprefix("dtu"))]
+        unit = self.local[int(name.removeprefix("dtu"))]
         if kind == "to-host" and self.lines_wanted:
             for line in _lines(str(data.get("text", ""))):
-                self.recent.append((at, unit.unit_id, "line", line))
+                self._remember(unit.unit_id, at, "line", line)
                 for listener in self.on_line:
                     listener(unit, line)
         elif kind == "cloud":
@@ -231,29 +321,47 @@ class World(ABC):
         if not self.uplinks_wanted:
             return
         text = payload.decode("utf-8", "backslashreplace")
-        self.recent.append((self.clock.now, unit.unit_id, "uplink", text))
+        self._remember(unit.unit_id, self.clock.now, "uplink", text)
         for listener in self.on_uplink:
             listener(unit, text)
 
+    def _remember(self, unit_id: int, at: float, kind: str, text: str) -> None:
+        recent = self.recent.get(unit_id)
+        if recent is None:
+            recent = self.recent[unit_id] = deque(maxlen=RECENT)
+        recent.append((at, kind, text))
+
     def note(self, kind: str, data: dict[str, Any]) -> None:
         """A line of the scenario's own (a step, a wait's end) in the transcript."""
-        self.transcript.write(self.clock.now, "scenario", kind, data)
+        self.transcript.write(self.clock.now, SCENARIO, kind, data)
 
 
 class VirtualWorld(World):
     """A scenario's world in virtual time: simulated clouds, no PTYs, as fast as it goes."""
 
-    def __init__(self, scenario: Scenario, *, seed: int, transcript: Transcript) -> None:
-        super().__init__(scenario, seed=seed, transcript=transcript, clock=VirtualClock())
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int,
+        transcript: Transcript,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
+        super().__init__(
+            scenario, seed=seed, transcript=transcript, clock=VirtualClock(), shard=shard
+        )
         env = self.clock.env
         profiles = [group.profile for group in scenario.units]
         self.virtual = virtual_sides(env, seed, self.clock.epoch_s, profiles)
         self.sides = dict(self.virtual)
         for side in self.virtual.values():
             side.on_message.append(self.message)
+        unit_id = 0
         for group in scenario.units:
             for _ in range(group.count):
-                self._build(group, len(self.units))
+                if self.owns(unit_id):
+                    self._build(group, unit_id)
+                unit_id += 1
 
     def _build(self, group: UnitGroup, unit_id: int) -> None:
         side = self.virtual[group.profile]
