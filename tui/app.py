@@ -159,6 +159,8 @@ class DashboardApp(App[None]):
         if events:
             self.model.apply_events(events)
         for screen in self.screen_stack:
+            if not getattr(screen, "ready", False):
+                continue  # not mounted yet: it draws everything when it is
             if isinstance(screen, UnitScreen) and events:
                 screen.take_events([e for e in events if e.get("unit") == screen.unit])
             if isinstance(screen, FleetScreen):
@@ -212,7 +214,7 @@ class DashboardApp(App[None]):
 
     def open_unit(self, unit: int) -> None:
         """Show one unit's screen."""
-        self._open(UnitScreen(unit))
+        self._open(UnitScreen(unit, live=self.live))
 
     def _open(self, screen: Screen[Any]) -> None:
         """Push a screen, replacing one of the same kind already on top."""

@@ -65,6 +65,8 @@ class FleetScreen(Screen[None]):
         self.sort_column = "unit"
         self.reverse = False
         self._shown: dict[int, Cells] = {}
+        self.ready = False
+        """Mounted, its table has its columns: the app may draw into it."""
 
     @property
     def dash(self) -> DashboardApp:
@@ -100,6 +102,7 @@ class FleetScreen(Screen[None]):
             table.add_column(heading, key=key)
         self._rebuild()
         table.focus()
+        self.ready = True
 
     @property
     def table(self) -> DataTable[Any]:

@@ -82,6 +82,8 @@ class UnitScreen(Screen[None]):
         self.cloud: deque[Json] = deque(maxlen=TRAFFIC)
         self.last_seq = -1
         self._held: dict[int, float] = {}
+        self.ready = False
+        """Mounted: the app may route events here."""
 
     @property
     def dash(self) -> DashboardApp:
@@ -136,9 +138,17 @@ class UnitScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.ready = True
+        self.read_history()
         if self.live:
-            self.read_history()
             self.poll_snapshot()
+        else:
+            self.read_snapshot()
+
+    @work(exclusive=True, group="snapshot")
+    async def read_snapshot(self) -> None:
+        """Read the unit's snapshot once (a dashboard that is not live)."""
+        await self.read_once()
 
     # -- reading -----------------------------------------------------------------------
 
@@ -231,10 +241,10 @@ class UnitScreen(Screen[None]):
 
     def action_power(self) -> None:
         powered = True if self.snapshot is None else bool(self.snapshot.get("powered"))
-        self.send_poke("power-off" if powered else "power-on", {})
+        self.poke_worker("power-off" if powered else "power-on", {})
 
     def action_reboot(self) -> None:
-        self.send_poke("reboot", {})
+        self.poke_worker("reboot", {})
 
     @work(group="actions")
     async def action_clear(self) -> None:
@@ -253,7 +263,7 @@ class UnitScreen(Screen[None]):
             return
         index = int(event.switch.id.removeprefix("in-"))
         self._held[index] = time.monotonic() + HOLD_S
-        self.send_poke("input", {"index": index, "level": int(event.value)})
+        self.poke_worker("input", {"index": index, "level": int(event.value)})
 
     @on(Select.Changed, "#port")
     def _port(self) -> None:
@@ -269,27 +279,40 @@ class UnitScreen(Screen[None]):
         if not event.value:
             return
         port = str(self.query_one("#port", Select).value)
-        self.send_poke("host-write", {"port": port, "text": event.value + "\\r\\n"})
+        self.write_to_host(port, event.value)
         event.input.clear()
+
+    @work(group="actions")
+    async def write_to_host(self, port: str, line: str) -> None:
+        """The ``host-write`` poke; the line goes into the serial view once written (the
+        event stream carries what the firmware writes, not what a poke writes)."""
+        if await self.send_poke("host-write", {"port": port, "text": line + "\\r\\n"}):
+            self.query_one("#serial-log", RichLog).write(panels.poked_line(port, line))
 
     @on(Input.Submitted, "#downlink")
     def _downlink(self, event: Input.Submitted) -> None:
         if not event.value:
             return
-        self.send_poke("downlink", {"payload": event.value})
+        self.poke_worker("downlink", {"payload": event.value})
         event.input.clear()
 
     @work(group="actions")
-    async def send_poke(self, action: str, params: dict[str, Any]) -> None:
-        """One poke of this unit; its refusal or failure is shown as it came."""
+    async def poke_worker(self, action: str, params: dict[str, Any]) -> None:
+        """``send_poke`` in a worker (keys and switches)."""
+        await self.send_poke(action, params)
+
+    async def send_poke(self, action: str, params: dict[str, Any]) -> bool:
+        """One poke of this unit; its refusal or failure is shown as it came. Returns
+        whether the unit did it."""
         try:
             answer = await self.dash.api.poke(str(self.unit), action, params)
         except ApiError as exc:
             self.notify(f"{action}: {exc}", severity="error")
-            return
+            return False
         refused = answer.get("refused", {})
         if refused:
             self.notify(f"{action} refused: {refused.get(str(self.unit))}", severity="warning")
         else:
             self.notify(f"{action} done", timeout=2)
         await self.read_once()
+        return not refused

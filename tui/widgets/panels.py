@@ -252,6 +252,15 @@ def serial_line(event: Json) -> Text:
     return line
 
 
+def poked_line(port: str, text: str) -> Text:
+    """A line the dashboard wrote toward the host (the ``host-write`` poke)."""
+    line = Text(f"{time.strftime('%H:%M:%S')} {port:<5} ", style="dim")
+    line.append("→ host ", style="cyan")
+    line.append(text)
+    line.append("  (written from the prompt)", style="dim italic")
+    return line
+
+
 def cloud_line(event: Json) -> Text:
     """``12:00:01 ↑ uplink xgc/.../up {...}``."""
     data = event["data"]

@@ -1,0 +1,75 @@
+"""A dashboard over a real fleet in this process, serving its control API, for Pilot tests.
+
+The fleet is ``vdtu up``'s (real time, the embedded broker) without PTYs; the dashboard
+reaches it over HTTP on 127.0.0.1 like any client. ``until`` waits for what the dashboard
+shows, pausing the Pilot so the app's workers and timers run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tui.app import DashboardApp
+from tui.client import HttpApi
+from vdtu.control.attach import serve
+from vdtu.fleet import Fleet, FleetConfig
+
+SIZE = (120, 40)
+Body = Callable[[DashboardApp, Pilot[Any], Fleet, HttpApi], Awaitable[None]]
+
+
+def run_live(tmp_path: Path, body: Body, *, units: int = 3) -> None:
+    """Start a fleet of ``units`` and its API, run ``body`` against a dashboard over it."""
+
+    async def main() -> None:
+        fleet = Fleet(
+            asyncio.get_running_loop(),
+            FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=()),
+        )
+        await fleet.start()
+        server, handle = await serve(fleet)
+        probe = HttpApi(server.url, server.token)
+        try:
+            app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)
+            async with app.run_test(size=SIZE) as pilot:
+                await body(app, pilot, fleet, probe)
+        finally:
+            await probe.close()
+            handle.close()
+            await server.stop()
+            await fleet.close()
+
+    asyncio.run(main())
+
+
+async def until(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, *, timeout_s: float = 10.0
+) -> None:
+    """Pause the app until ``condition()`` holds; fail naming ``what`` after ``timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def until_api(
+    pilot: Pilot[Any],
+    check: Callable[[], Awaitable[bool]],
+    what: str,
+    *,
+    timeout_s: float = 10.0,
+) -> None:
+    """Like ``until``, with a condition that asks the API itself (not the dashboard)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await pilot.pause(0.1)
