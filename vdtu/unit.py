@@ -168,6 +168,7 @@ class Unit:
         "domain",
         "env",
         "faults",
+        "files",
         "firmware",
         "flash",
         "gpio",
@@ -200,6 +201,8 @@ class Unit:
         self.config = config
         self.personality = personality(config.profile)
         self.flash = flash if flash is not None else MemoryStorage()
+        self.files: Mapping[str, TextFile] = dict(files or {})
+        """Its flash's named text files, by name (a QuecPython unit's ``dtu_config.json``)."""
         self.log = log if log is not None else UnitLog(config.name)
         self.powered = False
         self.domain = FaultDomain(config.name, self._watchdog)
@@ -269,7 +272,7 @@ class Unit:
                     rng=self._rng("firmware"),
                     hardware=hardware,
                     flash=self.flash,
-                    files=files or {},
+                    files=self.files,
                     log=self.log,
                     options=config.options,
                     firmware_version=config.firmware_version,
@@ -510,4 +513,5 @@ class Unit:
             "link": None if link is None else link.snapshot(),
             "platform": None if platform is None else asdict(platform),
             "flash": self.flash.load(),
+            "files": {name: file.read() for name, file in self.files.items()},
         }

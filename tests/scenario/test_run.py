@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from vdtu.scenario.load import parse_scenario
+import pytest
+
+from vdtu.scenario.load import ScenarioError, parse_scenario
 from vdtu.scenario.run import ScenarioRun
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
@@ -244,3 +246,48 @@ def test_a_state_expectation_can_look_during_the_run() -> None:
     wrong = outcomes["a wrong look during the run fails"]
     assert not wrong["passed"]
     assert wrong["evidence"].startswith("at 0:04:30: 5 of 5 units are not connected: dtu5 ")
+
+
+FLASH = """\
+name: flash
+seed: 2
+duration: 2m
+units:
+  - {name: x, count: 2}
+  - {name: q, count: 2, profile: quec}
+expect:
+  - flash: {select: tag=x, key: project.pid, matches: "^[0-9a-f]{20}$"}
+  - flash: {select: tag=q, file: dtu_config.json, key: conf.1.protocol, matches: "^mqtt$"}
+  - flash: {select: tag=x, key: project.pid, matches: "^nothing like it$"}
+  - flash: {select: tag=x, key: project.phone, matches: "."}
+  - flash: {select: tag=x, file: dtu_config.json, matches: "."}
+  - flash: {select: tag=q, file: dtu_config.json, key: conf.1, matches: '"port": "1883"'}
+"""
+
+
+def test_a_flash_expectation_reads_the_document_or_a_file_and_fails_with_the_value() -> None:
+    outcomes = [(e["passed"], e["evidence"]) for e in run(FLASH)["expectations"]]
+    assert outcomes[0] == (True, "all 2 units' flash project.pid matches /^[0-9a-f]{20}$/")
+    assert outcomes[1] == (
+        True,
+        "all 2 units' dtu_config.json conf.1.protocol matches /^mqtt$/",
+    )
+    assert not outcomes[2][0]
+    assert outcomes[2][1].startswith(
+        "2 of 2 units' flash project.pid does not match /^nothing like it$/: dtu0 has '"
+    )
+    assert outcomes[3] == (
+        False,
+        "2 of 2 units' flash project.phone does not match /./: dtu0 has no project.phone",
+    )
+    assert outcomes[4] == (
+        False,
+        "2 of 2 units' dtu_config.json does not match /./: dtu0 has no file dtu_config.json",
+    )
+    assert outcomes[5][0], outcomes[5]
+
+
+def test_a_flash_expectation_with_a_bad_key_names_it() -> None:
+    text = FLASH.replace("key: project.phone", "key: project..phone")
+    with pytest.raises(ScenarioError, match=r"test.yaml:\d+: expect\[3\].flash.key: "):
+        parse_scenario(text, "test.yaml")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import re
 import time
@@ -45,6 +46,7 @@ from vdtu.scenario.schema import (
     Bound,
     CloudCheck,
     Expectation,
+    FlashCheck,
     ReconnectCheck,
     Scenario,
     SerialCheck,
@@ -550,6 +552,7 @@ class ScenarioRun:
             "serial": lambda: self._serial_check(expectation),
             "reconnect_s": lambda: self._reconnect(expectation.reconnect_s),
             "cloud": lambda: self._cloud_check(expectation),
+            "flash": lambda: self._flash_check(expectation),
         }
         passed, evidence = checks[expectation.kind]()
         return Outcome(expectation.title, expectation.kind, passed, evidence)
@@ -653,6 +656,27 @@ class ScenarioRun:
             prefix=f"messages on {what} from {len(count.units)} units{example}",
         )
 
+    def _flash_check(self, expectation: Expectation) -> tuple[bool, str]:
+        check = expectation.flash
+        assert check is not None
+        pattern = re.compile(check.matches)
+        selected = self._ids(check.select)
+        local = [self.world.local[u] for u in selected if u in self.world.local]
+        wrong = [
+            (unit.unit_id, why) for unit in local if (why := _flash_wrong(unit, check, pattern))
+        ]
+        failed = sorted(pair for part in self.exchange.gather("flash", wrong) for pair in part)
+        what = f"{check.file or 'flash'}{'' if check.key is None else ' ' + check.key}"
+        if not selected:
+            return False, f"selector {check.select!r} picks no unit"
+        if not failed:
+            return True, f"all {len(selected)} units' {what} matches /{check.matches}/"
+        unit_id, why = failed[0]
+        return False, (
+            f"{len(failed)} of {len(selected)} units' {what} does not match "
+            f"/{check.matches}/: dtu{unit_id} {why}"
+        )
+
     def _reconnect(self, check: ReconnectCheck | None) -> tuple[bool, str]:
         assert check is not None
         selected = set(self._ids(check.select))
@@ -711,6 +735,30 @@ class ScenarioRun:
 
 _COUNTS = tuple(f.name for f in fields(DeliveryCounts))
 """The fields of the uplink counts, summed over the shards."""
+
+
+def _flash_wrong(unit: Unit, check: FlashCheck, pattern: re.Pattern[str]) -> str | None:
+    """Why ``unit``'s flash fails ``check`` (None: it passes)."""
+    value: Any
+    if check.file is None:
+        value = unit.flash.load()
+    else:
+        file = unit.files.get(check.file)
+        text = None if file is None else file.read()
+        if text is None:
+            return f"has no file {check.file}"
+        value = text
+        if check.key is not None:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return f"has a {check.file} that is not JSON"
+    for name in [] if check.key is None else check.key.split("."):
+        if not isinstance(value, dict) or name not in value:
+            return f"has no {check.key}"
+        value = value[name]
+    shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return None if pattern.search(shown) else f"has {shown[:120]!r}"
 
 
 def _fleet_kinds() -> tuple[str, ...]:

@@ -384,7 +384,24 @@ class ReconnectCheck(_Record):
     max: Figure | None = None
 
 
-CHECKS = ("uplinks", "state", "serial", "reconnect_s", "cloud")
+class FlashCheck(_Record):
+    """What the selected units' flash holds at the end: the flash document, or the named
+    file ``file``; with ``key`` (dotted: ``project.pid``) the value there of the document
+    or of the file's JSON. The value (its JSON text if it is not a string) must match
+    ``matches``."""
+
+    select: Selector = "all"
+    file: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, pattern=r"^[^.]+(\.[^.]+)*$", max_length=200)
+    matches: str
+
+    @model_validator(mode="after")
+    def _pattern(self) -> FlashCheck:
+        _check_pattern(self.matches)
+        return self
+
+
+CHECKS = ("uplinks", "state", "serial", "reconnect_s", "cloud", "flash")
 
 
 class Expectation(_Record):
@@ -396,6 +413,7 @@ class Expectation(_Record):
     serial: SerialCheck | None = None
     reconnect_s: ReconnectCheck | None = None
     cloud: CloudCheck | None = None
+    flash: FlashCheck | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Expectation:
