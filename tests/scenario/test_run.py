@@ -291,3 +291,58 @@ def test_a_flash_expectation_with_a_bad_key_names_it() -> None:
     text = FLASH.replace("key: project.phone", "key: project..phone")
     with pytest.raises(ScenarioError, match=r"test.yaml:\d+: expect\[3\].flash.key: "):
         parse_scenario(text, "test.yaml")
+
+
+ROUND_TRIPS = """\
+name: round trips
+seed: 4
+duration: 3m
+units:
+  - {name: x, count: 3, host: {uplink_every: 30s, jobs: true}}
+  - {name: q, count: 2, profile: quec, host: {uplink_every: 30s}}
+steps:
+  - at: 1m
+    select: tag=q
+    downlink: '{"msg_id": 1234, "cmd_code": 0, "data": {}}'
+  - at: 1m
+    select: tag=x
+    ota: {version: 2.0.1}
+  - at: 80s
+    downlink: '{"valve": "open"}'
+  - at: 90s
+    select: tag=q
+    downlink: '{"msg_id": 1235, "cmd_code": 3, "data": {}}'
+expect:
+  - round_trip_s:
+      select: tag=q
+      request: downlink
+      sent: cmd_code
+      topic: /up$
+      payload: '"status": 1'
+      count: 4
+      unanswered: 0
+      max: {max: 1}
+  - round_trip_s: {select: tag=x, request: ota, topic: /ota/status$, count: 3, p99: {max: 30}}
+  - round_trip_s:
+      {select: tag=q, request: downlink, topic: /up$, payload: '"status"', unanswered: 0}
+  - round_trip_s: {select: tag=x, request: config, topic: /config/status$, p50: {max: 5}}
+"""
+
+
+def test_a_round_trip_expectation_times_each_request_to_its_answer() -> None:
+    outcomes = [(e["passed"], e["evidence"]) for e in run(ROUND_TRIPS)["expectations"]]
+    assert outcomes[0] == (
+        True,
+        "4 downlink requests answered on //up$/; count 4, unanswered 0, p50 0.04, p99 0.04, "
+        "max 0.04",
+    )
+    assert outcomes[1][0], outcomes[1]
+    assert outcomes[1][1].startswith("3 ota requests answered on //ota/status$/; count 3")
+    # the valve downlink is a request too, and a QuecPython DTU in command mode only passes
+    # it to its host: without `sent`, it waits for an answer that never comes
+    assert outcomes[2][0] is False
+    assert outcomes[2][1].startswith("unanswered 2 is not in 0..0 (4 downlink requests answered")
+    assert outcomes[3] == (
+        False,
+        "no config requests answered on //config/status$/, so there is no p50",
+    )

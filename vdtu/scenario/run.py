@@ -28,6 +28,7 @@ import json
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, fields, replace
 from typing import IO, Any
@@ -48,6 +49,7 @@ from vdtu.scenario.schema import (
     Expectation,
     FlashCheck,
     ReconnectCheck,
+    RoundTripCheck,
     Scenario,
     SerialCheck,
     StateCheck,
@@ -168,6 +170,34 @@ class _CloudCount:
                 self.first = (self.clock.now, unit.unit_id, f"{topic} {text[:120]}")
 
 
+class _RoundTrips:
+    """Each selected unit's requests of one kind not yet answered (their sim times, oldest
+    first) and the round trips of those answered."""
+
+    def __init__(self, check: RoundTripCheck, unit_ids: list[int], world: World) -> None:
+        self.request = check.request
+        self.sent_pattern = None if check.sent is None else re.compile(check.sent)
+        self.topic = re.compile(check.topic)
+        self.payload = None if check.payload is None else re.compile(check.payload)
+        self.pending: dict[int, deque[float]] = {u: deque() for u in unit_ids if u in world.local}
+        self.clock = world.clock
+        self.durations: list[float] = []
+
+    def sent(self, unit: Unit, request: str, payload: str) -> None:
+        waiting = self.pending.get(unit.unit_id)
+        if waiting is None or request != self.request:
+            return
+        if self.sent_pattern is None or self.sent_pattern.search(payload):
+            waiting.append(self.clock.now)
+
+    def message(self, unit: Unit, topic: str, payload: bytes) -> None:
+        waiting = self.pending.get(unit.unit_id)
+        if not waiting or not self.topic.search(topic):
+            return
+        if self.payload is None or self.payload.search(payload.decode("utf-8", "replace")):
+            self.durations.append(self.clock.now - waiting.popleft())
+
+
 @dataclass(slots=True)
 class _Acted:
     """One time a step acted: on how many units, and this shard's refusals (unit id,
@@ -233,12 +263,18 @@ class ScenarioRun:
         self.world.on_cloud.append(self.reconnects.changed)
         self._serial: dict[int, _SerialProgress] = {}
         self._cloud: dict[int, _CloudCount] = {}
+        self._round_trips: dict[int, _RoundTrips] = {}
         for expectation in scenario.expect:
             if expectation.cloud is not None:
                 ids = self._ids(expectation.cloud.select)
                 count = _CloudCount(expectation.cloud, ids, self.world)
                 self._cloud[id(expectation)] = count
                 self.world.on_message.append(count.message)
+            if expectation.round_trip_s is not None:
+                ids = self._ids(expectation.round_trip_s.select)
+                trips = _RoundTrips(expectation.round_trip_s, ids, self.world)
+                self._round_trips[id(expectation)] = trips
+                self.world.on_message.append(trips.message)
             if expectation.serial is not None:
                 ids = self._ids(expectation.serial.select)
                 progress_ = _SerialProgress(expectation.serial, ids, self.world)
@@ -412,10 +448,20 @@ class ScenarioRun:
             return lambda unit: self.world.host_writes(unit, line)
         if step.config is not None:
             config = step.config
-            return lambda unit: self.world.sides[unit.profile].push_config(unit.imei, config)
+
+            def push_config(unit: Unit) -> None:
+                self.world.sides[unit.profile].push_config(unit.imei, config)
+                self._sent(unit, "config", json.dumps(config, sort_keys=True))
+
+            return push_config
         if step.ota is not None:
             job = {key: value for key, value in step.ota.model_dump().items() if value is not None}
-            return lambda unit: self.world.sides[unit.profile].push_ota(unit.imei, job)
+
+            def push_ota(unit: Unit) -> None:
+                self.world.sides[unit.profile].push_ota(unit.imei, job)
+                self._sent(unit, "ota", json.dumps(job, sort_keys=True))
+
+            return push_ota
         assert step.poke is not None
         poke = POKES[step.poke]
         params = poke.check(step.params)
@@ -428,6 +474,12 @@ class ScenarioRun:
     def _downlink(self, unit: Unit, payload: bytes) -> None:
         if not self.world.sides[unit.profile].downlink(unit.imei, payload):
             raise ValueError("the unit is not subscribed at its broker now: the downlink is lost")
+        self._sent(unit, "downlink", payload.decode("utf-8", "replace"))
+
+    def _sent(self, unit: Unit, request: str, payload: str) -> None:
+        """A request from the cloud went to ``unit``: round-trip expectations start timing."""
+        for trips in self._round_trips.values():
+            trips.sent(unit, request, payload)
 
     def _fleet_fault(self, kind: str, lasting: float | None) -> None:
         self._broker_down += 1
@@ -553,6 +605,7 @@ class ScenarioRun:
             "reconnect_s": lambda: self._reconnect(expectation.reconnect_s),
             "cloud": lambda: self._cloud_check(expectation),
             "flash": lambda: self._flash_check(expectation),
+            "round_trip_s": lambda: self._round_trip_check(expectation),
         }
         passed, evidence = checks[expectation.kind]()
         return Outcome(expectation.title, expectation.kind, passed, evidence)
@@ -677,6 +730,25 @@ class ScenarioRun:
             f"/{check.matches}/: dtu{unit_id} {why}"
         )
 
+    def _round_trip_check(self, expectation: Expectation) -> tuple[bool, str]:
+        check = expectation.round_trip_s
+        assert check is not None
+        trips = self._round_trips[id(expectation)]
+        unanswered = sum(len(waiting) for waiting in trips.pending.values())
+        parts = self.exchange.gather("round trips", (trips.durations, unanswered))
+        durations = sorted(d for part, _left in parts for d in part)
+        figures = {
+            "count": float(len(durations)),
+            "unanswered": float(sum(left for _part, left in parts)),
+        }
+        bounds = {"count": check.count, "unanswered": check.unanswered}
+        return _bounded_times(
+            durations,
+            figures,
+            bounds | {"p50": check.p50, "p99": check.p99, "max": check.max},
+            what=f"{check.request} requests answered on /{check.topic}/",
+        )
+
     def _reconnect(self, check: ReconnectCheck | None) -> tuple[bool, str]:
         assert check is not None
         selected = set(self._ids(check.select))
@@ -685,18 +757,10 @@ class ScenarioRun:
             end - since for u, since in self.reconnects.down_since.items() if u in selected
         ]
         durations = sorted(d for part in self.exchange.gather("reconnects", local) for d in part)
-        figures: dict[str, float] = {"count": float(len(durations))}
-        if durations:
-            figures |= {
-                "p50": _percentile(durations, 50),
-                "p99": _percentile(durations, 99),
-                "max": durations[-1],
-            }
         bounds = {"count": check.count, "p50": check.p50, "p99": check.p99, "max": check.max}
-        missing = [n for n, b in bounds.items() if b is not None and n not in figures]
-        if missing:
-            return False, f"no reconnect happened, so there is no {', '.join(missing)}"
-        return _bounded(figures, bounds, prefix=f"{len(durations)} link losses")
+        return _bounded_times(
+            durations, {"count": float(len(durations))}, bounds, what="link losses"
+        )
 
     # -- the report ----------------------------------------------------------------------------
 
@@ -778,6 +842,27 @@ def _bounded(
     if failed:
         return False, f"{'; '.join(failed)} ({prefix}; {shown})"
     return True, f"{prefix}; {shown}"
+
+
+def _bounded_times(
+    durations: list[float],
+    figures: dict[str, float],
+    bounds: dict[str, Bound | None],
+    *,
+    what: str,
+) -> tuple[bool, str]:
+    """``_bounded`` for a set of sorted durations: their p50, p99 and max join ``figures``
+    (none when there is no duration: a bound on them then fails, saying so)."""
+    if durations:
+        figures = figures | {
+            "p50": _percentile(durations, 50),
+            "p99": _percentile(durations, 99),
+            "max": durations[-1],
+        }
+    missing = [n for n, b in bounds.items() if b is not None and n not in figures]
+    if missing:
+        return False, f"no {what}, so there is no {', '.join(missing)}"
+    return _bounded(figures, bounds, prefix=f"{len(durations)} {what}")
 
 
 def _percentile(values: list[float], pct: float) -> float:

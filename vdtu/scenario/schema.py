@@ -401,7 +401,34 @@ class FlashCheck(_Record):
         return self
 
 
-CHECKS = ("uplinks", "state", "serial", "reconnect_s", "cloud", "flash")
+class RoundTripCheck(_Record):
+    """The time from each request the scenario's steps sent a selected unit from the cloud
+    (``request``: a downlink, a configuration push or a firmware offer; with ``sent``, only
+    those whose payload matches it) to its answer: the unit's next message on a topic
+    matching ``topic`` (and a payload matching ``payload``), each answer for the oldest
+    request waiting. A request still unanswered at the end counts in ``unanswered``."""
+
+    select: Selector = "all"
+    request: Literal["downlink", "config", "ota"]
+    sent: str | None = None
+    topic: str
+    payload: str | None = None
+    count: Figure | None = None
+    """How many requests were answered."""
+    unanswered: Figure | None = None
+    p50: Figure | None = None
+    p99: Figure | None = None
+    max: Figure | None = None
+
+    @model_validator(mode="after")
+    def _patterns(self) -> RoundTripCheck:
+        for pattern in (self.topic, self.payload, self.sent):
+            if pattern is not None:
+                _check_pattern(pattern)
+        return self
+
+
+CHECKS = ("uplinks", "state", "serial", "reconnect_s", "cloud", "flash", "round_trip_s")
 
 
 class Expectation(_Record):
@@ -414,6 +441,7 @@ class Expectation(_Record):
     reconnect_s: ReconnectCheck | None = None
     cloud: CloudCheck | None = None
     flash: FlashCheck | None = None
+    round_trip_s: RoundTripCheck | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Expectation:
