@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from tui.client import Api, ApiError, Json
@@ -158,15 +159,20 @@ class DashboardApp(App[None]):
         events, self._pending = self._pending, []
         if events:
             self.model.apply_events(events)
-        for screen in self.screen_stack:
-            if not getattr(screen, "ready", False):
-                continue  # not mounted yet: it draws everything when it is
-            if isinstance(screen, UnitScreen) and events:
-                screen.take_events([e for e in events if e.get("unit") == screen.unit])
-            if isinstance(screen, FleetScreen):
-                screen.redraw(self.model.take_dirty())
-        for line in self.screen.query(StatusLine):
-            line.show(self.status_text())
+        try:
+            for screen in self.screen_stack:
+                if not getattr(screen, "ready", False):
+                    continue  # not mounted yet: it draws everything when it is
+                if isinstance(screen, UnitScreen) and events:
+                    screen.take_events([e for e in events if e.get("unit") == screen.unit])
+                if isinstance(screen, FleetScreen):
+                    screen.redraw(self.model.take_dirty())
+            for line in self.screen.query(StatusLine):
+                line.show(self.status_text())
+        except NoMatches:
+            # The app is ending and its screens' widgets are already gone: nothing to draw.
+            if not (self._exit or self._closing or self._closed):
+                raise
 
     def status_text(self) -> str:
         """The status line: where the API is, missed events, the last failure."""

@@ -1,0 +1,124 @@
+"""The app over the fixed fleet: help, the command palette's entries, missed events, an
+API that fails, and the requests the screens send (tests/tui/fake_api.py records them)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from textual.widgets import Input, RichLog, Static
+
+from tests.tui.fake_api import FakeApi, filled, fixed_app
+from tui.app import DashboardApp
+from tui.client import ApiError, Json
+from tui.screens.faults import FaultsScreen
+from tui.screens.fleet import FleetScreen
+from tui.screens.help import HelpScreen
+from tui.screens.unit import UnitScreen
+from tui.widgets.status import StatusLine
+
+SIZE = (120, 40)
+
+
+def status(app: DashboardApp) -> str:
+    return str(app.screen.query_one(StatusLine).content)
+
+
+def test_help_opens_and_closes_and_the_palette_offers_the_screens() -> None:
+    async def main() -> None:
+        app = fixed_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            assert isinstance(app.screen, FleetScreen)
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            for title in ("Faults", "Spawn and power", "Keys", "Select all shown", "Unit 11"):
+                assert title in titles
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            await pilot.press(*"Spawn", "enter")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "SpawnScreen"
+
+    asyncio.run(main())
+
+
+def test_missed_events_are_shown_in_the_status_line() -> None:
+    async def main() -> None:
+        app = fixed_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            assert "missed" not in status(app)
+            missed = {"seq": 0, "at": 1.0, "wall": 0.0, "unit": None, "kind": "missed",
+                      "data": {"count": 1234}}  # fmt: skip
+            app.take_events([missed])
+            app.flush()
+            await pilot.pause()
+            assert "missed 1234 events (the dashboard fell behind)" in status(app)
+            assert app.screen.query_one(StatusLine).has_class("-warning")
+
+    asyncio.run(main())
+
+
+class FailingApi(FakeApi):
+    """A fleet that went away."""
+
+    async def fleet(self) -> Json:
+        raise ApiError("cannot reach the control API at http://127.0.0.1:1: refused")
+
+    async def unit(self, unit: str) -> Json:
+        raise ApiError("no unit 99 (the units: 0-11)")
+
+
+def test_an_api_that_fails_is_a_message_not_a_crash() -> None:
+    async def main() -> None:
+        app = DashboardApp(FailingApi(), poll_s=0.05, flush_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if "API: cannot reach" in status(app):
+                    break
+            assert "API: cannot reach the control API at http://127.0.0.1:1" in status(app)
+            app.open_unit(99)
+            await pilot.pause(0.2)
+            title = str(app.screen.query_one("#unit-title", Static).content)
+            assert "no unit 99 (the units: 0-11)" in title
+
+    asyncio.run(main())
+
+
+def test_the_screens_send_the_requests_a_user_means() -> None:
+    async def main() -> None:
+        api = FakeApi()
+        app = DashboardApp(api, live=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            await pilot.press("enter")  # unit 0
+            screen = app.screen
+            assert isinstance(screen, UnitScreen)
+            await app.workers.wait_for_complete()
+            await pilot.press("4")
+            field = screen.query_one("#downlink", Input)
+            field.focus()
+            await pilot.press(*'{"a":1}', "enter")
+            await app.workers.wait_for_complete()
+            cloud = "\n".join(line.text for line in screen.query_one("#cloud-log", RichLog).lines)
+            assert '↑ uplink   xgc/p/867435059800763/up {"temp": 25.0}' in cloud
+            await pilot.press("escape", "x")
+            faults = app.screen
+            assert isinstance(faults, FaultsScreen)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            faults.query_one("#target", Input).value = "3"
+            await faults.show_kind("broker-stop")
+            await pilot.press("ctrl+t", "enter")
+            await app.workers.wait_for_complete()
+            results = "\n".join(line.text for line in faults.query_one("#results", RichLog).lines)
+            assert "broker-stop: broker-stop is a fleet fault: select all" in results
+        calls: list[tuple[str, tuple[Any, ...]]] = api.calls
+        assert ("poke", ("0", "downlink", {"payload": '{"a":1}'})) in calls
+        assert ("fault", ("3", "broker-stop", {}, None)) in calls
+
+    asyncio.run(main())
