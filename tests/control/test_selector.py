@@ -48,6 +48,19 @@ def test_filters_narrow_the_named_units_or_the_whole_fleet() -> None:
     assert ids("state=connected,98-99") == []
 
 
+def test_a_filter_takes_alternatives_and_can_be_turned_round() -> None:
+    assert ids("0-9,tag=north|south,profile=quec") == [1, 3, 5, 7, 9]
+    assert ids("0-5,profile=xgc|quec") == [0, 1, 2, 3, 4, 5]
+    assert ids("tag!=north,0-11") == [10, 11]
+    assert ids("state!=Connected|connecting") == []
+    assert ids("45-55,state!=connected") == list(range(50, 56))
+    quec_tenth = ids("profile!=xgc,random=10%")
+    assert len(quec_tenth) == 5
+    assert all(unit_id % 2 == 1 for unit_id in quec_tenth)
+    assert parse_selector("state!=connected").reads_states
+    assert not parse_selector("tag=a|b").reads_states
+
+
 def test_a_random_fraction_is_the_same_for_the_same_seed() -> None:
     first = ids("random=10%")
     assert len(first) == 10
@@ -69,6 +82,9 @@ def test_a_random_fraction_is_the_same_for_the_same_seed() -> None:
         ("random=150%", "is not a percentage"),
         ("random=5%,random=6%", "random= is given twice"),
         ("profile=", "bad selector term 'profile='"),
+        ("tag=a|", "bad selector term 'tag=a|'"),
+        ("random!=5%", "bad selector term 'random!=5%'"),
+        ("tag!!=a", "bad selector term 'tag!!=a'"),
     ],
 )
 def test_a_bad_selector_is_refused_naming_the_term(text: str, message: str) -> None:

@@ -4,9 +4,11 @@ A selector is one or more terms separated by commas. Terms that name units add t
 (a union): a unit id (``7``), a range (``0-99``, both ends included), an IMEI (15
 digits), or ``all``. Terms ``NAME=VALUE`` narrow what the others chose (or the whole
 fleet if there are none): ``profile=quec``, ``state=online`` (the unit's phase or its
-personality's own state name, any case), ``tag=north`` and ``random=10%`` (a fraction
-of the chosen units, drawn from a seed: ``random=10%:42``; without one the fleet's
-seed, so the same selector picks the same units in every run of the same fleet).
+personality's own state name, any case) and ``tag=north``; a filter takes alternatives
+(``tag=north|south``: either) and can be turned round (``state!=connected``: none of
+them). Last, ``random=10%`` keeps a fraction of the chosen units, drawn from a seed
+(``random=10%:42``; without one the fleet's seed, so the same selector picks the same
+units in every run of the same fleet).
 
 ``parse_selector`` checks the text and raises ``SelectorError`` naming the bad term;
 ``Selector.pick`` applies it to the fleet's units.
@@ -24,7 +26,8 @@ MAX_SELECTOR = 1000
 """The longest selector text accepted."""
 _RANGE = re.compile(r"(\d{1,7})-(\d{1,7})")
 _RANDOM = re.compile(r"(\d{1,3}(?:\.\d{1,6})?)%(?::(\d{1,19}))?")
-FILTERS = ("profile", "state", "tag", "random")
+FILTERS = ("profile", "state", "tag")
+"""The terms that narrow the choice by what a unit is."""
 
 
 class SelectorError(ValueError):
@@ -58,7 +61,8 @@ class Selector:
     ids: frozenset[int]
     ranges: tuple[tuple[int, int], ...]
     imeis: frozenset[str]
-    filters: tuple[tuple[str, str], ...]
+    filters: tuple[tuple[str, frozenset[str], bool], ...]
+    """(name, the values any of which passes, whether the filter is turned round)."""
     fraction: float | None
     seed: int | None
 
@@ -80,7 +84,7 @@ class Selector:
     @property
     def reads_states(self) -> bool:
         """Whether the choice depends on the units' states (not only on who they are)."""
-        return any(name == "state" for name, _value in self.filters)
+        return any(name == "state" for name, _values, _negated in self.filters)
 
     def _names(self, unit: UnitFacts) -> bool:
         return (
@@ -91,13 +95,15 @@ class Selector:
         )
 
     @staticmethod
-    def _passes(unit: UnitFacts, term: tuple[str, str]) -> bool:
-        name, value = term
+    def _passes(unit: UnitFacts, term: tuple[str, frozenset[str], bool]) -> bool:
+        name, values, negated = term
         if name == "profile":
-            return unit.profile == value
-        if name == "state":
-            return value.lower() in (state.lower() for state in unit.states)
-        return value in unit.tags
+            found = unit.profile in values
+        elif name == "state":
+            found = any(state.lower() in values for state in unit.states)
+        else:
+            found = any(tag in values for tag in unit.tags)
+        return found != negated
 
 
 def parse_selector(text: str) -> Selector:
@@ -112,7 +118,7 @@ def parse_selector(text: str) -> Selector:
     ids: set[int] = set()
     ranges: list[tuple[int, int]] = []
     imeis: set[str] = set()
-    filters: list[tuple[str, str]] = []
+    filters: list[tuple[str, frozenset[str], bool]] = []
     fraction: float | None = None
     seed: int | None = None
     for term in (part.strip() for part in text.split(",")):
@@ -132,12 +138,17 @@ def parse_selector(text: str) -> Selector:
             if fraction is not None:
                 raise SelectorError("random= is given twice")
             fraction, seed = _random(value)
-        elif equals and name in FILTERS and value:
-            filters.append((name, value))
+        elif equals and name.removesuffix("!") in FILTERS and all(value.split("|")):
+            base = name.removesuffix("!")
+            values = value.split("|")
+            if base == "state":
+                values = [state.lower() for state in values]
+            filters.append((base, frozenset(values), base != name))
         else:
             raise SelectorError(
                 f"bad selector term {term!r}: a term is a unit id (7), a range (0-99), an IMEI "
-                "(15 digits), all, profile=NAME, state=STATE, tag=TAG or random=PERCENT%[:SEED]"
+                "(15 digits), all, profile=NAME, state=STATE, tag=TAG (NAME=A|B: either, "
+                "NAME!=A: not) or random=PERCENT%[:SEED]"
             )
     return Selector(
         text, everyone, frozenset(ids), tuple(ranges), frozenset(imeis), tuple(filters),
