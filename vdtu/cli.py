@@ -41,6 +41,7 @@ from vdtu.io.modbus_config import DEMO_SLAVE, load_slaves
 from vdtu.links.sides import SIDES
 from vdtu.load.command import run_load
 from vdtu.load.options import LoadOptions, build_options, load_options
+from vdtu.load.runs import add_collect, run_collect
 from vdtu.log import LogLevel, LogRecord
 from vdtu.scenario.command import add_scenario, run_scenario_command
 from vdtu.term import run_console
@@ -225,8 +226,19 @@ _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("--seed", int, "fleet seed: identities and randomness (default 0)"),
     ("--report", Path, "write the JSON report here"),
     ("--procs", int, "processes, each a shard of the fleet; reports merged (default 1)"),
-    ("--shard", str, "i/n: run only shard i of n of the fleet (other machines run the rest)"),
+    (
+        "--shard",
+        str,
+        "i/n: run only shard i of n of the fleet (other machines run the rest); env:VAR/n "
+        "reads i from the environment (env:JOB_COMPLETION_INDEX/n in a Kubernetes Indexed Job)",
+    ),
     ("--metrics-port", int, "serve GET /metrics (Prometheus text) on 127.0.0.1:PORT"),
+    ("--metrics-host", str, "the address /metrics listens on (default 127.0.0.1; a pod: 0.0.0.0)"),
+    (
+        "--run-id",
+        str,
+        "publish the final report to the broker for vdtu fleet collect (needs --broker)",
+    ),
     ("--probe-rate", float, "command probes per second (default 1; 0: none)"),
     ("--probe-units", int, "how many units the probe addresses (default 20)"),
     ("--grace", float, "seconds to wait for uplinks in flight after sending stops (default 10)"),
@@ -257,6 +269,7 @@ def _add_fleet(commands: Any) -> None:
         default=None,
         help="no progress line on stderr",
     )
+    add_collect(fleet, SubcommandParser)
 
 
 def _load_options(args: argparse.Namespace) -> LoadOptions:
@@ -520,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "broker":
             return asyncio.run(_broker(args))
         if args.command == "fleet":
+            if args.fleet_command == "collect":
+                return asyncio.run(run_collect(args))
             return asyncio.run(run_load(_load_options(args)))
         if args.command == "ctl":
             return asyncio.run(run_ctl(args))

@@ -11,6 +11,9 @@ so shards never collide, here or on other machines (``--shard i/n``).
 The final report is printed as JSON on stdout (without the latency histograms)
 and written whole to ``--report``; the exit status is 0 when every unit was
 connected at the end and nothing was lost, 1 otherwise, with the reason on stderr.
+With ``--run-id``, a shard then publishes its report to the broker for ``vdtu fleet
+collect`` (``vdtu/load/runs.py``; each child of ``--procs`` publishes its own) and
+exits 3 if the broker does not take it.
 
 Before the run, one line on stderr gives the plan (units, ramp time, sending time,
 grace), a warning follows when ``--duration`` is too short for the last units to
@@ -49,6 +52,7 @@ from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.load.options import LoadOptions, Shard
 from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import LoadRun, write_report
+from vdtu.load.runs import NOT_PUBLISHED_STATUS, ReportNotPublishedError, login, publish_report
 from vdtu.modem.modem import Modem
 
 FLEET_USER = "vdtu-fleet"
@@ -92,10 +96,20 @@ async def run_load(options: LoadOptions) -> int:
         write_report(options.report, report)
     summary = report.to_json()
     summary.pop("histograms", None)  # the report file keeps them, for merging
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1), flush=True)
     causes = shortfalls(report)
     if causes and parent:
         print(f"vdtu fleet: {'; '.join(causes)}{_hint(options, report)}", file=sys.stderr)
+    if options.run_id is not None and options.procs == 1:  # --procs: each child publishes
+        assert options.broker is not None  # LoadOptions refuses a run id without one
+        try:
+            topic = await publish_report(
+                login(options.broker, options.ca_file), options.run_id, report
+            )
+        except ReportNotPublishedError as exc:
+            print(f"vdtu fleet: {exc}", file=sys.stderr, flush=True)
+            return NOT_PUBLISHED_STATUS
+        print(f"vdtu fleet: shard {options.shard}: report published on {topic}", file=sys.stderr)
     return 1 if causes else 0
 
 

@@ -4,10 +4,17 @@ A YAML file (``--config FILE``) holds the same names as the flags, with ``_`` fo
 ``-`` (``units: 5000``, ``broker: mqtt://127.0.0.1:1883``, ``interval: 10``); a
 flag given on the command line wins over the file. Unknown keys are refused with
 the list of allowed ones.
+
+A shard is ``i/n``, or ``env:VAR/n``: the index is read from the environment variable
+``VAR`` when the options are parsed (a Kubernetes Indexed Job sets
+``JOB_COMPLETION_INDEX`` in each pod, so every pod runs the same command line). A
+missing variable, one that is not a number, or an index outside ``0..n-1`` is refused
+naming the variable and its value.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -19,6 +26,10 @@ from vdtu.errors import ConfigError
 
 PROFILES = ("xgc", "quec", "mix")
 _SHARD_RE = re.compile(r"([0-9]+)/([0-9]+)")
+_ENV_SHARD_RE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)/([0-9]+)")
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A run id: one MQTT topic level of letters, digits, ``.``, ``_`` and ``-`` (no wildcard,
+no ``/``), at most 64 characters; a Kubernetes Job's uid fits."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,11 +45,38 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        """``"i/n"``."""
+        """``"i/n"``, or ``"env:VAR/n"`` with the index read from ``os.environ[VAR]``."""
+        from_env = _ENV_SHARD_RE.fullmatch(text.strip())
+        if from_env is not None:
+            return cls._from_env(from_env.group(1), int(from_env.group(2)))
         match = _SHARD_RE.fullmatch(text.strip())
         if match is None:
-            raise ConfigError(f"shard must be i/n such as 0/2, not {text!r}")
+            raise ConfigError(
+                f"shard must be i/n such as 0/2, or env:VAR/n such as "
+                f"env:JOB_COMPLETION_INDEX/4, not {text!r}"
+            )
         return cls(index=int(match.group(1)), count=int(match.group(2)))
+
+    @classmethod
+    def _from_env(cls, name: str, count: int) -> Shard:
+        spec = f"shard env:{name}/{count}"
+        if count < 1:
+            raise ConfigError(f"{spec}: the number of shards must be 1 or more, not {count}")
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError(
+                f"{spec}: the environment variable {name} is not set (a Kubernetes Indexed "
+                "Job sets JOB_COMPLETION_INDEX in each pod; elsewhere give --shard i/n)"
+            )
+        if not value.strip().isdigit():
+            raise ConfigError(f"{spec}: {name}={value!r} is not a shard index (0..{count - 1})")
+        index = int(value)
+        if index >= count:
+            raise ConfigError(
+                f"{spec}: {name}={index} is out of range for {count} shards (0..{count - 1}); "
+                "the Job's completions and the shard count must be equal"
+            )
+        return cls(index=index, count=count)
 
     def block(self, units: int) -> range:
         """The fleet ids of this shard's units: a contiguous block of ``range(units)``."""
@@ -75,6 +113,11 @@ class LoadOptions:
     shard: Shard = Shard()
     pty: bool = False
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    """The address ``/metrics`` listens on (``0.0.0.0`` in a pod, for Prometheus)."""
+    run_id: str | None = None
+    """With a broker: publish the final report, retained, on ``vdtu/runs/<run_id>/reports/<i>``
+    for ``vdtu fleet collect`` (``vdtu/load/runs.py``)."""
     probe_rate: float = 1.0
     """Command probes per second (0: none)."""
     probe_units: int = 20
@@ -108,6 +151,19 @@ class LoadOptions:
             raise ConfigError(f"control_port must be 0..65535, not {self.control_port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, not {self.metrics_port}")
+        if not self.metrics_host.strip():
+            raise ConfigError("metrics_host must be an address such as 0.0.0.0, not empty")
+        if self.run_id is not None:
+            if RUN_ID_RE.fullmatch(self.run_id) is None:
+                raise ConfigError(
+                    "run_id must be 1..64 letters, digits, '.', '_' or '-' (starting with a "
+                    f"letter or digit), not {self.run_id!r}"
+                )
+            if self.broker is None:
+                raise ConfigError(
+                    "run_id needs --broker: the shards publish their reports to a broker that "
+                    "outlives them, and the embedded broker ends with this run"
+                )
         if self.verify_login is not None and ":" not in self.verify_login:
             raise ConfigError("verify_login must be user:password, not a bare user name")
         if self.procs > 1 and self.shard.count > 1:
@@ -164,7 +220,15 @@ _NUMBERS: dict[str, type[int] | type[float]] = {
 
 def _convert(name: str, value: Any) -> Any:
     bad = ConfigError(f"{name}: {value!r} is not a valid value")
-    nullable = ("broker", "ca_file", "report", "metrics_port", "verify_login", "control_dir")
+    nullable = (
+        "broker",
+        "ca_file",
+        "report",
+        "metrics_port",
+        "verify_login",
+        "control_dir",
+        "run_id",
+    )
     if value is None and name in nullable:
         return None
     if name in _NUMBERS:

@@ -11,7 +11,8 @@ reconnect after a loss within +/-20 % of 5 s), so a broker that drops every
 connection at once is not met by the whole fleet in the same millisecond.
 
 Every second it updates the figures: a progress line on ``out`` and, when
-``metrics_port`` is set, ``GET /metrics`` in Prometheus' text format. At the end
+``metrics_port`` is set, ``GET /metrics`` in Prometheus' text format (on
+``metrics_host``, 127.0.0.1 unless told otherwise). At the end
 (or on ``stop``, e.g. Ctrl-C) the hosts stop sending, the run
 waits up to ``grace`` seconds for what is still in flight, and the report is
 made: a ``FleetReport`` (``vdtu/load/report.py``) with this shard's id.
@@ -174,7 +175,9 @@ class LoadRun:
             await self.verifier.connect()
             if self.options.metrics_port is not None:
                 self.metrics = HttpServer({("GET", "/metrics"): self._metrics})
-                await self.metrics.start(port=self.options.metrics_port)
+                await self.metrics.start(
+                    host=self.options.metrics_host, port=self.options.metrics_port
+                )
             if self.options.pty:
                 where = self.fleet.config.pty_dir
                 print(f"vdtu fleet: each unit's uart is {where}/dtu<N>/uart", file=self.out)
