@@ -148,6 +148,9 @@ class QuecSide:
             fields={"cmd_code": int(CommandCode.GET_IMEI)},
         )
 
+    def unit_uplink_topic(self, imei: str) -> str:
+        return PUBLISH_TOPIC.format(imei=imei)
+
 
 def read_config(path: Path) -> DtuConfig:
     """``--quec-config FILE``, checked; a bad file is a ConfigError naming it and the field."""

@@ -124,6 +124,11 @@ class FleetSide(Protocol):
         """The command probe of unit ``imei``: a command its unit (or, if the unit cannot
         answer by itself, its simulated host, which echoes what carries ``key``) answers."""
 
+    def unit_uplink_topic(self, imei: str) -> str:
+        """The topic unit ``imei``'s uplinks arrive on: the one topic of the entry's
+        ``uplink_topic`` filter that is this unit's (a load-test shard reads only its own
+        units')."""
+
 
 class BrokerHost(FleetSide, SharedBroker, Protocol):
     """The side whose cloud hosts the fleet's broker, its console login and its project."""

@@ -122,6 +122,9 @@ class XgcSide:
         """``{key: n}`` on the unit's downlink topic: its host echoes it back up."""
         return Probe(topic=device_topic(self.project_id, imei, Channel.DOWN), key=key, fields={})
 
+    def unit_uplink_topic(self, imei: str) -> str:
+        return device_topic(self.project_id, imei, Channel.UP)
+
     def broker_discovery(self) -> dict[str, Any]:
         return self.stack.discovery()
 

@@ -171,7 +171,9 @@ class LoadRun:
                     file=self.out,
                     flush=True,
                 )
-            self.verifier = Verifier(fleet.hub, self._verify_url(), self.tracker, self.block)
+            self.verifier = Verifier(
+                fleet.hub, self._verify_url(), self.tracker, self.block, self._uplink_topics()
+            )
             await self.verifier.connect()
             if self.options.metrics_port is not None:
                 self.metrics = HttpServer({("GET", "/metrics"): self._metrics})
@@ -201,6 +203,16 @@ class LoadRun:
             return url
         user, _, password = login.partition(":")
         return replace(url, username=user, password=password)
+
+    def _uplink_topics(self) -> list[str] | None:
+        """A shard's verifier reads its own units' uplink topics only (see ``Verifier``)."""
+        if self.options.shard.count == 1:
+            return None
+        seed = self.options.seed
+        return [
+            self.fleet.side_of(unit_id).unit_uplink_topic(Identity.for_unit(seed, unit_id).imei)
+            for unit_id in self.block
+        ]
 
     def _ramp(self) -> None:
         start = self.loop.time()

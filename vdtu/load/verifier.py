@@ -4,7 +4,12 @@
 subscribes to every personality's uplink topic (its fleet side's ``uplink_topic``:
 XGC ``xgc/+/+/up``, QuecPython ``quec/+/up``) and hands each uplink that carries
 our sequence numbers to the ``DeliveryTracker`` with its arrival time; uplinks of
-units outside this shard are counted apart (another process tracks them).
+units outside this shard are counted apart (another process tracks them). A shard of a
+fleet split over processes or machines instead subscribes to its own units' topics
+only, one exact topic per unit in one SUBSCRIBE: with n shards reading the wildcards,
+the broker would send every uplink n + 1 times and each shard would read n times its
+own traffic, most of it to throw away (20 shards of 100 000 units at one uplink per
+10 s: 10 000 foreign uplinks a second into every shard).
 
 The command probe sends, ``probe_rate`` times a second, a command to the next of
 a sample of units and times the answer. Each unit's fleet side says what the
@@ -60,10 +65,17 @@ class Verifier:
         broker: where to connect, with the console's login.
         tracker: where uplinks are counted.
         units: the fleet ids of this process's units (others are foreign).
+        topics: the uplink topics to read (a shard: its own units' topics, see the module
+            comment); None: every personality's uplink filter.
     """
 
     def __init__(
-        self, hub: MqttHub, broker: BrokerUrl, tracker: DeliveryTracker, units: range
+        self,
+        hub: MqttHub,
+        broker: BrokerUrl,
+        tracker: DeliveryTracker,
+        units: range,
+        topics: Sequence[str] | None = None,
     ) -> None:
         self.hub = hub
         self.broker = broker
@@ -97,8 +109,8 @@ class Verifier:
             clean_session=False,
         )
         self.link.on_message = self._received
-        for side in SIDES.values():
-            self.link.subscribe(side.uplink_topic, qos=1)
+        for topic in topics if topics is not None else [s.uplink_topic for s in SIDES.values()]:
+            self.link.subscribe(topic, qos=1)
 
     async def connect(self) -> None:
         """Connect and subscribe, or raise ConfigError saying why not."""
