@@ -22,19 +22,21 @@ from vdtu.control.selector import MAX_SELECTOR
 
 Json = dict[str, Any]
 
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("sel", " "),
-    ("unit", "unit"),
-    ("profile", "profile"),
-    ("imei", "IMEI"),
-    ("state", "state"),
-    ("csq", "CSQ"),
-    ("sim", "SIM"),
-    ("faults", "faults"),
-    ("uplinks", "uplinks"),
-    ("seen", "last seen"),
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("sel", " ", 1),
+    ("unit", "unit", 5),
+    ("profile", "profile", 7),
+    ("imei", "IMEI", 15),
+    ("state", "state", 28),
+    ("csq", "CSQ", 3),
+    ("sim", "SIM", 10),
+    ("faults", "faults", 16),
+    ("uplinks", "uplinks", 7),
+    ("seen", "last seen", 9),
 )
-"""The fleet table's columns: key and heading."""
+"""The fleet table's columns: key, heading and width (fixed: a column sized to its content
+is measured again, row by row, whenever one of its cells changes; at 10 000 rows that is
+seconds per update)."""
 
 PHASES = ("off", "booting", "no-cloud", "connecting", "connected")
 """A unit's common phases, in the order a unit goes through them."""
@@ -76,6 +78,8 @@ class FleetModel:
     history: dict[str, deque[float]] = field(
         default_factory=lambda: {name: deque(maxlen=HISTORY) for name in CHARTS}
     )
+    samples: int = 0
+    """How many times the charts were sampled (a screen redraws them when it changes)."""
     _messages: int = 0
 
     def apply_rows(self, rows: Iterable[Json]) -> None:
@@ -124,6 +128,7 @@ class FleetModel:
         self.history["faulted"].append(float(self.summary.get("faulted", 0)))
         self.history["messages/s"].append(float(self._messages))
         self._messages = 0
+        self.samples += 1
 
     def take_dirty(self) -> set[int]:
         """The units whose cells changed since the last call."""
@@ -194,7 +199,7 @@ class FleetModel:
             return (record.uplinks, unit)
         if column == "seen":
             return (record.seen or 0.0, unit)
-        index = [key for key, _ in COLUMNS].index(column)
+        index = [key for key, _, _ in COLUMNS].index(column)
         return (record.cells[index], unit)
 
     def ordered(self, text: str, phase: str | None, column: str, reverse: bool) -> list[int]:

@@ -4,13 +4,20 @@ The table shows the units that pass the filters (text in any cell, a phase), in 
 chosen order. It is kept, not redrawn: ``redraw`` gets the units whose cells changed
 (``FleetModel.take_dirty``) and, for each, updates only the cells that differ, by row
 and column key (``update_cell``), adds a unit that now passes the filters and removes one
-that no longer does. The rows are sorted again only when a changed cell is in the sort
-column or rows were added. A change of filter or order rebuilds the table once.
-The row key is the unit id; ``_shown`` holds the cells each shown row has.
+that no longer does. A changed row off screen is only marked (``_stale``) and updated
+when it scrolls into view: with 10 000 units a few hundred rows change per draw, and
+every ``update_cell`` repaints the table. The rows are sorted again (at most once a
+second) when a changed cell is in the sort column or rows were added. A change of filter
+or order rebuilds the table once (for a large fleet, once typing pauses). Columns have
+fixed widths: DataTable measures a whole auto-sized column again on a cell update.
+The row key is the unit id; ``_shown`` holds the cells each shown row has. The headline,
+chart labels and the status line are redrawn only when their text changes, without a
+layout pass (a layout pass repaints every widget on the screen).
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
@@ -20,6 +27,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.coordinate import Coordinate
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sparkline, Static
 
 from tui.model import CHARTS, COLUMNS, PHASES, Cells, FleetModel
@@ -29,18 +37,26 @@ from tui.widgets.status import StatusLine
 if TYPE_CHECKING:
     from tui.app import DashboardApp
 
-COLUMN_KEYS = tuple(key for key, _ in COLUMNS)
+SORT_EVERY_S = 1.0
+"""Rows whose sort column changed are put in order again at most this often."""
+DEBOUNCE_FROM = 2000
+DEBOUNCE_S = 0.3
+"""From this many units, the filter waits for typing to pause this long."""
+
+COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+STATE = COLUMN_KEYS.index("state")
+FAULTS = COLUMN_KEYS.index("faults")
 SORTABLE = tuple(key for key in COLUMN_KEYS if key != "sel")
 
 
-def styled(cells: Cells, phase: str) -> list[str | Text]:
-    """The cells as the table draws them: the state by phase, faults in red."""
-    drawn: list[str | Text] = list(cells)
-    drawn[COLUMN_KEYS.index("state")] = Text(cells[4], style=PHASE_STYLES.get(phase, ""))
-    faults = COLUMN_KEYS.index("faults")
-    if cells[faults] != "-":
-        drawn[faults] = Text(cells[faults], style="bold red")
-    drawn[0] = Text(cells[0], style="bold cyan")
+def styled(cells: Cells, phase: str) -> list[Text]:
+    """The cells as the table draws them: the state by phase, faults in red. All are
+    ``Text``: a ``str`` cell would be parsed as markup on every repaint."""
+    drawn = [Text(cell) for cell in cells]
+    drawn[STATE].stylize(PHASE_STYLES.get(phase, ""))
+    if cells[FAULTS] != "-":
+        drawn[FAULTS].stylize("bold red")
+    drawn[0].stylize("bold cyan")
     return drawn
 
 
@@ -67,6 +83,13 @@ class FleetScreen(Screen[None]):
         self._shown: dict[int, Cells] = {}
         self.ready = False
         """Mounted, its table has its columns: the app may draw into it."""
+        self._stale: set[int] = set()
+        """Shown units whose row is behind the model (off screen when they changed)."""
+        self._unsorted = False
+        self._sorted_at = 0.0
+        self._headline = ""
+        self._samples = -1
+        self._filter_timer: Timer | None = None
 
     @property
     def dash(self) -> DashboardApp:
@@ -98,8 +121,8 @@ class FleetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.table
-        for key, heading in COLUMNS:
-            table.add_column(heading, key=key)
+        for key, heading, width in COLUMNS:
+            table.add_column(heading, key=key, width=width)
         self._rebuild()
         table.focus()
         self.ready = True
@@ -112,11 +135,15 @@ class FleetScreen(Screen[None]):
     # -- drawing -----------------------------------------------------------------------
 
     def redraw(self, dirty: set[int]) -> None:
-        """Show what changed: the rows of ``dirty``, the headline and the charts."""
+        """Show what changed: the rows of ``dirty``, the headline and the charts.
+
+        A row that comes into or goes out of the filters is added or removed at once; the
+        cells of a shown row are updated if it is on screen, or when it scrolls into view
+        (``_stale``). The rows are sorted again at most once a second.
+        """
         table = self.table
-        resort = False
         sort_index = COLUMN_KEYS.index(self.sort_column)
-        for unit in dirty:
+        for unit in sorted(dirty):
             record = self.model.units[unit]
             key = str(unit)
             shown = self._shown.get(unit)
@@ -124,27 +151,43 @@ class FleetScreen(Screen[None]):
                 if shown is not None:
                     table.remove_row(key)
                     del self._shown[unit]
+                    self._stale.discard(unit)
                 continue
-            phase = str(record.row.get("phase", ""))
             if shown is None:
-                table.add_row(*styled(record.cells, phase), key=key)
-                resort = True
-            else:
-                drawn = styled(record.cells, phase)
-                for index, (old, new) in enumerate(zip(shown, record.cells, strict=True)):
-                    if old != new:
-                        table.update_cell(key, COLUMN_KEYS[index], drawn[index], update_width=True)
-                        resort = resort or index == sort_index
-            self._shown[unit] = record.cells
-        if resort:
+                table.add_row(*styled(record.cells, str(record.row.get("phase", ""))), key=key)
+                self._shown[unit] = record.cells
+                self._unsorted = True
+                continue
+            if record.cells[sort_index] != shown[sort_index]:
+                self._unsorted = True
+            self._stale.add(unit)
+        if self._stale:
+            top = int(table.scroll_y)
+            bottom = top + table.size.height
+            for unit in list(self._stale):
+                if top <= table.get_row_index(str(unit)) < bottom:
+                    self._push(unit)
+        if self._unsorted and time.monotonic() - self._sorted_at >= SORT_EVERY_S:
             self._sort()
         self._figures()
+
+    def _push(self, unit: int) -> None:
+        """Put the unit's cells that changed into its row."""
+        self._stale.discard(unit)
+        record = self.model.units[unit]
+        shown = self._shown[unit]
+        drawn = styled(record.cells, str(record.row.get("phase", "")))
+        for index, (old, new) in enumerate(zip(shown, record.cells, strict=True)):
+            if old != new:
+                self.table.update_cell(str(unit), COLUMN_KEYS[index], drawn[index])
+        self._shown[unit] = record.cells
 
     def _rebuild(self) -> None:
         table = self.table
         keep = self.cursor_unit()
         table.clear()
         self._shown = {}
+        self._stale = set()
         for unit in self.model.ordered(self.text, self.phase, self.sort_column, self.reverse):
             record = self.model.units[unit]
             table.add_row(*styled(record.cells, str(record.row.get("phase", ""))), key=str(unit))
@@ -154,10 +197,12 @@ class FleetScreen(Screen[None]):
         self._figures()
 
     def _sort(self) -> None:
+        self._unsorted = False
+        self._sorted_at = time.monotonic()
         keep = self.cursor_unit()
         model, column = self.model, self.sort_column
         self.table.sort(
-            "unit", key=lambda cell: model.sort_key(int(cell), column), reverse=self.reverse
+            "unit", key=lambda cell: model.sort_key(int(cell.plain), column), reverse=self.reverse
         )
         self._restore(keep)
 
@@ -166,6 +211,7 @@ class FleetScreen(Screen[None]):
             self.table.move_cursor(row=self.table.get_row_index(str(unit)), animate=False)
 
     def _figures(self) -> None:
+        """The headline and the charts, each redrawn only when it changed."""
         summary = self.model.summary
         figures = [f"{key} {summary.get(key, 0)}" for key in ("units", "powered", "connected")]
         faulted = f"faulted {summary.get('faulted', 0)}"
@@ -174,13 +220,18 @@ class FleetScreen(Screen[None]):
         line.append(faulted, style="bold red" if summary.get("faulted") else "")
         if fleet_faults:
             line.append(f"  ·  fleet faults: {fleet_faults}", style="bold red")
-        shown = f"  ·  shown {len(self._shown)}"
-        line.append(shown + (f"  ·  sorted by {self.sort_column}" + (" ↓" if self.reverse else "")))
-        self.query_one("#headline", Static).update(line)
+        order = f"  ·  sorted by {self.sort_column}" + (" ↓" if self.reverse else "")
+        line.append(f"  ·  shown {len(self._shown)}{order}")
+        if line.plain != self._headline:
+            self._headline = line.plain
+            self.query_one("#headline", Static).update(line, layout=False)
+        if self.model.samples == self._samples:
+            return
+        self._samples = self.model.samples
         for name in CHARTS:
             history = self.model.history[name]
             now = f" {history[-1]:g}" if history else ""
-            self.query_one(f"#label-{_ident(name)}", Label).update(f"{name}{now}")
+            self.query_one(f"#label-{_ident(name)}", Label).update(f"{name}{now}", layout=False)
             self.query_one(f"#chart-{_ident(name)}", Sparkline).data = list(history)
 
     # -- reading the table -------------------------------------------------------------
@@ -217,8 +268,15 @@ class FleetScreen(Screen[None]):
 
     @on(Input.Changed, "#filter")
     def _filter(self, event: Input.Changed) -> None:
+        """Filter as the user types; a large fleet's table is rebuilt once typing pauses."""
         self.text = event.value.strip()
-        self._rebuild()
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+        if len(self.model.units) < DEBOUNCE_FROM:
+            self._rebuild()
+        else:
+            self._filter_timer = self.set_timer(DEBOUNCE_S, self._rebuild)
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:
