@@ -21,6 +21,7 @@ from tests.conftest import require_tool
 from tests.load.test_runs import FLEET_ACL
 from vdtu.cli import build_parser
 from vdtu.errors import ConfigError
+from vdtu.load.command import CRASHED_STATUS
 from vdtu.load.options import LoadOptions, Shard, load_options
 from vdtu.load.runs import NOT_PUBLISHED_STATUS
 
@@ -170,9 +171,10 @@ def test_the_run_id_is_the_jobs_uid_and_the_pod_restarts_per_index_by_vdtus_exit
             for code in rule["onExitCodes"]["values"]:
                 actions[code] = rule["action"]
     # 2: bad settings, the same in every pod; 1: the run failed but its report is out;
-    # 3 (the report not published) and a killed pod: counted, and the index runs again
+    # 3 (the report not published), 4 (a crash) and a killed pod: counted, the index runs again
     assert actions == {2: "FailJob", 1: "FailIndex"}
     assert NOT_PUBLISHED_STATUS not in actions
+    assert CRASHED_STATUS not in actions
 
 
 def test_the_shard_count_follows_the_jobs_completions(tmp_path: Path) -> None:

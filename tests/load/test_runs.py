@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+import vdtu.load.command
 from tests.conftest import require_tool
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.errors import ConfigError
+from vdtu.load.command import CRASHED_STATUS, run_load
 from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.options import LoadOptions, Shard, build_options
 from vdtu.load.report import FleetReport
@@ -223,3 +225,19 @@ def test_the_collect_command_gives_one_line_and_status_2_for_a_broker_not_there(
         f"vdtu: cannot connect to the broker mqtt://127.0.0.1:{port}: connection refused"
     )
     assert json.loads(done.stdout or "null") is None
+
+
+def test_a_run_that_crashes_exits_4_not_1_which_says_the_run_failed_its_checks(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def crash(_options: LoadOptions) -> FleetReport:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(vdtu.load.command, "_run_here", crash)
+    options = LoadOptions(units=2, broker="mqtt://127.0.0.1:1", run_id="r1")
+    assert asyncio.run(run_load(options)) == CRASHED_STATUS == 4
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug" in err
+    assert err.rstrip().endswith(
+        "vdtu fleet: crashed (the traceback above is a bug in vdtu); no report (exit status 4)"
+    )

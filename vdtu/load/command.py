@@ -13,7 +13,8 @@ and written whole to ``--report``; the exit status is 0 when every unit was
 connected at the end and nothing was lost, 1 otherwise, with the reason on stderr.
 With ``--run-id``, a shard then publishes its report to the broker for ``vdtu fleet
 collect`` (``vdtu/load/runs.py``; each child of ``--procs`` publishes its own) and
-exits 3 if the broker does not take it.
+exits 3 if the broker does not take it. A run that ends in an exception (a bug) prints
+it and exits 4, without a report.
 
 Before the run, one line on stderr gives the plan (units, ramp time, sending time,
 grace), a warning follows when ``--duration`` is too short for the last units to
@@ -34,6 +35,7 @@ import resource
 import secrets
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -63,6 +65,10 @@ CONNECT_ALLOWANCE_S = 3.0
 the 5000-unit run in docs/fleet.md connected its last unit 11.6 s after the ramp)."""
 FD_RESERVE = 64
 """Open files a process needs besides its units': the verifier, servers, the loop, logs."""
+CRASHED_STATUS = 4
+"""The exit status of a run that ended in an exception (a bug), without a report: 1 stays
+"the run failed its checks", so a Kubernetes Job can run a crashed shard again and not one
+whose report says it failed (deploy/job.yaml)."""
 SHARD_POLL_S = 0.1
 """How often the parent of ``--procs`` looks for its shards' control APIs."""
 
@@ -88,10 +94,21 @@ async def run_load(options: LoadOptions) -> int:
         for warning in warnings(options):
             print(f"vdtu fleet: warning: {warning}", file=sys.stderr, flush=True)
     check_open_files(options)
-    if options.procs > 1:
-        report = await _run_children(options)
-    else:
-        report = await _run_here(options)
+    try:
+        if options.procs > 1:
+            report = await _run_children(options)
+        else:
+            report = await _run_here(options)
+    except ConfigError:
+        raise
+    except Exception:  # a bug: said, and kept apart from a run that failed its checks
+        traceback.print_exc()
+        print(
+            f"vdtu fleet: crashed (the traceback above is a bug in vdtu); no report "
+            f"(exit status {CRASHED_STATUS})",
+            file=sys.stderr,
+        )
+        return CRASHED_STATUS
     if options.report is not None:
         write_report(options.report, report)
     summary = report.to_json()

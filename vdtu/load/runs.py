@@ -334,8 +334,8 @@ def _missing_text(collection: Collection, timeout_s: float) -> str:
     if collection.count is None:
         return (
             f"{run}: no shard report arrived within {timeout_s:g} s (on "
-            f"{reports_filter(collection.run_id)}; is the run id right, and have the shards "
-            "ended?)"
+            f"{reports_filter(collection.run_id)}: is the run id right, have the shards "
+            "ended, and may this login read there?)"
         )
     missing = ", ".join(str(index) for index in collection.missing)
     return (
