@@ -21,7 +21,7 @@ from tests.conftest import require_tool
 from tests.load.test_runs import FLEET_ACL
 from vdtu.cli import build_parser
 from vdtu.errors import ConfigError
-from vdtu.load.command import CRASHED_STATUS
+from vdtu.load.command import CRASHED_STATUS, STOPPED_STATUS
 from vdtu.load.options import LoadOptions, Shard, load_options
 from vdtu.load.runs import NOT_PUBLISHED_STATUS
 
@@ -92,7 +92,7 @@ def _drop_container_name(job: dict[str, Any]) -> None:
 
 
 def _drop_condition_status(job: dict[str, Any]) -> None:
-    del job["spec"]["podFailurePolicy"]["rules"][2]["onPodConditions"][0]["status"]
+    del job["spec"]["podFailurePolicy"]["rules"][0]["onPodConditions"][0]["status"]
 
 
 BREAKAGES = {
@@ -164,17 +164,25 @@ def test_the_run_id_is_the_jobs_uid_and_the_pod_restarts_per_index_by_vdtus_exit
     assert run_id["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['batch.kubernetes.io/controller-uid']"
     )
+    rules = spec["podFailurePolicy"]["rules"]
+    # first: an evicted pod runs again whatever it exited with (a rule that matched ends it)
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     actions = {}
-    for rule in spec["podFailurePolicy"]["rules"]:
+    for rule in rules:
         if "onExitCodes" in rule:
             assert rule["onExitCodes"]["containerName"] == "vdtu"
             for code in rule["onExitCodes"]["values"]:
                 actions[code] = rule["action"]
     # 2: bad settings, the same in every pod; 1: the run failed but its report is out;
-    # 3 (the report not published), 4 (a crash) and a killed pod: counted, the index runs again
+    # 3 (the report not published), 4 (a crash), 5 (stopped early) and a killed pod: counted,
+    # and the index runs again
     assert actions == {2: "FailJob", 1: "FailIndex"}
     assert NOT_PUBLISHED_STATUS not in actions
     assert CRASHED_STATUS not in actions
+    assert STOPPED_STATUS not in actions
 
 
 def test_the_shard_count_follows_the_jobs_completions(tmp_path: Path) -> None:

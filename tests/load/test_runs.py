@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from tests.conftest import require_tool
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.errors import ConfigError
-from vdtu.load.command import CRASHED_STATUS, run_load
+from vdtu.load.command import CRASHED_STATUS, STOPPED_STATUS, run_load
 from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.options import LoadOptions, Shard, build_options
 from vdtu.load.report import FleetReport
@@ -241,3 +244,49 @@ def test_a_run_that_crashes_exits_4_not_1_which_says_the_run_failed_its_checks(
     assert err.rstrip().endswith(
         "vdtu fleet: crashed (the traceback above is a bug in vdtu); no report (exit status 4)"
     )
+
+
+@pytest.mark.timeout(90)
+def test_a_shard_stopped_by_a_signal_publishes_a_report_saying_so_and_does_not_exit_0(
+    tmp_path: Path,
+) -> None:
+    """An evicted pod gets SIGTERM: its short run must not count as the shard done."""
+    require_tool("mosquitto")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Mosquitto(users=LOGINS, acl=FLEET_ACL) as broker:
+        fleet = f"mqtt://vdtu-fleet:{LOGINS['vdtu-fleet']}@127.0.0.1:{broker.port}"
+        shard = subprocess.Popen(
+            [sys.executable, "-m", "vdtu.cli", "fleet", "--no-progress", "--units", "4",
+             "--broker", fleet, "--shard", "0/1", "--run-id", "r-stop", "--duration", "60",
+             "--grace", "1", "--metrics-port", str(port), "--control-dir", str(tmp_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # /metrics answers once the run is under way (and handles signals)
+                assert time.monotonic() < deadline
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            shard.send_signal(signal.SIGTERM)
+            _out, err = shard.communicate(timeout=60)
+        finally:
+            if shard.poll() is None:
+                shard.kill()
+        assert shard.returncode == STOPPED_STATUS == 5, err
+        assert err.rstrip().endswith(
+            "vdtu fleet: shard 0/1 was stopped before its end (exit status 5)"
+        )
+        collected = subprocess.run(
+            [sys.executable, "-m", "vdtu.cli", "fleet", "collect", "--broker",
+             f"mqtt://vdtu-collect:{LOGINS['vdtu-collect']}@127.0.0.1:{broker.port}",
+             "--run-id", "r-stop", "--timeout", "10"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert collected.returncode == 1
+    assert json.loads(collected.stdout)["errors"]["stopped_early"] == 1
+    assert "1 of 1 shards were stopped before their end" in collected.stderr.splitlines()[-1]

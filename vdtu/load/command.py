@@ -13,8 +13,8 @@ and written whole to ``--report``; the exit status is 0 when every unit was
 connected at the end and nothing was lost, 1 otherwise, with the reason on stderr.
 With ``--run-id``, a shard then publishes its report to the broker for ``vdtu fleet
 collect`` (``vdtu/load/runs.py``; each child of ``--procs`` publishes its own) and
-exits 3 if the broker does not take it. A run that ends in an exception (a bug) prints
-it and exits 4, without a report.
+exits 3 if the broker does not take it, 5 if a signal stopped it before its end. A run
+that ends in an exception (a bug) prints it and exits 4, without a report.
 
 Before the run, one line on stderr gives the plan (units, ramp time, sending time,
 grace), a warning follows when ``--duration`` is too short for the last units to
@@ -69,6 +69,10 @@ CRASHED_STATUS = 4
 """The exit status of a run that ended in an exception (a bug), without a report: 1 stays
 "the run failed its checks", so a Kubernetes Job can run a crashed shard again and not one
 whose report says it failed (deploy/job.yaml)."""
+STOPPED_STATUS = 5
+"""With ``--run-id``: a shard a signal stopped before its end (a pod evicted, its Job
+deleted); its report, published, counts ``errors.stopped_early``. Not 0, so a Job runs an
+evicted shard again in full rather than counting the short run as done."""
 SHARD_POLL_S = 0.1
 """How often the parent of ``--procs`` looks for its shards' control APIs."""
 
@@ -127,6 +131,13 @@ async def run_load(options: LoadOptions) -> int:
             print(f"vdtu fleet: {exc}", file=sys.stderr, flush=True)
             return NOT_PUBLISHED_STATUS
         print(f"vdtu fleet: shard {options.shard}: report published on {topic}", file=sys.stderr)
+        if report.errors.get("stopped_early"):
+            print(
+                f"vdtu fleet: shard {options.shard} was stopped before its end "
+                f"(exit status {STOPPED_STATUS})",
+                file=sys.stderr,
+            )
+            return STOPPED_STATUS
     return 1 if causes else 0
 
 

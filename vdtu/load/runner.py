@@ -15,7 +15,8 @@ Every second it updates the figures: a progress line on ``out`` and, when
 ``metrics_host``, 127.0.0.1 unless told otherwise). At the end
 (or on ``stop``, e.g. Ctrl-C) the hosts stop sending, the run
 waits up to ``grace`` seconds for what is still in flight, and the report is
-made: a ``FleetReport`` (``vdtu/load/report.py``) with this shard's id.
+made: a ``FleetReport`` (``vdtu/load/report.py``) with this shard's id; a run that
+``stop`` ended before its time counts ``errors.stopped_early``.
 
 Memory: every second the objects alive so far are frozen out of the garbage
 collector's view (``gc.freeze``): units live for the whole run, and a full
@@ -191,6 +192,8 @@ class LoadRun:
             while time.monotonic() < deadline and not stop.is_set():
                 await _wait(stop, min(TICK_S, deadline - time.monotonic()))
                 self._tick()
+            if stop.is_set():  # a signal ended the run before its time
+                self.errors["stopped_early"] = 1
             await self._wind_down(stop)
             return self.report(final=True)
         finally:

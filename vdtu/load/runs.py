@@ -19,7 +19,9 @@ QoS 1** message on ``vdtu/runs/ID/reports/I``, ``I`` its shard index:
 once, the others as their shards end. Each report names its shard (``"i/n"``), so the
 collector learns ``n`` from the first one (or ``--shards N`` says it up front); it waits
 until it has every index ``0..n-1`` or the timeout passes, and merges them with
-``report.merge`` (counts summed, histograms merged exactly). A report for another run
+``report.merge`` (counts summed, histograms merged exactly); its exit status is
+``vdtu fleet``'s rule, and a shard a signal stopped before its end (``errors.stopped_early``:
+the run was shorter than planned) also fails it. A report for another run
 id, of another index than its topic's, or not a report at all is skipped with a line
 saying why; reports that disagree on ``n`` mean two runs shared the id, which is an
 error. An empty retained message (a cleared report) is no report.
@@ -401,6 +403,9 @@ async def run_collect(args: argparse.Namespace, out: TextIO = sys.stderr) -> int
     report = collection.merged()
     _emit(report, args.report)
     causes = shortfalls(report)
+    stopped = report.errors.get("stopped_early", 0)
+    if stopped:  # a shorter run than planned (the Job deleted, a shard stopped for good)
+        causes.append(f"{stopped} of {collection.count} shards were stopped before their end")
     if causes:
         print(f"vdtu fleet collect: run {run_id}: {'; '.join(causes)}", file=out)
     return 1 if causes else 0
