@@ -50,11 +50,12 @@ def test_every_problem_is_named_with_its_line_and_field() -> None:
         "bad.yaml:11: steps[0]: signal: csq must be an integer in 0..31, not 99",
         "bad.yaml:14: steps[1]: a step needs exactly one of at, after, every; got ['at', 'after']",
         "bad.yaml:18: steps[2].select: bad selector term 'dtu1': a term is a unit id (7), a "
-        "range (0-99), an IMEI (15 digits), all, profile=NAME, state=STATE, tag=TAG or "
+        "range (0-99), an IMEI (15 digits), all, profile=NAME, state=STATE, tag=TAG (NAME=A|B: "
+        "either, NAME!=A: not) or "
         "random=PERCENT%[:SEED]",
         "bad.yaml:21: steps[3].wait.timeout: Field required",
         "bad.yaml:23: expect[0]: an expectation checks exactly one of uplinks, state, serial, "
-        "reconnect_s, cloud; got ['uplinks', 'state']",
+        "reconnect_s, cloud, flash, round_trip_s; got ['uplinks', 'state']",
         "bad.yaml:25: expect[1].serial: '(unclosed' is not a regular expression: "
         "missing ), unterminated subpattern at position 0",
     ]

@@ -52,6 +52,8 @@ steps:
     for: 2m
   - after: 1m
     wait: {select: tag=q, uplink: data, timeout: 2m}
+  - after: 0s
+    wait: {select: all, message: '/(up|state) ', timeout: 1m}
   - at: 6m
     select: 3,8
     poke: host-write

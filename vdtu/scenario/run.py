@@ -554,8 +554,14 @@ class ScenarioRun:
             poll_s = STATE_POLL_S
             what = f"state {wait.state}"
         else:
-            pattern = re.compile(wait.serial or wait.uplink or "")
-            kind = "line" if wait.serial is not None else "uplink"
+            pattern = re.compile(wait.serial or wait.uplink or wait.message or "")
+            kind = (
+                "line"
+                if wait.serial is not None
+                else "uplink"
+                if wait.uplink is not None
+                else "message"
+            )
             pending = {
                 unit_id
                 for unit_id in local
@@ -572,10 +578,15 @@ class ScenarioRun:
             def missing() -> list[int]:
                 return sorted(pending)
 
-            listeners = self.world.on_line if wait.serial is not None else self.world.on_uplink
+            listeners = {
+                "line": self.world.on_line,
+                "uplink": self.world.on_uplink,
+                "message": self.world.on_message_text,
+            }[kind]
             listeners.append(seen)
             poll_s = LINE_POLL_S
-            what = f"{'a serial line' if kind == 'line' else 'an uplink'} /{pattern.pattern}/"
+            what = {"line": "a serial line", "uplink": "an uplink", "message": "a message"}[kind]
+            what += f" /{pattern.pattern}/"
         while True:
             waiting = [u for part in self.exchange.gather("wait", missing()) for u in part]
             elapsed = self.env.now - started

@@ -184,14 +184,18 @@ class WaitFor(_Record):
     """A regular expression a line the unit writes toward its host must match."""
     uplink: str | None = None
     """A regular expression an uplink the cloud receives from the unit must match."""
+    message: str | None = None
+    """A regular expression ``<topic> <payload>`` of any message the cloud receives from
+    the unit must match (its state, a job's status, a command's answer, an uplink)."""
     timeout: Duration
 
     @model_validator(mode="after")
     def _one_condition(self) -> WaitFor:
-        given = [name for name in ("state", "serial", "uplink") if getattr(self, name) is not None]
+        conditions = ("state", "serial", "uplink", "message")
+        given = [name for name in conditions if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError(f"a wait needs exactly one of state, serial, uplink; got {given}")
-        for name in ("serial", "uplink"):
+            raise ValueError(f"a wait needs exactly one of {', '.join(conditions)}; got {given}")
+        for name in conditions[1:]:
             pattern = getattr(self, name)
             if pattern is not None:
                 _check_pattern(pattern)

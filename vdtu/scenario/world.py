@@ -195,6 +195,8 @@ class World(ABC):
         self.by_imei: dict[str, Unit] = {}
         self.on_line: list[LineListener] = []
         self.on_uplink: list[LineListener] = []
+        self.on_message_text: list[LineListener] = []
+        """Called with each message the cloud gets from a unit as ``<topic> <payload>``."""
         self.on_message: list[MessageListener] = []
         self.on_cloud: list[CloudListener] = []
         waits = [step.wait for step in scenario.steps if step.wait is not None]
@@ -202,6 +204,8 @@ class World(ABC):
         """Whether anything reads the lines units write toward their hosts."""
         self.uplinks_wanted = any(w.uplink for w in waits)
         """Whether anything reads the uplinks' text."""
+        self.messages_wanted = any(w.message for w in waits)
+        """Whether anything reads the text of every message the cloud gets."""
         self.recent: dict[int, deque[tuple[float, str, str]]] = {}
         """Each unit's latest lines toward its host and uplinks: (sim time, "line" or
         "uplink", text), for a wait that starts just after what it waits for happened."""
@@ -313,6 +317,11 @@ class World(ABC):
             return
         for message_listener in self.on_message:
             message_listener(unit, topic, payload)
+        if self.messages_wanted:
+            text = f"{topic} {payload.decode('utf-8', 'backslashreplace')}"
+            self._remember(unit.unit_id, self.clock.now, "message", text)
+            for listener in self.on_message_text:
+                listener(unit, text)
         if not self.sides[unit.profile].is_uplink(topic):
             return
         uplink = find_uplink(payload)
