@@ -9,7 +9,8 @@ say how many were), the dashboard (``tui.app.DashboardApp`` over ``HttpApi``, it
 poll and flush periods) runs headless in this process (``App.run_test``, 160 x 50) attached
 to the fleet's API, exactly as ``vdtu tui --attach`` would, and the benchmark measures:
 
-- attach: from the app's start to every unit's row in the table;
+- attach: from the app's start to every unit's row in the table (then 5 s to settle: the
+  table measures its new rows when idle);
 - frame: each compositor refresh of the fleet screen (layout and render of what changed;
   headless, so without the terminal write), p50/p99/max and how many a second;
 - flush: each of the app's draw ticks (events into the model, changed rows into the table
@@ -65,6 +66,9 @@ from tui.screens.fleet import FleetScreen
 SIZE = (160, 50)
 LAG_TICK_S = 0.02
 KEY_EVERY_S = 0.25
+SETTLE_S = 5.0
+"""Between the last row arriving and the window: DataTable measures new rows when idle."""
+SLOW_FRAME_NS = 200_000_000
 
 
 @contextmanager
@@ -118,6 +122,8 @@ class Timed:
     def __init__(self) -> None:
         self.durations: list[int] = []
         self.count = 0
+        self.slow: list[tuple[float, int]] = []
+        """When (monotonic) a call took longer than ``SLOW_FRAME_NS``, and how long."""
         self.done = asyncio.Event()
         """Set after each call (cleared by whoever waits for the next one)."""
 
@@ -127,8 +133,11 @@ class Timed:
             try:
                 return method(*args, **kwargs)
             finally:
-                self.durations.append(time.perf_counter_ns() - t0)
+                took = time.perf_counter_ns() - t0
+                self.durations.append(took)
                 self.count += 1
+                if took > SLOW_FRAME_NS:
+                    self.slow.append((time.monotonic(), took))
                 self.done.set()
 
         return timed
@@ -149,7 +158,8 @@ async def measure(url: str, token: str, units: int, seconds: float) -> dict[str,
                 raise RuntimeError(f"only {screen.table.row_count}/{units} rows after 120 s")
             await asyncio.sleep(0.05)
         attach_s = time.monotonic() - started
-        progress(f"  attached: {units} rows after {attach_s:.1f} s")
+        progress(f"  attached: {units} rows after {attach_s:.1f} s; settling {SETTLE_S:g} s")
+        await asyncio.sleep(SETTLE_S)  # the table's first measuring of its new rows
         flushes.durations.clear()
         screen._compositor_refresh = frames.wrap(screen._compositor_refresh)  # type: ignore[method-assign]
         lags: list[int] = []
@@ -168,6 +178,8 @@ async def measure(url: str, token: str, units: int, seconds: float) -> dict[str,
                 keys.append(await key_latency(app, screen, frames))
                 last_tick = time.perf_counter_ns()
         cpu_pct = 100 * (cpu_seconds(me) - cpu0) / (time.monotonic() - window_start)
+        for at, took in frames.slow:
+            progress(f"  slow frame at {at - window_start:.1f} s: {took / 1e6:.0f} ms")
         frame_rate = frames.count / (time.monotonic() - window_start)
         rebuild: list[int] = []
         for text in (str(units - 1), ""):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList, RichLog, Static, Switch
@@ -40,7 +41,8 @@ def shown(app: DashboardApp) -> list[str]:
 
 
 def cell(app: DashboardApp, unit: int, column: str) -> str:
-    return str(table(app).get_cell(str(unit), column))
+    """The text a cell shows (its markup rendered)."""
+    return Text.from_markup(str(table(app).get_cell(str(unit), column))).plain
 
 
 def text_of(widget: Static) -> str:

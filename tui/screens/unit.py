@@ -201,7 +201,7 @@ class UnitScreen(Screen[None]):
     def show_snapshot(self, snapshot: Json) -> None:
         """Draw every panel from a snapshot."""
         self.snapshot = snapshot
-        csq = snapshot.get("modem", {}).get("rssi")
+        csq = (snapshot.get("modem") or {}).get("rssi")
         self.signal.append(float(csq) if isinstance(csq, int | float) else 0.0)
         title = Text(f"unit {self.unit}  {snapshot.get('name', '')}  ", style="bold")
         title.append(panels.phase_text(snapshot))
@@ -218,7 +218,7 @@ class UnitScreen(Screen[None]):
         self.query_one("#slaves", Static).update(panels.slaves(snapshot))
         self.query_one("#lines", Static).update(panels.lines(snapshot))
         self.query_one("#flash", Static).update(panels.flash(snapshot))
-        inputs = snapshot.get("gpio", {}).get("inputs", {})
+        inputs = (snapshot.get("gpio") or {}).get("inputs") or {}
         now = time.monotonic()
         for index in range(1, INPUTS + 1):
             if self._held.get(index, 0.0) > now:
