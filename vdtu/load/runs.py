@@ -155,13 +155,15 @@ async def _publish_once(
         if granted is None:
             settle(f"it refused this login's subscription to {topic} (its access rule)")
 
+    link.on_message = received
+    link.on_subscribed = subscribed  # the SUBACK may come in the CONNACK's read
     try:
         link.subscribe(topic, qos=1)
         reason = await connect_and_wait(link, max(0.1, deadline - loop.time()))
         if reason is not None:
             return f"cannot connect: {reason}"
-        link.on_message = received
-        link.on_subscribed = subscribed
+        if outcome.done():
+            return outcome.result()
         link.on_disconnected = lambda why: settle(f"connection lost: {why}")
         if link.publish(topic, payload, qos=1, retain=True) is None:
             return "connection lost before the report was sent"
