@@ -119,9 +119,13 @@ def wait_connected(
 class Timed:
     """Durations of each call of a wrapped method, in nanoseconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, probe: Callable[[], int] | None = None) -> None:
         self.durations: list[int] = []
         self.count = 0
+        self.probe = probe
+        """Read as each call starts (a frame: the table's cursor row)."""
+        self.ends: list[tuple[int, int]] = []
+        """Each call's end (perf_counter_ns) and what ``probe`` read as it started."""
         self.slow: list[tuple[float, int]] = []
         """When (monotonic) a call took longer than ``SLOW_FRAME_NS``, and how long."""
         self.done = asyncio.Event()
@@ -129,11 +133,15 @@ class Timed:
 
     def wrap(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            probed = -1 if self.probe is None else self.probe()
             t0 = time.perf_counter_ns()
             try:
                 return method(*args, **kwargs)
             finally:
-                took = time.perf_counter_ns() - t0
+                end = time.perf_counter_ns()
+                took = end - t0
+                if self.probe is not None:
+                    self.ends.append((end, probed))
                 self.durations.append(took)
                 self.count += 1
                 if took > SLOW_FRAME_NS:
@@ -161,6 +169,7 @@ async def measure(url: str, token: str, units: int, seconds: float) -> dict[str,
         progress(f"  attached: {units} rows after {attach_s:.1f} s; settling {SETTLE_S:g} s")
         await asyncio.sleep(SETTLE_S)  # the table's first measuring of its new rows
         flushes.durations.clear()
+        frames.probe = lambda: screen.table.cursor_row
         screen._compositor_refresh = frames.wrap(screen._compositor_refresh)  # type: ignore[method-assign]
         lags: list[int] = []
         keys: list[int] = []
@@ -210,17 +219,21 @@ async def measure(url: str, token: str, units: int, seconds: float) -> dict[str,
 
 
 async def key_latency(app: DashboardApp, screen: FleetScreen, frames: Timed) -> int:
-    """A ``down`` (``up`` at the last row) until the cursor moved and a frame was drawn."""
+    """A ``down`` (``up`` at the last row) until the end of the first frame drawn with the
+    cursor on its new row."""
     table = screen.table
     row = table.cursor_row
     key = "down" if row < table.row_count - 1 else "up"
+    seen = len(frames.ends)
     t0 = time.perf_counter_ns()
     app.simulate_key(key)
-    while table.cursor_row == row:  # noqa: ASYNC110 (a widget's attribute: no event to wait on)
-        await asyncio.sleep(0.0005)
-    frames.done.clear()
-    await frames.done.wait()
-    return time.perf_counter_ns() - t0
+    while True:
+        for end, cursor in frames.ends[seen:]:
+            if cursor != row:
+                return end - t0
+        seen = len(frames.ends)
+        frames.done.clear()
+        await frames.done.wait()
 
 
 def run_one(options: argparse.Namespace, units: int, tmp: Path) -> dict[str, Any]:
