@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,10 @@ def test_the_rendered_kustomize_base_and_broker_example_are_valid() -> None:
     broker = _render(DEPLOY / "mosquitto")
     assert sorted(doc["kind"] for doc in broker) == ["ConfigMap", "Deployment", "Service"]
     _validate(broker)
-    assert _container(_one(base, "Job"))["image"] == "vdtu:0.1.0"
+    # the image is tagged with the package's version (pyproject.toml)
+    with (DEPLOY.parent / "pyproject.toml").open("rb") as file:
+        version = tomllib.load(file)["project"]["version"]
+    assert _container(_one(base, "Job"))["image"] == f"vdtu:{version}"
 
 
 def _drop_container_name(job: dict[str, Any]) -> None:

@@ -4,7 +4,8 @@ Three ``vdtu fleet`` processes share one command line and take their shard index
 ``JOB_COMPLETION_INDEX``, against one mosquitto whose access rule is the one
 docs/cluster.md gives. Shard 1 is killed (SIGKILL, as a lost node or the OOM killer
 would) once it has published uplinks, and started again with the same index, as the Job
-controller does. ``vdtu fleet collect``, started while the shards run, must print one
+controller does, and runs the same units (the same IMEIs and ICCIDs, asked of each
+attempt's control API). ``vdtu fleet collect``, started while the shards run, must print one
 merged report: every unit counted once (the killed attempt's figures gone, the restart's
 in), nothing lost, and the numbers equal to the sum of the three reports that ended.
 """
@@ -69,6 +70,27 @@ def _published(metrics_port: int) -> float:
     return 0.0
 
 
+def _identities(control: Path, process: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+    """The shard's units (fleet id, IMEI, ICCID) from its control API (named in up.json),
+    once all of them are powered on."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the shard's units never all appeared"
+        try:
+            entry = json.loads((control / "up.json").read_text())["control"]
+            request = urllib.request.Request(
+                f"{entry['url']}/v1/units", headers={"Authorization": f"Bearer {entry['token']}"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as got:
+                rows = json.loads(got.read())["units"]
+        except (OSError, ValueError):
+            rows = []
+        if len(rows) == UNITS // SHARDS:
+            return [(row["unit"], row["imei"], row["iccid"]) for row in rows]
+        time.sleep(0.2)
+
+
 def _ended(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
     out, err = process.communicate(timeout=60)
     return process.returncode, json.loads(out) if out.strip() else {}, err
@@ -97,9 +119,11 @@ def test_a_killed_shard_restarted_with_its_index_is_counted_once_in_the_collecte
                 assert time.monotonic() < deadline, "shard 1 never published"
                 assert shards[1].poll() is None, shards[1].communicate()
                 time.sleep(0.3)
+            before = _identities(tmp_path / "c1", shards[1])
             shards[1].send_signal(signal.SIGKILL)
             killed_status, killed_report, _ = _ended(shards[1])
             restarted = _shard(fleet_url, 1, tmp_path / "c1-again", ports[SHARDS])
+            after = _identities(tmp_path / "c1-again", restarted)
             ended = [_ended(shards[0]), _ended(restarted), _ended(shards[2])]
             out, err = collector.communicate(timeout=90)
         finally:
@@ -107,6 +131,9 @@ def test_a_killed_shard_restarted_with_its_index_is_counted_once_in_the_collecte
                 if process is not None and process.poll() is None:
                     process.kill()
     assert (killed_status, killed_report) == (-signal.SIGKILL, {})
+    # the same index, the same units: fleet ids 8..15 with the same IMEIs and ICCIDs
+    assert [unit for unit, _imei, _iccid in after] == list(range(8, 16))
+    assert after == before
     for index, (status, report, shard_err) in enumerate(ended):
         assert status == 0, shard_err
         assert report["shards"] == [f"{index}/{SHARDS}"]
