@@ -68,6 +68,36 @@ def test_blackhole_is_found_by_keepalive_will_then_mqtt_disconnected_and_nothing
     assert bench.firmware.outbox.pending == []
 
 
+def test_a_blackhole_cleared_before_keepalive_notices_ends_in_a_reset_and_nothing_is_lost() -> None:
+    """A NAT that forgot the connection: what the unit sent into the blackhole is sent
+    again after the clear and meets an RST, so the unit reconnects and sends it on the new
+    connection; the broker ends the old connection (its will) when the new one takes the
+    session over, before the new one says online."""
+    bench = connected()
+    bench.firmware.set_link_conditions(LinkConditions(blackhole=True))
+    for n in range(3):
+        assert bench.ask("DATA_PACK", f"n:{n}", wait_s=1) == "ok"
+    bench.clock.run_for(20)  # well inside one keep-alive: neither end has noticed
+    assert states(bench) == []
+    assert ups(bench) == []
+    bench.firmware.set_link_conditions(None)
+    bench.clock.run_for(1)
+    assert states(bench) == ["mqtt-disconnected"]
+    assert log_lines(bench, "connection lost: connection reset by peer")
+    bench.clock.run_for(30)
+    assert states(bench) == ["mqtt-connected"]
+    assert ups(bench) == [0, 1, 2]
+    assert bench.firmware.outbox.pending == []
+    state_topic = topic(Channel.STATE)
+    told = [
+        json.loads(m.payload)["state"] for m in bench.platform.published if m.topic == state_topic
+    ]
+    assert told[-2:] == ["offline", "online"]
+    assert retained_state(bench) == "online"
+    bench.clock.run_for(2 * KEEPALIVE_S)  # the old connection's keep-alive deadline passes
+    assert retained_state(bench) == "online"
+
+
 def test_latency_delays_a_qos1_round_trip_by_ms_plus_minus_jitter() -> None:
     """ms=300 jitter=100: the broker has the uplink 200..400 ms late and the PUBACK is back
     400..800 ms late (over the 2 x 50 ms the simulated network always takes)."""

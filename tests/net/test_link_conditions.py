@@ -75,6 +75,40 @@ def test_blackhole_ends_in_a_keepalive_timeout_and_the_broker_publishes_the_will
     run(scenario)
 
 
+def test_a_blackhole_cleared_before_keepalive_notices_ends_in_a_reset() -> None:
+    """A NAT that forgot the connection: after the clear the device's next packet meets a
+    reset, so the link is lost at once (not left open with a publish that vanished); on
+    the next connection the publish goes again and arrives."""
+
+    async def scenario() -> None:
+        async with EmbeddedBroker() as broker:
+            with hub_on_running_loop(tick_s=0.5) as hub:
+                cloud_link = MqttLink(hub, client_id="cloud", host="127.0.0.1", port=broker.port)
+                cloud = Recorder(cloud_link)
+                cloud_link.subscribe("dtu/1/up", 1)
+                cloud_link.connect()
+                await cloud.wait_for("subscribed")
+                link, device = await connected_link(
+                    hub, broker.port, "dtu-1", keepalive=60, will=WILL
+                )
+                link.impair(impairment(blackhole=True))
+                token = link.publish("dtu/1/up", b"into the blackhole", qos=1)
+                assert token is not None
+                await asyncio.sleep(1.0)
+                assert device.values("disconnected") == []  # a keepalive of 60 s: unnoticed
+                link.impair(None)
+                # paho reads the ECONNRESET as an unspecified error: "connection lost"
+                assert await device.wait_for("disconnected", deadline_s=3) == ["connection lost"]
+                link.connect()
+                await device.wait_for("connected", 2, deadline_s=5)
+                arrived = await cloud.wait_for("message", deadline_s=5)
+                assert ("dtu/1/up", b"into the blackhole") in arrived
+                link.close()
+                cloud_link.close()
+
+    run(scenario)
+
+
 def test_connect_under_a_blackhole_times_out() -> None:
     """A new connection's SYN vanishes: the attempt ends at the connect timeout."""
 

@@ -51,6 +51,26 @@ def test_blackhole_is_found_by_keepalive_and_unacknowledged_uplinks_are_replayed
     assert bench.command(11, password=PASSWORD)["data"] == {"1": 0}
 
 
+def test_a_blackhole_cleared_before_keepalive_notices_ends_in_a_reset_and_nothing_is_lost() -> None:
+    """A NAT that forgot the connection: after the clear the device's next packet meets an
+    RST, the channel reconnects and the uplinks sent into the blackhole arrive, in order."""
+    bench = QuecBench()
+    bench.boot()
+    bench.firmware.set_link_conditions(LinkConditions(blackhole=True))
+    for n in range(3):
+        uplink(bench, f"m{n}")
+    bench.clock.run_for(MQTT_KEEPALIVE_DEFAULT_S / 3)  # neither end has noticed yet
+    assert channel(bench).connected
+    assert bench.published() == []
+    bench.firmware.set_link_conditions(None)
+    bench.clock.run_for(0.1)
+    assert not channel(bench).connected
+    assert channel(bench).last_error == RESET_REASON
+    bench.run_until(lambda: len(bench.published()) == 3, limit_s=60)
+    assert [json.loads(p)["data"] for p in bench.published()] == ["m0", "m1", "m2"]
+    assert channel(bench).reconnects == 1
+
+
 def test_reset_loses_the_channel_and_it_reconnects() -> None:
     bench = QuecBench()
     bench.boot()

@@ -144,6 +144,12 @@ class SimLink:
         self.watch += 1
         if now and self.mqtt is not None and self.mqtt.keepalive_s > 0:
             self._watch_keepalive(self.mqtt.keepalive_s)
+        elif not now and not self.udp:
+            # The NAT forgot the connection while its packets vanished: the device's next
+            # packet (what it sent meanwhile, sent again) meets an RST, one latency after the
+            # clear. (A UDP socket has no connection: what vanished is gone, as on a network.)
+            with self.net.env.entered(self.domain):
+                self.net.later(lambda: self.drop(RESET_REASON))
 
     def _watch_keepalive(self, keepalive: int) -> None:
         """paho's keep-alive under a blackhole: PINGREQ one keepalive after the last news

@@ -80,6 +80,7 @@ class SimConnection:
     handler: CloudHandler
     will: Will
     subscriptions: tuple[str, ...]
+    client_id: str = ""
     open: bool = False
     abandoned: bool = False
     """The device gave up on it (closed before or after it opened)."""
@@ -195,11 +196,14 @@ class SimConnection:
         if self.abandoned or not self.open or blackholed == was_blackholed:
             return
         self.watch += 1
-        self.broker_watch += 1
         if blackholed:
+            self.broker_watch += 1
             self.platform.blackholed(self)
-        elif self.broker_dropped:
-            # The broker's end is gone: the device's next packet meets an RST.
+        else:
+            # The NAT forgot the connection while its packets vanished: the device's next
+            # packet (what it sent meanwhile, sent again) meets an RST, one latency after the
+            # clear. The broker keeps its end until its keep-alive deadline or until the
+            # device's next connection takes the session over (``connect``).
             self.platform.later(self.platform.latency_s, partial(self._lost, RESET_REASON))
 
     def reset(self) -> None:
@@ -352,6 +356,7 @@ class SimXgcPlatform:
             handler=handler,
             will=will,
             subscriptions=tuple(subscriptions),
+            client_id=info.client_id,
             domain=self.env.domain,
             keepalive_s=keepalive_s,
             impairment=impairment,
@@ -386,6 +391,10 @@ class SimXgcPlatform:
                 # Blackholed after the CONNECT left: the CONNACK never comes.
                 self.later(started + timeout_s - self.now, give_up)
                 return
+            for old in [c for c in self.connections if c.client_id == info.client_id]:
+                # The session's takeover (MQTT 3.1.1, 3.1.4): the broker ends the old
+                # connection (its will) before it accepts the new one.
+                self.drop(old, publish_will=True)
             connection.open = True
             connection.last_in_at = connection.last_out_at = self.now
             self.connections.append(connection)

@@ -12,8 +12,9 @@ paho reads and writes it exactly as a non-blocking socket (``recv``/``send`` rai
   each chunk becomes readable at its ``Pacer`` time, when a loop timer calls ``wake``
   (the link's reader, which has paho read); under a blackhole chunks vanish, and so does
   the peer's FIN or RST: the socket then stops watching the fd (an fd at EOF is always
-  readable) and, if the blackhole clears, paho's next read meets a reset, as a device's
-  next packet meets the RST of a NAT that forgot the connection.
+  readable). When the blackhole clears, paho's next read meets a reset, as a device's
+  next packet meets the RST of a NAT that forgot the connection (what vanished is sent
+  again on the next connection: nothing is silently lost).
 * once the conditions are cleared the wrapper passes bytes straight through after what it
   still holds has gone (nothing is reordered); it lasts as long as its connection.
 
@@ -100,9 +101,9 @@ class ShapedSocket:
         """Change the conditions from now on."""
         was_blackholed = self._blackholed
         self.impairment = impairment
-        if was_blackholed and not self._blackholed and self._peer_gone:
-            # The peer closed while its packets vanished: what is left of the connection
-            # answers the next packet with a reset.
+        if was_blackholed and not self._blackholed:
+            # The NAT forgot the connection while its packets vanished (and the peer may
+            # have closed it meanwhile): the device's next packet meets a reset.
             self._inbox.append(
                 (self._loop.time(), ConnectionResetError(errno.ECONNRESET, "connection reset"))
             )
