@@ -95,7 +95,7 @@ class FaultsScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#kinds")
     def _selected(self) -> None:
         fields = self.query("#params Input")
-        (fields.first() if fields else self.query_one("#for", Input)).focus()
+        self.set_focus(fields.first() if fields else self.query_one("#for", Input))
 
     async def show_kind(self, name: str) -> None:
         """Build the form of one kind."""
@@ -209,7 +209,7 @@ class FaultsScreen(Screen[None]):
         self.notify(f"cleared on {len(cleared)}", timeout=3)
 
     def action_target(self) -> None:
-        self.query_one("#target", Input).focus()
+        self.set_focus(self.query_one("#target", Input))
 
     def action_back(self) -> None:
         self.dismiss()

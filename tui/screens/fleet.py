@@ -297,7 +297,7 @@ class FleetScreen(Screen[None]):
         self._rebuild()
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        self.set_focus(self.query_one("#filter", Input))
 
     def action_focus_table(self) -> None:
         self.table.focus()

@@ -237,7 +237,7 @@ class UnitScreen(Screen[None]):
 
     def action_prompt(self) -> None:
         self.action_tab("serial")
-        self.query_one("#prompt", Input).focus()
+        self.set_focus(self.query_one("#prompt", Input))
 
     def action_power(self) -> None:
         powered = True if self.snapshot is None else bool(self.snapshot.get("powered"))
@@ -264,6 +264,13 @@ class UnitScreen(Screen[None]):
         index = int(event.switch.id.removeprefix("in-"))
         self._held[index] = time.monotonic() + HOLD_S
         self.poke_worker("input", {"index": index, "level": int(event.value)})
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _shown_tab(self) -> None:
+        """A log written while its tab was hidden holds its lines until it has a size; draw
+        them as soon as it has one."""
+        for log in self.query(RichLog):
+            self.call_after_refresh(log.refresh)
 
     @on(Select.Changed, "#port")
     def _port(self) -> None:
