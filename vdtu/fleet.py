@@ -37,7 +37,7 @@ from urllib.parse import quote
 from vdtu.clock import RealtimeClock
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError
-from vdtu.firmware.registry import DEFAULT, PERSONALITIES
+from vdtu.firmware.registry import DEFAULT, PERSONALITIES, personality
 from vdtu.identity import Identity
 from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.links.side import FleetSide, SideContext
@@ -339,6 +339,7 @@ class Fleet:
         profile: str | None = None,
         options: object | None = None,
         settings: Mapping[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
     ) -> Unit:
         """Build, wire and power on unit ``unit_id`` now (after ``start(units=False)``, or
         to add a unit to a running fleet).
@@ -349,11 +350,13 @@ class Fleet:
             profile: its personality, one of the fleet's (None: as ``profile_of`` says).
             options: its personality's options (None: the fleet's for that personality).
             settings: ``UnitConfig`` fields that differ from the template's (``rssi``, ...).
+            config: changes to the configuration it starts with (``Personality.configured``),
+                written into its named flash files before it starts.
 
         Raises:
             ConfigError: one of its named flash files is not valid, or the fleet has no side
                 for ``profile``.
-            ValueError: a tag or a setting is not valid.
+            ValueError: a tag, a setting or a configuration change is not valid.
         """
         if profile is not None:
             if profile not in self.sides:
@@ -361,7 +364,14 @@ class Fleet:
                     f"profile {profile!r} is not one of this fleet's: {', '.join(self.sides)}"
                 )
             self._profiles[unit_id] = profile
-        self._start_unit(unit_id, self._files(unit_id), tags, settings or {}, options)
+        self._start_unit(
+            unit_id,
+            self._files(unit_id),
+            tags=tags,
+            settings=settings or {},
+            options=options,
+            changes=config,
+        )
         return self.units[-1]
 
     def side_of(self, unit_id: int) -> FleetSide:
@@ -392,9 +402,11 @@ class Fleet:
         self,
         unit_id: int,
         files: Mapping[str, TextFile],
+        *,
         tags: tuple[str, ...] | None = None,
         settings: Mapping[str, Any] | None = None,
         options: object | None = None,
+        changes: Mapping[str, Any] | None = None,
     ) -> None:
         config = self.config
         identity = Identity.for_unit(config.seed, unit_id)
@@ -412,6 +424,12 @@ class Fleet:
             ),
             **({"tags": template.tags if tags is None else tags} | dict(settings or {})),
         )
+        if changes:
+            configured = personality(profile).configured(
+                unit_config.options, identity.imei, changes
+            )
+            for name, text in configured.items():
+                files[name].write(text)
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
             log.sinks.append(self.sink)

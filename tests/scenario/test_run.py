@@ -346,3 +346,63 @@ def test_a_round_trip_expectation_times_each_request_to_its_answer() -> None:
         False,
         "no config requests answered on //config/status$/, so there is no p50",
     )
+
+
+CONFIGURED = """\
+name: configured QuecPython units
+seed: 6
+duration: 3m
+units:
+  - name: short
+    count: 2
+    profile: quec
+    config: {conf: {"1": {keepAlive: "10"}}}
+    host: {uplink_every: 20s}
+  - name: default
+    count: 2
+    profile: quec
+    host: {uplink_every: 20s}
+steps:
+  - at: 1m
+    fault: link-blackhole
+    for: 45s
+expect:
+  - name: the 10 s keep-alive found the blackhole within 20 s and waited out the rest
+    reconnect_s: {select: tag=short, count: 2, p50: {min: 25}, max: {max: 45}}
+  - name: the default one (60 s) did not, and met the reset after the clear
+    reconnect_s: {select: tag=default, count: 2, max: {max: 15}}
+  - flash: {select: tag=short, file: dtu_config.json, key: conf.1.keepAlive, matches: "^10$"}
+  - flash: {select: tag=default, file: dtu_config.json, key: conf.1.keepAlive, matches: "^$"}
+  - uplinks: {lost: 0, duplicated: 0}
+"""
+
+
+def test_a_groups_config_changes_its_units_dtu_config_json() -> None:
+    report = run(CONFIGURED)
+    assert report["passed"], report["expectations"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            '{conf: {"1": {keepAlive: "abc"}}}',
+            "test.yaml:8: units[0].config: dtu_config.json: conf.1.keepAlive must be an integer",
+        ),
+        (
+            "{work_mode: sideways}",
+            "test.yaml:8: units[0].config: dtu_config.json: work_mode must be one of",
+        ),
+    ],
+)
+def test_a_bad_config_change_is_refused_with_its_field(change: str, message: str) -> None:
+    text = CONFIGURED.replace('{conf: {"1": {keepAlive: "10"}}}', change)
+    with pytest.raises(ScenarioError) as raised:
+        parse_scenario(text, "test.yaml")
+    assert message in str(raised.value)
+
+
+def test_an_xgc_group_has_no_config_file() -> None:
+    text = CONFIGURED.replace("    profile: quec\n    config", "    profile: xgc\n    config", 1)
+    with pytest.raises(ScenarioError, match="an XGC unit keeps no configuration file"):
+        parse_scenario(text, "test.yaml")

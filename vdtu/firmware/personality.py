@@ -188,3 +188,14 @@ class Personality(Protocol):
     def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
         """A codec for one simulated host (it may keep state: one per host); ``jobs``: the
         host carries out the cloud's configuration and firmware jobs."""
+
+    def configured(
+        self, options: object | None, imei: str, changes: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The named flash files a unit with these options starts with when ``changes`` are
+        made to its configuration (name -> text; a QuecPython unit's dtu_config.json).
+
+        Raises:
+            ValueError: a change the configuration refuses (the message names the field), or
+                a personality that keeps no configuration file.
+        """

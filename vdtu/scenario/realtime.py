@@ -116,6 +116,7 @@ class RealtimeWorld(World):
                     profile=group.profile,
                     options=group.firmware_options(),
                     settings=self.unit_settings(group),
+                    config=group.config,
                 )
                 if not group.powered:
                     unit.power_off()

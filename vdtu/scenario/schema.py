@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,7 +29,7 @@ from pydantic import (
 from vdtu.control.pokes import POKES, PokeError
 from vdtu.control.selector import SelectorError, parse_selector
 from vdtu.faults.catalogue import FaultError, parse_request
-from vdtu.firmware.registry import PERSONALITIES, options_with
+from vdtu.firmware.registry import PERSONALITIES, options_with, personality
 
 _DURATION = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -132,6 +133,10 @@ class HostPlan(_Record):
     poll: PollPlan | None = None
 
 
+CHECK_IMEI = "860000000000000"
+"""The IMEI a group's ``config`` is checked with (each unit's own goes in its file)."""
+
+
 class UnitGroup(_Record):
     """Units that share a profile, settings and host; ids are given in file order."""
 
@@ -151,6 +156,10 @@ class UnitGroup(_Record):
     options: dict[str, Any] = Field(default_factory=dict)
     """The firmware's settings that differ from its defaults (XGC: ``keepalive_s: 10``,
     ``uplink_queue``, ``check_mode``, ...: the personality's options, by field name)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Changes to the configuration file the units start with (QuecPython: its
+    dtu_config.json, e.g. ``{work_mode: through}`` or a channel's ``keepAlive``), merged
+    into the default: a mapping into the mapping it meets, anything else replacing."""
 
     @field_validator("profile")
     @classmethod
@@ -167,6 +176,14 @@ class UnitGroup(_Record):
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"options: {exc}") from None
         return self
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        profile = info.data.get("profile")
+        if value and profile is not None:  # None: the profile was refused already
+            personality(profile).configured(None, CHECK_IMEI, value)
+        return value
 
     def firmware_options(self) -> object | None:
         """The group's firmware options (None: the personality's defaults)."""

@@ -33,6 +33,7 @@ from typing import IO, Any, Protocol
 
 from vdtu.clock import Clock, VirtualClock
 from vdtu.clock.rng import SplitMix64
+from vdtu.firmware.registry import personality
 from vdtu.identity import Identity
 from vdtu.io.modbus_config import DEMO_SLAVE
 from vdtu.links.sides import SIDES
@@ -375,15 +376,21 @@ class VirtualWorld(World):
     def _build(self, group: UnitGroup, unit_id: int) -> None:
         side = self.virtual[group.profile]
         identity = Identity.for_unit(self.seed, unit_id)
+        options = side.unit_options(group.firmware_options())
         config = UnitConfig(
             unit_id=unit_id,
             seed=self.seed,
             identity=identity,
             profile=group.profile,
-            options=side.unit_options(group.firmware_options()),
+            options=options,
             pacing=False,
             **self.unit_settings(group),
         )
+        files = side.unit_files(identity.imei)
+        if group.config:
+            configured = personality(group.profile).configured(options, identity.imei, group.config)
+            for name, text in configured.items():
+                files[name].write(text)
         flash = MemoryStorage()
         document = flash.load()
         side.provision(document)
@@ -397,7 +404,7 @@ class VirtualWorld(World):
             flash=flash,
             log=log,
             network=side.network,
-            files=side.unit_files(identity.imei),
+            files=files,
         )
         self.add(unit, group)
 

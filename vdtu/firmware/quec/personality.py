@@ -10,10 +10,14 @@ by itself, so the host answers nothing.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from vdtu.errors import ConfigError
 from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
-from vdtu.firmware.quec.config import DtuConfig, default_config
+from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
 from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
 from vdtu.firmware.quec.frames import CommandFrame
 from vdtu.firmware.quec.net import QuecNet
@@ -23,6 +27,17 @@ CONFIG_FILE = "dtu_config.json"
 """The flash file that holds the unit's configuration."""
 MODEL = "EC600N-CN"
 """The module a QuecPython unit runs on (one of those its firmware lists)."""
+
+
+def _merged(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        known = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(known, Mapping):
+            merged[key] = _merged(known, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def local_default(imei: str) -> DtuConfig:
@@ -78,6 +93,21 @@ class QuecPersonality:
 
     def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
         return _QuecHost()
+
+    def configured(
+        self, options: object | None, imei: str, changes: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The unit's default dtu_config.json (its options' or vdtu's) with ``changes``
+        merged in: a mapping merges into the mapping it meets, anything else replaces."""
+        options = options or QuecOptions()
+        if not isinstance(options, QuecOptions):
+            raise TypeError(f"a quec unit takes QuecOptions, not {type(options).__name__}")
+        base = (options.default_config or local_default)(imei)
+        try:
+            config = load_config(_merged(base.to_json(), changes))
+        except ConfigError as exc:
+            raise ValueError(f"dtu_config.json: {exc}") from None
+        return {CONFIG_FILE: json.dumps(config.to_json(), ensure_ascii=False, indent=4) + "\n"}
 
 
 QUEC = QuecPersonality()

@@ -16,6 +16,8 @@ A host polls a slave with SEND_MBR_485.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
 from vdtu.firmware.xgc.cloud import XgcCloud
@@ -125,6 +127,14 @@ class XgcPersonality:
 
     def host_codec(self, probe_key: str, *, jobs: bool = False) -> HostCodec:
         return _XgcHost(probe_key, jobs=jobs)
+
+    def configured(
+        self, options: object | None, imei: str, changes: Mapping[str, Any]
+    ) -> dict[str, str]:
+        raise ValueError(
+            "an XGC unit keeps no configuration file: its host sets it up with SET_ commands "
+            "(send steps) and its cloud with configuration pushes (config steps)"
+        )
 
 
 XGC = XgcPersonality()
