@@ -170,9 +170,10 @@ class DashboardApp(App[None]):
             for line in self.screen.query(StatusLine):
                 line.show(self.status_text())
         except NoMatches:
-            # The app is ending and its screens' widgets are already gone: nothing to draw.
-            if not (self._exit or self._closing or self._closed):
-                raise
+            # A screen being taken down (the app ending) has lost its widgets before it
+            # leaves the stack: there is nothing to draw into, and the next tick (if the
+            # app goes on) draws what this one did not.
+            return
 
     def status_text(self) -> str:
         """The status line: where the API is, missed events, the last failure."""
