@@ -1,9 +1,11 @@
 """deploy/: the Kubernetes manifests checked offline against the Kubernetes schemas
 (kubernetes-validate, strict: an unknown field fails too), both file by file and as
-``kubectl kustomize`` renders the base, and against vdtu itself: the Job's command line is a
-valid ``vdtu fleet`` command, its exit-status policy is vdtu's, the shard count is the Job's
-completions, the scrape settings point at the port the pods serve, and the broker example's
-access rule is the one the shard-lifecycle test runs under."""
+``kubectl kustomize`` renders the base (tests/deploy/kustomize.py renders it without kubectl,
+which CI lacks; wherever kubectl exists, its rendering is checked to be kubectl's), and
+against vdtu itself: the Job's command line is a valid ``vdtu fleet`` command, its exit-status
+policy is vdtu's, the shard count is the Job's completions, the scrape settings point at the
+port the pods serve, and the broker example's access rule is the one the shard-lifecycle test
+runs under."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import kubernetes_validate  # type: ignore[import-untyped]  # no py.typed
 import pytest
 import yaml
 
-from tests.conftest import require_tool
+from tests.deploy.kustomize import KustomizeError, render
 from tests.load.test_runs import FLEET_ACL
 from vdtu.cli import build_parser
 from vdtu.errors import ConfigError
@@ -48,7 +51,17 @@ def _validate(documents: list[dict[str, Any]]) -> None:
 
 
 def _render(directory: Path) -> list[dict[str, Any]]:
-    kubectl = require_tool("kubectl")
+    """What ``kubectl kustomize directory`` puts out (see test_the_renderer_is_kubectls)."""
+    return render(directory)
+
+
+def _kubectl_render(directory: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip(
+            "kubectl is not installed (CI has none; Debian's is too old for replacements): "
+            "the renderer the other deploy tests use is checked against kubectl wherever it exists"
+        )
     done = subprocess.run(
         [kubectl, "kustomize", str(directory)],
         capture_output=True, text=True, timeout=60, check=False,
@@ -190,11 +203,7 @@ def test_the_run_id_is_the_jobs_uid_and_the_pod_restarts_per_index_by_vdtus_exit
 
 
 def test_the_shard_count_follows_the_jobs_completions(tmp_path: Path) -> None:
-    copy = tmp_path / "deploy"
-    shutil.copytree(DEPLOY, copy)
-    job_file = copy / "job.yaml"
-    job_file.write_text(job_file.read_text().replace("completions: 20", "completions: 7"))
-    job = _one(_render(copy), "Job")
+    job = _one(_render(_seven_shards(tmp_path)), "Job")
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (7, 7)
     assert "--shard=env:JOB_COMPLETION_INDEX/7" in _container(job)["args"]
 
@@ -239,3 +248,179 @@ def test_the_image_gets_what_pip_install_needs() -> None:
     uid = re.search(r"--uid (\d+)", dockerfile)
     assert uid is not None
     assert _job()["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid[1])
+
+
+FEATURES_RESOURCES = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: p
+  labels: {a: b, app.kubernetes.io/part-of: other}
+spec:
+  terminationGracePeriodSeconds: 30
+  initContainers:
+    - name: init
+      image: vdtu@sha256:abc
+  containers:
+    - name: vdtu
+      image: vdtu:old
+      args: ["x", "10", "a/b", "c/d", "e"]
+    - name: other
+      image: vdtu-other:1
+    - name: registry
+      image: registry.example:5000/vdtu:1
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+data:
+  num: "5"
+"""
+FEATURES_KUSTOMIZATION = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+labels:
+  - pairs:
+      app.kubernetes.io/part-of: vdtu
+resources:
+  - resources.yaml
+images:
+  - name: vdtu
+    newTag: "2"
+replacements:
+  - source: {kind: Pod, name: p, fieldPath: spec.terminationGracePeriodSeconds}
+    targets:
+      - select: {kind: Pod}
+        fieldPaths:
+          - spec.containers.[name=vdtu].args.1
+        options: {delimiter: /, index: 0}
+      - select: {kind: Pod, name: p}
+        fieldPaths:
+          - spec.containers.[name=vdtu].args.2
+        options: {delimiter: /, index: 5}
+      - select: {kind: Pod}
+        fieldPaths:
+          - spec.containers.0.args.3
+        options: {delimiter: /, index: -1}
+  - source: {kind: ConfigMap, name: c, fieldPath: data.num}
+    targets:
+      - select: {kind: Pod}
+        fieldPaths:
+          - spec.containers.[name=vdtu].args.4
+        options: {delimiter: /}
+  - source: {kind: Pod, name: p, fieldPath: metadata.labels}
+    targets:
+      - select: {kind: ConfigMap}
+        fieldPaths:
+          - data
+"""
+"""Every feature the renderer implements, at its edges (a tag or digest replaced, an image
+that only looks alike, indexes before, inside and past the delimited parts, an integer into
+a string, a mapping copied after the labels were added)."""
+
+
+def _features(tmp_path: Path) -> Path:
+    (tmp_path / "resources.yaml").write_text(FEATURES_RESOURCES)
+    (tmp_path / "kustomization.yaml").write_text(FEATURES_KUSTOMIZATION)
+    return tmp_path
+
+
+def _seven_shards(tmp_path: Path) -> Path:
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    job_file = copy / "job.yaml"
+    job_file.write_text(job_file.read_text().replace("completions: 20", "completions: 7"))
+    return copy
+
+
+KUSTOMIZATIONS: dict[str, Callable[[Path], Path]] = {
+    "base": lambda _: DEPLOY,
+    "broker": lambda _: DEPLOY / "mosquitto",
+    "base with 7 shards": _seven_shards,
+    "every feature": _features,
+}
+
+
+def test_the_renderer_renders_every_feature_as_kubectl_does(tmp_path: Path) -> None:
+    """What kubectl kustomize 5.5 put out for FEATURES (checked again below where it exists)."""
+    pod = _one(render(_features(tmp_path)), "Pod")
+    assert pod["metadata"]["labels"] == {"a": "b", "app.kubernetes.io/part-of": "vdtu"}
+    containers = pod["spec"]["containers"]
+    assert containers[0]["args"] == ["x", "30", "a/b/30", "30/c/d", "5"]
+    assert [c["image"] for c in containers] == [
+        "vdtu:2",
+        "vdtu-other:1",
+        "registry.example:5000/vdtu:1",
+    ]
+    assert pod["spec"]["initContainers"][0]["image"] == "vdtu:2"
+    config = _one(render(tmp_path), "ConfigMap")
+    assert config["data"] == pod["metadata"]["labels"]
+    assert config["metadata"]["labels"] == {"app.kubernetes.io/part-of": "vdtu"}
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_the_renderer_is_kubectls(name: str, tmp_path: Path) -> None:
+    directory = KUSTOMIZATIONS[name](tmp_path)
+    expected = _kubectl_render(directory)
+
+    def identity(document: dict[str, Any]) -> tuple[str, str, str, str]:
+        metadata = document["metadata"]
+        return (document["apiVersion"], document["kind"], metadata.get("namespace", ""),
+                metadata["name"])  # fmt: skip
+
+    # kubectl sorts the resources by kind and the keys of each mapping; mappings compare
+    # whatever their key order, so only the resources' order is left out
+    rendered = sorted(render(directory), key=identity)
+    assert rendered == sorted(expected, key=identity)
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(kustomization: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = kustomization
+        for part in parents:
+            node = node[int(part)] if part.isdigit() else node[part]
+        node[last] = value
+
+    return edit
+
+
+UNKNOWN_FEATURES = {
+    "namePrefix": _set("namePrefix", "test-"),
+    "patches": _set("patches", [{"path": "patch.yaml"}]),
+    "labels includeSelectors": _set("labels.0.includeSelectors", True),
+    "labels includeTemplates": _set("labels.0.includeTemplates", True),
+    "images newName": _set("images.0.newName", "registry.example/vdtu"),
+    "images digest": _set("images.0.digest", "sha256:0123"),
+    "a directory resource": _set("resources", ["configmap.yaml", "job.yaml", "mosquitto"]),
+    "source options": _set("replacements.0.source.options", {"delimiter": "/"}),
+    "source namespace": _set("replacements.0.source.namespace", "default"),
+    "target reject": _set("replacements.0.targets.0.reject", [{"kind": "Pod"}]),
+    "target create": _set("replacements.0.targets.0.options", {"create": True}),
+    "a wildcard": _set(
+        "replacements.0.targets.0.fieldPaths", ["spec.template.spec.containers.*.image"]
+    ),
+}
+MISSING_FIELDS = {  # kubectl fails on these too
+    "a missing target": _set("replacements.0.targets.0.fieldPaths", ["spec.parallelismm"]),
+    "a missing source": _set("replacements.0.source.fieldPath", "spec.completionss"),
+}
+
+
+@pytest.mark.parametrize(
+    ("feature", "message"),
+    [(name, "not implemented") for name in UNKNOWN_FEATURES]
+    + [(name, "is missing") for name in MISSING_FIELDS],
+)
+def test_the_renderer_refuses_what_it_does_not_implement(
+    feature: str, message: str, tmp_path: Path
+) -> None:
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
+    render(copy)  # as it is, it renders
+    {**UNKNOWN_FEATURES, **MISSING_FIELDS}[feature](kustomization)
+    (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    with pytest.raises(KustomizeError, match=message):
+        render(copy)
