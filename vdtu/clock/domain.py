@@ -71,6 +71,9 @@ class DomainEnvironment(simpy.Environment):
         super().__init__(initial_time)
         self.domain: FaultDomain | None = None
         """The domain of the code running now (None: the fleet's own code)."""
+        self._entries: list[tuple[SimTime, EventPriority, int, Event, FaultDomain | None]]
+        self._entries = self._queue  # type: ignore[assignment]
+        """SimPy's queue, with the domain as each entry's fifth item."""
 
     def entered(self, domain: FaultDomain | None) -> _Entered:
         """Run a ``with`` block inside ``domain``: what it schedules belongs to the domain."""
@@ -86,13 +89,7 @@ class DomainEnvironment(simpy.Environment):
         heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
 
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
-        entry = (self._now + delay, priority, next(self._eid), event, self.domain)
-        heappush(self._entries, entry)
-
-    @property
-    def _entries(self) -> list[tuple[SimTime, EventPriority, int, Event, FaultDomain | None]]:
-        """The queue with the domain as each entry's fifth item."""
-        return self._queue  # type: ignore[return-value]
+        heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))
 
     def step(self) -> None:
         try:
