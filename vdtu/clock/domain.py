@@ -88,6 +88,23 @@ class DomainEnvironment(simpy.Environment):
         event._value = None
         heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
 
+    def call_later(self, delay: SimTime, callback: Callable[[Event], None]) -> Event:
+        """Run ``callback(event)`` ``delay`` from now, in the current domain: what
+        ``timeout(delay).callbacks.append(callback)`` does, without building a ``Timeout`` (the
+        path of every model's timer: a line's delivery, a host's tick, a cloud's latency).
+
+        Raises:
+            ValueError: ``delay`` is negative.
+        """
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        event = Event(self)
+        event.callbacks.append(callback)
+        event._ok = True
+        event._value = None
+        heappush(self._entries, (self._now + delay, NORMAL, next(self._eid), event, self.domain))
+        return event
+
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
         heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))
 

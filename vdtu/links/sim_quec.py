@@ -218,9 +218,7 @@ class SimQuecNet:
     ) -> simpy.Event:
         """Run ``action`` after ``hops`` one-way latencies and ``extra_s`` more; returns the
         event it runs on."""
-        event = self.env.timeout(self.latency_s * hops + extra_s)
-        event.callbacks.append(lambda _event: action())
-        return event
+        return self.env.call_later(self.latency_s * hops + extra_s, lambda _event: action())
 
     # -- the QuecNet interface -------------------------------------------------------------
 

@@ -268,9 +268,7 @@ class SimXgcPlatform:
 
     def later(self, delay_s: float, action: Callable[[], None]) -> simpy.Event:
         """Run ``action`` after ``delay_s`` of sim time; returns the event it runs on."""
-        timeout = self.env.timeout(delay_s)
-        timeout.callbacks.append(lambda _event: action())
-        return timeout
+        return self.env.call_later(delay_s, lambda _event: action())
 
     def deliver_later(
         self, topic: str, payload: bytes, *, qos: int, retain: bool, delay_s: float

@@ -227,8 +227,7 @@ class SerialLine:
         return max(now, self._bus_busy_until)
 
     def _schedule(self, delay_s: float, sender: Tap | None, chunk: bytes) -> None:
-        timeout = self.env.timeout(delay_s)
-        timeout.callbacks.append(self._deliverer(sender, chunk))
+        self.env.call_later(delay_s, self._deliverer(sender, chunk))
 
     def _deliverer(self, sender: Tap | None, chunk: bytes) -> Callable[[simpy.Event], None]:
         def deliver(_event: simpy.Event) -> None:

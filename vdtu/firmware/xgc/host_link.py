@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import simpy
-
+from vdtu.clock import DomainEnvironment
 from vdtu.firmware.xgc.codec import (
     Frame,
     FrameKind,
@@ -128,7 +127,7 @@ class HostLink:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         lines: Mapping[str, SerialLine],
         *,
         host: LinkHost,
