@@ -38,7 +38,6 @@ Invariants:
 from __future__ import annotations
 
 import struct
-import sys
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import assert_never
@@ -124,14 +123,6 @@ def _make_crc_table() -> tuple[int, ...]:
 
 
 _CRC_TABLE = _make_crc_table()
-_CRC_PAIR_TABLE = tuple(
-    (_CRC_TABLE[v & 0xFF] >> 8) ^ _CRC_TABLE[((v >> 8) ^ _CRC_TABLE[v & 0xFF]) & 0xFF]
-    for v in range(1 << 16)
-)
-"""Two bytes at once: a 16-bit CRC after bytes ``b0, b1`` depends only on ``crc ^ (b0 | b1 << 8)``
-(both steps of ``_CRC_TABLE`` folded together). A QuecPython unit tests every serial chunk
-for a Modbus CRC, so this halves the loop of its every uplink."""
-_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def crc16(data: bytes) -> int:
@@ -142,10 +133,7 @@ def crc16(data: bytes) -> int:
         (``crc16(b"\\x01\\x03\\x00\\x00\\x00\\x01") == 0x0A84``, sent as ``84 0A``).
     """
     crc = 0xFFFF
-    pairs = len(data) & ~1 if _LITTLE_ENDIAN else 0  # native 16-bit words are b0 | b1 << 8
-    for word in memoryview(data)[:pairs].cast("H"):
-        crc = _CRC_PAIR_TABLE[crc ^ word]
-    for byte in data[pairs:]:
+    for byte in data:
         crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
     return crc
 
