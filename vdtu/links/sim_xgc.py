@@ -141,7 +141,7 @@ class SimConnection:
             if self.impairment.conditions.blackhole:
                 return  # the PUBACK vanishes
             back_s += self._shaped(self._down(), PACKET_OVERHEAD)
-        platform.later(back_s, lambda: self._ack(token))
+        platform.env.call_later(back_s, lambda _event: self._ack(token))
 
     def _ack(self, token: int) -> None:
         if self.open and token in self.pending_acks:
@@ -276,7 +276,7 @@ class SimXgcPlatform:
         """A device's publish reaches the broker ``delay_s`` later (if it is up); returns the
         event of its arrival."""
 
-        def arrive() -> None:
+        def arrive(_event: simpy.Event) -> None:
             if self.broker_up:
                 arrived = Published(
                     at=self.now, topic=topic, payload=payload, qos=qos, retain=retain
@@ -288,7 +288,7 @@ class SimXgcPlatform:
                 if retain:
                     self.retained[topic] = payload
 
-        return self.later(delay_s, arrive)
+        return self.env.call_later(delay_s, arrive)
 
     # -- XgcCloud -----------------------------------------------------------------------------
 

@@ -489,9 +489,10 @@ def _queue_full(capacity: int) -> ErrorReply:
 
 
 def data_pack(request: Request, device: XgcDevice) -> Outcome:
-    if not request.content:
+    content = request.content
+    if not content:
         raise _fail("no data", MISSING_FIELD)
-    return _queue(device, Channel.UP, uplink_json(request.content))
+    return _queue(device, Channel.UP, uplink_json(content))
 
 
 def upload_config_status(request: Request, device: XgcDevice) -> Outcome:

@@ -363,6 +363,8 @@ class FrameReader:
     def _trim(self) -> None:
         """Drop the front of an unfinished overlong line that cannot start a frame that fits."""
         buffer = self._buffer
+        if len(buffer) <= self.max_line:
+            return  # within the window, whichever it is
         window = self.max_line + (0 if self.lone_cr_ends_line else 1)  # LF-only: the CRLF's CR
         if len(buffer) <= window:
             return
