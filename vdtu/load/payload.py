@@ -124,16 +124,18 @@ def _search(text: str) -> Uplink | None:
             if found is not None:
                 return found
             if depth < MAX_NESTING and value.lstrip()[:1] in _JSON_STARTS:
-                parsed = _parse(value)
-                if parsed is not None:
-                    stack.append((parsed, depth + 1))
+                try:
+                    parsed = _DECODER.decode(value)
+                except (ValueError, RecursionError):
+                    continue  # not JSON after all
+                stack.append((parsed, depth + 1))
         elif isinstance(value, dict):
             found = _from_mapping(value) or _rejoined(value)
             if found is not None:
                 return found
-            stack.extend((item, depth) for item in reversed(value.values()))
+            stack += [(item, depth) for item in reversed(value.values())]
         elif isinstance(value, list):
-            stack.extend((item, depth) for item in reversed(value))
+            stack += [(item, depth) for item in reversed(value)]
     return None
 
 
@@ -147,19 +149,11 @@ def _scan(text: str) -> Uplink | None:
             value, _ = _DECODER.raw_decode(text, start)
         except (ValueError, RecursionError):
             value = None
-        found = _from_value(value)
+        found = _from_mapping(value) if isinstance(value, dict) else None
         if found is not None:
             return found
         start = text.find(_MARK, start + 1)
     return None
-
-
-def _parse(text: str) -> object | None:
-    try:
-        value: object = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value
 
 
 def _rejoined(mapping: Mapping[Any, Any]) -> Uplink | None:
@@ -190,6 +184,8 @@ def _from_mapping(mapping: Mapping[Any, Any]) -> Uplink | None:
 
 def _check_counts(unit: object, seq: object, sent_ms: object) -> None:
     """Raise ValueError naming the first of an uplink's numbers that is not a count."""
+    if type(unit) is type(seq) is type(sent_ms) is int and min(unit, seq, sent_ms) >= 0:
+        return  # plain ints: what hosts write and JSON reads (a subclass is checked below)
     if _is_count(unit) and _is_count(seq) and _is_count(sent_ms):
         return
     for name, value in (("unit", unit), ("seq", seq), ("sent_ms", sent_ms)):
