@@ -71,6 +71,9 @@ class DomainEnvironment(simpy.Environment):
         super().__init__(initial_time)
         self.domain: FaultDomain | None = None
         """The domain of the code running now (None: the fleet's own code)."""
+        self._entries: list[tuple[SimTime, EventPriority, int, Event, FaultDomain | None]]
+        self._entries = self._queue  # type: ignore[assignment]
+        """SimPy's queue, with the domain as each entry's fifth item."""
 
     def entered(self, domain: FaultDomain | None) -> _Entered:
         """Run a ``with`` block inside ``domain``: what it schedules belongs to the domain."""
@@ -85,14 +88,25 @@ class DomainEnvironment(simpy.Environment):
         event._value = None
         heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
 
-    def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
-        entry = (self._now + delay, priority, next(self._eid), event, self.domain)
-        heappush(self._entries, entry)
+    def call_later(self, delay: SimTime, callback: Callable[[Event], None]) -> Event:
+        """Run ``callback(event)`` ``delay`` from now, in the current domain: what
+        ``timeout(delay).callbacks.append(callback)`` does, without building a ``Timeout`` (the
+        path of every model's timer: a line's delivery, a host's tick, a cloud's latency).
 
-    @property
-    def _entries(self) -> list[tuple[SimTime, EventPriority, int, Event, FaultDomain | None]]:
-        """The queue with the domain as each entry's fifth item."""
-        return self._queue  # type: ignore[return-value]
+        Raises:
+            ValueError: ``delay`` is negative.
+        """
+        if delay < 0:
+            raise ValueError(f"Negative delay {delay}")
+        event = Event(self)
+        event.callbacks.append(callback)
+        event._ok = True
+        event._value = None
+        heappush(self._entries, (self._now + delay, NORMAL, next(self._eid), event, self.domain))
+        return event
+
+    def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
+        heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))
 
     def step(self) -> None:
         try:

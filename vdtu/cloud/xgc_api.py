@@ -82,6 +82,7 @@ class Channel(StrEnum):
 
 DOWNLINK_CHANNELS = (Channel.DOWN, Channel.CONFIG, Channel.OTA)
 """What a device subscribes to."""
+_CHANNELS = {channel.value: channel for channel in Channel}
 
 
 def device_topic(project_id: str, imei: str, channel: Channel) -> str:
@@ -94,10 +95,8 @@ def parse_topic(topic: str) -> tuple[str, str, Channel] | None:
     parts = topic.split("/", 3)
     if len(parts) != 4 or parts[0] != TOPIC_ROOT:
         return None
-    try:
-        return parts[1], parts[2], Channel(parts[3])
-    except ValueError:
-        return None
+    channel = _CHANNELS.get(parts[3])
+    return None if channel is None else (parts[1], parts[2], channel)
 
 
 def device_password(project_secret: str, imei: str) -> str:
@@ -154,14 +153,15 @@ class MqttInfo:
 
 def uplink_json(content: str) -> Any:
     """The JSON value a host DATA_PACK content becomes (see the module comment)."""
-    segments = [s for s in content.split(";") if s]
-    pairs = [s.partition(":") for s in segments]
-    if not segments or any(not key or not sep for key, sep, _ in pairs):
-        return content
-    keys = [key for key, _, _ in pairs]
-    if len(set(keys)) != len(keys):
-        return content
-    return {key: _typed(value) for key, _, value in pairs}
+    value: dict[str, Any] = {}
+    for segment in content.split(";"):
+        if not segment:
+            continue
+        key, sep, text = segment.partition(":")
+        if not key or not sep or key in value:
+            return content  # not all pairs, or a key twice
+        value[key] = _typed(text)
+    return value or content
 
 
 def _typed(text: str) -> Any:
@@ -244,6 +244,10 @@ def _check_unicode(where: str, *values: object) -> None:
             stack += item
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""One encoder for every message (``json.dumps`` with options builds one per call)."""
+
+
 def encode_json(value: object) -> bytes:
     """Compact UTF-8 JSON, as every device message is sent."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODE(value).encode()

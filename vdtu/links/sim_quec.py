@@ -27,6 +27,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import simpy
+
 from vdtu.clock import DomainEnvironment, FaultDomain
 from vdtu.firmware.quec.net import (
     RESET_REASON,
@@ -98,14 +100,17 @@ class SimLink:
             return None
         net = self.net
         extra = self._extra_s(self.up, len(payload) + len(topic or ""))
-        if extra is not None:
-            net.later(lambda: net.arrived(self, topic, payload), extra_s=extra)
+        arrival = (
+            None
+            if extra is None
+            else net.later(lambda: net.arrived(self, topic, payload), extra_s=extra)
+        )
         if qos == 0 or self.mqtt is None:
             return 0
         token = self.next_token
         self.next_token += 1
-        if extra is not None:
-            net.later(lambda: self._ack_from_server(token), extra_s=extra)
+        if arrival is not None:  # the server's acknowledgement leaves as the publish arrives
+            arrival.callbacks.append(lambda _event: self._ack_from_server(token))
         return token
 
     def _ack_from_server(self, token: int) -> None:
@@ -214,10 +219,12 @@ class SimQuecNet:
         self.down = False
         self.connect_timeout_s = CONNECT_TIMEOUT_S
 
-    def later(self, action: Callable[[], None], *, hops: int = 1, extra_s: float = 0.0) -> None:
-        """Run ``action`` after ``hops`` one-way latencies and ``extra_s`` more."""
-        event = self.env.timeout(self.latency_s * hops + extra_s)
-        event.callbacks.append(lambda _event: action())
+    def later(
+        self, action: Callable[[], None], *, hops: int = 1, extra_s: float = 0.0
+    ) -> simpy.Event:
+        """Run ``action`` after ``hops`` one-way latencies and ``extra_s`` more; returns the
+        event it runs on."""
+        return self.env.call_later(self.latency_s * hops + extra_s, lambda _event: action())
 
     # -- the QuecNet interface -------------------------------------------------------------
 

@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
+
+import simpy
 
 from vdtu.clock import DomainEnvironment, FaultDomain
 from vdtu.cloud.xgc_api import MqttInfo, device_password
@@ -110,23 +112,25 @@ class SimConnection:
         if not self.open:
             return None
         platform = self.platform
-        message = Published(at=platform.now, topic=topic, payload=payload, qos=qos, retain=retain)
         impairment = self.impairment
         if impairment is None:
-            platform.deliver_later(message)
-            arrives_s = platform.latency_s
+            arrives_s: float | None = platform.latency_s
         elif impairment.conditions.blackhole or self.broker_dropped:
             arrives_s = None  # vanishes; keep-alive will notice
         else:
             arrives_s = self._shaped(self._up(), len(topic) + len(payload)) + platform.latency_s
-            platform.deliver_later(message, delay_s=arrives_s)
+        arrival = (
+            None
+            if arrives_s is None
+            else platform.deliver_later(topic, payload, qos=qos, retain=retain, delay_s=arrives_s)
+        )
         if qos == 0:
             return None
         token = self.next_token
         self.next_token += 1
         self.pending_acks.add(token)
-        if arrives_s is not None:
-            platform.later(arrives_s, lambda: self._acked_at_broker(token))
+        if arrival is not None:  # the broker's PUBACK leaves as the publish arrives
+            arrival.callbacks.append(lambda _event: self._acked_at_broker(token))
         return token
 
     def _acked_at_broker(self, token: int) -> None:
@@ -138,7 +142,7 @@ class SimConnection:
             if self.impairment.conditions.blackhole:
                 return  # the PUBACK vanishes
             back_s += self._shaped(self._down(), PACKET_OVERHEAD)
-        platform.later(back_s, lambda: self._ack(token))
+        platform.env.call_later(back_s, lambda _event: self._ack(token))
 
     def _ack(self, token: int) -> None:
         if self.open and token in self.pending_acks:
@@ -266,26 +270,29 @@ class SimXgcPlatform:
         """Sim time."""
         return float(self.env.now)
 
-    def later(self, delay_s: float, action: Callable[[], None]) -> None:
-        """Run ``action`` after ``delay_s`` of sim time."""
-        timeout = self.env.timeout(delay_s)
-        timeout.callbacks.append(lambda _event: action())
+    def later(self, delay_s: float, action: Callable[[], None]) -> simpy.Event:
+        """Run ``action`` after ``delay_s`` of sim time; returns the event it runs on."""
+        return self.env.call_later(delay_s, lambda _event: action())
 
-    def deliver_later(self, message: Published, *, delay_s: float | None = None) -> None:
-        """A device's publish reaches the broker one latency (or ``delay_s``) later (if
-        it is up)."""
+    def deliver_later(
+        self, topic: str, payload: bytes, *, qos: int, retain: bool, delay_s: float
+    ) -> simpy.Event:
+        """A device's publish reaches the broker ``delay_s`` later (if it is up); returns the
+        event of its arrival."""
 
-        def arrive() -> None:
+        def arrive(_event: simpy.Event) -> None:
             if self.broker_up:
-                arrived = replace(message, at=self.now)
+                arrived = Published(
+                    at=self.now, topic=topic, payload=payload, qos=qos, retain=retain
+                )
                 if self.keep_published:
                     self.published.append(arrived)
                 for listener in self.on_published:
                     listener(arrived)
-                if message.retain:
-                    self.retained[message.topic] = message.payload
+                if retain:
+                    self.retained[topic] = payload
 
-        self.later(self.latency_s if delay_s is None else delay_s, arrive)
+        return self.env.call_later(delay_s, arrive)
 
     # -- XgcCloud -----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ received. How the uplink is framed, and how a host answers the command probe, is
 personality's (its ``HostCodec``: an XGC host writes a ``DATA_PACK`` and echoes the
 probe's ``probe:<k>`` downlink back up; a QuecPython host writes a command-mode frame
 on channel 1 and answers nothing, the unit answering its probe by itself). Timers are
-plain SimPy timeouts with callbacks: no process per host.
+timed callbacks (``DomainEnvironment.call_later``): no process per host.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Protocol
 
 import simpy
 
+from vdtu.clock import DomainEnvironment
 from vdtu.firmware.personality import Phase
 from vdtu.load.payload import encode_uplink
 from vdtu.uart.line import Tap
@@ -62,7 +63,7 @@ class Host:
         jobs: bool = False,
     ) -> None:
         self.unit = unit
-        self.env: simpy.Environment = unit.env
+        self.env: DomainEnvironment = unit.env
         self.unit_index = unit_index
         self.rng = rng
         self.interval_s = interval_s
@@ -85,8 +86,7 @@ class Host:
         self.stopped = True
 
     def _later(self, delay_s: float) -> None:
-        timeout = self.env.timeout(delay_s)
-        timeout.callbacks.append(self._tick)
+        self.env.call_later(delay_s, self._tick)
 
     def _tick(self, _event: simpy.Event) -> None:
         if self.stopped:

@@ -54,10 +54,7 @@ class Uplink:
     """When the host handed it to the unit, integer milliseconds (``t``)."""
 
     def __post_init__(self) -> None:
-        for name in ("unit", "seq", "sent_ms"):
-            value = getattr(self, name)
-            if not _is_count(value):
-                raise ValueError(f"Uplink.{name} must be an integer >= 0, not {value!r}")
+        _check_counts(self.unit, self.seq, self.sent_ms)
 
 
 def encode_uplink(*, unit: int, seq: int, sent_ms: int, size: int) -> str:
@@ -77,7 +74,7 @@ def encode_uplink(*, unit: int, seq: int, sent_ms: int, size: int) -> str:
     Raises:
         ValueError: a number is negative or not an integer.
     """
-    Uplink(unit=unit, seq=seq, sent_ms=sent_ms)
+    _check_counts(unit, seq, sent_ms)
     if not _is_count(size):
         raise ValueError(f"size must be an integer >= 0, not {size!r}")
     head = f'{{"u":{unit},"s":{seq},"t":{sent_ms},"p":"'
@@ -92,7 +89,7 @@ def decode_uplink(text: str) -> Uplink | None:
     other key, a missing key, a negative or non-integer number gives None.
     """
     try:
-        value = json.loads(text)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         return None
     return _from_value(value)
@@ -127,16 +124,18 @@ def _search(text: str) -> Uplink | None:
             if found is not None:
                 return found
             if depth < MAX_NESTING and value.lstrip()[:1] in _JSON_STARTS:
-                parsed = _parse(value)
-                if parsed is not None:
-                    stack.append((parsed, depth + 1))
+                try:
+                    parsed = _DECODER.decode(value)
+                except (ValueError, RecursionError):
+                    continue  # not JSON after all
+                stack.append((parsed, depth + 1))
         elif isinstance(value, dict):
             found = _from_mapping(value) or _rejoined(value)
             if found is not None:
                 return found
-            stack.extend((item, depth) for item in reversed(value.values()))
+            stack += [(item, depth) for item in reversed(value.values())]
         elif isinstance(value, list):
-            stack.extend((item, depth) for item in reversed(value))
+            stack += [(item, depth) for item in reversed(value)]
     return None
 
 
@@ -150,19 +149,11 @@ def _scan(text: str) -> Uplink | None:
             value, _ = _DECODER.raw_decode(text, start)
         except (ValueError, RecursionError):
             value = None
-        found = _from_value(value)
+        found = _from_mapping(value) if isinstance(value, dict) else None
         if found is not None:
             return found
         start = text.find(_MARK, start + 1)
     return None
-
-
-def _parse(text: str) -> object | None:
-    try:
-        value: object = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return value
 
 
 def _rejoined(mapping: Mapping[Any, Any]) -> Uplink | None:
@@ -183,12 +174,23 @@ def _from_mapping(mapping: Mapping[Any, Any]) -> Uplink | None:
     keys = mapping.keys()
     if not (_KEYS <= keys <= _KEYS_PADDED):
         return None
-    unit, seq, sent_ms = mapping["u"], mapping["s"], mapping["t"]
-    if not (_is_count(unit) and _is_count(seq) and _is_count(sent_ms)):
-        return None
     if not isinstance(mapping.get("p", ""), str):
         return None
-    return Uplink(unit=unit, seq=seq, sent_ms=sent_ms)
+    try:
+        return Uplink(unit=mapping["u"], seq=mapping["s"], sent_ms=mapping["t"])
+    except ValueError:  # a number that is not a count
+        return None
+
+
+def _check_counts(unit: object, seq: object, sent_ms: object) -> None:
+    """Raise ValueError naming the first of an uplink's numbers that is not a count."""
+    if type(unit) is type(seq) is type(sent_ms) is int and min(unit, seq, sent_ms) >= 0:
+        return  # plain ints: what hosts write and JSON reads (a subclass is checked below)
+    if _is_count(unit) and _is_count(seq) and _is_count(sent_ms):
+        return
+    for name, value in (("unit", unit), ("seq", seq), ("sent_ms", sent_ms)):
+        if not _is_count(value):
+            raise ValueError(f"Uplink.{name} must be an integer >= 0, not {value!r}")
 
 
 def _is_count(value: object) -> bool:

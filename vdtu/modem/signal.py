@@ -242,7 +242,8 @@ class Signal:
                 return
             self._level, self._fade = fade[3], None
             self._steps = after - 1
-        level, low, high, rng = self._level, self.low, self.high, self.rng
+        level, low, high, randint = self._level, self.low, self.high, self.rng.randint
         for _ in range(due - self._steps):
-            level = min(high, max(low, level + rng.randint(-1, 1)))
+            level += randint(-1, 1)
+            level = high if level > high else low if level < low else level
         self._level, self._steps = level, due

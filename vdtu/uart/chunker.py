@@ -4,8 +4,8 @@ A DTU's firmware does not see a byte stream: it sees what arrived before the lin
 went quiet (Modbus RTU's t3.5 gap; the QuecPython firmware's 1 ms read gap).
 ``SilenceChunker.feed`` collects bytes and (re)arms a check ``silence_s`` after the
 last one; when the check finds no newer byte, the collected bytes are one chunk.
-Each check is one SimPy timeout, and a stale one (bytes arrived after it was set)
-does nothing, so no timer is ever cancelled.
+Each check is one timed callback (``DomainEnvironment.call_later``), and a stale one
+(bytes arrived after it was set) does nothing, so no timer is ever cancelled.
 
 A chunk never grows past ``max_chunk`` bytes (the UART receive buffer, 4096 by
 default): a line that never goes quiet is handed over in full buffers, so a flood
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import simpy
+from vdtu.clock.domain import DomainEnvironment
 
 RX_BUFFER = 4096
 """The UART receive buffer a firmware reads from: the largest chunk it ever gets."""
@@ -36,7 +36,7 @@ class SilenceChunker:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         silence_s: float,
         on_chunk: Callable[[bytes], None],
         *,
@@ -68,8 +68,7 @@ class SilenceChunker:
         now = float(self.env.now)
         self._last_at = now
         generation = self._generation
-        check = self.env.timeout(self.silence_s)
-        check.callbacks.append(lambda _event: self._check(now, generation))
+        self.env.call_later(self.silence_s, lambda _event: self._check(now, generation))
 
     def reset(self) -> None:
         """Forget what was collected (power-off); pending checks become no-ops."""

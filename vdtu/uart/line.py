@@ -40,7 +40,6 @@ are conditions of the wire, so a power cycle of the unit does not end them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -227,17 +226,15 @@ class SerialLine:
         return max(now, self._bus_busy_until)
 
     def _schedule(self, delay_s: float, sender: Tap | None, chunk: bytes) -> None:
-        timeout = self.env.timeout(delay_s)
-        timeout.callbacks.append(self._deliverer(sender, chunk))
+        """Deliver ``chunk`` to every node but ``sender``, ``delay_s`` from now."""
 
-    def _deliverer(self, sender: Tap | None, chunk: bytes) -> Callable[[simpy.Event], None]:
         def deliver(_event: simpy.Event) -> None:
             for tap in tuple(self.taps):
                 if tap is not sender:
                     tap.received += len(chunk)
                     tap.node.receive(chunk)
 
-        return deliver
+        self.env.call_later(delay_s, deliver)
 
     # -- faults -------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import simpy
 
+from vdtu.clock.domain import DomainEnvironment
 from vdtu.clock.rng import RandomSource, SplitMix64
 from vdtu.errors import ConfigError, RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
@@ -166,7 +167,7 @@ class QuecFirmware:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         rng: RandomSource,
         hardware: Hardware,
         *,
@@ -177,7 +178,7 @@ class QuecFirmware:
         net: QuecNet | None,
         options: QuecOptions | None = None,
     ) -> None:
-        self.env = env
+        self.env: simpy.Environment = env
         self.rng = rng
         self.hw = hardware
         self.flash = flash

@@ -557,25 +557,38 @@ def _parse_command(
             chunk=chunk,
         )
     topic_id: str | None = None
-    layout = "cid,len,crc32,data"
+    layout = _LAYOUTS[kind][0]
     if kind.has_topic_id:
-        layout = f"cid,{kind.id_name},len,crc32,data"
         topic_id, sep, rest = rest.partition(",")
         if not sep or not topic_id:
-            return Malformed(reason=f"expected {layout} on a {kind} channel", chunk=chunk)
-    data = _read_payload(rest, chunk, f"{layout} on a {kind} channel", short_empty=True)
+            return Malformed(reason=f"expected {layout}", chunk=chunk)
+    data = _read_payload(rest, chunk, layout, short_empty=True)
     if not isinstance(data, str):
         return data
     return CommandFrame(cid=cid, topic_id=topic_id, data=data)
 
 
+def _layouts(kind: ChannelType) -> tuple[str, str]:
+    """The command-mode and the passthrough frame layout on a ``kind`` channel (the refusals
+    name them)."""
+    second_id = f"{kind.id_name}," if kind.has_topic_id else ""
+    return (
+        f"cid,{second_id}len,crc32,data on a {kind} channel",
+        f"{second_id}len,crc32,data on a {kind} channel",
+    )
+
+
+_LAYOUTS = {kind: _layouts(kind) for kind in ChannelType}
+"""Each channel type's layouts, made once (not on every frame read)."""
+
+
 def _parse_passthrough(text: str, chunk: bytes, kind: ChannelType) -> PassthroughFrame | ParseError:
+    layout = _LAYOUTS[kind][1]
     if not kind.has_topic_id:
-        data = _read_payload(text, chunk, f"len,crc32,data on a {kind} channel", short_empty=True)
+        data = _read_payload(text, chunk, layout, short_empty=True)
         if not isinstance(data, str):
             return data
         return PassthroughFrame(data=data)
-    layout = f"{kind.id_name},len,crc32,data on a {kind} channel"
     topic_id, sep, rest = text.partition(",")
     if not sep or not topic_id:
         return Malformed(reason=f"expected {layout}", chunk=chunk)

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from vdtu.firmware.quec.config import DtuConfig
     from vdtu.firmware.quec.firmware import QuecFirmware
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
+"""``json.dumps(..., ensure_ascii=False)`` with one encoder (``dumps`` builds one per call)."""
+
 
 def on_chunk(firmware: QuecFirmware, uart: str, chunk: bytes) -> None:
     """One chunk (bytes between two silences) from UART ``uart``."""
@@ -75,7 +78,7 @@ def on_chunk(firmware: QuecFirmware, uart: str, chunk: bytes) -> None:
         case CommandFrame():
             firmware.stats.frames_up += 1
             if _topic_known(firmware, source, result.cid, result.topic_id):
-                body = json.dumps({"data": result.data}, ensure_ascii=False)
+                body = _ENCODE({"data": result.data})
                 send_uplink(firmware, result.cid, result.topic_id, body)
         case PassthroughFrame():
             firmware.stats.frames_up += 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -472,19 +473,26 @@ def _queue(device: XgcDevice, channel: Channel, value: object) -> Outcome:
             f"no cloud session (state {device.state.value}); set the project info first",
             "no-project",
         )
-    full = ErrorReply(
-        code="queue-full",
-        message=f"{device.options.uplink_queue} messages wait for the cloud already "
-        "(the limit); this one was not accepted",
-    )
+    full = _queue_full(device.options.uplink_queue)
     uplink = QueueUplink(channel=channel, payload=encode_json(value), when_full=full)
     return Outcome(reply="ok", uplink=uplink)
 
 
+@cache
+def _queue_full(capacity: int) -> ErrorReply:
+    """The reply to data a full uplink queue of ``capacity`` does not take (one per size)."""
+    return ErrorReply(
+        code="queue-full",
+        message=f"{capacity} messages wait for the cloud already (the limit); "
+        "this one was not accepted",
+    )
+
+
 def data_pack(request: Request, device: XgcDevice) -> Outcome:
-    if not request.content:
+    content = request.content
+    if not content:
         raise _fail("no data", MISSING_FIELD)
-    return _queue(device, Channel.UP, uplink_json(request.content))
+    return _queue(device, Channel.UP, uplink_json(content))
 
 
 def upload_config_status(request: Request, device: XgcDevice) -> Outcome:

@@ -58,6 +58,9 @@ class FrameKind(StrEnum):
     ACK = "$XGC_ACK"
 
 
+_KINDS = {kind.value: kind for kind in FrameKind}
+
+
 class CodeFormat(StrEnum):
     """How a writer prints the check code."""
 
@@ -72,6 +75,8 @@ class CodeFormat(StrEnum):
 _ACTION_RE = re.compile(r"[A-Z0-9_]{1,32}")
 _CODE_RE = re.compile(r"[0-9A-Fa-f]{1,3}")
 _MARKERS = (b"$XGC#", b"$XGC_ACK#", b"SET_DTU_PIPE#")
+_MARKER_RE = re.compile(b"|".join(re.escape(marker) for marker in _MARKERS))
+"""The first start marker from a position (a regex search: one scan for all three)."""
 _SHORTCUT = b"SET_DTU_PIPE#"
 _LONGEST_MARKER = max(len(m) for m in _MARKERS)
 _CR_OR_LF = re.compile(rb"[\r\n]")
@@ -135,7 +140,7 @@ class Frame:
 
     def body(self) -> bytes:
         """The bytes the check code covers: ``$`` up to, not including, ``&``."""
-        text = f"{self.kind.value}#{self.action}#{self.sn}#{self.timestamp}"
+        text = f"{self.kind}#{self.action}#{self.sn}#{self.timestamp}"  # a StrEnum: its value
         if self.content is not None:
             text += "#" + self.content
         return text.encode()
@@ -202,8 +207,8 @@ ReaderEvent = FrameReceived | ShortcutReceived | MalformedFrame | GarbageDiscard
 
 
 def _find_marker(data: bytes | bytearray, start: int = 0) -> int:
-    positions = [p for m in _MARKERS if (p := data.find(m, start)) >= 0]
-    return min(positions) if positions else -1
+    found = _MARKER_RE.search(data, start)
+    return -1 if found is None else found.start()
 
 
 def parse_frame(text: bytes) -> FrameReceived | ShortcutReceived | MalformedFrame:
@@ -240,9 +245,8 @@ def _parse_line(line: bytes, *, crlf: bool) -> FrameReceived | ShortcutReceived 
     prefix, action, sn, timestamp = parts[:4]
     content = parts[4] if len(parts) == 5 else None
     try:
-        frame = Frame(
-            kind=FrameKind(prefix), action=action, sn=sn, timestamp=timestamp, content=content
-        )
+        kind = _KINDS.get(prefix) or FrameKind(prefix)  # the lookup, or the enum's ValueError
+        frame = Frame(kind=kind, action=action, sn=sn, timestamp=timestamp, content=content)
     except ValueError as exc:
         return MalformedFrame(line=line, reason=str(exc), **_peek(body))
     expected = check_code(body.encode())
@@ -359,6 +363,8 @@ class FrameReader:
     def _trim(self) -> None:
         """Drop the front of an unfinished overlong line that cannot start a frame that fits."""
         buffer = self._buffer
+        if len(buffer) <= self.max_line:
+            return  # within the window, whichever it is
         window = self.max_line + (0 if self.lone_cr_ends_line else 1)  # LF-only: the CRLF's CR
         if len(buffer) <= window:
             return
@@ -382,8 +388,8 @@ class FrameReader:
             good = isinstance(result, ShortcutReceived) or (
                 isinstance(result, FrameReceived) and result.code_ok
             )
-            inner = _find_marker(line, start + 1)
-            if good or inner < 0:
+            inner = -1 if good else _find_marker(line, start + 1)
+            if inner < 0:
                 self._pending.append(result)
                 return
             self._pending.append(GarbageDiscarded(data=line[start:inner]))

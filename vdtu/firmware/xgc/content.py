@@ -26,7 +26,9 @@ REDACTED = "<redacted>"
 """What stands in a log line or reply where a secret was."""
 SECRET_ACTION = "SET_PRJINFO"
 """The action whose content holds the project secret."""
-_SECRET_HINT = re.compile(r"(?i)secret|passw|pwd|token")
+_SECRET_WORDS = ("secret", "passw", "pwd", "token")
+"""What names a secret, in any case."""
+_SECRET_HINT = re.compile("(?i)" + "|".join(_SECRET_WORDS))
 _SECRET_FIELD = re.compile(
     r"""(?i)(\w*(?:secret|passw(?:or)?d|pwd|token)\w*["']?\s*[:=]\s*["']?)[^;&#,"'\s)]*"""
 )
@@ -111,9 +113,20 @@ def sanitize(text: str, limit: int = 120) -> str:
 
 def redact(text: str) -> str:
     """``text`` with the value of every key naming a secret or a password hidden."""
-    if _SECRET_HINT.search(text) is None:
+    if not _names_secret(text):
         return text
     return _SECRET_FIELD.sub(lambda found: found.group(1) + REDACTED, text)
+
+
+def _names_secret(text: str) -> bool:
+    """Whether ``_SECRET_HINT`` is in ``text``. ASCII text (nearly every frame) is lowered and
+    searched for the words: the case-insensitive regex takes 5 us on a frame, on every event
+    text. Other text goes to the regex, whose Unicode folding also matches the long s
+    (U+017F) and the Kelvin sign (U+212A)."""
+    if text.isascii():
+        lowered = text.lower()
+        return any(word in lowered for word in _SECRET_WORDS)
+    return _SECRET_HINT.search(text) is not None
 
 
 def redact_line(line: bytes, limit: int = 80) -> str:

@@ -20,9 +20,14 @@ from vdtu.firmware.xgc.states import DtuState
 from vdtu.modem import NetMode, NetState, SimState
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True, eq=False)
 class UnitDevice:
-    """``XgcDevice`` for one command: the firmware's state, and its hardware read live."""
+    """``XgcDevice`` for one command: the firmware's state, and its hardware read live.
+
+    Not a frozen dataclass: one is made for every command, and a frozen one's ``__init__``
+    sets each field through ``object.__setattr__`` (2.5 times the cost). Nothing changes it:
+    the actions read it as an ``XgcDevice``, whose properties are read-only.
+    """
 
     hardware: Hardware
     version: str

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import simpy
 
+from vdtu.clock.domain import DomainEnvironment
 from vdtu.clock.rng import SplitMix64
 from vdtu.errors import RemoteProtocolError
 from vdtu.firmware.hardware import Hardware
@@ -128,7 +129,7 @@ class XgcFirmware:
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         rng: RandomSource,
         hardware: Hardware,
         *,

@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import simpy
-
+from vdtu.clock import DomainEnvironment
 from vdtu.firmware.xgc.codec import (
     Frame,
     FrameKind,
@@ -114,11 +113,21 @@ class HostLink:
         stats: the firmware's counters.
     """
 
-    __slots__ = ("_bus", "_host", "_options", "_readers", "_stats", "_taps", "listening", "pipe")
+    __slots__ = (
+        "_bus",
+        "_host",
+        "_last_reply",
+        "_options",
+        "_readers",
+        "_stats",
+        "_taps",
+        "listening",
+        "pipe",
+    )
 
     def __init__(
         self,
-        env: simpy.Environment,
+        env: DomainEnvironment,
         lines: Mapping[str, SerialLine],
         *,
         host: LinkHost,
@@ -136,6 +145,8 @@ class HostLink:
         self._readers: dict[str, FrameReader] = {}
         """The frame reader of each port that has heard bytes since power-on (made on first
         use: most units only ever hear their host pipe)."""
+        self._last_reply: tuple[str, str, bytes] | None = None
+        """(action, content, bytes) of the last reply (see ``reply``)."""
         self._taps: dict[str, Tap] = {
             port: line.attach(_PortNode(self, port), "dtu") for port, line in lines.items()
         }
@@ -265,8 +276,16 @@ class HostLink:
         return self._taps[port].send(data)
 
     def reply(self, port: str, action: str, content: str) -> float:
-        """Answer a command on the port it came from; returns when the reply has left."""
-        return self.send(port, self._frame(action, content).encode(self._options.code_format))
+        """Answer a command on the port it came from; returns when the reply has left.
+
+        The last reply's bytes are kept: a host that sends data gets the same ``ok`` for
+        every DATA_PACK, and it is framed once.
+        """
+        last = self._last_reply
+        if last is None or last[0] != action or last[1] != content:
+            data = self._frame(action, content).encode(self._options.code_format)
+            last = self._last_reply = (action, content, data)
+        return self.send(port, last[2])
 
     def reply_error(self, port: str, action: str, code: str, message: str) -> None:
         """Answer with the one error form: ``error:<code>;msg:<text>`` (secrets hidden)."""

@@ -69,7 +69,7 @@ class _XgcHost:
         self._reader: FrameReader | None = None
 
     def frame_uplink(self, text: str) -> bytes:
-        return data_pack(";".join(f"{key}:{value}" for key, value in json.loads(text).items()))
+        return data_pack(";".join([f"{key}:{value}" for key, value in json.loads(text).items()]))
 
     def answers(self, data: bytes) -> list[bytes]:
         if self._reader is None:

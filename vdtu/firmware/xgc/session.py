@@ -218,6 +218,7 @@ class CloudSession:
         "_lost",
         "_network",
         "_outcome",
+        "_topics",
         "attempts",
         "cloud",
         "connected",
@@ -284,12 +285,16 @@ class CloudSession:
         self._events: ConnectionEvents | None = None
         """The handler of the current connection; a dropped one's late events are ignored."""
         self._closed = False
+        self._topics: dict[Channel, str] = {}
 
     # -- topics ---------------------------------------------------------------------------------
 
     def topic(self, channel: Channel) -> str:
-        """This device's topic for ``channel``."""
-        return device_topic(self.project_id, self.host.imei, channel)
+        """This device's topic for ``channel`` (made once per channel a session uses)."""
+        topic = self._topics.get(channel)
+        if topic is None:
+            topic = self._topics[channel] = device_topic(self.project_id, self.host.imei, channel)
+        return topic
 
     # -- the process ----------------------------------------------------------------------------
 
