@@ -4,8 +4,10 @@ API that fails, and the requests the screens send (tests/tui/fake_api.py records
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.widgets import Input, RichLog, Static
 
 from tests.tui.fake_api import FakeApi, filled, fixed_app
@@ -16,6 +18,7 @@ from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
 from tui.screens.unit import UnitScreen
 from tui.widgets.status import StatusLine
+from vdtu.cli import main
 
 SIZE = (120, 40)
 
@@ -122,3 +125,14 @@ def test_the_screens_send_the_requests_a_user_means() -> None:
         assert ("fault", ("3", "broker-stop", {}, None)) in calls
 
     asyncio.run(main())
+
+
+def test_vdtu_tui_without_a_fleet_to_attach_to_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tui", "--attach", "--pty-dir", str(tmp_path)]) == 2
+    assert f"no running vdtu up or vdtu fleet in {tmp_path} (no up.json)" in capsys.readouterr().err
+    assert main(["tui", "--url", "http://127.0.0.1:1", "--token", "t"]) == 2
+    assert "--url and --token go with --attach" in capsys.readouterr().err
+    assert main(["tui", "--attach", "--url", "http://127.0.0.1:1", "--token", "t"]) == 2
+    assert "cannot reach the control API at http://127.0.0.1:1" in capsys.readouterr().err
