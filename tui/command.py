@@ -5,13 +5,15 @@
 (``--pty-dir``'s up.json, or ``--url`` and ``--token``) and checks it answers before the
 screen opens, so a wrong directory or token is one line on stderr, not a blank screen.
 Without ``--attach`` a ``vdtu up`` child is started (``tui/local.py``) and stopped when
-the dashboard quits.
+the dashboard quits, also when the terminal closes (SIGHUP) or it is killed with SIGTERM:
+those end the app as ``q`` does, so the child is stopped and its directory removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +47,8 @@ def run_tui(args: argparse.Namespace) -> int:
             pty_dir = local.pty_dir
         asyncio.run(_check(HttpApi(url, token)))
         app = DashboardApp(HttpApi(url, token), pty_dir=pty_dir, owned=local is not None)
+        for signum in (signal.SIGHUP, signal.SIGTERM):  # the terminal closed, or kill
+            signal.signal(signum, lambda _signum, _frame: app.exit())
         app.run()
     except ApiError as exc:
         print(f"vdtu tui: {exc}", file=sys.stderr)
