@@ -136,3 +136,41 @@ def test_vdtu_tui_without_a_fleet_to_attach_to_says_so(
     assert "--url and --token go with --attach" in capsys.readouterr().err
     assert main(["tui", "--attach", "--url", "http://127.0.0.1:1", "--token", "t"]) == 2
     assert "cannot reach the control API at http://127.0.0.1:1" in capsys.readouterr().err
+
+
+class SlowApi(FakeApi):
+    """A fleet that answers after a while."""
+
+    async def poke(self, select: str, action: str, params: dict[str, Any]) -> Json:
+        await asyncio.sleep(0.3)
+        return await super().poke(select, action, params)
+
+    async def apply_fault(
+        self, select: str, kind: str, params: dict[str, str], for_s: float | None
+    ) -> Json:
+        await asyncio.sleep(0.3)
+        return await super().apply_fault(select, kind, params, for_s)
+
+
+def test_an_answer_that_comes_after_the_user_left_the_screen_is_dropped() -> None:
+    async def main() -> None:
+        api = SlowApi()
+        app = DashboardApp(api, live=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            await pilot.press("enter")
+            assert isinstance(app.screen, UnitScreen)
+            await app.workers.wait_for_complete()
+            await pilot.press("p", "escape")  # power off, and leave before the answer
+            await pilot.press("x")
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, FaultsScreen)
+            await app.screen.show_kind("sim-pull")
+            await pilot.press("ctrl+t", "enter", "escape")  # apply, and leave
+            await pilot.pause(0.6)
+            assert isinstance(app.screen, FleetScreen)
+            assert app.is_running
+        assert ("poke", ("0", "power-off", {})) in api.calls
+        assert ("fault", ("0", "sim-pull", {}, None)) in api.calls
+
+    asyncio.run(main())

@@ -11,26 +11,23 @@ The target starts as the dashboard's selection (or the unit it was opened from).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, OptionList, RichLog, Static
 from textual.widgets.option_list import Option
 
 from tui.client import ApiError, Json
+from tui.screens.base import DashScreen
 from tui.widgets import forms
 from tui.widgets.status import StatusLine
 
-if TYPE_CHECKING:
-    from tui.app import DashboardApp
 
-
-class FaultsScreen(Screen[None]):
+class FaultsScreen(DashScreen):
     """Apply and clear faults."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -45,10 +42,6 @@ class FaultsScreen(Screen[None]):
         self.target = target
         self.kinds: list[Json] = []
         self.kind: Json | None = None
-
-    @property
-    def dash(self) -> DashboardApp:
-        return cast("DashboardApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -78,7 +71,10 @@ class FaultsScreen(Screen[None]):
         try:
             self.kinds = await self.dash.fault_kinds()
         except ApiError as exc:
-            self.query_one("#kind-help", Static).update(f"cannot read the catalogue: {exc}")
+            if not self.gone:
+                self.query_one("#kind-help", Static).update(f"cannot read the catalogue: {exc}")
+            return
+        if self.gone:
             return
         options = self.query_one("#kinds", OptionList)
         options.clear_options()
@@ -142,8 +138,9 @@ class FaultsScreen(Screen[None]):
         return target, params, for_s
 
     def _error(self, message: str) -> None:
-        self.query_one("#results", RichLog).write(f"✗ {message}")
         self.notify(message, severity="error")
+        if not self.gone:
+            self.query_one("#results", RichLog).write(f"✗ {message}")
 
     @on(Button.Pressed, "#apply")
     @on(Input.Submitted)
@@ -154,9 +151,8 @@ class FaultsScreen(Screen[None]):
             self._error(str(exc))
             return
         assert self.kind is not None
-        self.apply(target, str(self.kind["kind"]), params, for_s)
+        self.act(self.apply(target, str(self.kind["kind"]), params, for_s))
 
-    @work(group="actions")
     async def apply(
         self, target: str, kind: str, params: dict[str, str], for_s: float | None
     ) -> None:
@@ -165,6 +161,8 @@ class FaultsScreen(Screen[None]):
             answer = await self.dash.api.apply_fault(target, kind, params, for_s)
         except ApiError as exc:
             self._error(f"{kind}: {exc}")
+            return
+        if self.gone:
             return
         lasting = "" if for_s is None else f" for {for_s:g} s"
         summary = forms.report(self.query_one("#results", RichLog), answer, "applied",
@@ -188,15 +186,16 @@ class FaultsScreen(Screen[None]):
         except forms.FormError as exc:
             self._error(str(exc))
             return
-        self.clear(target, kind)
+        self.act(self.clear(target, kind))
 
-    @work(group="actions")
     async def clear(self, target: str, kind: str | None) -> None:
         """``POST /v1/faults/clear`` and its answer in the log."""
         try:
             answer = await self.dash.api.clear_faults(target, kind)
         except ApiError as exc:
             self._error(str(exc))
+            return
+        if self.gone:
             return
         cleared: dict[str, Any] = answer.get("cleared") or {}
         log = self.query_one("#results", RichLog)

@@ -9,27 +9,24 @@ log below.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Static
 
 from tui.client import ApiError
+from tui.screens.base import DashScreen
 from tui.widgets import forms
 from tui.widgets.status import StatusLine
-
-if TYPE_CHECKING:
-    from tui.app import DashboardApp
 
 MAX_ADD = 10_000
 """Units one request may add (docs/control-api.md)."""
 
 
-class SpawnScreen(Screen[None]):
+class SpawnScreen(DashScreen):
     """Add units; power units off, on, or cycle them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -42,10 +39,6 @@ class SpawnScreen(Screen[None]):
     def __init__(self, *, target: str = "") -> None:
         super().__init__()
         self.target = target
-
-    @property
-    def dash(self) -> DashboardApp:
-        return cast("DashboardApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -72,8 +65,9 @@ class SpawnScreen(Screen[None]):
         self.query_one("#count", Input).focus()
 
     def _error(self, message: str) -> None:
-        self.query_one("#results", RichLog).write(f"✗ {message}")
         self.notify(message, severity="error")
+        if not self.gone:
+            self.query_one("#results", RichLog).write(f"✗ {message}")
 
     @on(Button.Pressed, "#add")
     @on(Input.Submitted, "#count, #tags")
@@ -86,15 +80,16 @@ class SpawnScreen(Screen[None]):
             self._error(str(exc))
             return
         tags = self.query_one("#tags", Input).value.replace(",", " ").split()
-        self.add(count, tags)
+        self.act(self.add(count, tags))
 
-    @work(group="actions")
     async def add(self, count: int, tags: list[str]) -> None:
         """``POST /v1/units`` and its answer in the log."""
         try:
             answer = await self.dash.api.add_units(count, tags)
         except ApiError as exc:
             self._error(str(exc))
+            return
+        if self.gone:
             return
         added = answer.get("added") or []
         span = f"{added[0]}-{added[-1]}" if len(added) > 1 else ", ".join(map(str, added))
@@ -116,15 +111,16 @@ class SpawnScreen(Screen[None]):
         except forms.FormError as exc:
             self._error(str(exc))
             return
-        self.power(target, action)
+        self.act(self.power(target, action))
 
-    @work(group="actions")
     async def power(self, target: str, action: str) -> None:
         """One power poke on the target, its answer in the log."""
         try:
             answer = await self.dash.api.poke(target, action, {})
         except ApiError as exc:
             self._error(f"{action}: {exc}")
+            return
+        if self.gone:
             return
         log = self.query_one("#results", RichLog)
         summary = forms.report(log, answer, "done", f"{action} on {target}: done on")

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     Footer,
     Header,
@@ -39,11 +38,9 @@ from textual.widgets import (
 )
 
 from tui.client import ApiError, Json
+from tui.screens.base import DashScreen
 from tui.widgets import panels
 from tui.widgets.status import StatusLine
-
-if TYPE_CHECKING:
-    from tui.app import DashboardApp
 
 INPUTS = 8
 PORTS = ("uart", "rs232", "rs485")
@@ -56,7 +53,7 @@ CLOUD_KINDS = ("uplink", "downlink")
 TABS = ("overview", "gpio", "serial", "cloud", "bus")
 
 
-class UnitScreen(Screen[None]):
+class UnitScreen(DashScreen):
     """A unit's whole state and its traffic."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -84,10 +81,6 @@ class UnitScreen(Screen[None]):
         self._held: dict[int, float] = {}
         self.ready = False
         """Mounted: the app may route events here."""
-
-    @property
-    def dash(self) -> DashboardApp:
-        return cast("DashboardApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -164,11 +157,14 @@ class UnitScreen(Screen[None]):
         try:
             snapshot = await self.dash.api.unit(str(self.unit))
         except ApiError as exc:
+            if self.gone:
+                return
             self.query_one("#unit-title", Static).update(
                 Text(f"unit {self.unit}: {exc}", style="bold red")
             )
             return
-        self.show_snapshot(snapshot)
+        if not self.gone:
+            self.show_snapshot(snapshot)
 
     @work(exclusive=True, group="history")
     async def read_history(self) -> None:
@@ -178,7 +174,8 @@ class UnitScreen(Screen[None]):
         except ApiError as exc:
             self.notify(f"no history: {exc}", severity="warning")
             return
-        self.take_events(history)
+        if not self.gone:
+            self.take_events(history)
 
     def take_events(self, events: list[Json]) -> None:
         """Add this unit's events (each once, in order) to the traffic views."""
@@ -246,8 +243,11 @@ class UnitScreen(Screen[None]):
     def action_reboot(self) -> None:
         self.poke_worker("reboot", {})
 
-    @work(group="actions")
-    async def action_clear(self) -> None:
+    def action_clear(self) -> None:
+        self.act(self.clear_faults())
+
+    async def clear_faults(self) -> None:
+        """Clear every fault of this unit."""
         try:
             answer = await self.dash.api.clear_faults(str(self.unit), None)
         except ApiError as exc:
@@ -286,14 +286,14 @@ class UnitScreen(Screen[None]):
         if not event.value:
             return
         port = str(self.query_one("#port", Select).value)
-        self.write_to_host(port, event.value)
+        self.act(self.write_to_host(port, event.value))
         event.input.clear()
 
-    @work(group="actions")
     async def write_to_host(self, port: str, line: str) -> None:
         """The ``host-write`` poke; the line goes into the serial view once written (the
         event stream carries what the firmware writes, not what a poke writes)."""
-        if await self.send_poke("host-write", {"port": port, "text": line + "\\r\\n"}):
+        done = await self.send_poke("host-write", {"port": port, "text": line + "\\r\\n"})
+        if done and not self.gone:
             self.query_one("#serial-log", RichLog).write(panels.poked_line(port, line))
 
     @on(Input.Submitted, "#downlink")
@@ -303,9 +303,11 @@ class UnitScreen(Screen[None]):
         self.poke_worker("downlink", {"payload": event.value})
         event.input.clear()
 
-    @work(group="actions")
-    async def poke_worker(self, action: str, params: dict[str, Any]) -> None:
-        """``send_poke`` in a worker (keys and switches)."""
+    def poke_worker(self, action: str, params: dict[str, Any]) -> None:
+        """``send_poke`` as a request run to its end (keys and switches)."""
+        self.act(self.send_poke_done(action, params))
+
+    async def send_poke_done(self, action: str, params: dict[str, Any]) -> None:
         await self.send_poke(action, params)
 
     async def send_poke(self, action: str, params: dict[str, Any]) -> bool:
