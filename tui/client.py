@@ -18,7 +18,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
-DISCOVERY_FILE = "up.json"
+from vdtu.api_address import api_address
+from vdtu.errors import ConfigError
+
 """The discovery document a run writes into its ``--pty-dir`` (docs/control-api.md)."""
 
 TIMEOUT_S = 30.0
@@ -83,31 +85,16 @@ class Api(Protocol):
 
 
 def locate(pty_dir: Path | None, url: str | None, token: str | None) -> tuple[str, str]:
-    """The API's URL and token, from ``url``/``token`` or ``pty_dir``'s up.json.
+    """The API's URL and token, from ``url``/``token`` or ``pty_dir``'s up.json
+    (``vdtu.api_address``, as ``vdtu ctl`` finds it).
 
     Raises:
         ApiError: the two options without each other, no up.json, or one without an API.
     """
-    if (url is None) != (token is None):
-        raise ApiError("--url and --token go together")
-    if url is not None and token is not None:
-        return url.rstrip("/"), token
-    if pty_dir is None:
-        raise ApiError("give --pty-dir, or --url and --token")
-    path = pty_dir / DISCOVERY_FILE
     try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ApiError(
-            f"no running vdtu up or vdtu fleet in {pty_dir} (no {DISCOVERY_FILE}); start one, "
-            "or give its --pty-dir, or --url and --token"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ApiError(f"cannot read {path}: {exc}") from None
-    control = document.get("control") if isinstance(document, dict) else None
-    if not isinstance(control, dict) or "url" not in control or "token" not in control:
-        raise ApiError(f"{path} names no control API")
-    return str(control["url"]), str(control["token"])
+        return api_address(pty_dir, url, token)
+    except ConfigError as exc:
+        raise ApiError(str(exc)) from None
 
 
 class HttpApi:

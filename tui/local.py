@@ -21,7 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tui.client import DISCOVERY_FILE, ApiError
+from tui.client import ApiError
+from vdtu.api_address import DISCOVERY_FILE
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -18,10 +18,10 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from vdtu.api_address import api_address
 from vdtu.control.selector import SelectorError, parse_selector
 from vdtu.errors import ConfigError
 from vdtu.faults.catalogue import FaultError, fault_kind, parse_assignments, parse_request
-from vdtu.links.discovery import DISCOVERY_FILE
 
 TIMEOUT_S = 30.0
 """How long one request may take (``events --follow`` has no limit)."""
@@ -80,24 +80,7 @@ def _where(parser: argparse.ArgumentParser, pty_dir: Path, *, defaults: bool) ->
 
 def find_api(args: argparse.Namespace) -> tuple[str, str]:
     """The API's URL and token, from ``--url``/``--token`` or the running fleet's up.json."""
-    if (args.url is None) != (args.token is None):
-        raise ConfigError("--url and --token go together")
-    if args.url is not None:
-        return str(args.url).rstrip("/"), str(args.token)
-    path = Path(args.pty_dir) / DISCOVERY_FILE
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no running vdtu up in {args.pty_dir} (no {DISCOVERY_FILE}); start one, or give "
-            "its --pty-dir, or --url and --token"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    control = document.get("control") if isinstance(document, dict) else None
-    if not isinstance(control, dict) or "url" not in control or "token" not in control:
-        raise ConfigError(f"{path} names no control API (a vdtu up older than vdtu ctl?)")
-    return str(control["url"]), str(control["token"])
+    return api_address(Path(args.pty_dir), args.url, args.token)
 
 
 def _check_locally(args: argparse.Namespace) -> None:

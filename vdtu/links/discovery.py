@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vdtu.api_address import DISCOVERY_FILE
 from vdtu.cloud.broker_url import BrokerUrl, Scheme
 
-DISCOVERY_FILE = "up.json"
-"""The discovery document's name in ``vdtu up``'s ``--pty-dir``."""
+__all__ = ["DISCOVERY_FILE", "url_from_discovery"]
 
 
 def url_from_discovery(data: dict[str, Any]) -> BrokerUrl:
