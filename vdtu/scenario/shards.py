@@ -6,7 +6,7 @@ the whole timeline. Wherever the timeline needs the whole fleet (a selector that
 reads states, a wait, an expectation, the transcript's hash) it calls
 ``Exchange.gather``: each shard hands in its own part and gets every shard's part
 back, in shard order, so all shards decide alike and stay on one timeline. A run in
-one process gathers from itself (``ALONE``).
+one process gathers from itself (``Alone``).
 
 ``run_split`` forks the shards (each a ``ScenarioRun`` of the same file and seed
 with a ``PipeExchange``) and is their hub: it waits for every shard's part of a
@@ -75,10 +75,6 @@ class Alone:
             return
         self._printed = time.monotonic()
         print(progress_line(figures, self.duration_s), file=self.out, flush=True)
-
-
-ALONE = Alone()
-"""A run in one process that prints no progress."""
 
 
 def progress_line(figures: tuple[float, int, int, int], duration_s: float) -> str:
