@@ -12,28 +12,18 @@ from typing import Any
 import aiohttp
 import pytest
 
-from vdtu.control.attach import serve
-from vdtu.fleet import Fleet, FleetConfig
+from tests.control.served import served_fleet
+from vdtu.fleet import Fleet
 
 Scenario = Callable[[aiohttp.ClientSession, Fleet], Awaitable[None]]
 
 
 def run(tmp_path: Path, scenario: Scenario, *, units: int = 2) -> None:
     async def main() -> None:
-        fleet = Fleet(
-            asyncio.get_running_loop(),
-            FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=()),
-        )
-        await fleet.start()
-        server, handle = await serve(fleet)
-        try:
+        async with served_fleet(tmp_path, units=units) as (fleet, server):
             headers = {"Authorization": f"Bearer {server.token}"}
             async with aiohttp.ClientSession(server.url, headers=headers) as http:
                 await scenario(http, fleet)
-        finally:
-            handle.close()
-            await server.stop()
-            await fleet.close()
 
     asyncio.run(main())
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
 
+from tests.scenario.test_run import vdtu
 from vdtu.scenario.load import load_scenario, parse_scenario
 from vdtu.scenario.run import ScenarioRun
 from vdtu.scenario.schema import Scenario
@@ -157,21 +156,12 @@ def test_procs_is_checked_and_is_for_virtual_time(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(STATEFUL)
 
-    def vdtu(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "vdtu.cli", "scenario", "run", str(path), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    zero = vdtu("--procs", "0")
+    zero = vdtu("run", str(path), "--procs", "0")
     assert zero.returncode == 2
     assert "a number of processes is 1..64, not '0'" in zero.stderr
-    realtime = vdtu("--procs", "2", "--realtime")
+    realtime = vdtu("run", str(path), "--procs", "2", "--realtime")
     assert realtime.returncode == 2
     assert "--procs is for virtual time" in realtime.stderr
-    ran = vdtu("--procs", "2")
+    ran = vdtu("run", str(path), "--procs", "2")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "PASSED  (11 units" in ran.stdout

@@ -14,10 +14,10 @@ from typing import Any
 
 from textual.pilot import Pilot
 
+from tests.control.served import served_fleet
 from tui.app import DashboardApp
 from tui.client import HttpApi
-from vdtu.control.attach import serve
-from vdtu.fleet import Fleet, FleetConfig
+from vdtu.fleet import Fleet
 
 SIZE = (120, 40)
 Body = Callable[[DashboardApp, Pilot[Any], Fleet, HttpApi], Awaitable[None]]
@@ -27,22 +27,14 @@ def run_live(tmp_path: Path, body: Body, *, units: int = 3) -> None:
     """Start a fleet of ``units`` and its API, run ``body`` against a dashboard over it."""
 
     async def main() -> None:
-        fleet = Fleet(
-            asyncio.get_running_loop(),
-            FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=()),
-        )
-        await fleet.start()
-        server, handle = await serve(fleet)
-        probe = HttpApi(server.url, server.token)
-        try:
-            app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)
-            async with app.run_test(size=SIZE) as pilot:
-                await body(app, pilot, fleet, probe)
-        finally:
-            await probe.close()
-            handle.close()
-            await server.stop()
-            await fleet.close()
+        async with served_fleet(tmp_path, units=units) as (fleet, server):
+            probe = HttpApi(server.url, server.token)
+            try:
+                app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)
+                async with app.run_test(size=SIZE) as pilot:
+                    await body(app, pilot, fleet, probe)
+            finally:
+                await probe.close()
 
     asyncio.run(main())
 

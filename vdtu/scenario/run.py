@@ -244,7 +244,7 @@ class ScenarioRun:
             else VirtualWorld(
                 scenario,
                 seed=self.seed,
-                transcript=Transcript(transcript, scenario_lines=shard[0] == 0),
+                transcript=Transcript(transcript, write_scenario=shard[0] == 0),
                 shard=shard,
             )
         )
@@ -660,9 +660,7 @@ class ScenarioRun:
         self._looked[id(expectation)] = (passed, f"at {sim_clock(at)}: {evidence}")
 
     def _look(self, check: StateCheck) -> tuple[bool, str]:
-        everyone = self._with_states()
-        chosen = {card.unit_id for card in self.select(check.select)}
-        units = [card for card in everyone if card.unit_id in chosen]
+        units = parse_selector(check.select).pick(self._with_states(), fleet_seed=self.seed)
         wanted = check.phase.lower()
         off = [card for card in units if wanted not in (text.lower() for text in card.states)]
         if not units:

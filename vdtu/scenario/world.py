@@ -67,17 +67,17 @@ _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 class Transcript:
     """The run's events as text lines: hashed per writer, counted, and written to ``out``
-    if given (``scenario_lines``: whether this transcript writes the scenario's own lines
+    if given (``write_scenario``: whether this transcript writes the scenario's own lines
     to the file: one shard of a split run does).
     """
 
-    def __init__(self, out: IO[str] | None = None, *, scenario_lines: bool = True) -> None:
+    def __init__(self, out: IO[str] | None = None, *, write_scenario: bool = True) -> None:
         self._hashes: dict[str, Any] = {}
         self.out = out
         self.lines = 0
         self.scenario_lines = 0
         """How many of the lines are the scenario's own."""
-        self._write_scenario = scenario_lines
+        self._write_scenario = write_scenario
         self._time = ""
         self._pending: list[tuple[int, str]] = []
         """The lines of the current sim time, kept to be written in canonical order."""
