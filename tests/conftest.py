@@ -1,13 +1,27 @@
-"""Shared fixtures: the XGC bench, and the CI rule that no test may skip for want of a tool."""
+"""Shared fixtures: the XGC bench, the CI rule that no test may skip for want of a tool, and
+each test's own runtime and state directories (so that no test reaches the user's, and tests
+running side by side under pytest-xdist never share a default PTY or state directory)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 
 import pytest
 
 from tests.xgc_harness import XgcBench
+
+
+@pytest.fixture(autouse=True)
+def _own_default_dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``XDG_RUNTIME_DIR`` and ``XDG_STATE_HOME`` of a fresh short directory, for the test and
+    the processes it starts: vdtu's default PTY, control and state directories live there."""
+    with tempfile.TemporaryDirectory(prefix="vdtu-t", ignore_cleanup_errors=True) as root:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", root)
+        monkeypatch.setenv("XDG_STATE_HOME", os.path.join(root, "state"))
+        yield
 
 
 @pytest.fixture

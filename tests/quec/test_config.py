@@ -384,7 +384,14 @@ def test_round_trip_keeps_the_seed_forms() -> None:
     assert "username" not in data["conf"]["5"]
 
 
-DELETE = object()
+class _Delete:
+    """The marker's repr is fixed, so the test ids are the same in every process (xdist)."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 
 def mutated(path: str, value: object) -> dict[str, Any]:
