@@ -69,8 +69,8 @@ class Api(Protocol):
         """``POST /v1/pokes``."""
         ...
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        """``POST /v1/units``."""
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        """``POST /v1/units`` (``profile`` None: as the fleet gives them out)."""
         ...
 
     def events(
@@ -163,8 +163,9 @@ class HttpApi:
         body = {"select": select, "action": action, "params": params}
         return await self._call("POST", "pokes", body)
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        return await self._call("POST", "units", {"count": count, "tags": tags})
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        body = {"count": count, "tags": tags, "profile": profile}
+        return await self._call("POST", "units", body)
 
     async def events(
         self, select: str = "all", *, after: int | None = None, follow: bool = True

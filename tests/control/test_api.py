@@ -18,9 +18,9 @@ from vdtu.fleet import Fleet
 Scenario = Callable[[aiohttp.ClientSession, Fleet], Awaitable[None]]
 
 
-def run(tmp_path: Path, scenario: Scenario, *, units: int = 2) -> None:
+def run(tmp_path: Path, scenario: Scenario, *, units: int = 2, profile: str = "xgc") -> None:
     async def main() -> None:
-        async with served_fleet(tmp_path, units=units) as (fleet, server):
+        async with served_fleet(tmp_path, units=units, profile=profile) as (fleet, server):
             headers = {"Authorization": f"Bearer {server.token}"}
             async with aiohttp.ClientSession(server.url, headers=headers) as http:
                 await scenario(http, fleet)
@@ -162,8 +162,28 @@ def test_units_are_added_to_the_running_fleet(tmp_path: Path) -> None:
         assert [(row["unit"], row["tags"]) for row in rows] == [(4, ["north"]), (5, ["north"])]
         bad = await call(http, "POST", "/v1/units", {"count": 1, "tags": ["a b"]}, status=400)
         assert bad["error"] == "tag 'a b' must be 1..64 letters, digits or '-_.:' characters"
+        bad = await call(http, "POST", "/v1/units", {"profile": "quec"}, status=400)
+        assert bad["error"] == "profile must be one of this fleet's: xgc (or none), not 'quec'"
 
     run(tmp_path, scenario)
+
+
+def test_units_of_a_chosen_profile_are_added_to_a_mixed_fleet(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        assert (await call(http, "GET", "/v1/fleet"))["profiles"] == ["xgc", "quec"]
+        added = await call(http, "POST", "/v1/units", {"count": 2, "profile": "quec"})
+        assert added == {"added": [2, 3]}
+        rows = (await call(http, "GET", "/v1/units?select=2-3"))["units"]
+        assert [row["profile"] for row in rows] == ["quec", "quec"]
+        assert [unit.config.profile for unit in fleet.units[2:]] == ["quec", "quec"]
+        for wrong in ("nope", 7):
+            bad = await call(http, "POST", "/v1/units", {"profile": wrong}, status=400)
+            assert bad["error"] == (
+                f"profile must be one of this fleet's: xgc, quec (or none), not {wrong!r}"
+            )
+        assert len(fleet.units) == 4
+
+    run(tmp_path, scenario, profile="mix")
 
 
 async def lines(reply: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:

@@ -81,7 +81,8 @@ class FakeApi:
 
     async def fleet(self) -> Json:
         return {"units": self.count, "powered": 10, "connected": 4, "faulted": 1,
-                "fleet_faults": [], "sim_time": 60.0, "events": 7}  # fmt: skip
+                "fleet_faults": [], "sim_time": 60.0, "events": 7,
+                "profiles": ["xgc", "quec"]}  # fmt: skip
 
     async def units(self, select: str = "all") -> list[Json]:
         low, _, high = select.partition("-")
@@ -111,8 +112,8 @@ class FakeApi:
         self.calls.append(("poke", (select, action, params)))
         return {"action": action, "done": [int(select)], "refused": {}}
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        self.calls.append(("add", (count, tags)))
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        self.calls.append(("add", (count, tags, profile)))
         added = list(range(self.count, self.count + count))
         self.count += count
         return {"added": added}

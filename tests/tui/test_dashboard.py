@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, RichLog, Static, Switch
+from textual.widgets import DataTable, Input, OptionList, RichLog, Select, Static, Switch
 
 from tests.tui.live import run_live, until, until_api
 from tui.app import DashboardApp
@@ -212,6 +212,14 @@ def test_units_are_added_and_powered_off_from_the_spawn_screen(tmp_path: Path) -
         await until(pilot, lambda: len(app.model.units) == 4, "four units")
         assert len(fleet.units) == 4
         assert "added 2 units (2-3)" in log_text(app, "#results")
+        app.screen.query_one("#profile", Select).value = "quec"
+        await fill(pilot, app, "#count", "1")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.model.units) == 5, "five units")
+        assert [unit.config.profile for unit in fleet.units] == ["xgc", "quec", "xgc", "quec",
+                                                                 "quec"]  # fmt: skip
+        assert "added 1 quec units (4)" in log_text(app, "#results")
+        await until(pilot, lambda: app.model.units[4].row["profile"] == "quec", "unit 4's row")
 
         await fill(pilot, app, "#power-target", "3")
         await pilot.press("ctrl+o")
@@ -223,4 +231,4 @@ def test_units_are_added_and_powered_off_from_the_spawn_screen(tmp_path: Path) -
         await pilot.press("escape")
         await until(pilot, lambda: cell(app, 3, "state").startswith("off"), "unit 3 off in table")
 
-    run_live(tmp_path, body, units=2)
+    run_live(tmp_path, body, units=2, profile="mix")

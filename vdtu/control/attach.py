@@ -122,10 +122,14 @@ class FleetHandle:
         self.events.emit(self.clock.now, None, "metrics", fleet_counts(self.fleet.units))
         self._timer = self.fleet.loop.call_later(METRICS_S, self.start_metrics)
 
-    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
+    @property
+    def profiles(self) -> list[str]:
+        return list(self.fleet.sides)
+
+    def add_unit(self, tags: tuple[str, ...] | None, profile: str | None) -> Unit:
         fleet = self.fleet
         next_id = max((unit.config.unit_id for unit in fleet.units), default=-1) + 1
-        unit = fleet.start_unit(next_id, tags=tags)
+        unit = fleet.start_unit(next_id, tags=tags, profile=profile)
         self.write_discovery()
         return unit
 

@@ -53,9 +53,14 @@ class Controlled(Protocol):
         """Take the units' events from now on (nothing if already)."""
         ...
 
-    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
-        """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own);
-        ValueError naming a bad tag."""
+    @property
+    def profiles(self) -> list[str]:
+        """The personalities this fleet can run (its clouds serve them)."""
+        ...
+
+    def add_unit(self, tags: tuple[str, ...] | None, profile: str | None) -> Unit:
+        """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own)
+        and ``profile`` (None: as the fleet gives them out); ValueError naming a bad tag."""
         ...
 
     async def downlink(self, unit: Unit, payload: bytes) -> str:
@@ -151,6 +156,7 @@ class FleetControl:
             "fleet_faults": self.fleet_faults.view(),
             "sim_time": self.fleet.clock.now,
             "events": self.fleet.events.last_seq,
+            "profiles": self.fleet.profiles,
         }
 
     async def unit_ids(self, text: str) -> set[int] | None:
@@ -252,17 +258,22 @@ class FleetControl:
             self.fleet.clock.call(batch, units[start : start + BATCH])
         return done, refused
 
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
+    async def add(self, count: object, tags: object = (), profile: object = None) -> dict[str, Any]:
         """Add ``count`` units to the running fleet (ids after the last), with ``tags`` (a
-        list of labels) instead of the fleet's own."""
+        list of labels) instead of the fleet's own, of personality ``profile`` (None: as
+        the fleet gives them out; else one of the fleet's ``profiles``)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD:
             raise ControlError(400, f"count must be an integer in 1..{MAX_ADD}, not {count!r}")
         if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
             raise ControlError(400, f"tags must be a list of labels, not {tags!r}")
+        profiles = self.fleet.profiles
+        if profile is not None and profile not in profiles:
+            raise ControlError(400, f"profile must be one of this fleet's: "
+                               f"{', '.join(profiles)} (or none), not {profile!r}")  # fmt: skip
         added = []
         for _ in range(count):
             try:
-                unit = self.fleet.add_unit(tuple(tags) or None)
+                unit = self.fleet.add_unit(tuple(tags) or None, profile)
             except ValueError as exc:
                 raise ControlError(400, str(exc)) from None
             added.append(unit.config.unit_id)

@@ -88,7 +88,9 @@ class ControlApi(Protocol):
     async def unit_ids(self, text: str) -> set[int] | None: ...
     async def watch_events(self) -> None: ...
     async def show(self, ref: str) -> dict[str, Any]: ...
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]: ...
+    async def add(
+        self, count: object, tags: object = (), profile: object = None
+    ) -> dict[str, Any]: ...
     async def fault(
         self, text: str, kind: str, params: Mapping[str, object], for_s: object = None
     ) -> dict[str, Any]: ...
@@ -215,7 +217,10 @@ class ControlServer:
 
     async def _add(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        return web.json_response(await self.control.add(body.get("count", 1), body.get("tags", [])))
+        answer = await self.control.add(
+            body.get("count", 1), body.get("tags", []), body.get("profile")
+        )
+        return web.json_response(answer)
 
     async def _kinds(self, _request: web.Request) -> web.Response:
         return web.json_response({"kinds": catalogue_view()})

@@ -100,7 +100,8 @@ class ShardsControl:
         documents = self._good(await self._all("GET", "/v1/fleet"), "the fleet")
         merged = {key: sum(document[key] for document in documents) for key in SUMMED}
         return merged | {"shards": len(documents), "fleet_faults": self.fleet_faults.view(),
-                         "events": self.events.last_seq}  # fmt: skip
+                         "events": self.events.last_seq,
+                         "profiles": documents[0]["profiles"]}  # fmt: skip
 
     async def units(self, text: str) -> list[dict[str, Any]]:
         replies = await self._all("GET", "/v1/units", select=text)
@@ -122,9 +123,9 @@ class ShardsControl:
                 return dict(document)
         raise ControlError(404, f"no unit {ref!r} in any shard (an id or an IMEI)")
 
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
+    async def add(self, count: object, tags: object = (), profile: object = None) -> dict[str, Any]:
         last = self._sessions[-1]
-        body = {"count": count, "tags": tags}
+        body = {"count": count, "tags": tags, "profile": profile}
         async with last.post("/v1/units", json=body) as reply:
             document = await reply.json(content_type=None)
             if reply.status != 200:
