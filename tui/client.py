@@ -43,6 +43,10 @@ class Api(Protocol):
         """``GET /v1/fleet``."""
         ...
 
+    async def scenario(self) -> Json:
+        """``GET /v1/scenario``: the scenario run's progress (404: the fleet runs none)."""
+        ...
+
     async def units(self, select: str = "all") -> list[Json]:
         """``GET /v1/units``: one row per selected unit."""
         ...
@@ -138,6 +142,9 @@ class HttpApi:
 
     async def fleet(self) -> Json:
         return await self._call("GET", "fleet")
+
+    async def scenario(self) -> Json:
+        return await self._call("GET", "scenario")
 
     async def units(self, select: str = "all") -> list[Json]:
         rows: list[Json] = (await self._call("GET", "units", select=select))["units"]

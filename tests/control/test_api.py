@@ -168,6 +168,37 @@ def test_units_are_added_to_the_running_fleet(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+def test_the_fleet_reports_its_uplinks_publish_to_puback_times(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        summary = await call(http, "GET", "/v1/fleet")
+        async with asyncio.timeout(30):
+            while summary["ack_ms"]["count"] < 2:  # each unit's retained "online", QoS 1
+                await asyncio.sleep(0.2)
+                summary = await call(http, "GET", "/v1/fleet")
+        total = summary["ack_ms"]
+        assert set(total) == {"count", "p50", "p95", "p99", "max"}
+        assert 0 < total["p50"] <= total["p99"] <= total["max"] < 5000
+        assert set(summary["ack_histograms"]) == {"total", "recent"}
+        assert summary["ack_ms_recent"]["count"] <= total["count"]
+        async with http.get("/v1/events") as reply:
+            metrics = [e["data"] async for e in lines(reply) if e["kind"] == "metrics"]
+        assert metrics
+        assert set(metrics[-1]["ack_ms_recent"]) == {"count", "p50", "p95", "p99", "max"}
+        assert sum(m["ack_ms_recent"]["count"] for m in metrics) <= total["count"]
+
+    run(tmp_path, scenario)
+
+
+def test_a_fleet_that_runs_no_scenario_answers_404_for_its_progress(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        answer = await call(http, "GET", "/v1/scenario", status=404)
+        assert answer == {
+            "error": "this fleet runs no scenario (vdtu scenario run --realtime serves one)"
+        }
+
+    run(tmp_path, scenario)
+
+
 def test_units_of_a_chosen_profile_are_added_to_a_mixed_fleet(tmp_path: Path) -> None:
     async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
         assert (await call(http, "GET", "/v1/fleet"))["profiles"] == ["xgc", "quec"]

@@ -81,6 +81,8 @@ def test_a_scenario_runs_on_the_wall_clock_with_ptys_and_the_embedded_broker(
     lines = result.stderr.splitlines()
     assert lines[3].startswith("dtu3 xgc ")  # the external host's unit and its PTY
     assert lines[3].endswith(str(tmp_path / "pty" / "dtu3" / "uart"))
+    assert lines[4].startswith("control API http://127.0.0.1:")
+    assert lines[4].endswith(f"(in {tmp_path / 'pty' / 'up.json'})")
 
 
 def test_the_same_file_runs_against_mosquitto(scenario_file: Path, tmp_path: Path) -> None:
@@ -105,3 +107,12 @@ def test_realtime_options_need_realtime(scenario_file: Path, tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "vdtu: --broker and --pty-dir go with --realtime"
+    result = subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", "scenario", "run", str(scenario_file), "--stay"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "vdtu: --control-port and --stay go with --realtime (a virtual-time run serves no "
+        "control API: docs/scenarios.md)"
+    )

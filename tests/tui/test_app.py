@@ -37,7 +37,14 @@ def test_help_opens_and_closes_and_the_palette_offers_the_screens() -> None:
             await pilot.press("escape")
             assert isinstance(app.screen, FleetScreen)
             titles = [command.title for command in app.get_system_commands(app.screen)]
-            for title in ("Faults", "Spawn and power", "Keys", "Select all shown", "Unit 11"):
+            for title in (
+                "Faults",
+                "Spawn and power",
+                "Scenario",
+                "Keys",
+                "Select all shown",
+                "Unit 11",
+            ):
                 assert title in titles
             await pilot.press("ctrl+p")
             await pilot.pause()

@@ -336,4 +336,4 @@ class FleetScreen(Screen[None]):
 
 
 def _ident(name: str) -> str:
-    return name.replace("/", "-per-")
+    return name.replace("/", "-per-").replace(" ", "-")

@@ -84,6 +84,7 @@ class ControlApi(Protocol):
     @property
     def events(self) -> EventLog: ...
     async def summary(self) -> dict[str, Any]: ...
+    async def scenario(self) -> dict[str, Any]: ...
     async def units(self, text: str) -> list[dict[str, Any]]: ...
     async def unit_ids(self, text: str) -> set[int] | None: ...
     async def watch_events(self) -> None: ...
@@ -122,6 +123,7 @@ class ControlServer:
         app.add_routes(
             [
                 web.get(f"{API}/fleet", self._fleet),
+                web.get(f"{API}/scenario", self._scenario),
                 web.get(f"{API}/units", self._units),
                 web.post(f"{API}/units", self._add),
                 web.get(f"{API}/units/{{ref}}", self._show),
@@ -207,6 +209,9 @@ class ControlServer:
 
     async def _fleet(self, _request: web.Request) -> web.Response:
         return web.json_response(await self.control.summary())
+
+    async def _scenario(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.control.scenario())
 
     async def _units(self, request: web.Request) -> web.Response:
         units = await self.control.units(request.query.get("select", "all"))

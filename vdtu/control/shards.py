@@ -23,10 +23,12 @@ from typing import Any
 
 import aiohttp
 
+from vdtu.control.controller import NO_SCENARIO, ack_figures
 from vdtu.control.errors import ControlError
 from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaultBook, FleetFaults
 from vdtu.faults.catalogue import CATALOGUE, Scope
+from vdtu.histogram import LatencyHistogram
 
 Reply = tuple[int, Any]
 SUMMED = ("units", "powered", "connected", "faulted")
@@ -99,9 +101,24 @@ class ShardsControl:
     async def summary(self) -> dict[str, Any]:
         documents = self._good(await self._all("GET", "/v1/fleet"), "the fleet")
         merged = {key: sum(document[key] for document in documents) for key in SUMMED}
-        return merged | {"shards": len(documents), "fleet_faults": self.fleet_faults.view(),
-                         "events": self.events.last_seq,
-                         "profiles": documents[0]["profiles"]}  # fmt: skip
+        total, recent = LatencyHistogram(), LatencyHistogram()
+        for document in documents:
+            total.merge(LatencyHistogram.from_json(document["ack_histograms"]["total"]))
+            recent.merge(LatencyHistogram.from_json(document["ack_histograms"]["recent"]))
+        return (
+            merged
+            | ack_figures(total, recent)
+            | {
+                "shards": len(documents),
+                "fleet_faults": self.fleet_faults.view(),
+                "events": self.events.last_seq,
+                "profiles": documents[0]["profiles"],
+            }
+        )
+
+    async def scenario(self) -> dict[str, Any]:
+        """A ``vdtu fleet --procs`` run is no scenario."""
+        raise ControlError(404, NO_SCENARIO)
 
     async def units(self, text: str) -> list[dict[str, Any]]:
         replies = await self._all("GET", "/v1/units", select=text)
