@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input, RichLog, Static
 
-from tests.tui.fake_api import FakeApi, filled, fixed_app
+from tests.tui.fake_api import FakeApi, filled, fixed_app, unit_row
 from tui.app import DashboardApp
 from tui.client import ApiError, Json
 from tui.screens.faults import FaultsScreen
@@ -179,5 +179,34 @@ def test_an_answer_that_comes_after_the_user_left_the_screen_is_dropped() -> Non
             assert app.is_running
         assert ("poke", ("0", "power-off", {})) in api.calls
         assert ("fault", ("0", "sim-pull", {}, None)) in api.calls
+
+    asyncio.run(main())
+
+
+def test_the_fleet_table_draws_updated_cells_and_renders_only_the_changed_rows_again() -> None:
+    async def main() -> None:
+        app = fixed_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, FleetScreen)
+            table = screen.table
+
+            def drawn(row: int) -> str:
+                return table.render_line(row + 1).text  # line 0 is the header
+
+            assert "mqtt-connected" in drawn(0)
+            rendered_before = drawn(5)
+            counter = table._update_count
+            app.model.apply_rows([{**unit_row(0), "phase": "off", "state": "powered-down"}])
+            screen.redraw(app.model.take_dirty())
+            await pilot.pause()
+            assert "off powered-down" in drawn(0)
+            assert "mqtt-connected" not in drawn(0)
+            assert drawn(5) == rendered_before
+            assert table._update_count == counter  # row order and offsets were kept
+            cached = [key for key in table._cell_render_cache.keys() if key[0] == "0"]  # noqa: SIM118
+            assert cached  # row 0 was rendered again, after its old cells were dropped
 
     asyncio.run(main())
