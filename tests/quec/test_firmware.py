@@ -478,6 +478,8 @@ def test_serial_events_carry_each_chunk_decoded_with_its_crc_verified_both_ways(
     bench.clock.run_for(0.5)
     bench.cloud({"msg_id": 9, "data": "to the host"})
     bench.clock.run_for(0.5)
+    serial = [data for kind, data in events if kind in ("from-host", "to-host")]
+    assert {(data["port"], data["uart"]) for data in serial} == {("uart", "2")}  # MAIN UART
     frames = [(kind, data["frames"]) for kind, data in events if kind in ("from-host", "to-host")]
     assert frames[:3] == [
         ("from-host", [{"kind": "command", "check": f"crc32 {good}", "check_ok": True,

@@ -509,7 +509,11 @@ class QuecFirmware:
         if self.log.observer is not None:
             binding = self.bindings.get(uart)
             frames = [] if binding is None else [describe(parse_chunk(chunk, binding))]
-            self.event("from-host", {"port": uart, "text": preview(chunk), "frames": frames})
+            port = UART_PORTS.get(uart, uart)  # the unit's port, as XGC units name theirs
+            self.event(
+                "from-host",
+                {"port": port, "uart": uart, "text": preview(chunk), "frames": frames},
+            )
         serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
@@ -517,7 +521,10 @@ class QuecFirmware:
         if self.log.observer is not None:
             binding = self.bindings.get(uart)
             frames = [] if binding is None else [describe(read_written(data, binding))]
-            self.event("to-host", {"port": uart, "text": preview(data), "frames": frames})
+            port = UART_PORTS.get(uart, uart)
+            self.event(
+                "to-host", {"port": port, "uart": uart, "text": preview(data), "frames": frames}
+            )
         self.taps[uart].send(data)
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
