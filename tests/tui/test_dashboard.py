@@ -155,7 +155,8 @@ def test_the_unit_screen_shows_the_snapshot_drives_inputs_and_writes_to_the_host
         await pilot.press("p")  # on again: the booting DTU notifies its host, frame by frame
         decoded = re.compile(r"XGC_ACK action GET_DTU_STATE · sn (\d+) · timestamp 0 ·\s+content "
                              r"init-ok  ✓ (\d+) \(expected [0-9A-F]+ hex, (\d+)\)")  # fmt: skip
-        await until(pilot, lambda: decoded.search(log_text(app, "#serial-log")), "a decoded frame")
+        await until(pilot, lambda: decoded.search(log_text(app, "#serial-log")), "a decoded frame",
+                    timeout_s=30)  # the boot to init-ok takes some 8 s of real time  # fmt: skip
         found = decoded.search(log_text(app, "#serial-log"))
         assert found is not None
         assert (found[1], found[2]) == (fleet.units[1].imei, found[3])
