@@ -16,6 +16,7 @@ from tui.client import ApiError, Json
 from tui.screens.faults import FaultsScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
+from tui.screens.scenario import ScenarioScreen
 from tui.screens.unit import UnitScreen
 from tui.widgets.status import StatusLine
 from vdtu.cli import main
@@ -208,5 +209,39 @@ def test_the_fleet_table_draws_updated_cells_and_renders_only_the_changed_rows_a
             assert table._update_count == counter  # row order and offsets were kept
             cached = [key for key in table._cell_render_cache.keys() if key[0] == "0"]  # noqa: SIM118
             assert cached  # row 0 was rendered again, after its old cells were dropped
+
+    asyncio.run(main())
+
+
+class EndingRun(FakeApi):
+    """A scenario run that answers once, then has ended."""
+
+    answered = False
+
+    async def scenario(self) -> Json:
+        if self.answered:
+            raise ApiError("cannot reach the control API at http://127.0.0.1:41235: refused")
+        self.answered = True
+        return await super().scenario()
+
+
+def test_the_scenario_screen_keeps_the_last_reading_when_the_run_has_gone() -> None:
+    async def main() -> None:
+        app = DashboardApp(EndingRun(), poll_s=0.05, flush_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("r")
+            screen = app.screen
+            assert isinstance(screen, ScenarioScreen)
+            screen.every_s = 0.05
+            screen.poke()
+            title = screen.query_one("#scenario-title", Static)
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if "not read again" in str(title.content):
+                    break
+            shown = str(title.content)
+            assert "Quick check, short enough for real time" in shown
+            assert "1 pass, 1 fail, 1 pending" in shown
+            assert "not read again: cannot reach the control API" in shown
 
     asyncio.run(main())

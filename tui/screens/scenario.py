@@ -8,7 +8,8 @@ marked; the expectations table shows pass, fail or pending with the evidence, an
 a pending one how it stands now (``so far``); the focused table's highlighted row's whole
 text is under the tables. Both tables keep their rows and update
 the cells that changed, by key. A fleet that runs no scenario answers 404: the screen
-says so and keeps asking (nothing else changes that).
+says so and keeps asking (nothing else changes that). When the run goes away (it ended),
+the last reading stays, marked as not read again.
 """
 
 from __future__ import annotations
@@ -137,7 +138,10 @@ class ScenarioScreen(DashScreen):
             except ApiError as exc:
                 if self.gone:
                     return
-                self.query_one("#scenario-title", Static).update(escape(str(exc)))
+                failed = escape(str(exc))
+                if self.view is not None:  # keep what was read last (a finished run's verdict)
+                    failed = f"{headline(self.view)} · [red]not read again: {failed}[/]"
+                self.query_one("#scenario-title", Static).update(failed)
             else:
                 if self.gone:
                     return
