@@ -96,6 +96,9 @@ class FleetModel:
     )
     samples: int = 0
     """How many times the charts were sampled (a screen redraws them when it changes)."""
+    unmeasured: set[str] = field(default_factory=set)
+    """Charts whose last point measured nothing (no acknowledgement in that second): their
+    label says ``-``, not 0."""
     _messages: int = 0
 
     def apply_rows(self, rows: Iterable[Json]) -> None:
@@ -150,6 +153,7 @@ class FleetModel:
         acks = self.summary.get("ack_ms_recent") or {}
         self.history["ack p50 ms"].append(float(acks.get("p50") or 0.0))
         self.history["ack p99 ms"].append(float(acks.get("p99") or 0.0))
+        self.unmeasured = set() if acks.get("count") else {"ack p50 ms", "ack p99 ms"}
         self.samples += 1
 
     def take_dirty(self) -> set[int]:

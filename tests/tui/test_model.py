@@ -72,6 +72,7 @@ def test_events_count_uplinks_and_note_when_a_unit_was_last_seen() -> None:
     assert list(model.history["connected"]) == [1.0, 1.0]
     assert list(model.history["ack p50 ms"]) == [2.5, 0.0]  # no acknowledgement: 0
     assert list(model.history["ack p99 ms"]) == [9.0, 0.0]
+    assert model.unmeasured == {"ack p50 ms", "ack p99 ms"}  # labelled -, not 0 ms
     for _ in range(HISTORY + 5):
         model.sample()
     assert len(model.history["connected"]) == HISTORY

@@ -244,6 +244,8 @@ class FleetScreen(Screen[None]):
         for name in CHARTS:
             history = self.model.history[name]
             now = f" {history[-1]:g}" if history else ""
+            if name in self.model.unmeasured:
+                now = " -"
             self.query_one(f"#label-{_ident(name)}", Label).update(f"{name}{now}", layout=False)
             self.query_one(f"#chart-{_ident(name)}", Sparkline).data = list(history)
 

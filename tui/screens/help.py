@@ -43,7 +43,8 @@ The status line counts the events read and says how many the dashboard **missed*
 (the server's event ring moved on while it was behind). *Uplinks* and *last seen*
 count from when the dashboard attached. The charts: connected units, messages (uplinks
 and downlinks) a second, faulted units, and the p50 and p99 of the units' uplinks'
-publish-to-PUBACK times over each second (0: none was acknowledged in it).
+publish-to-PUBACK times over each second (a second without one: 0 on the chart, `-`
+on the label).
 """
 
 
