@@ -33,6 +33,7 @@ from tui.model import FleetModel, compact
 from tui.screens.faults import FaultsScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
+from tui.screens.scenario import ScenarioScreen
 from tui.screens.spawn import SpawnScreen
 from tui.screens.unit import UnitScreen
 from tui.widgets.status import StatusLine
@@ -48,7 +49,8 @@ RETRY_S = 2.0
 
 
 class DashboardApp(App[None]):
-    """``vdtu tui``: the fleet, a unit, faults and spawning, over the control API."""
+    """``vdtu tui``: the fleet, a unit, faults, spawning and a scenario run, over the control
+    API."""
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "vdtu"
@@ -56,6 +58,7 @@ class DashboardApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("x", "faults", "Faults"),
         Binding("n", "spawn", "Spawn/power"),
+        Binding("r", "scenario", "Scenario"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -165,6 +168,10 @@ class DashboardApp(App[None]):
                     continue  # not mounted yet: it draws everything when it is
                 if isinstance(screen, UnitScreen) and events:
                     screen.take_events([e for e in events if e.get("unit") == screen.unit])
+                if isinstance(screen, ScenarioScreen) and any(
+                    event["kind"] == "scenario" for event in events
+                ):
+                    screen.poke()
                 if isinstance(screen, FleetScreen):
                     screen.redraw(self.model.take_dirty())
             for line in self.screen.query(StatusLine):
@@ -219,6 +226,9 @@ class DashboardApp(App[None]):
     def action_spawn(self) -> None:
         self._open(SpawnScreen(target=self.default_target()))
 
+    def action_scenario(self) -> None:
+        self._open(ScenarioScreen(live=self.live))
+
     def open_unit(self, unit: int) -> None:
         """Show one unit's screen."""
         self._open(UnitScreen(unit, live=self.live))
@@ -233,6 +243,9 @@ class DashboardApp(App[None]):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Faults", "Apply or clear a fault (x)", self.action_faults)
         yield SystemCommand("Spawn and power", "Add units, power off/on (n)", self.action_spawn)
+        yield SystemCommand(
+            "Scenario", "The scenario run's timeline and expectations (r)", self.action_scenario
+        )
         yield SystemCommand("Keys", "Every key of every screen (?)", self.action_help)
         yield SystemCommand(
             "Select all shown", "Select every unit the table shows", self._select_shown

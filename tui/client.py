@@ -43,6 +43,10 @@ class Api(Protocol):
         """``GET /v1/fleet``."""
         ...
 
+    async def scenario(self) -> Json:
+        """``GET /v1/scenario``: the scenario run's progress (404: the fleet runs none)."""
+        ...
+
     async def units(self, select: str = "all") -> list[Json]:
         """``GET /v1/units``: one row per selected unit."""
         ...
@@ -69,8 +73,8 @@ class Api(Protocol):
         """``POST /v1/pokes``."""
         ...
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        """``POST /v1/units``."""
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        """``POST /v1/units`` (``profile`` None: as the fleet gives them out)."""
         ...
 
     def events(
@@ -139,6 +143,9 @@ class HttpApi:
     async def fleet(self) -> Json:
         return await self._call("GET", "fleet")
 
+    async def scenario(self) -> Json:
+        return await self._call("GET", "scenario")
+
     async def units(self, select: str = "all") -> list[Json]:
         rows: list[Json] = (await self._call("GET", "units", select=select))["units"]
         return rows
@@ -163,8 +170,9 @@ class HttpApi:
         body = {"select": select, "action": action, "params": params}
         return await self._call("POST", "pokes", body)
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        return await self._call("POST", "units", {"count": count, "tags": tags})
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        body = {"count": count, "tags": tags, "profile": profile}
+        return await self._call("POST", "units", body)
 
     async def events(
         self, select: str = "all", *, after: int | None = None, follow: bool = True

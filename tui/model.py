@@ -7,7 +7,8 @@ shown, and only the units whose cells differ go into ``dirty``. The screen takes
 ``dirty`` a few times a second and updates those rows by key, cell by cell. Per unit the
 model keeps the last row, its cells, an uplink count and the wall time of its last event
 (what "uplinks" and "last seen" mean: since the dashboard attached). Fleet figures are
-sampled once a second into bounded histories for the charts.
+sampled once a second into bounded histories for the charts, among them the p50 and p99
+of the units' uplinks' publish-to-PUBACK times over the last second.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ PHASES = ("off", "booting", "no-cloud", "connecting", "connected")
 HISTORY = 120
 """Samples kept per chart (one a second: two minutes)."""
 
-CHARTS = ("connected", "messages/s", "faulted")
+CHARTS = ("connected", "messages/s", "faulted", "ack p50 ms", "ack p99 ms")
+"""The charts: the last two are the units' uplinks' publish-to-PUBACK times over the last
+second (``ack_ms_recent``; 0 in a second without one)."""
 
 Cells = tuple[str, ...]
 
@@ -93,6 +96,9 @@ class FleetModel:
     )
     samples: int = 0
     """How many times the charts were sampled (a screen redraws them when it changes)."""
+    unmeasured: set[str] = field(default_factory=set)
+    """Charts whose last point measured nothing (no acknowledgement in that second): their
+    label says ``-``, not 0."""
     _messages: int = 0
 
     def apply_rows(self, rows: Iterable[Json]) -> None:
@@ -144,6 +150,10 @@ class FleetModel:
         self.history["faulted"].append(float(self.summary.get("faulted", 0)))
         self.history["messages/s"].append(float(self._messages))
         self._messages = 0
+        acks = self.summary.get("ack_ms_recent") or {}
+        self.history["ack p50 ms"].append(float(acks.get("p50") or 0.0))
+        self.history["ack p99 ms"].append(float(acks.get("p99") or 0.0))
+        self.unmeasured = set() if acks.get("count") else {"ack p50 ms", "ack p99 ms"}
         self.samples += 1
 
     def take_dirty(self) -> set[int]:

@@ -100,7 +100,8 @@ def _add_tui(commands: Any) -> None:
     """vdtu tui: the Textual dashboard (the ``tui`` package, imported only when it runs)."""
     tui = commands.add_parser("tui", help="the dashboard: a fleet it starts, or --attach to one")
     tui.add_argument("--attach", action="store_true",
-                     help="join a running vdtu up or vdtu fleet through its API")  # fmt: skip
+                     help="join a running vdtu up, vdtu fleet or vdtu scenario run "
+                          "--realtime through its API")  # fmt: skip
     tui.add_argument("--pty-dir", type=Path, default=default_pty_dir(),
                      help="with --attach: where the run is (its up.json)")  # fmt: skip
     tui.add_argument("--url", default=None, help="with --attach: the API's address (with --token)")

@@ -14,11 +14,14 @@ from vdtu.fleet import Fleet, FleetConfig
 
 
 @asynccontextmanager
-async def served_fleet(tmp_path: Path, *, units: int) -> AsyncIterator[tuple[Fleet, ControlServer]]:
-    """A started fleet of ``units`` and its API server; both stopped at the end."""
+async def served_fleet(
+    tmp_path: Path, *, units: int, profile: str = "xgc"
+) -> AsyncIterator[tuple[Fleet, ControlServer]]:
+    """A started fleet of ``units`` of ``profile`` and its API server; both stopped at the
+    end."""
     fleet = Fleet(
         asyncio.get_running_loop(),
-        FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=()),
+        FleetConfig(units=units, state_dir=None, pty_dir=tmp_path, ports=(), profile=profile),
     )
     await fleet.start()
     server, handle = await serve(fleet)

@@ -18,9 +18,9 @@ from vdtu.fleet import Fleet
 Scenario = Callable[[aiohttp.ClientSession, Fleet], Awaitable[None]]
 
 
-def run(tmp_path: Path, scenario: Scenario, *, units: int = 2) -> None:
+def run(tmp_path: Path, scenario: Scenario, *, units: int = 2, profile: str = "xgc") -> None:
     async def main() -> None:
-        async with served_fleet(tmp_path, units=units) as (fleet, server):
+        async with served_fleet(tmp_path, units=units, profile=profile) as (fleet, server):
             headers = {"Authorization": f"Bearer {server.token}"}
             async with aiohttp.ClientSession(server.url, headers=headers) as http:
                 await scenario(http, fleet)
@@ -162,8 +162,59 @@ def test_units_are_added_to_the_running_fleet(tmp_path: Path) -> None:
         assert [(row["unit"], row["tags"]) for row in rows] == [(4, ["north"]), (5, ["north"])]
         bad = await call(http, "POST", "/v1/units", {"count": 1, "tags": ["a b"]}, status=400)
         assert bad["error"] == "tag 'a b' must be 1..64 letters, digits or '-_.:' characters"
+        bad = await call(http, "POST", "/v1/units", {"profile": "quec"}, status=400)
+        assert bad["error"] == "profile must be one of this fleet's: xgc (or none), not 'quec'"
 
     run(tmp_path, scenario)
+
+
+def test_the_fleet_reports_its_uplinks_publish_to_puback_times(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        summary = await call(http, "GET", "/v1/fleet")
+        async with asyncio.timeout(30):
+            while summary["ack_ms"]["count"] < 2:  # each unit's retained "online", QoS 1
+                await asyncio.sleep(0.2)
+                summary = await call(http, "GET", "/v1/fleet")
+        total = summary["ack_ms"]
+        assert set(total) == {"count", "p50", "p95", "p99", "max"}
+        assert 0 < total["p50"] <= total["p99"] <= total["max"] < 5000
+        assert set(summary["ack_histograms"]) == {"total", "recent"}
+        assert summary["ack_ms_recent"]["count"] <= total["count"]
+        async with http.get("/v1/events") as reply:
+            metrics = [e["data"] async for e in lines(reply) if e["kind"] == "metrics"]
+        assert metrics
+        assert set(metrics[-1]["ack_ms_recent"]) == {"count", "p50", "p95", "p99", "max"}
+        assert sum(m["ack_ms_recent"]["count"] for m in metrics) <= total["count"]
+
+    run(tmp_path, scenario)
+
+
+def test_a_fleet_that_runs_no_scenario_answers_404_for_its_progress(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        answer = await call(http, "GET", "/v1/scenario", status=404)
+        assert answer == {
+            "error": "this fleet runs no scenario (vdtu scenario run --realtime serves one)"
+        }
+
+    run(tmp_path, scenario)
+
+
+def test_units_of_a_chosen_profile_are_added_to_a_mixed_fleet(tmp_path: Path) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        assert (await call(http, "GET", "/v1/fleet"))["profiles"] == ["xgc", "quec"]
+        added = await call(http, "POST", "/v1/units", {"count": 2, "profile": "quec"})
+        assert added == {"added": [2, 3]}
+        rows = (await call(http, "GET", "/v1/units?select=2-3"))["units"]
+        assert [row["profile"] for row in rows] == ["quec", "quec"]
+        assert [unit.config.profile for unit in fleet.units[2:]] == ["quec", "quec"]
+        for wrong in ("nope", 7):
+            bad = await call(http, "POST", "/v1/units", {"profile": wrong}, status=400)
+            assert bad["error"] == (
+                f"profile must be one of this fleet's: xgc, quec (or none), not {wrong!r}"
+            )
+        assert len(fleet.units) == 4
+
+    run(tmp_path, scenario, profile="mix")
 
 
 async def lines(reply: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:

@@ -72,6 +72,10 @@ def test_the_parent_of_shards_answers_for_every_unit(tmp_path: Path) -> None:
             e["data"] for e in events if e["unit"] is None
         ]
         assert {e["unit"] for e in events if e["kind"] == "fault"} >= {2, 3, 4, 5}
+        metrics = [e["data"] for e in events if e["kind"] == "metrics"]
+        assert metrics, "the parent emits the whole fleet's figures every second"
+        assert {m["units"] for m in metrics} == {8}  # never one shard's 4
+        assert set(metrics[-1]["ack_ms_recent"]) == {"count", "p50", "p95", "p99", "max"}
         wait_until_connected(control, 8)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the run ends early, with its report
         out, _err = process.communicate(timeout=60)

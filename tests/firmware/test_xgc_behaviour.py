@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -407,3 +408,26 @@ def test_pin_locked_sim_waits_for_at_cpin() -> None:
     assert [f.content for f in bench.command("AT", "AT+CPIN=1234")][-1] == "OK"
     bench.clock.run_for(15)
     assert bench.unit.snapshot()["state"] == DtuState.NO_PROJECT_INFO.value
+
+
+def test_serial_events_carry_each_frame_decoded_with_its_check_code_verified_both_ways() -> None:
+    bench = XgcBench()
+    bench.boot()
+    events: list[tuple[str, dict[str, Any]]] = []
+    bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    imei = bench.config.identity.imei
+    bench.send("GET_IMEI", sn="7")
+    bench.clock.run_for(0.5)
+    bench.send_raw(b"$XGC#GET_CSQ#8#0&#99#\r\n")
+    bench.clock.run_for(0.5)
+    frames = [(kind, data["frames"]) for kind, data in events if kind in ("from-host", "to-host")]
+    assert frames[0] == ("from-host", [{
+        "kind": "XGC", "check": "5D (expected 5D hex, 93)", "check_ok": True,
+        "fields": {"action": "GET_IMEI", "sn": "7", "timestamp": "0", "content": ""}}])  # fmt: skip
+    kind, (reply,) = frames[1]
+    assert (kind, reply["kind"], reply["check_ok"]) == ("to-host", "XGC_ACK", True)
+    assert reply["fields"] == {"action": "GET_IMEI", "sn": imei, "timestamp": reply["fields"][
+        "timestamp"], "content": imei}  # fmt: skip
+    assert frames[2] == ("from-host", [{
+        "kind": "XGC", "check": "99 (expected 1B hex, 27)", "check_ok": False,
+        "fields": {"action": "GET_CSQ", "sn": "8", "timestamp": "0", "content": ""}}])  # fmt: skip

@@ -158,6 +158,35 @@ def test_latency_delays_a_qos1_round_trip_by_both_ways() -> None:
     run(scenario)
 
 
+def test_the_hub_times_each_qos1_publish_to_its_puback_and_no_qos0_one() -> None:
+    """on_acked gets publish -> PUBACK in seconds: the link's latency each way, and more."""
+
+    async def scenario() -> None:
+        async with EmbeddedBroker() as broker:
+            with hub_on_running_loop(tick_s=0.5) as hub:
+                acked: list[float] = []
+                link, device = await connected_link(hub, broker.port, "dtu-1")
+                assert link.publish("dtu/1/up", b"untimed", qos=1) is not None  # hub not timing
+                await device.wait_for("published")
+                hub.on_acked = acked.append
+                link.impair(impairment(latency_ms=100))
+                untimed = link.publish("dtu/1/up", b"qos0", qos=0)
+                first = link.publish("dtu/1/up", b"a", qos=1)
+                second = link.publish("dtu/1/up", b"b", qos=1)
+                published = await device.wait_for("published", 4)
+                assert sorted(published[1:], key=str) == sorted([untimed, first, second], key=str)
+                assert len(acked) == 2
+                assert all(0.2 <= seconds < 1.0 for seconds in acked), acked
+                link.impair(None)
+                hub.on_acked = None
+                link.publish("dtu/1/up", b"c", qos=1)
+                await device.wait_for("published", 5)
+                assert len(acked) == 2
+                link.close()
+
+    run(scenario)
+
+
 def test_bandwidth_cap_paces_a_large_uplink() -> None:
     """kbps=80 (10 kB/s): a 5000-byte publish takes about half a second to be acknowledged."""
 

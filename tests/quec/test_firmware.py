@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from tests.quec_harness import BROKER, QuecBench
 from vdtu.cloud.fota_server import FotaService
@@ -460,3 +461,41 @@ def test_quecthing_uplink_ignores_the_pkgid_and_goes_to_its_one_topic() -> None:
     bench.clock.run_for(0.5)
     assert bench.published(f"quecthing/p1/{bench.imei}/up") == [b'{"data": "reading"}']
     assert bench.firmware.channel_states() == {"5": 8}
+
+
+def test_serial_events_carry_each_chunk_decoded_with_its_crc_verified_both_ways() -> None:
+    bench = QuecBench()
+    bench.boot()
+    events: list[tuple[str, dict[str, Any]]] = []
+    bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    good = crc32_text("test")
+    bench.host_on().write(CommandFrame(cid="1", topic_id="0", data="test").encode())
+    bench.clock.run_for(0.2)
+    bench.host_on().write(f"1,0,4,{good + 1},test".encode())
+    bench.clock.run_for(0.2)
+    request = ConfigRequest(text=json.dumps({"cmd_code": 6, "password": PASSWORD}))
+    bench.host_on().write(request.encode())
+    bench.clock.run_for(0.5)
+    bench.cloud({"msg_id": 9, "data": "to the host"})
+    bench.clock.run_for(0.5)
+    serial = [data for kind, data in events if kind in ("from-host", "to-host")]
+    assert {(data["port"], data["uart"]) for data in serial} == {("uart", "2")}  # MAIN UART
+    frames = [(kind, data["frames"]) for kind, data in events if kind in ("from-host", "to-host")]
+    assert frames[:3] == [
+        ("from-host", [{"kind": "command", "check": f"crc32 {good}", "check_ok": True,
+                        "fields": {"cid": "1", "topic_id": "0", "len": "4", "data": "test"}}]),
+        ("from-host", [{"kind": "bad-crc", "check": f"crc32 {good + 1} (expected {good})",
+                        "check_ok": False,
+                        "fields": {"reason": f"crc field says {good + 1} but the data's CRC-32 "
+                                             f"is {good}"}}]),
+        ("from-host", [{"kind": "config-request", "check": f"crc32 {crc32_text(request.text)}",
+                        "check_ok": True, "fields": {"len": str(len(request.text)),
+                                                     "data": request.text}}]),
+    ]  # fmt: skip
+    (reply,) = frames[3][1]
+    assert (frames[3][0], reply["kind"], reply["check_ok"]) == ("to-host", "config-reply", True)
+    assert frames[4] == (
+        "to-host",
+        [{"kind": "command", "check": f"crc32 {crc32_text('to the host')}", "check_ok": True,
+          "fields": {"cid": "1", "topic_id": "0", "len": "11", "data": "to the host"}}],
+    )  # fmt: skip

@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -81,6 +84,8 @@ def test_a_scenario_runs_on_the_wall_clock_with_ptys_and_the_embedded_broker(
     lines = result.stderr.splitlines()
     assert lines[3].startswith("dtu3 xgc ")  # the external host's unit and its PTY
     assert lines[3].endswith(str(tmp_path / "pty" / "dtu3" / "uart"))
+    assert lines[4].startswith("control API http://127.0.0.1:")
+    assert lines[4].endswith(f"(in {tmp_path / 'pty' / 'up.json'})")
 
 
 def test_the_same_file_runs_against_mosquitto(scenario_file: Path, tmp_path: Path) -> None:
@@ -105,3 +110,46 @@ def test_realtime_options_need_realtime(scenario_file: Path, tmp_path: Path) -> 
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == "vdtu: --broker and --pty-dir go with --realtime"
+    result = subprocess.run(
+        [sys.executable, "-m", "vdtu.cli", "scenario", "run", str(scenario_file), "--stay"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "vdtu: --control-port and --stay go with --realtime (a virtual-time run serves no "
+        "control API: docs/scenarios.md)"
+    )
+
+
+def test_with_stay_the_api_serves_the_finished_run_until_ctrl_c(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text("name: tiny\nduration: 2s\nunits: [{name: a, count: 1}]\nsteps: []\n"
+                    "expect: [{state: {phase: 'off', select: '0'}}]\n")  # fmt: skip
+    pty = tmp_path / "pty"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vdtu.cli", "scenario", "run", str(path), "--realtime",
+         "--pty-dir", str(pty), "--stay", "--grace", "0.5", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        lines = [process.stderr.readline() for _ in range(3)]
+        assert lines[1].startswith("control API http://127.0.0.1:"), lines
+        assert lines[2] == "the run is over (failed); the units and the API stay up until Ctrl-C\n"
+        control = json.loads((pty / "up.json").read_text())["control"]
+        request = urllib.request.Request(
+            control["url"] + "/v1/scenario", headers={"Authorization": f"Bearer {control['token']}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            view = json.loads(reply.read())
+        assert (view["name"], view["phase"], view["passed"]) == ("tiny", "finished", False)
+        assert view["expectations"][0]["status"] == "fail"
+        os.killpg(process.pid, signal.SIGINT)
+        out, _err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert out.startswith("tiny: FAILED  (1 units")
+    assert not (pty / "up.json").exists()

@@ -151,6 +151,58 @@ def test_every_and_at_steps_keep_their_times_whatever_a_wait_before_them_does() 
     assert ticks == [600.0 * n for n in range(13)]
 
 
+def test_the_progress_tells_each_steps_state_and_each_verdict_as_they_come() -> None:
+    text = TIMING.replace(
+        "expect: []",
+        "expect:\n  - {name: up at 30m, state: {phase: connected, at: 30m}}\n"
+        '  - {name: off at the end, state: {phase: "off"}}',
+    )
+    runner = ScenarioRun(parse_scenario(text, "timing.yaml"))
+    told: list[tuple[float, str, object, object]] = []
+    runner.progress.listeners.append(
+        lambda data: told.append((data["sim_time"], data["what"],
+                                  data.get("step", data.get("expectation")),
+                                  data.get("state") or data.get("status") or data.get("phase")))
+    )  # fmt: skip
+    runner.run()
+    assert told == [
+        (0.0, "step", 2, "running"), (0.0, "step", 0, "running"),
+        (1800.0, "expectation", 0, "pass"), (3600.0, "step", 1, "running"),
+        (3600.0, "step", 1, "done"), (5400.0, "step", 0, "failed"),
+        (7200.0, "phase", None, "grace"), (7200.0, "step", 2, "done"),
+        (7230.0, "expectation", 1, "fail"), (7230.0, "phase", None, "finished"),
+    ]  # fmt: skip
+    view = runner.view()
+    assert (view["phase"], view["passed"], view["current"]) == ("finished", False, [])
+    steps = [(s["state"], s["runs"], s["started"], s["ended"]) for s in view["steps"]]
+    assert steps == [("failed", 1, 0.0, 5400.0), ("done", 1, 3600.0, 3600.0),
+                     ("done", 13, 0.0, 7200.0)]  # fmt: skip
+    assert view["steps"][0]["what"] == "wait for state nowhere, at most 5400 s"
+    assert view["steps"][0]["detail"] == (
+        "after 5400 s, 1 of 1 units had not reached state nowhere: 0"
+    )
+    assert view["steps"][2]["when"] == "every 600 s from 0:00:00"
+    assert [(e["status"], e["evidence"]) for e in view["expectations"]] == [
+        ("pass", "at 0:30:00: all 1 units are connected"),
+        ("fail", "1 of 1 units are not off: dtu0 connected/mqtt-connected"),
+    ]
+
+
+def test_a_refused_step_is_failed_in_the_progress_with_its_first_refusal() -> None:
+    text = MIXED.replace(
+        "fault: sim-pull\n    for: 1m", "fault: slave-offline\n    params: {address: 9}"
+    )
+    runner = ScenarioRun(parse_scenario(text, "test.yaml"))
+    runner.run()
+    step = runner.view()["steps"][1]
+    assert (step["state"], step["what"], step["select"]) == (
+        "failed",
+        "fault slave-offline",
+        "tag=x",
+    )
+    assert step["detail"] == "5 refusals, first dtu5: no Modbus slave at address 9; present: none"
+
+
 def test_a_wait_sees_the_line_the_step_before_it_caused_at_once() -> None:
     text = MIXED.replace(
         "  - at: 4m\n    select: tag=x\n    fault: sim-pull\n    for: 1m\n",

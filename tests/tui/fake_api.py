@@ -31,6 +31,10 @@ STATES = {
 }
 
 
+ACKS = {"count": 9, "p50": 3.1, "p95": 7.9, "p99": 12.4, "max": 12.4}
+"""The fixed fleet's uplink acknowledgement times over the last second."""
+
+
 def unit_row(unit: int) -> Json:
     """Unit ``unit`` of the fixed fleet, as ``GET /v1/units`` gives it."""
     phase = PHASES[unit % len(PHASES)]
@@ -53,16 +57,61 @@ def unit_row(unit: int) -> Json:
     }
 
 
+def xgc(kind: str, action: str, sn: str, content: str, check: str, ok: bool) -> Json:
+    """An XGC frame as the server decodes it into a serial event."""
+    fields = {"action": action, "sn": sn, "timestamp": "0", "content": content}
+    return {"kind": kind, "fields": fields, "check": check, "check_ok": ok}
+
+
 def fixed_events() -> list[Json]:
     """Traffic of unit 0 and a fleet's metrics, with fixed times."""
     data = [
-        (0, "from-host", {"port": "uart", "text": "$XGC#GET_IMEI#1#0&#41#", "code_ok": True}),
-        (0, "to-host", {"port": "uart", "text": "$XGC_ACK#GET_IMEI#867435059800763#0#ok&#12#\r\n"}),
-        (0, "from-host", {"port": "uart", "text": "$XGC#GET_CSQ#2#0&#99#", "code_ok": False}),
+        (
+            0,
+            "from-host",
+            {
+                "port": "uart",
+                "text": "$XGC#GET_IMEI#1#0",
+                "code_ok": True,
+                "frames": [xgc("XGC", "GET_IMEI", "1", "", "5B (expected 5B hex, 91)", True)],
+            },
+        ),
+        (
+            0,
+            "to-host",
+            {
+                "port": "uart",
+                "text": "$XGC_ACK#GET_IMEI#1#0#867435059800763&#83#\r\n",
+                "frames": [
+                    xgc(
+                        "XGC_ACK",
+                        "GET_IMEI",
+                        "1",
+                        "867435059800763",
+                        "83 (expected 53 hex, 83)",
+                        True,
+                    )
+                ],
+            },
+        ),
+        (
+            0,
+            "from-host",
+            {
+                "port": "uart",
+                "text": "$XGC#GET_CSQ#2#0",
+                "code_ok": False,
+                "frames": [xgc("XGC", "GET_CSQ", "2", "", "99 (expected 11 hex, 17)", False)],
+            },
+        ),
         (0, "uplink", {"topic": "xgc/p/867435059800763/up", "payload": '{"temp": 25.0}'}),
         (0, "downlink", {"topic": "xgc/p/867435059800763/down", "payload": '{"switch1": true}'}),
         (1, "uplink", {"topic": "xgc/p/867435059800771/up", "payload": '{"temp": 24.0}'}),
-        (None, "metrics", {"units": 12, "powered": 10, "connected": 4, "faulted": 1}),
+        (
+            None,
+            "metrics",
+            {"units": 12, "powered": 10, "connected": 4, "faulted": 1, "ack_ms_recent": ACKS},
+        ),
     ]
     return [
         {"seq": seq, "at": float(seq), "wall": WALL + seq, "unit": unit, "kind": kind, "data": d}
@@ -70,18 +119,95 @@ def fixed_events() -> list[Json]:
     ]
 
 
+def _step(index: int, when: str, what: str, select: str, state: str, detail: str = "") -> Json:
+    started = None if state == "pending" else 10.0 * index
+    ended = 10.0 * index + 4 if state in ("done", "failed") else None
+    return {"index": index, "when": when, "action": what.split(maxsplit=1)[0], "what": what,
+            "select": select, "state": state, "started": started, "ended": ended,
+            "runs": 0 if state == "pending" else 1, "detail": detail}  # fmt: skip
+
+
+SCENARIO: Json = {
+    "name": "Quick check, short enough for real time",
+    "description": "Five units for four minutes of sim time.",
+    "seed": 1,
+    "sim_time": 126.5,
+    "duration": 240.0,
+    "phase": "running",
+    "passed": None,
+    "current": [4],
+    "steps": [
+        _step(
+            0,
+            "at 0:00:00",
+            "wait for state connected, at most 30 s",
+            "all",
+            "done",
+            "5 units reached state connected within 9.2 s",
+        ),
+        _step(1, "at 0:01:00", "fault link-reset", "0", "done"),
+        _step(
+            2,
+            "after 0 s",
+            "wait for a serial /GET_DTU_STATE#\\d+#0#mqtt-connected/, at most 15 s",
+            "0",
+            "failed",
+            "after 15 s, 1 of 1 units had not reached a "
+            "serial line /GET_DTU_STATE#\\d+#0#mqtt-connected/: 0",
+        ),
+        _step(3, "at 0:02:00", "fault modem-reboot", "4", "done"),
+        _step(4, "after 0 s", "wait for state connected, at most 45 s", "4", "running"),
+        _step(5, "at 0:03:00", 'downlink {"valve": "open"}', "all", "pending"),
+    ],
+    "expectations": [
+        {
+            "index": 0,
+            "name": "every unit is connected at 1:30",
+            "kind": "state",
+            "status": "pass",
+            "evidence": "at 0:01:30: all 5 units are connected",
+        },
+        {
+            "index": 1,
+            "name": "every uplink arrives once, in order",
+            "kind": "uplinks",
+            "status": "pending",
+            "evidence": "",
+            "holds_so_far": True,
+            "so_far": "30 published, 30 delivered; delivered_pct 100, lost 0, duplicated 0",
+        },
+        {
+            "index": 2,
+            "name": "unit 0 told its host about the reset",
+            "kind": "serial",
+            "status": "fail",
+            "evidence": "1 of 1 units did not: dtu0 matched 1 of 3",
+        },
+    ],
+}
+"""A scenario run's progress as ``GET /v1/scenario`` gives it, half way through."""
+
+
 class FakeApi:
-    """``tui.client.Api`` with the fixed fleet's answers."""
+    """``tui.client.Api`` with the fixed fleet's answers (``scenario``: whether the fleet
+    runs one)."""
 
     url = "http://127.0.0.1:41235"
 
-    def __init__(self, units: int = 12) -> None:
+    def __init__(self, units: int = 12, *, scenario: bool = True) -> None:
         self.count = units
+        self.runs_scenario = scenario
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
     async def fleet(self) -> Json:
         return {"units": self.count, "powered": 10, "connected": 4, "faulted": 1,
-                "fleet_faults": [], "sim_time": 60.0, "events": 7}  # fmt: skip
+                "fleet_faults": [], "sim_time": 60.0, "events": 7,
+                "profiles": ["xgc", "quec"], "ack_ms_recent": ACKS}  # fmt: skip
+
+    async def scenario(self) -> Json:
+        if not self.runs_scenario:
+            raise ApiError("this fleet runs no scenario (vdtu scenario run --realtime serves one)")
+        return SCENARIO
 
     async def units(self, select: str = "all") -> list[Json]:
         low, _, high = select.partition("-")
@@ -111,8 +237,8 @@ class FakeApi:
         self.calls.append(("poke", (select, action, params)))
         return {"action": action, "done": [int(select)], "refused": {}}
 
-    async def add_units(self, count: int, tags: list[str]) -> Json:
-        self.calls.append(("add", (count, tags)))
+    async def add_units(self, count: int, tags: list[str], profile: str | None = None) -> Json:
+        self.calls.append(("add", (count, tags, profile)))
         added = list(range(self.count, self.count + count))
         self.count += count
         return {"added": added}

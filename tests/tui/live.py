@@ -17,17 +17,22 @@ from textual.pilot import Pilot
 from tests.control.served import served_fleet
 from tui.app import DashboardApp
 from tui.client import HttpApi
-from vdtu.fleet import Fleet
+from vdtu.fleet import Fleet, FleetConfig
+from vdtu.scenario.load import parse_scenario
+from vdtu.scenario.realtime import RealtimeWorld
+from vdtu.scenario.run import ScenarioRun
+from vdtu.scenario.world import Transcript
 
 SIZE = (120, 40)
 Body = Callable[[DashboardApp, Pilot[Any], Fleet, HttpApi], Awaitable[None]]
 
 
-def run_live(tmp_path: Path, body: Body, *, units: int = 3) -> None:
-    """Start a fleet of ``units`` and its API, run ``body`` against a dashboard over it."""
+def run_live(tmp_path: Path, body: Body, *, units: int = 3, profile: str = "xgc") -> None:
+    """Start a fleet of ``units`` of ``profile`` and its API, run ``body`` against a
+    dashboard over it."""
 
     async def main() -> None:
-        async with served_fleet(tmp_path, units=units) as (fleet, server):
+        async with served_fleet(tmp_path, units=units, profile=profile) as (fleet, server):
             probe = HttpApi(server.url, server.token)
             try:
                 app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)
@@ -35,6 +40,37 @@ def run_live(tmp_path: Path, body: Body, *, units: int = 3) -> None:
                     await body(app, pilot, fleet, probe)
             finally:
                 await probe.close()
+
+    asyncio.run(main())
+
+
+ScenarioBody = Callable[[DashboardApp, Pilot[Any], "asyncio.Task[dict[str, Any]]"], Awaitable[None]]
+
+
+def run_scenario_live(tmp_path: Path, body: ScenarioBody, text: str) -> None:
+    """Run the scenario ``text`` in real time in this process (no PTYs), serving the
+    control API as ``vdtu scenario run --realtime`` does; run ``body`` against a dashboard
+    over it, with the run's task (its report when done)."""
+
+    async def main() -> None:
+        scenario = parse_scenario(text, "live.yaml")
+        config = FleetConfig(state_dir=None, pty_dir=tmp_path, ports=())
+        world = RealtimeWorld(scenario, seed=scenario.seed, transcript=Transcript(None),
+                              loop=asyncio.get_running_loop(), config=config,
+                              failures=lambda reason: None)  # fmt: skip
+        stop = asyncio.Event()
+        try:
+            await world.open()
+            run = ScenarioRun(scenario, world=world)
+            server = await world.serve(run)
+            task = asyncio.ensure_future(run.run_realtime(stop, grace_s=0.2))
+            app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)
+            async with app.run_test(size=SIZE) as pilot:
+                await body(app, pilot, task)
+            stop.set()
+            await task
+        finally:
+            await world.close()
 
     asyncio.run(main())
 

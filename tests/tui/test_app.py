@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 from textual.widgets import Input, RichLog, Static
 
-from tests.tui.fake_api import FakeApi, filled, fixed_app
+from tests.tui.fake_api import FakeApi, filled, fixed_app, unit_row
 from tui.app import DashboardApp
 from tui.client import ApiError, Json
 from tui.screens.faults import FaultsScreen
 from tui.screens.fleet import FleetScreen
 from tui.screens.help import HelpScreen
+from tui.screens.scenario import ScenarioScreen
 from tui.screens.unit import UnitScreen
 from tui.widgets.status import StatusLine
 from vdtu.cli import main
@@ -37,7 +38,14 @@ def test_help_opens_and_closes_and_the_palette_offers_the_screens() -> None:
             await pilot.press("escape")
             assert isinstance(app.screen, FleetScreen)
             titles = [command.title for command in app.get_system_commands(app.screen)]
-            for title in ("Faults", "Spawn and power", "Keys", "Select all shown", "Unit 11"):
+            for title in (
+                "Faults",
+                "Spawn and power",
+                "Scenario",
+                "Keys",
+                "Select all shown",
+                "Unit 11",
+            ):
                 assert title in titles
             await pilot.press("ctrl+p")
             await pilot.pause()
@@ -172,5 +180,68 @@ def test_an_answer_that_comes_after_the_user_left_the_screen_is_dropped() -> Non
             assert app.is_running
         assert ("poke", ("0", "power-off", {})) in api.calls
         assert ("fault", ("0", "sim-pull", {}, None)) in api.calls
+
+    asyncio.run(main())
+
+
+def test_the_fleet_table_draws_updated_cells_and_renders_only_the_changed_rows_again() -> None:
+    async def main() -> None:
+        app = fixed_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await filled(app)
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, FleetScreen)
+            table = screen.table
+
+            def drawn(row: int) -> str:
+                return table.render_line(row + 1).text  # line 0 is the header
+
+            assert "mqtt-connected" in drawn(0)
+            rendered_before = drawn(5)
+            counter = table._update_count
+            app.model.apply_rows([{**unit_row(0), "phase": "off", "state": "powered-down"}])
+            screen.redraw(app.model.take_dirty())
+            await pilot.pause()
+            assert "off powered-down" in drawn(0)
+            assert "mqtt-connected" not in drawn(0)
+            assert drawn(5) == rendered_before
+            assert table._update_count == counter  # row order and offsets were kept
+            cached = [key for key in table._cell_render_cache.keys() if key[0] == "0"]  # noqa: SIM118
+            assert cached  # row 0 was rendered again, after its old cells were dropped
+
+    asyncio.run(main())
+
+
+class EndingRun(FakeApi):
+    """A scenario run that answers once, then has ended."""
+
+    answered = False
+
+    async def scenario(self) -> Json:
+        if self.answered:
+            raise ApiError("cannot reach the control API at http://127.0.0.1:41235: refused")
+        self.answered = True
+        return await super().scenario()
+
+
+def test_the_scenario_screen_keeps_the_last_reading_when_the_run_has_gone() -> None:
+    async def main() -> None:
+        app = DashboardApp(EndingRun(), poll_s=0.05, flush_s=0.05)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("r")
+            screen = app.screen
+            assert isinstance(screen, ScenarioScreen)
+            screen.every_s = 0.05
+            screen.poke()
+            title = screen.query_one("#scenario-title", Static)
+            for _ in range(40):
+                await pilot.pause(0.05)
+                if "not read again" in str(title.content):
+                    break
+            shown = str(title.content)
+            assert "Quick check, short enough for real time" in shown
+            assert "1 pass, 1 fail, 1 pending" in shown
+            assert "not read again: cannot reach the control API" in shown
 
     asyncio.run(main())

@@ -13,13 +13,14 @@ from rich.console import Console
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, RichLog, Static, Switch
+from textual.widgets import DataTable, Input, OptionList, RichLog, Select, Static, Switch
 
-from tests.tui.live import run_live, until, until_api
+from tests.tui.live import run_live, run_scenario_live, until, until_api
 from tui.app import DashboardApp
 from tui.client import HttpApi
 from tui.screens.faults import FaultsScreen
 from tui.screens.fleet import FleetScreen
+from tui.screens.scenario import ScenarioScreen
 from tui.screens.spawn import SpawnScreen
 from tui.screens.unit import UnitScreen
 from vdtu.fleet import Fleet
@@ -43,6 +44,12 @@ def shown(app: DashboardApp) -> list[str]:
 def cell(app: DashboardApp, unit: int, column: str) -> str:
     """The text a cell shows (its markup rendered)."""
     return Text.from_markup(str(table(app).get_cell(str(unit), column))).plain
+
+
+def cell_of(screen: ScenarioScreen, table_id: str, row: int, column: str) -> str:
+    """The text a cell of one of the scenario screen's tables shows."""
+    table: DataTable[Any] = screen.query_one(table_id, DataTable)
+    return Text.from_markup(str(table.get_cell(str(row), column))).plain
 
 
 def text_of(widget: Static) -> str:
@@ -145,6 +152,14 @@ def test_the_unit_screen_shows_the_snapshot_drives_inputs_and_writes_to_the_host
         await until_api(pilot, off, "unit 1 powered off")
         power = screen.query_one("#power", Static)
         await until(pilot, lambda: re.search(r"supply\s+off", text_of(power)), "the power panel")
+        await pilot.press("p")  # on again: the booting DTU notifies its host, frame by frame
+        decoded = re.compile(r"XGC_ACK action GET_DTU_STATE · sn (\d+) · timestamp 0 ·\s+content "
+                             r"init-ok  ✓ (\d+) \(expected [0-9A-F]+ hex, (\d+)\)")  # fmt: skip
+        await until(pilot, lambda: decoded.search(log_text(app, "#serial-log")), "a decoded frame",
+                    timeout_s=30)  # the boot to init-ok takes some 8 s of real time  # fmt: skip
+        found = decoded.search(log_text(app, "#serial-log"))
+        assert found is not None
+        assert (found[1], found[2]) == (fleet.units[1].imei, found[3])
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
 
@@ -212,6 +227,14 @@ def test_units_are_added_and_powered_off_from_the_spawn_screen(tmp_path: Path) -
         await until(pilot, lambda: len(app.model.units) == 4, "four units")
         assert len(fleet.units) == 4
         assert "added 2 units (2-3)" in log_text(app, "#results")
+        app.screen.query_one("#profile", Select).value = "quec"
+        await fill(pilot, app, "#count", "1")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.model.units) == 5, "five units")
+        assert [unit.config.profile for unit in fleet.units] == ["xgc", "quec", "xgc", "quec",
+                                                                 "quec"]  # fmt: skip
+        assert "added 1 quec units (4)" in log_text(app, "#results")
+        await until(pilot, lambda: app.model.units[4].row["profile"] == "quec", "unit 4's row")
 
         await fill(pilot, app, "#power-target", "3")
         await pilot.press("ctrl+o")
@@ -223,4 +246,90 @@ def test_units_are_added_and_powered_off_from_the_spawn_screen(tmp_path: Path) -
         await pilot.press("escape")
         await until(pilot, lambda: cell(app, 3, "state").startswith("off"), "unit 3 off in table")
 
-    run_live(tmp_path, body, units=2)
+    run_live(tmp_path, body, units=2, profile="mix")
+
+
+RUN = """
+name: two units, one switched off
+seed: 3
+duration: 4s
+units:
+  - {name: lab, count: 2, profile: xgc}
+steps:
+  - at: 1s
+    select: "1"
+    poke: power-off
+  - after: 0s
+    wait: {select: "1", state: "off", timeout: 2s}
+  - at: 3s
+    note: the end is near
+expect:
+  - name: unit 1 is off at 2s
+    state: {select: "1", phase: "off", at: 2s}
+  - name: unit 1 is off at the end
+    state: {select: "1", phase: "off"}
+  - name: unit 0 is off at the end
+    state: {select: "0", phase: "off"}
+"""
+
+
+def test_the_scenario_screen_follows_a_real_time_run_to_its_verdicts(tmp_path: Path) -> None:
+    async def body(app: DashboardApp, pilot: Pilot[Any], task: Any) -> None:
+        await pilot.press("r")
+        screen = app.screen
+        assert isinstance(screen, ScenarioScreen)
+
+        def state(step: int) -> str:
+            return Text.from_markup(cell_of(screen, "#steps", step, "state")).plain
+
+        def status(check: int) -> str:
+            return Text.from_markup(cell_of(screen, "#checks", check, "status")).plain
+
+        await until(pilot, lambda: screen.view is not None, "the first reading")
+        title = screen.query_one("#scenario-title", Static)
+        assert "two units, one switched off · seed 3 · sim 0:00:0" in text_of(title)
+        assert [status(check) for check in range(3)] == ["pending"] * 3
+        await until(pilot, lambda: state(0) == "done", "the power-off done")
+        await until(pilot, lambda: state(1) == "done", "the wait done")
+        assert "1 units reached state off within" in cell_of(screen, "#steps", 1, "detail")
+        await until(pilot, lambda: status(0) == "pass", "the 2 s look decided")
+        assert status(1) == "pending"
+        assert "so far (holds): all 1 units are off" in cell_of(screen, "#checks", 1, "evidence")
+        assert "so far (not yet): 1 of 1 units are not off" in cell_of(
+            screen, "#checks", 2, "evidence"
+        )
+        await until(pilot, lambda: "finished" in text_of(title), "the end", timeout_s=15)
+        assert "finished: FAILED · 2 pass, 1 fail, 0 pending" in text_of(title)
+        assert [status(check) for check in range(3)] == ["pass", "pass", "fail"]
+        assert [state(step) for step in range(3)] == ["done"] * 3
+        told = [
+            (data["what"], data.get("step", data.get("expectation")),
+             data.get("state") or data.get("status") or data.get("phase"))
+            async for event in app.api.events(follow=False)
+            if event["kind"] == "scenario" and (data := event["data"])
+        ]  # fmt: skip
+        assert told == [
+            ("step", 0, "running"), ("step", 0, "done"), ("step", 1, "running"),
+            ("step", 1, "done"), ("expectation", 0, "pass"), ("step", 2, "running"),
+            ("step", 2, "done"), ("phase", None, "grace"), ("expectation", 1, "pass"),
+            ("expectation", 2, "fail"), ("phase", None, "finished"),
+        ]  # fmt: skip
+        report = await task
+        assert [outcome["passed"] for outcome in report["expectations"]] == [True, True, True,
+                                                                             False]  # fmt: skip
+
+    run_scenario_live(tmp_path, body, RUN)
+
+
+def test_the_scenario_screen_of_a_fleet_without_one_says_so(tmp_path: Path) -> None:
+    async def body(app: DashboardApp, pilot: Pilot[Any], fleet: Fleet, probe: HttpApi) -> None:
+        await pilot.press("r")
+        title = app.screen.query_one("#scenario-title", Static)
+        await until(pilot, lambda: "runs no scenario" in str(title.content), "the 404's reason")
+        assert str(title.content) == (
+            "this fleet runs no scenario (vdtu scenario run --realtime serves one)"
+        )
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+    run_live(tmp_path, body, units=1)

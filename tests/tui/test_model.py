@@ -33,7 +33,9 @@ def test_events_count_uplinks_and_note_when_a_unit_was_last_seen() -> None:
             {"seq": 1, "wall": WALL, "unit": 1, "kind": "uplink", "data": {}},
             {"seq": 2, "wall": WALL + 5, "unit": 1, "kind": "uplink", "data": {}},
             {"seq": 3, "wall": WALL + 6, "unit": None, "kind": "metrics",
-             "data": {"units": 2, "connected": 1, "faulted": 0}},
+             "data": {"units": 2, "connected": 1, "faulted": 0,
+                      "ack_ms_recent": {"count": 3, "p50": 2.5, "p95": 9.0, "p99": 9.0,
+                                        "max": 9.0}}},
             {"seq": 4, "wall": WALL + 7, "unit": 0, "kind": "state",
              "data": {"phase": "off", "state": "off", "was": "connected"}},
             {"seq": 5, "wall": WALL + 8, "unit": None, "kind": "missed", "data": {"count": 42}},
@@ -46,9 +48,31 @@ def test_events_count_uplinks_and_note_when_a_unit_was_last_seen() -> None:
     assert model.missed == 42
     assert model.summary["connected"] == 1
     model.sample()
+    model.apply_events(
+        [
+            {
+                "seq": 6,
+                "wall": WALL + 9,
+                "unit": None,
+                "kind": "metrics",
+                "data": {
+                    "ack_ms_recent": {
+                        "count": 0,
+                        "p50": None,
+                        "p95": None,
+                        "p99": None,
+                        "max": None,
+                    }
+                },
+            }
+        ]
+    )
     model.sample()
     assert list(model.history["messages/s"]) == [2.0, 0.0]
     assert list(model.history["connected"]) == [1.0, 1.0]
+    assert list(model.history["ack p50 ms"]) == [2.5, 0.0]  # no acknowledgement: 0
+    assert list(model.history["ack p99 ms"]) == [9.0, 0.0]
+    assert model.unmeasured == {"ack p50 ms", "ack p99 ms"}  # labelled -, not 0 ms
     for _ in range(HISTORY + 5):
         model.sample()
     assert len(model.history["connected"]) == HISTORY

@@ -100,3 +100,8 @@ def test_spawn_screen(snap_compare: SnapCompare) -> None:
 def test_help_screen(snap_compare: SnapCompare) -> None:
     app, before = app_with()
     assert snap_compare(app, press=["question_mark", "_"], terminal_size=SIZE, run_before=before)
+
+
+def test_scenario_screen(snap_compare: SnapCompare) -> None:
+    app, before = app_with(lambda app: app.action_scenario())
+    assert snap_compare(app, press=["down", "down", "_"], terminal_size=SIZE, run_before=before)

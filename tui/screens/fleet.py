@@ -3,13 +3,14 @@
 The table shows the units that pass the filters (text in any cell, a phase), in the
 chosen order. It is kept, not redrawn: ``redraw`` gets the units whose cells changed
 (``FleetModel.take_dirty``) and, for each, updates only the cells that differ, by row
-and column key (``update_cell``), adds a unit that now passes the filters and removes one
-that no longer does. A changed row off screen is only marked (``_stale``) and updated
-when it scrolls into view: with 10 000 units a few hundred rows change per draw, and
-every ``update_cell`` repaints the table. The rows are sorted again (at most once a
-second) when a changed cell is in the sort column or rows were added. A change of filter
-or order rebuilds the table once (for a large fleet, once typing pauses). Columns have
-fixed widths: DataTable measures a whole auto-sized column again on a cell update.
+and column key, in one ``KeyedTable.update_rows`` per draw (only those rows are
+rendered again), adds a unit that now passes the filters and removes one that no longer
+does. A changed row off screen is only marked (``_stale``) and updated when it scrolls
+into view: with 10 000 units a few hundred rows change per draw. The rows are sorted
+again (at most once a second) when a changed cell is in the sort column or rows were
+added. A change of filter or order rebuilds the table once (for a large fleet, once
+typing pauses). Columns have fixed widths: DataTable measures a whole auto-sized column
+again on a cell update.
 The row key is the unit id; ``_shown`` holds the cells each shown row has. The headline,
 chart labels and the status line are redrawn only when their text changes, without a
 layout pass (a layout pass repaints every widget on the screen).
@@ -18,7 +19,7 @@ layout pass (a layout pass repaints every widget on the screen).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.markup import escape
 from rich.text import Text
@@ -34,6 +35,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Spa
 from tui.model import CHARTS, COLUMNS, PHASES, Cells, FleetModel
 from tui.widgets.panels import PHASE_STYLES
 from tui.widgets.status import StatusLine
+from tui.widgets.table import KeyedTable
 
 if TYPE_CHECKING:
     from tui.app import DashboardApp
@@ -123,8 +125,7 @@ class FleetScreen(Screen[None]):
             yield Select(
                 [(phase, phase) for phase in PHASES], prompt="any state", id="phase", compact=True
             )
-        table: DataTable[Any] = DataTable(id="units", cursor_type="row", zebra_stripes=True)
-        yield table
+        yield KeyedTable(id="units", cursor_type="row", zebra_stripes=True)
         yield StatusLine(id="status")
         yield Footer()
 
@@ -137,9 +138,8 @@ class FleetScreen(Screen[None]):
         self.ready = True
 
     @property
-    def table(self) -> DataTable[Any]:
-        table: DataTable[Any] = self.query_one("#units", DataTable)
-        return table
+    def table(self) -> KeyedTable:
+        return self.query_one("#units", KeyedTable)
 
     # -- drawing -----------------------------------------------------------------------
 
@@ -173,23 +173,27 @@ class FleetScreen(Screen[None]):
         if self._stale:
             top = int(table.scroll_y)
             bottom = top + table.size.height
+            changes: dict[str, dict[str, str]] = {}
             for unit in list(self._stale):
                 if top <= table.get_row_index(str(unit)) < bottom:
-                    self._push(unit)
+                    changes[str(unit)] = self._push(unit)
+            table.update_rows(changes)
         if self._unsorted and time.monotonic() - self._sorted_at >= SORT_EVERY_S:
             self._sort()
         self._figures()
 
-    def _push(self, unit: int) -> None:
-        """Put the unit's cells that changed into its row."""
+    def _push(self, unit: int) -> dict[str, str]:
+        """The unit's cells that changed since its row was drawn (column key -> drawn)."""
         self._stale.discard(unit)
         record = self.model.units[unit]
         shown = self._shown[unit]
         drawn = styled(record.cells, str(record.row.get("phase", "")))
-        for index, (old, new) in enumerate(zip(shown, record.cells, strict=True)):
-            if old != new:
-                self.table.update_cell(str(unit), COLUMN_KEYS[index], drawn[index])
         self._shown[unit] = record.cells
+        return {
+            COLUMN_KEYS[index]: drawn[index]
+            for index, (old, new) in enumerate(zip(shown, record.cells, strict=True))
+            if old != new
+        }
 
     def _rebuild(self) -> None:
         table = self.table
@@ -240,6 +244,8 @@ class FleetScreen(Screen[None]):
         for name in CHARTS:
             history = self.model.history[name]
             now = f" {history[-1]:g}" if history else ""
+            if name in self.model.unmeasured:
+                now = " -"
             self.query_one(f"#label-{_ident(name)}", Label).update(f"{name}{now}", layout=False)
             self.query_one(f"#chart-{_ident(name)}", Sparkline).data = list(history)
 
@@ -336,4 +342,4 @@ class FleetScreen(Screen[None]):
 
 
 def _ident(name: str) -> str:
-    return name.replace("/", "-per-")
+    return name.replace("/", "-per-").replace(" ", "-")

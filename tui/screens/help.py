@@ -14,8 +14,8 @@ KEYS = """\
 # vdtu tui: keys
 
 **Everywhere**: `?` this help · `ctrl+p` command palette · `x` faults · `n` spawn and
-power · `escape` back · `q` quit (an attached fleet keeps running; one the dashboard
-started is stopped).
+power · `r` the scenario run · `escape` back · `q` quit (an attached fleet keeps running;
+one the dashboard started is stopped).
 
 **Fleet**: `↑ ↓ PgUp PgDn` move · `enter` open the unit · `space` select the unit ·
 `a` select every unit shown · `A` select none · `/` filter by text (id, IMEI, state,
@@ -32,13 +32,19 @@ switches drive the inputs · the cloud tab's field publishes a downlink.
 applies · `ctrl+t` the target · `ctrl+k` clear this kind · `ctrl+l` clear every fault
 of the target.
 
-**Spawn**: `enter` in *how many* adds units · `ctrl+o` power off · `ctrl+n` power on ·
-`ctrl+b` reboot (the units field's selector).
+**Spawn**: `enter` in *how many* adds units (of the chosen profile) · `ctrl+o` power off ·
+`ctrl+n` power on · `ctrl+b` reboot (the units field's selector).
+
+**Scenario** (attached to `vdtu scenario run --realtime`): the timeline, its current
+step marked `▶`, each expectation (pass, fail, or pending and how it stands so far) ·
+`↑ ↓` move; the highlighted row's whole text is shown below · `tab` the other table.
 
 The status line counts the events read and says how many the dashboard **missed**
 (the server's event ring moved on while it was behind). *Uplinks* and *last seen*
-count from when the dashboard attached. The API serves no latency figures: the charts
-are connected units, messages (uplinks and downlinks) a second, and faulted units.
+count from when the dashboard attached. The charts: connected units, messages (uplinks
+and downlinks) a second, faulted units, and the p50 and p99 of the units' uplinks'
+publish-to-PUBACK times over each second (a second without one: 0 on the chart, `-`
+on the label).
 """
 
 

@@ -1,10 +1,10 @@
 """The spawn screen: add units to the running fleet, and switch units off and on.
 
-Adding is ``POST /v1/units`` (a count and tags; the new units take the fleet's profile,
-alternating kinds in a ``--profile mix`` fleet: the API does not choose a profile per
-request). Power is the ``power-off``, ``power-on`` and ``reboot`` pokes on a selector,
-which starts as the dashboard's selection. Every answer, refusal and error goes into the
-log below.
+Adding is ``POST /v1/units`` (a count, tags and a profile: one of the fleet's
+``profiles`` from ``GET /v1/fleet``, or "as the fleet gives them out", which alternates
+kinds in a ``--profile mix`` fleet). Power is the ``power-off``, ``power-on`` and
+``reboot`` pokes on a selector, which starts as the dashboard's selection. Every answer,
+refusal and error goes into the log below.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Static
+from textual.widgets import Button, Footer, Header, Input, Label, RichLog, Select, Static
 
 from tui.client import ApiError
 from tui.screens.base import DashScreen
@@ -24,6 +24,8 @@ from tui.widgets.status import StatusLine
 
 MAX_ADD = 10_000
 """Units one request may add (docs/control-api.md)."""
+FLEETS_OWN = "the fleet's"
+"""The profile choice that leaves it to the fleet."""
 
 
 class SpawnScreen(DashScreen):
@@ -43,10 +45,18 @@ class SpawnScreen(DashScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="spawn-body"):
-            yield Static("Add units (they take the fleet's profile; Enter adds)", classes="section")
+            yield Static("Add units (Enter adds)", classes="section")
             with Horizontal(classes="form-row"):
                 yield Label("how many")
                 yield Input("1", id="count")
+                yield Label("profile")
+                profiles = self.dash.model.summary.get("profiles") or []
+                yield Select(
+                    [(FLEETS_OWN, FLEETS_OWN), *((name, name) for name in profiles)],
+                    value=FLEETS_OWN,
+                    allow_blank=False,
+                    id="profile",
+                )
                 yield Label("tags")
                 yield Input(placeholder="e.g. north lab (letters, digits, -_.:)", id="tags")
                 yield Button("Add", id="add", variant="primary")
@@ -80,12 +90,14 @@ class SpawnScreen(DashScreen):
             self._error(str(exc))
             return
         tags = self.query_one("#tags", Input).value.replace(",", " ").split()
-        self.act(self.add(count, tags))
+        chosen = self.query_one("#profile", Select).value
+        profile = None if chosen in (FLEETS_OWN, Select.BLANK) else str(chosen)
+        self.act(self.add(count, tags, profile))
 
-    async def add(self, count: int, tags: list[str]) -> None:
+    async def add(self, count: int, tags: list[str], profile: str | None = None) -> None:
         """``POST /v1/units`` and its answer in the log."""
         try:
-            answer = await self.dash.api.add_units(count, tags)
+            answer = await self.dash.api.add_units(count, tags, profile)
         except ApiError as exc:
             self._error(str(exc))
             return
@@ -93,7 +105,8 @@ class SpawnScreen(DashScreen):
             return
         added = answer.get("added") or []
         span = f"{added[0]}-{added[-1]}" if len(added) > 1 else ", ".join(map(str, added))
-        message = f"added {len(added)} units ({span})"
+        kind = "units" if profile is None else f"{profile} units"
+        message = f"added {len(added)} {kind} ({span})"
         self.query_one("#results", RichLog).write(message)
         self.notify(message, timeout=3)
 

@@ -238,17 +238,23 @@ def _clock(event: Json) -> str:
 
 
 def serial_line(event: Json) -> Text:
-    """``12:00:01 uart → host  $XGC_ACK#...  ✓``: a frame with its check code's verdict."""
+    """``12:00:01 uart → host  $XGC_ACK#...``, then each frame the server decoded in it:
+    ``  ACK action GET_IMEI · sn 1 · ...  ✓ check 12``."""
     data = event["data"]
     toward = event["kind"] == "to-host"
     line = Text(f"{_clock(event)} {data.get('port', '?'):<5} ", style="dim")
     line.append("→ host " if toward else "← host ", style="cyan" if toward else "magenta")
     line.append(str(data.get("text", "")).rstrip("\r\n"))
-    code_ok = data.get("code_ok")
-    if code_ok is True:
-        line.append("  ✓ check code", style="green")
-    elif code_ok is False:
-        line.append("  ✗ bad check code", style="bold red")
+    for frame in data.get("frames") or ():
+        line.append("\n" + " " * 15)
+        line.append(f"{frame.get('kind', '?')} ", style="bold")
+        fields = frame.get("fields") or {}
+        line.append(" · ".join(f"{name} {value}" for name, value in fields.items() if value != ""))
+        check, ok = frame.get("check"), frame.get("check_ok")
+        if ok is True:
+            line.append(f"  ✓ {check}" if check else "  ✓", style="green")
+        elif ok is False:
+            line.append(f"  ✗ {check}" if check else "  ✗", style="bold red")
     return line
 
 

@@ -3,10 +3,13 @@
 ``FleetHandle`` is what ``FleetControl`` steers (``Controlled``) for a real-time fleet:
 it observes every unit's events (through the unit log's observer, set on each unit as
 the fleet builds it), scans the units' states every second (a ``state`` event for each
-change: personality-neutral, two bytes per unit) and emits a ``metrics`` event, adds units after the
-last one, and publishes downlink pokes through one console connection to the fleet's
-broker, opened on the first downlink. ``serve`` starts the API for a fleet and puts
-its address and token into the fleet's discovery file (``up.json``, mode 0600).
+change: personality-neutral, two bytes per unit) and emits a ``metrics`` event (with the
+last second's uplink acknowledgement times: the fleet's MQTT hub times each QoS 1/2
+publish to its PUBACK into two histograms, since the start and since the last event),
+adds units after the last one, and publishes downlink pokes through one console
+connection to the fleet's broker, opened on the first downlink. ``serve`` starts the API
+for a fleet and puts its address and token into the fleet's discovery file (``up.json``,
+mode 0600).
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from typing import Any
 
 from vdtu.clock import Clock
 from vdtu.console import Console, Target
-from vdtu.control.controller import FleetControl, fleet_counts
+from vdtu.control.controller import FleetControl, ack_view, fleet_counts
 from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaults
 from vdtu.control.server import ControlServer, new_token
 from vdtu.errors import ConfigError
 from vdtu.faults.active import current_faults
 from vdtu.fleet import Fleet, PtyDirLock, write_discovery
+from vdtu.histogram import LatencyHistogram
 from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.links.sides import SIDES
 from vdtu.unit import Unit
@@ -58,6 +62,11 @@ class FleetHandle:
         self._state_codes: dict[tuple[str, str], int] = {}
         self.control_entry: dict[str, Any] = {}
         """What ``serve`` put into up.json: the API's ``url`` and ``token``."""
+        self._acks = LatencyHistogram()
+        self._acks_window = LatencyHistogram()
+        self._acks_recent = LatencyHistogram()
+        """The last whole interval's (``_acks_window`` fills meanwhile)."""
+        fleet.hub.on_acked = self._acked
         fleet.on_unit.append(self._observe)
         if observe:
             self.start_observing()
@@ -83,8 +92,19 @@ class FleetHandle:
         return self.fleet.config.seed
 
     def _observe(self, unit: Unit) -> None:
-        if self.observing:
+        if not self.observing:
+            return
+        first = unit.log.observer
+        if first is None:
             unit.log.observer = self.events.unit_event
+            return
+        then = self.events.unit_event  # after the observer the unit had (a scenario's)
+
+        def both(name: str, at: float, kind: str, data: dict[str, Any]) -> None:
+            first(name, at, kind, data)
+            then(name, at, kind, data)
+
+        unit.log.observer = both
 
     def _scan_states(self) -> None:
         """A ``state`` event for each unit whose state changed since the last scan.
@@ -119,13 +139,27 @@ class FleetHandle:
     def start_metrics(self) -> None:
         """Emit ``state`` events and a ``metrics`` event every ``METRICS_S``."""
         self._scan_states()
-        self.events.emit(self.clock.now, None, "metrics", fleet_counts(self.fleet.units))
+        self._acks_recent, self._acks_window = self._acks_window, self._acks_window.empty_like()
+        figures = fleet_counts(self.fleet.units) | {"ack_ms_recent": ack_view(self._acks_recent)}
+        self.events.emit(self.clock.now, None, "metrics", figures)
         self._timer = self.fleet.loop.call_later(METRICS_S, self.start_metrics)
 
-    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
+    @property
+    def profiles(self) -> list[str]:
+        return list(self.fleet.sides)
+
+    def _acked(self, seconds: float) -> None:
+        ms = seconds * 1000.0
+        self._acks.add(ms)
+        self._acks_window.add(ms)
+
+    def acks(self) -> tuple[LatencyHistogram, LatencyHistogram]:
+        return self._acks, self._acks_recent
+
+    def add_unit(self, tags: tuple[str, ...] | None, profile: str | None) -> Unit:
         fleet = self.fleet
         next_id = max((unit.config.unit_id for unit in fleet.units), default=-1) + 1
-        unit = fleet.start_unit(next_id, tags=tags)
+        unit = fleet.start_unit(next_id, tags=tags, profile=profile)
         self.write_discovery()
         return unit
 
@@ -167,6 +201,7 @@ class FleetHandle:
             return self._console
 
     def close(self) -> None:
+        self.fleet.hub.on_acked = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -247,6 +282,7 @@ async def serve(
     port: int = 0,
     discovery: Path | None = None,
     observe: bool = True,
+    scenario: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[ControlServer, FleetHandle]:
     """Start the control API for ``fleet`` and name it in its discovery file.
 
@@ -256,6 +292,8 @@ async def serve(
         discovery: where the discovery file goes (None: the fleet's ``up.json`` when it
             holds its ``--pty-dir``, else nowhere).
         observe: take the units' events from the start (False: from the first reader).
+        scenario: the progress of the scenario run ``fleet`` is part of
+            (``GET /v1/scenario``; None: it is no scenario's).
     """
     if discovery is None and fleet.pty_dir_lock.held:
         discovery = fleet.discovery_path
@@ -263,7 +301,7 @@ async def serve(
     faults: FleetFaults | None = None
     if fleet.config.broker is None:
         faults = BrokerFaults(fleet.host.pause_broker, fleet.host.resume_broker)
-    control = FleetControl(handle, fleet_faults=faults)
+    control = FleetControl(handle, fleet_faults=faults, scenario=scenario)
     server = ControlServer(control, token=new_token(), port=port)
     await server.start()
     handle.control_entry = {"url": server.url, "token": server.token}

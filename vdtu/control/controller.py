@@ -26,12 +26,14 @@ from vdtu.control.selector import SelectorError, describe_ids, parse_selector
 from vdtu.errors import LocalProtocolError
 from vdtu.faults.active import apply_fault, clear_faults, current_faults
 from vdtu.faults.catalogue import CATALOGUE, FaultError, Scope, parse_request
+from vdtu.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from vdtu.clock import Clock
     from vdtu.unit import Unit
 
 MAX_ADD = 10_000
+NO_SCENARIO = "this fleet runs no scenario (vdtu scenario run --realtime serves one)"
 BATCH = 100
 """Units a request acts on between two turns of the loop."""
 T = TypeVar("T")
@@ -53,9 +55,19 @@ class Controlled(Protocol):
         """Take the units' events from now on (nothing if already)."""
         ...
 
-    def add_unit(self, tags: tuple[str, ...] | None) -> Unit:
-        """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own);
-        ValueError naming a bad tag."""
+    @property
+    def profiles(self) -> list[str]:
+        """The personalities this fleet can run (its clouds serve them)."""
+        ...
+
+    def acks(self) -> tuple[LatencyHistogram, LatencyHistogram]:
+        """The units' uplinks' publish-to-PUBACK times in ms: since the API started, and
+        over the last metrics interval."""
+        ...
+
+    def add_unit(self, tags: tuple[str, ...] | None, profile: str | None) -> Unit:
+        """Build, wire and power on one more unit, with ``tags`` (None: the fleet's own)
+        and ``profile`` (None: as the fleet gives them out); ValueError naming a bad tag."""
         ...
 
     async def downlink(self, unit: Unit, payload: bytes) -> str:
@@ -71,6 +83,22 @@ def fleet_counts(units: list[Unit]) -> dict[str, int]:
         "powered": sum(unit.powered for unit in units),
         "connected": sum(unit.firmware.cloud_connected for unit in units),
         "faulted": sum(unit.active_faults is not None for unit in units),
+    }
+
+
+def ack_view(histogram: LatencyHistogram) -> dict[str, Any]:
+    """A latency histogram as the API shows it: ``count``, ``p50``, ``p95``, ``p99``,
+    ``max`` (ms; null without a sample)."""
+    return {"count": histogram.count} | histogram.summary().to_json()
+
+
+def ack_figures(total: LatencyHistogram, recent: LatencyHistogram) -> dict[str, Any]:
+    """The acknowledgement times of ``GET /v1/fleet``: since the start, the last interval,
+    and both histograms (a ``--procs`` parent merges its shards')."""
+    return {
+        "ack_ms": ack_view(total),
+        "ack_ms_recent": ack_view(recent),
+        "ack_histograms": {"total": total.to_json(), "recent": recent.to_json()},
     }
 
 
@@ -104,10 +132,19 @@ class FleetControl:
         fleet: what it steers.
         fleet_faults: the shared cloud's faults (None: this fleet has none it can fault,
             e.g. a broker of the user's own).
+        scenario: where the scenario run this fleet is part of stands (None: the fleet
+            is not a scenario's).
     """
 
-    def __init__(self, fleet: Controlled, *, fleet_faults: FleetFaults | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Controlled,
+        *,
+        fleet_faults: FleetFaults | None = None,
+        scenario: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.fleet = fleet
+        self._scenario = scenario
         clock = fleet.clock
 
         def later(delay: float, callback: Callable[[], None]) -> None:
@@ -147,11 +184,22 @@ class FleetControl:
 
     async def summary(self) -> dict[str, Any]:
         """The fleet in numbers, and its own faults."""
-        return fleet_counts(self.fleet.units) | {
-            "fleet_faults": self.fleet_faults.view(),
-            "sim_time": self.fleet.clock.now,
-            "events": self.fleet.events.last_seq,
-        }
+        return (
+            fleet_counts(self.fleet.units)
+            | {
+                "fleet_faults": self.fleet_faults.view(),
+                "sim_time": self.fleet.clock.now,
+                "events": self.fleet.events.last_seq,
+                "profiles": self.fleet.profiles,
+            }
+            | ack_figures(*self.fleet.acks())
+        )
+
+    async def scenario(self) -> dict[str, Any]:
+        """The scenario run's progress (404: the fleet runs no scenario)."""
+        if self._scenario is None:
+            raise ControlError(404, NO_SCENARIO)
+        return self.fleet.clock.call(self._scenario)
 
     async def unit_ids(self, text: str) -> set[int] | None:
         """The ids ``text`` selects now (None: ``all``, which includes units added later)."""
@@ -252,17 +300,22 @@ class FleetControl:
             self.fleet.clock.call(batch, units[start : start + BATCH])
         return done, refused
 
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
+    async def add(self, count: object, tags: object = (), profile: object = None) -> dict[str, Any]:
         """Add ``count`` units to the running fleet (ids after the last), with ``tags`` (a
-        list of labels) instead of the fleet's own."""
+        list of labels) instead of the fleet's own, of personality ``profile`` (None: as
+        the fleet gives them out; else one of the fleet's ``profiles``)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_ADD:
             raise ControlError(400, f"count must be an integer in 1..{MAX_ADD}, not {count!r}")
         if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
             raise ControlError(400, f"tags must be a list of labels, not {tags!r}")
+        profiles = self.fleet.profiles
+        if profile is not None and profile not in profiles:
+            raise ControlError(400, f"profile must be one of this fleet's: "
+                               f"{', '.join(profiles)} (or none), not {profile!r}")  # fmt: skip
         added = []
         for _ in range(count):
             try:
-                unit = self.fleet.add_unit(tuple(tags) or None)
+                unit = self.fleet.add_unit(tuple(tags) or None, profile)
             except ValueError as exc:
                 raise ControlError(400, str(exc)) from None
             added.append(unit.config.unit_id)

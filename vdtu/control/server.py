@@ -84,11 +84,14 @@ class ControlApi(Protocol):
     @property
     def events(self) -> EventLog: ...
     async def summary(self) -> dict[str, Any]: ...
+    async def scenario(self) -> dict[str, Any]: ...
     async def units(self, text: str) -> list[dict[str, Any]]: ...
     async def unit_ids(self, text: str) -> set[int] | None: ...
     async def watch_events(self) -> None: ...
     async def show(self, ref: str) -> dict[str, Any]: ...
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]: ...
+    async def add(
+        self, count: object, tags: object = (), profile: object = None
+    ) -> dict[str, Any]: ...
     async def fault(
         self, text: str, kind: str, params: Mapping[str, object], for_s: object = None
     ) -> dict[str, Any]: ...
@@ -120,6 +123,7 @@ class ControlServer:
         app.add_routes(
             [
                 web.get(f"{API}/fleet", self._fleet),
+                web.get(f"{API}/scenario", self._scenario),
                 web.get(f"{API}/units", self._units),
                 web.post(f"{API}/units", self._add),
                 web.get(f"{API}/units/{{ref}}", self._show),
@@ -206,6 +210,9 @@ class ControlServer:
     async def _fleet(self, _request: web.Request) -> web.Response:
         return web.json_response(await self.control.summary())
 
+    async def _scenario(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.control.scenario())
+
     async def _units(self, request: web.Request) -> web.Response:
         units = await self.control.units(request.query.get("select", "all"))
         return web.json_response({"units": units})
@@ -215,7 +222,10 @@ class ControlServer:
 
     async def _add(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        return web.json_response(await self.control.add(body.get("count", 1), body.get("tags", [])))
+        answer = await self.control.add(
+            body.get("count", 1), body.get("tags", []), body.get("profile")
+        )
+        return web.json_response(answer)
 
     async def _kinds(self, _request: web.Request) -> web.Response:
         return web.json_response({"kinds": catalogue_view()})

@@ -9,7 +9,8 @@ only a selector that matches nothing anywhere is a 404, and a bad one is the 400
 the first shard gave. ``random=P%`` is drawn in each shard from its own units. The
 broker the shards share is the parent's, so ``broker-stop`` is applied here. Each
 shard's event stream is followed and re-emitted into the parent's ring (numbered
-anew), so a reader of the parent sees the whole fleet's events.
+anew), so a reader of the parent sees the whole fleet's events; their ``metrics``
+events are the parent's own, each second, of every shard's figures together.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from typing import Any
 
 import aiohttp
 
+from vdtu.control.attach import METRICS_S
+from vdtu.control.controller import NO_SCENARIO, ack_figures
 from vdtu.control.errors import ControlError
 from vdtu.control.events import EventLog
 from vdtu.control.fleet_faults import FleetFaultBook, FleetFaults
 from vdtu.faults.catalogue import CATALOGUE, Scope
+from vdtu.histogram import LatencyHistogram
 
 Reply = tuple[int, Any]
 SUMMED = ("units", "powered", "connected", "faulted")
@@ -57,9 +61,24 @@ class ShardsControl:
         self._followers: list[asyncio.Future[None]] = []
 
     async def watch_events(self) -> None:
-        """Someone reads the events: follow every shard's stream from now on."""
+        """Someone reads the events: follow every shard's stream from now on, and emit the
+        whole fleet's figures every ``METRICS_S``."""
         if not self._followers:
             self._followers = [asyncio.ensure_future(self._follow(h)) for h in self._sessions]
+            self._followers.append(asyncio.ensure_future(self._metrics()))
+
+    async def _metrics(self) -> None:
+        """A ``metrics`` event of the whole fleet (the shards' own are not passed on: each
+        counts its share of the units only)."""
+        while True:
+            await asyncio.sleep(METRICS_S)
+            try:
+                summary = await self.summary()
+            except ControlError:
+                continue  # a shard did not answer this time
+            figures = {key: summary[key] for key in SUMMED}
+            self.events.emit(self.fleet_faults.now(), None, "metrics",
+                             figures | {"ack_ms_recent": summary["ack_ms_recent"]})  # fmt: skip
 
     async def close(self) -> None:
         for task in self._followers:
@@ -72,6 +91,8 @@ class ShardsControl:
             async with http.get("/v1/events", params={"follow": "1"}, timeout=None) as reply:
                 async for raw in reply.content:
                     event = json.loads(raw)
+                    if event["kind"] == "metrics":
+                        continue
                     self.events.emit(event.get("at", 0.0), event.get("unit"), event["kind"],
                                      event.get("data", {}))  # fmt: skip
 
@@ -99,8 +120,24 @@ class ShardsControl:
     async def summary(self) -> dict[str, Any]:
         documents = self._good(await self._all("GET", "/v1/fleet"), "the fleet")
         merged = {key: sum(document[key] for document in documents) for key in SUMMED}
-        return merged | {"shards": len(documents), "fleet_faults": self.fleet_faults.view(),
-                         "events": self.events.last_seq}  # fmt: skip
+        total, recent = LatencyHistogram(), LatencyHistogram()
+        for document in documents:
+            total.merge(LatencyHistogram.from_json(document["ack_histograms"]["total"]))
+            recent.merge(LatencyHistogram.from_json(document["ack_histograms"]["recent"]))
+        return (
+            merged
+            | ack_figures(total, recent)
+            | {
+                "shards": len(documents),
+                "fleet_faults": self.fleet_faults.view(),
+                "events": self.events.last_seq,
+                "profiles": documents[0]["profiles"],
+            }
+        )
+
+    async def scenario(self) -> dict[str, Any]:
+        """A ``vdtu fleet --procs`` run is no scenario."""
+        raise ControlError(404, NO_SCENARIO)
 
     async def units(self, text: str) -> list[dict[str, Any]]:
         replies = await self._all("GET", "/v1/units", select=text)
@@ -122,9 +159,9 @@ class ShardsControl:
                 return dict(document)
         raise ControlError(404, f"no unit {ref!r} in any shard (an id or an IMEI)")
 
-    async def add(self, count: object, tags: object = ()) -> dict[str, Any]:
+    async def add(self, count: object, tags: object = (), profile: object = None) -> dict[str, Any]:
         last = self._sessions[-1]
-        body = {"count": count, "tags": tags}
+        body = {"count": count, "tags": tags, "profile": profile}
         async with last.post("/v1/units", json=body) as reply:
             document = await reply.json(content_type=None)
             if reply.status != 200:

@@ -239,6 +239,9 @@ class MqttHub:
         self._links: set[MqttLink] = set()
         self._tls_contexts: dict[Path, ssl.SSLContext] = {}
         self._timer: asyncio.TimerHandle | None = loop.call_later(self.tick_s, self._tick)
+        self.on_acked: Callable[[float], None] | None = None
+        """Called with the seconds from each QoS 1/2 publish of any link of this hub to its
+        PUBACK (PUBCOMP for QoS 2); None: nothing is timed (the links keep no send times)."""
 
     @property
     def closed(self) -> bool:
@@ -309,6 +312,7 @@ class MqttLink:
         "_impairment",
         "_in_paho",
         "_paho_socket",
+        "_sent_at",
         "_state",
         "_sub_mids",
         "_subscriptions",
@@ -380,6 +384,9 @@ class MqttLink:
         self._in_paho = False
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, tuple[str, ...]] = {}
+        self._sent_at: dict[int, float] | None = None
+        """When each QoS 1/2 message in flight was published (loop time, by message id),
+        while the hub times acknowledgements (``MqttHub.on_acked``)."""
 
         self.on_connected: Callable[[], None] = _ignore
         """Called when the broker accepts CONNECT."""
@@ -427,6 +434,7 @@ class MqttLink:
             )
         self._state = LinkState.CONNECTING
         self._sub_mids.clear()
+        self._sent_at = None
         self._attempt = self.hub.loop.create_task(
             self._dial(), name=f"mqtt connect {self.client_id}"
         )
@@ -465,7 +473,13 @@ class MqttLink:
         if self._state is not LinkState.CONNECTED:
             return None
         info = self._client.publish(topic, payload, qos, retain)
-        return info.mid if info.rc == paho.MQTT_ERR_SUCCESS else None
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            return None
+        if qos and self.hub.on_acked is not None:
+            if self._sent_at is None:
+                self._sent_at = {}
+            self._sent_at[info.mid] = self.hub.loop.time()
+        return info.mid
 
     def disconnect(self) -> None:
         """End the connection cleanly: DISCONNECT, so the broker discards the will.
@@ -808,6 +822,10 @@ class MqttLink:
         properties: Properties,
     ) -> None:
         if link._state is LinkState.CONNECTED:
+            sent_at = link._sent_at.pop(mid, None) if link._sent_at else None
+            on_acked = link.hub.on_acked
+            if sent_at is not None and on_acked is not None:
+                on_acked(link.hub.loop.time() - sent_at)
             link.on_published(mid)
 
     @staticmethod

@@ -2,7 +2,13 @@
 
 ``run`` loads the file, runs it in virtual time, prints a progress line now and then
 (on stderr) and the summary (on stdout), and writes the JSON report (``--report``),
-JUnit XML (``--junit``) and the transcript (``--transcript``) when asked. Exit status:
+JUnit XML (``--junit``) and the transcript (``--transcript``) when asked. With
+``--realtime`` its fleet serves the control API as ``vdtu up``'s does (named in
+``<pty-dir>/up.json``, so ``vdtu tui --attach`` and ``vdtu ctl`` find it), with the run's
+progress (``GET /v1/scenario``, ``scenario`` events); ``--stay`` keeps it up after the end.
+A virtual-time run serves none: it is over in seconds, and an outside request would
+make it depend on when the request came (its transcript and hash would no longer follow
+from the file and the seed). Exit status:
 0 when every expectation held, 1 when one failed, 2 when the file is wrong (the
 ``ConfigError`` the CLI prints, one line per problem with its line number).
 """
@@ -77,6 +83,19 @@ def add_scenario(commands: Any) -> None:
         default=5.0,
         help="with --realtime: seconds for what is in flight at the end (default 5)",
     )
+    run.add_argument(
+        "--control-port",
+        type=int,
+        default=None,
+        help="with --realtime: the control API's port on 127.0.0.1 (default: any free one; "
+        "up.json names it)",
+    )
+    run.add_argument(
+        "--stay",
+        action="store_true",
+        help="with --realtime: after the end keep the units and the control API up until "
+        "Ctrl-C (to look at the outcome in vdtu tui)",
+    )
     check = actions.add_parser("check", help="only check the file (exit 0: it is valid)")
     check.add_argument("file", type=Path)
 
@@ -102,6 +121,9 @@ def run_scenario_command(args: argparse.Namespace) -> int:
         return 0
     if not args.realtime and (args.broker is not None or args.pty_dir is not None):
         raise ConfigError("--broker and --pty-dir go with --realtime")
+    if not args.realtime and (args.control_port is not None or args.stay):
+        raise ConfigError("--control-port and --stay go with --realtime (a virtual-time run "
+                          "serves no control API: docs/scenarios.md)")  # fmt: skip
     if args.realtime and args.procs != 1:
         raise ConfigError("--procs is for virtual time: a real-time run is one process")
     with contextlib.ExitStack() as stack:
@@ -138,7 +160,8 @@ async def _realtime(
     transcript: IO[str] | None,
     progress: IO[str] | None,
 ) -> dict[str, Any]:
-    """Run ``scenario`` on the wall clock; Ctrl-C ends it early (with its report)."""
+    """Run ``scenario`` on the wall clock, serving the control API; Ctrl-C ends it early
+    (with its report)."""
     loop = asyncio.get_running_loop()
     seed = scenario.seed if args.seed is None else args.seed
     config = FleetConfig(
@@ -166,7 +189,14 @@ async def _realtime(
                 f"{unit.name} {unit.profile} {unit.imei} {ports.get('uart', '')}", file=sys.stderr
             )
         run = ScenarioRun(scenario, seed=seed, progress=progress, world=world)
+        server = await world.serve(run, port=args.control_port or 0)
+        print(f"control API {server.url} (in {world.fleet.discovery_path})", file=sys.stderr)
         report = await run.run_realtime(stop, grace_s=args.grace)
+        if args.stay and not stop.is_set():
+            verdict = "passed" if report["passed"] else "failed"
+            print(f"the run is over ({verdict}); the units and the API stay up until Ctrl-C",
+                  file=sys.stderr)  # fmt: skip
+            await stop.wait()
     finally:
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)

@@ -9,6 +9,8 @@ the broker (``vdtu.console.Console``): downlinks and jobs are published as ``vdt
 publishes them, and what the units publish is read back from each personality's watch
 topic and handed to the world in sim time. ``broker-stop`` pauses and resumes the
 embedded broker. Timing is the wall clock's: a scenario of ten minutes takes ten.
+``serve`` gives the fleet the control API of ``vdtu up`` (named in ``<pty-dir>/up.json``)
+with the run's progress: ``GET /v1/scenario`` and ``scenario`` events.
 """
 
 from __future__ import annotations
@@ -16,17 +18,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paho.mqtt.client import topic_matches_sub
 
 from vdtu.console import Console, Target
+from vdtu.control.attach import FleetHandle, serve
+from vdtu.control.server import ControlServer
 from vdtu.fleet import MIX, Fleet, FleetConfig
 from vdtu.links.side import SideEntry
 from vdtu.links.sides import SIDES
 from vdtu.scenario.schema import Scenario
 from vdtu.scenario.world import Transcript, World
 from vdtu.unit import Unit
+
+if TYPE_CHECKING:
+    from vdtu.scenario.run import ScenarioRun
 
 
 class RealSide:
@@ -87,6 +94,16 @@ class RealtimeWorld(World):
         self.console: Console | None = None
         self.sides = {name: RealSide(SIDES[name], self) for name in profiles}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._served: tuple[ControlServer, FleetHandle] | None = None
+
+    async def serve(self, run: ScenarioRun, *, port: int = 0) -> ControlServer:
+        """Serve the control API for the fleet (after ``open``), with ``run``'s progress;
+        ``close`` stops it."""
+        server, handle = await serve(self.fleet, port=port, scenario=run.view)
+        self._served = (server, handle)
+        events, clock = handle.events, self.clock
+        run.progress.listeners.append(lambda data: events.emit(clock.now, None, "scenario", data))
+        return server
 
     async def open(self) -> None:
         """Start the broker and every unit (the groups not powered at the start are
@@ -162,6 +179,10 @@ class RealtimeWorld(World):
         ]
 
     async def close(self) -> None:
+        if self._served is not None:
+            server, handle = self._served
+            handle.close()
+            await server.stop()
         for task in list(self._tasks):
             task.cancel()
         if self.console is not None:

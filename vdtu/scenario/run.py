@@ -42,6 +42,7 @@ from vdtu.errors import LocalProtocolError
 from vdtu.faults.active import apply_fault, clear_faults
 from vdtu.faults.catalogue import CATALOGUE, Scope, parse_request
 from vdtu.load.delivery import DeliveryCounts
+from vdtu.scenario.progress import Progress
 from vdtu.scenario.report import sim_clock
 from vdtu.scenario.schema import (
     Bound,
@@ -261,6 +262,8 @@ class ScenarioRun:
         self._broker_down = 0
         """How many times the broker was stopped (0: it runs): a later stop's timer wins."""
         self.world.on_cloud.append(self.reconnects.changed)
+        self.progress = Progress(scenario, seed=self.seed, now=lambda: self.world.clock.now)
+        """Each step's state and the verdicts so far (what a served run shows)."""
         self._serial: dict[int, _SerialProgress] = {}
         self._cloud: dict[int, _CloudCount] = {}
         self._round_trips: dict[int, _RoundTrips] = {}
@@ -314,6 +317,7 @@ class ScenarioRun:
         while clock.now < end:
             clock.run_until(min(end, clock.now + 60.0))
             self.exchange.progress(self._figures())
+        self.progress.winding_down()
         self.world.stop_hosts()
         clock.run_until(end + GRACE_S)
         return self._finish(started)
@@ -328,6 +332,7 @@ class ScenarioRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), min(0.5, self.scenario.duration - clock.now))
             self.exchange.progress(self._figures())
+        self.progress.winding_down()
         clock.inject(self.world.stop_hosts)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), grace_s)
@@ -336,16 +341,31 @@ class ScenarioRun:
     def _begin(self) -> None:
         self.world.start()
         self._start_timeline()
-        for expectation in self.scenario.expect:
+        for index, expectation in enumerate(self.scenario.expect):
             if expectation.state is not None and expectation.state.at is not None:
-                self.env.process(self._look_at(expectation, expectation.state.at))
+                self.env.process(self._look_at(index, expectation, expectation.state.at))
 
     def _finish(self, started: float) -> dict[str, Any]:
         self.world.tracker.finish()
         self.world.transcript.close()
         outcomes = self._acts_outcomes()
-        outcomes += [self._check(expectation) for expectation in self.scenario.expect]
-        return self._report(outcomes, time.monotonic() - started)
+        for index, expectation in enumerate(self.scenario.expect):
+            outcome = self._check(expectation)
+            self.progress.decided(index, (outcome.passed, outcome.evidence))
+            outcomes.append(outcome)
+        report = self._report(outcomes, time.monotonic() - started)
+        self.progress.finished(report["passed"])
+        return report
+
+    def so_far(self, index: int) -> tuple[bool, str]:
+        """Expectation ``index`` checked now, before the end (a run in one process: a
+        split run's shards check together, at the end only)."""
+        outcome = self._check(self.scenario.expect[index])
+        return outcome.passed, outcome.evidence
+
+    def view(self) -> dict[str, Any]:
+        """Where the run is (``Progress.view``), for ``GET /v1/scenario``."""
+        return self.progress.view(self.so_far)
 
     def _figures(self) -> tuple[float, int, int, int]:
         units = self.world.units
@@ -381,6 +401,7 @@ class ScenarioRun:
             else:
                 previous_at = self.env.now
                 yield from self._act(index, step)
+                self._acted(index)
 
     def _repeating(self, index: int, step: Step) -> Generator[simpy.Event, Any, None]:
         assert step.every is not None
@@ -397,10 +418,27 @@ class ScenarioRun:
             yield from self._act(index, step)
             done += 1
             at += step.every
+        self._acted(index)
+
+    def _acted(self, index: int) -> None:
+        """Step ``index`` acted for the last time: done, or failed if units refused it
+        (this shard's, and the step does not allow it)."""
+        refused = [
+            pair
+            for entry in self.outcomes
+            if isinstance(entry, _Acted) and entry.index == index
+            for pair in entry.refused
+        ]
+        failed = None
+        if refused and not self.scenario.steps[index].allow_refusal:
+            unit_id, reason = refused[0]
+            failed = f"{len(refused)} refusals, first dtu{unit_id}: {reason}"
+        self.progress.ended(index, failed=failed)
 
     # -- steps ---------------------------------------------------------------------------------
 
     def _act(self, index: int, step: Step) -> Generator[simpy.Event, Any, None]:
+        self.progress.started(index)
         self.world.note("step", {"step": index, "action": step.action, "select": step.select})
         if step.note is not None:
             return
@@ -537,6 +575,7 @@ class ScenarioRun:
         """Wait for ``wait``'s condition, looking every ``STATE_POLL_S`` (a state) or
         ``LINE_POLL_S`` (a line or an uplink); lines and uplinks from ``since`` (when the
         step before it began) count, so what that step caused at once is not missed."""
+        self.progress.started(index)
         selected = self._ids(wait.select)
         started = self.env.now
         local = [unit_id for unit_id in selected if unit_id in self.world.local]
@@ -604,6 +643,7 @@ class ScenarioRun:
             f"reached {what}: {describe_ids(waiting)}"
         )
         self.outcomes.append(Outcome(f"wait at step {index}", "wait", passed, evidence))
+        self.progress.ended(index, failed=None if passed else evidence, detail=evidence)
         self.world.note("wait", {"step": index, "passed": passed, "took_s": round(took, 6)})
 
     # -- expectations --------------------------------------------------------------------------
@@ -650,7 +690,9 @@ class ScenarioRun:
             return looked
         return self._look(check)
 
-    def _look_at(self, expectation: Expectation, at: float) -> Generator[simpy.Event, Any, None]:
+    def _look_at(
+        self, index: int, expectation: Expectation, at: float
+    ) -> Generator[simpy.Event, Any, None]:
         """A state expectation with ``at``: look then, and keep what was seen for the end."""
         check = expectation.state
         assert check is not None
@@ -658,6 +700,7 @@ class ScenarioRun:
             yield self.env.timeout(at - self.env.now)
         passed, evidence = self._look(check)
         self._looked[id(expectation)] = (passed, f"at {sim_clock(at)}: {evidence}")
+        self.progress.decided(index, self._looked[id(expectation)])
 
     def _look(self, check: StateCheck) -> tuple[bool, str]:
         units = parse_selector(check.select).pick(self._with_states(), fleet_seed=self.seed)

@@ -75,6 +75,9 @@ from vdtu.firmware.quec.frames import (
     ConfigReplyForm,
     PortBinding,
     WorkMode,
+    describe,
+    parse_chunk,
+    read_written,
 )
 from vdtu.firmware.quec.logins import LoginNeeds
 from vdtu.firmware.quec.modbus_mode import (
@@ -504,13 +507,24 @@ class QuecFirmware:
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""
         if self.log.observer is not None:
-            self.event("from-host", {"port": uart, "text": preview(chunk)})
+            binding = self.bindings.get(uart)
+            frames = [] if binding is None else [describe(parse_chunk(chunk, binding))]
+            port = UART_PORTS.get(uart, uart)  # the unit's port, as XGC units name theirs
+            self.event(
+                "from-host",
+                {"port": port, "uart": uart, "text": preview(chunk), "frames": frames},
+            )
         serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
         """Write bytes on UART ``uart``."""
         if self.log.observer is not None:
-            self.event("to-host", {"port": uart, "text": preview(data)})
+            binding = self.bindings.get(uart)
+            frames = [] if binding is None else [describe(read_written(data, binding))]
+            port = UART_PORTS.get(uart, uart)
+            self.event(
+                "to-host", {"port": port, "uart": uart, "text": preview(data), "frames": frames}
+            )
         self.taps[uart].send(data)
 
     def event(self, kind: str, data: dict[str, Any]) -> None:

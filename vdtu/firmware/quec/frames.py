@@ -74,7 +74,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import assert_never
+from typing import Any, assert_never
 
 from vdtu.json_limits import JsonLimitError, JsonLimits
 from vdtu.json_limits import decode as decode_json
@@ -632,3 +632,57 @@ def parse_chunk(chunk: bytes, binding: PortBinding) -> ChunkResult:
             return parse_frame(chunk, binding)
         case _:
             assert_never(binding.mode)
+
+
+def read_written(data: bytes, binding: PortBinding) -> ChunkResult | ConfigReply:
+    """A chunk the DTU wrote toward the MCU, read as the MCU would: a frame of the port's
+    mode (or raw Modbus), else a configuration reply in either form."""
+    found = parse_chunk(data, binding)
+    if not isinstance(found, BadLength | BadCrc | Malformed):
+        return found
+    for form in ConfigReplyForm:
+        reply = parse_config_reply(data, form=form)
+        if isinstance(reply, ConfigReply):
+            return reply
+    return found
+
+
+def describe(found: ChunkResult | ConfigReply) -> dict[str, Any]:
+    """A chunk as the control API's serial events decode it: its kind, its fields, its
+    check (the CRC-32 of a frame's data, the CRC-16 of Modbus RTU) and whether it holds."""
+    crc: str | None = None
+    fields: dict[str, str] = {}
+    ok: bool | None = True
+    match found:
+        case CommandFrame() | PassthroughFrame() | ConfigRequest() | ConfigReply():
+            kind = _KIND_NAMES[type(found)]
+            text = found.text if isinstance(found, ConfigRequest | ConfigReply) else found.data
+            if isinstance(found, CommandFrame):
+                fields["cid"] = found.cid
+            if isinstance(found, CommandFrame | PassthroughFrame) and found.topic_id is not None:
+                fields["topic_id"] = found.topic_id
+            fields |= {"len": str(len(text)), "data": _shown(text)}
+            crc = f"crc32 {crc32_text(text)}"
+        case ModbusChunk(data=data):
+            kind, fields = "modbus", {"rtu": data[:64].hex(" ").upper()}
+            ok, crc = check_crc(data), f"crc16 {data[-2:].hex().upper()}"
+        case BadCrc():
+            kind, crc, ok = "bad-crc", f"crc32 {found.got} (expected {found.expected})", False
+            fields["reason"] = found.reason
+        case BadLength() | Malformed():
+            kind, ok = ("bad-length" if isinstance(found, BadLength) else "malformed"), False
+            fields["reason"] = found.reason
+    return {"kind": kind, "fields": fields, "check": crc, "check_ok": ok}
+
+
+_KIND_NAMES: dict[type, str] = {
+    CommandFrame: "command",
+    PassthroughFrame: "passthrough",
+    ConfigRequest: "config-request",
+    ConfigReply: "config-reply",
+}
+
+
+def _shown(text: str) -> str:
+    """Data as an event shows it: cut at 512 characters."""
+    return text if len(text) <= 512 else f"{text[:512]}...(+{len(text) - 512} characters)"

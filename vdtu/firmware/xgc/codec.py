@@ -217,6 +217,17 @@ def parse_frame(text: bytes) -> FrameReceived | ShortcutReceived | MalformedFram
     return _parse_line(text[:-1] if crlf else text, crlf=crlf)
 
 
+def parse_written(data: bytes) -> list[FrameReceived | ShortcutReceived | MalformedFrame]:
+    """The frames in bytes written in one go (a reply, a notification): each line from its
+    start marker (text before a marker and lines without one are skipped)."""
+    found: list[FrameReceived | ShortcutReceived | MalformedFrame] = []
+    for line in data.split(b"\n"):
+        start = _find_marker(line)
+        if start >= 0:
+            found.append(parse_frame(line[start:]))
+    return found
+
+
 def _parse_line(line: bytes, *, crlf: bool) -> FrameReceived | ShortcutReceived | MalformedFrame:
     """Parse one line (without its line end) that starts with a marker."""
     if line.startswith(_SHORTCUT):

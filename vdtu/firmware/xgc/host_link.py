@@ -35,6 +35,7 @@ from vdtu.firmware.xgc.codec import (
     MalformedFrame,
     ReaderEvent,
     ShortcutReceived,
+    parse_written,
 )
 from vdtu.firmware.xgc.content import redact, redact_line, sanitize
 from vdtu.firmware.xgc.options import CheckMode, XgcOptions
@@ -242,7 +243,10 @@ class HostLink:
         self._stats.frames += 1
         if host.observed:
             text = redact(preview(frame.body()))
-            host.event("from-host", {"port": port, "text": text, "code_ok": event.code_ok})
+            host.event(
+                "from-host",
+                {"port": port, "text": text, "code_ok": event.code_ok, "frames": [_view(event)]},
+            )
         if frame.kind is FrameKind.ACK:
             host.write_log(
                 LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
@@ -272,7 +276,10 @@ class HostLink:
     def send(self, port: str, data: bytes) -> float:
         """Transmit ``data`` on ``port``; returns when its last byte has arrived."""
         if self._host.observed:
-            self._host.event("to-host", {"port": port, "text": redact(preview(data))})
+            frames = [_view(found) for found in parse_written(data)]
+            self._host.event(
+                "to-host", {"port": port, "text": redact(preview(data)), "frames": frames}
+            )
         return self._taps[port].send(data)
 
     def reply(self, port: str, action: str, content: str) -> float:
@@ -307,3 +314,22 @@ class HostLink:
         return Frame(
             kind=FrameKind.ACK, action=action, sn=self._host.imei, timestamp="0", content=content
         )
+
+
+def _view(found: FrameReceived | ShortcutReceived | MalformedFrame) -> dict[str, Any]:
+    """A frame decoded for the event stream (docs/control-api.md): its fields, its check
+    code and whether it matches; the content with secrets hidden, cut as a preview is."""
+    match found:
+        case FrameReceived(frame=frame):
+            content = "" if frame.content is None else redact(preview(frame.content.encode()))
+            fields = {"action": frame.action, "sn": frame.sn, "timestamp": frame.timestamp,
+                      "content": content}  # fmt: skip
+            check = f"{found.code} (expected {found.expected_code:02X} hex, {found.expected_code})"
+            return {"kind": str(frame.kind).lstrip("$"), "fields": fields, "check": check,
+                    "check_ok": found.code_ok}  # fmt: skip
+        case ShortcutReceived(value=value):
+            return {"kind": "SET_DTU_PIPE", "fields": {"value": value}, "check": None,
+                    "check_ok": None}  # fmt: skip
+        case MalformedFrame(reason=reason):
+            return {"kind": "malformed", "fields": {"reason": reason}, "check": None,
+                    "check_ok": False}  # fmt: skip
