@@ -16,9 +16,10 @@ other, so each unit's events are the same however the units are split; the trans
 hashes each writer's events apart (the scenario's own, and each unit's), each as its
 time, kind and ``repr`` of its data (a third of the JSON's cost, and as deterministic:
 the data is plain values in dicts the code fills in a fixed order), and its SHA-256 is
-the hash of those digests in id order, the same for one process or several. A transcript file is written in a canonical
-order (by time; at one time the scenario's lines, then by unit id), so the files of
-one run and of a split run are the same byte for byte. Listeners on lines toward the
+the hash of those digests in id order, the same for one process or several. A
+transcript file is written in a canonical order (by time; at one time the scenario's
+lines, then by unit id), so the files of one run and of a split run are the same byte
+for byte. Listeners on lines toward the
 host, uplinks and cloud link changes serve the waits and expectations of
 ``vdtu.scenario.run``.
 """
