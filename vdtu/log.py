@@ -74,6 +74,11 @@ class UnitLog:
     """Who receives the unit's events (``event``): the fleet's event stream, or nobody. A
     class attribute until set, so a unit nobody observes pays nothing for it."""
 
+    describe_frames: bool = False
+    """Whether the serial events carry ``frames``, the personality's decoding of their bytes
+    with check codes verified (the control API's readers want them; a scenario's transcript
+    does not: they say nothing the bytes do not, and cost a parse per frame)."""
+
     def write(self, at: float, level: LogLevel, source: str, text: str) -> None:
         """Keep and publish a record if ``level`` passes the threshold."""
         if level < self.threshold:

@@ -13,7 +13,7 @@ import pytest
 
 from vdtu.clock import VirtualClock
 from vdtu.clock.periods import periods_before
-from vdtu.clock.rng import RandomSource, SplitMix64, keyed
+from vdtu.clock.rng import RandomSource, SplitMix64, keyed, randints
 from vdtu.identity import Identity
 from vdtu.unit import Unit, UnitConfig
 
@@ -63,6 +63,20 @@ def test_randint_gives_every_value_of_the_closed_range_about_equally() -> None:
     assert all(abs(count - 10000) < 500 for count in counts.values())
 
 
+@pytest.mark.parametrize(("low", "high"), [(-1, 1), (0, 0), (3, 9), (0, (1 << 64) - 1)])
+def test_randints_makes_the_draws_of_as_many_randint_calls(low: int, high: int) -> None:
+    one_by_one, at_once = SplitMix64("randints"), SplitMix64("randints")
+    expected = [one_by_one.randint(low, high) for _ in range(500)]
+    assert at_once.randints(low, high, 300) + randints(at_once, low, high, 200) == expected
+    assert at_once.random() == one_by_one.random()  # both sources left in the same place
+    assert at_once.randints(low, high, 0) == []
+
+
+def test_randints_draws_one_by_one_from_another_source() -> None:
+    source = random.Random(5)
+    assert randints(random.Random(5), 0, 9, 20) == [source.randint(0, 9) for _ in range(20)]
+
+
 def test_randrange_excludes_the_stop_and_accepts_one_argument() -> None:
     rng = SplitMix64("randrange")
     assert {rng.randrange(0x1000, 0x1004) for _ in range(400)} == {0x1000, 0x1001, 0x1002, 0x1003}
@@ -77,6 +91,8 @@ def test_randrange_excludes_the_stop_and_accepts_one_argument() -> None:
         (lambda rng: rng.randrange(5, 5), r"non-empty range, not range\(5, 5\)"),
         (lambda rng: rng.randrange(0), r"non-empty range, not range\(0, 0\)"),
         (lambda rng: rng.randint(2, 1), "a <= b, not a=2 b=1"),
+        (lambda rng: rng.randints(2, 1, 5), "a <= b, not a=2 b=1"),
+        (lambda rng: rng.randints(0, 1 << 64, 5), "wider than 2\\*\\*64"),
         (lambda rng: rng.randrange((1 << 64) + 1), "wider than 2\\*\\*64"),
     ],
 )

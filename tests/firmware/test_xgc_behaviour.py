@@ -410,11 +410,25 @@ def test_pin_locked_sim_waits_for_at_cpin() -> None:
     assert bench.unit.snapshot()["state"] == DtuState.NO_PROJECT_INFO.value
 
 
+def test_serial_events_carry_no_frames_for_an_observer_that_did_not_ask() -> None:
+    """A scenario's transcript observes every unit: it gets the texts, not a parse per frame."""
+    bench = XgcBench()
+    bench.boot()
+    events: list[tuple[str, dict[str, Any]]] = []
+    bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    bench.send("GET_IMEI", sn="7")
+    bench.clock.run_for(0.5)
+    serial = [data for kind, data in events if kind in ("from-host", "to-host")]
+    assert [data["port"] for data in serial] == ["uart", "uart"]
+    assert all("frames" not in data for data in serial)
+
+
 def test_serial_events_carry_each_frame_decoded_with_its_check_code_verified_both_ways() -> None:
     bench = XgcBench()
     bench.boot()
     events: list[tuple[str, dict[str, Any]]] = []
     bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    bench.unit.log.describe_frames = True
     imei = bench.config.identity.imei
     bench.send("GET_IMEI", sn="7")
     bench.clock.run_for(0.5)

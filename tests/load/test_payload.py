@@ -213,3 +213,37 @@ def test_never_raises_on_arbitrary_json(value: object) -> None:
 def test_finds_our_text_planted_before_arbitrary_json(value: object, unit: int, seq: int) -> None:
     planted = [{"data": encode_uplink(unit=unit, seq=seq, sent_ms=1, size=0)}, value]
     assert find_uplink(json.dumps(planted).encode()) == Uplink(unit=unit, seq=seq, sent_ms=1)
+
+
+# -- the two exact forms, read without a parse ---------------------------------------------
+
+
+@settings(max_examples=200)
+@given(counts, counts, counts, st.integers(min_value=0, max_value=200))
+def test_the_exact_forms_read_without_a_parse_give_what_the_parse_gives(
+    unit: int, seq: int, sent_ms: int, size: int
+) -> None:
+    plain = encode_uplink(unit=unit, seq=seq, sent_ms=sent_ms, size=size)
+    wanted = Uplink(unit=unit, seq=seq, sent_ms=sent_ms)
+    wrapped = json.dumps({"data": plain})
+    assert decode_uplink(plain) == decode_uplink(json.loads(wrapped)["data"]) == wanted
+    assert find_uplink(plain.encode()) == find_uplink(wrapped.encode()) == wanted
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"u":012,"s":1,"t":2,"p":""}', None),  # a leading zero: not JSON, not ours
+        (b'{"u":12,"s":1,"t":2,"p":"xy"}', Uplink(unit=12, seq=1, sent_ms=2)),  # other padding
+        (b'{"u":12,"s":1,"t":2}', Uplink(unit=12, seq=1, sent_ms=2)),  # no padding key
+        (b'{"data": "{\\"u\\":1,\\"s\\":-2,\\"t\\":3,\\"p\\":\\"\\"}"}', None),
+        (
+            b'{"data":"{\\"u\\":1,\\"s\\":2,\\"t\\":3,\\"p\\":\\"\\"}"}',
+            Uplink(unit=1, seq=2, sent_ms=3),
+        ),
+    ],
+)
+def test_a_near_miss_of_the_exact_forms_is_read_by_the_parse(
+    payload: bytes, expected: Uplink | None
+) -> None:
+    assert find_uplink(payload) == expected

@@ -463,11 +463,27 @@ def test_quecthing_uplink_ignores_the_pkgid_and_goes_to_its_one_topic() -> None:
     assert bench.firmware.channel_states() == {"5": 8}
 
 
+def test_serial_events_carry_no_chunks_decoded_for_an_observer_that_did_not_ask() -> None:
+    """A scenario's transcript observes every unit: it gets the texts, not a parse per chunk."""
+    bench = QuecBench()
+    bench.boot()
+    events: list[tuple[str, dict[str, Any]]] = []
+    bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    bench.host_on().write(CommandFrame(cid="1", topic_id="0", data="test").encode())
+    bench.clock.run_for(0.2)
+    serial = [data for kind, data in events if kind == "from-host"]
+    assert [data["text"] for data in serial] == [
+        CommandFrame(cid="1", topic_id="0", data="test").encode().decode()
+    ]
+    assert all("frames" not in data for data in serial)
+
+
 def test_serial_events_carry_each_chunk_decoded_with_its_crc_verified_both_ways() -> None:
     bench = QuecBench()
     bench.boot()
     events: list[tuple[str, dict[str, Any]]] = []
     bench.unit.log.observer = lambda _name, _at, kind, data: events.append((kind, data))
+    bench.unit.log.describe_frames = True
     good = crc32_text("test")
     bench.host_on().write(CommandFrame(cid="1", topic_id="0", data="test").encode())
     bench.clock.run_for(0.2)

@@ -29,6 +29,7 @@ from vdtu.firmware.quec.frames import (
     parse_config_request,
     parse_frame,
 )
+from vdtu.firmware.quec.serial_side import data_body
 from vdtu.modbus.rtu import append_crc
 
 TOPIC_TYPES = [t for t in ChannelType if t.has_topic_id]
@@ -440,3 +441,8 @@ def test_channel_types_name_their_second_id() -> None:
     assert ChannelType.HTTP.id_name == "request_id"
     assert ChannelType.QUECTHING.id_name == "pkgid"
     assert {t.id_name for t in TOPIC_TYPES} == {"topic_id", "request_id", "pkgid"}
+
+
+@given(st.text())
+def test_a_command_frames_data_is_published_as_json_dumps_writes_the_object(data: str) -> None:
+    assert data_body(data) == json.dumps({"data": data}, ensure_ascii=False)

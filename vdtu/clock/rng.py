@@ -83,6 +83,14 @@ def mix64(value: int) -> int:
     return mixed ^ (mixed >> 31)
 
 
+def randints(rng: RandomSource, a: int, b: int, count: int) -> list[int]:
+    """``count`` draws of ``rng.randint(a, b)``: at once from a ``SplitMix64``
+    (``SplitMix64.randints``), one by one from any other source."""
+    if isinstance(rng, SplitMix64):
+        return rng.randints(a, b, count)
+    return [rng.randint(a, b) for _ in range(count)]
+
+
 def keyed(key: int, *indices: int) -> SplitMix64:
     """A random source that is a pure function of ``key`` and ``indices`` (see the module
     docstring): the same arguments give the same draws, neighbouring indices unrelated ones.
@@ -137,6 +145,30 @@ class SplitMix64:
         if b < a:
             raise ValueError(f"randint needs a <= b, not a={a} b={b}")
         return a + self._below(b - a + 1)
+
+    def randints(self, a: int, b: int, count: int) -> list[int]:
+        """``count`` draws of ``randint(a, b)`` (the same values, and the source left where
+        they leave it), in one call: a model that catches up on many steps makes them at
+        the cost of one.
+
+        Raises:
+            ValueError: ``b < a``.
+        """
+        if b < a:
+            raise ValueError(f"randint needs a <= b, not a={a} b={b}")
+        n = b - a + 1
+        if n > 1 << 64:
+            raise ValueError(f"ranges wider than 2**64 are not supported, not {n}")
+        shift = 64 - (n - 1).bit_length()
+        state = self._state
+        draws: list[int] = []
+        while len(draws) < count:
+            state = (state + _GAMMA) & _MASK
+            value = mix64(state) >> shift
+            if value < n:
+                draws.append(a + value)
+        self._state = state
+        return draws
 
     def randrange(self, start: int, stop: int | None = None) -> int:
         """An int uniform in ``range(start, stop)``, or in ``range(start)`` without ``stop``.

@@ -94,6 +94,7 @@ class FleetHandle:
     def _observe(self, unit: Unit) -> None:
         if not self.observing:
             return
+        unit.log.describe_frames = True  # the API's readers see each frame decoded
         first = unit.log.observer
         if first is None:
             unit.log.observer = self.events.unit_event

@@ -20,12 +20,17 @@ into a one-entry object ``{"{\\"u\\"": "12,\\"s\\":..."}``. ``find_uplink`` look
 for the object in all of these: it scans the text for ``{"u":`` first (the raw
 case costs one JSON parse), then parses the payload and walks objects, lists and
 strings (a string may hold JSON text again, to ``MAX_NESTING`` levels). Garbage
-gives ``None``; nothing here raises on input from the network.
+gives ``None``; nothing here raises on input from the network. The two forms nearly
+every message has, the text itself and a QuecPython unit's ``{"data": "<text>"}`` with
+``encode_uplink``'s exact layout, are read by one regular expression each first: a
+match gives the uplink the parse would give (the numbers are JSON integers, the
+padding only ``x``), anything else takes the parse.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +45,14 @@ _KEYS = frozenset({"u", "s", "t"})
 _KEYS_PADDED = frozenset({"u", "s", "t", "p"})
 _JSON_STARTS = frozenset('{["')
 _DECODER = json.JSONDecoder()
+_COUNT = rb"(0|[1-9][0-9]*)"
+_PLAIN = re.compile(rb'\{"u":%s,"s":%s,"t":%s,"p":"x*"\}' % (_COUNT, _COUNT, _COUNT))
+"""``encode_uplink``'s text, as it is."""
+_WRAPPED = re.compile(
+    rb'\{"data": "\{\\"u\\":%s,\\"s\\":%s,\\"t\\":%s,\\"p\\":\\"x*\\"\}"\}'
+    % (_COUNT, _COUNT, _COUNT)
+)
+"""The same text in a QuecPython unit's ``{"data": "<text>"}`` (its quotes escaped)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +120,10 @@ def find_uplink(payload: bytes) -> Uplink | None:
         first one in document order inside the parsed JSON (in a nested string, in
         the XGC split form); None when there is none.
     """
+    exact = _PLAIN.fullmatch(payload) or _WRAPPED.fullmatch(payload)
+    if exact is not None:
+        unit, seq, sent_ms = exact.groups()
+        return Uplink(unit=int(unit), seq=int(seq), sent_ms=int(sent_ms))
     if payload.startswith(b'{"u":'):
         found = decode_uplink(payload.decode("ascii", errors="replace"))
         if found is not None:

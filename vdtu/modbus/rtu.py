@@ -38,6 +38,8 @@ Invariants:
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import assert_never
@@ -125,16 +127,35 @@ def _make_crc_table() -> tuple[int, ...]:
 _CRC_TABLE = _make_crc_table()
 
 
+def _make_pair_table() -> array[int]:
+    """The CRC after two bytes, for each value of (CRC xor the two bytes, low byte first):
+    two steps of ``_CRC_TABLE`` folded into one lookup (128 KB)."""
+    table = _CRC_TABLE
+    return array(
+        "H",
+        ((table[x & 0xFF] >> 8) ^ table[((x >> 8) ^ table[x & 0xFF]) & 0xFF] for x in range(65536)),
+    )
+
+
+_CRC_PAIR_TABLE = _make_pair_table()
+
+
 def crc16(data: bytes) -> int:
-    """CRC-16/MODBUS of ``data``.
+    """CRC-16/MODBUS of ``data``, two bytes a step (``_CRC_PAIR_TABLE``).
 
     Returns:
         The CRC as an integer; on the wire it goes low byte first
         (``crc16(b"\\x01\\x03\\x00\\x00\\x00\\x01") == 0x0A84``, sent as ``84 0A``).
     """
-    crc = 0xFFFF
-    for byte in data:
-        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ byte) & 0xFF]
+    even = len(data) & ~1
+    words = array("H", bytes(data[:even]))
+    if sys.byteorder == "big":
+        words.byteswap()  # each pair is read low byte first
+    crc, pairs = 0xFFFF, _CRC_PAIR_TABLE
+    for word in words:
+        crc = pairs[crc ^ word]
+    if even != len(data):
+        crc = (crc >> 8) ^ _CRC_TABLE[(crc ^ data[-1]) & 0xFF]
     return crc
 
 

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vdtu.clock.periods import periods_before
+from vdtu.clock.rng import randints
 
 if TYPE_CHECKING:
     import simpy
@@ -242,8 +243,8 @@ class Signal:
                 return
             self._level, self._fade = fade[3], None
             self._steps = after - 1
-        level, low, high, randint = self._level, self.low, self.high, self.rng.randint
-        for _ in range(due - self._steps):
-            level += randint(-1, 1)
+        level, low, high = self._level, self.low, self.high
+        for step in randints(self.rng, -1, 1, due - self._steps):
+            level += step
             level = high if level > high else low if level < low else level
         self._level, self._steps = level, due

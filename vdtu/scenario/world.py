@@ -11,12 +11,15 @@ every period, counted by a ``DeliveryTracker`` as they are handed over and as th
 cloud receives them), and observes every unit's events.
 
 Each event becomes one line of the transcript (``<sim time> dtu<N> <kind> <data as
-sorted JSON>``). Units do not touch each other, so each unit's lines are the same
-however the units are split; the transcript hashes each writer's lines apart (the
-scenario's own, and each unit's) and its SHA-256 is the hash of those digests in id
-order, the same for one process or several. A transcript file is written in a canonical
-order (by time; at one time the scenario's lines, then by unit id), so the files of
-one run and of a split run are the same byte for byte. Listeners on lines toward the
+sorted JSON>``), rendered only when a transcript file is written. Units do not touch each
+other, so each unit's events are the same however the units are split; the transcript
+hashes each writer's events apart (the scenario's own, and each unit's), each as its
+time, kind and ``repr`` of its data (a third of the JSON's cost, and as deterministic:
+the data is plain values in dicts the code fills in a fixed order), and its SHA-256 is
+the hash of those digests in id order, the same for one process or several. A
+transcript file is written in a canonical order (by time; at one time the scenario's
+lines, then by unit id), so the files of one run and of a split run are the same byte
+for byte. Listeners on lines toward the
 host, uplinks and cloud link changes serve the waits and expectations of
 ``vdtu.scenario.run``.
 """
@@ -66,7 +69,7 @@ _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
 
 class Transcript:
-    """The run's events as text lines: hashed per writer, counted, and written to ``out``
+    """The run's events: hashed per writer, counted, and written to ``out`` as text lines
     if given (``write_scenario``: whether this transcript writes the scenario's own lines
     to the file: one shard of a split run does).
     """
@@ -90,11 +93,10 @@ class Transcript:
 
     def write(self, at: float, who: str, kind: str, data: dict[str, Any]) -> None:
         time_text = f"{at:.6f}"
-        line = f"{time_text} {who} {kind} {_ENCODE(data)}\n"
         digest = self._hashes.get(who)
         if digest is None:
             digest = self._hashes[who] = hashlib.sha256()
-        digest.update(line.encode())
+        digest.update(f"{time_text} {kind} {data!r}\n".encode())
         self.lines += 1
         if who == SCENARIO:
             self.scenario_lines += 1
@@ -103,7 +105,7 @@ class Transcript:
         if time_text != self._time:
             self._flush()
             self._time = time_text
-        self._pending.append((writer_rank(who), line))
+        self._pending.append((writer_rank(who), f"{time_text} {who} {kind} {_ENCODE(data)}\n"))
 
     def _flush(self) -> None:
         if self.out is not None and self._pending:
@@ -112,7 +114,7 @@ class Transcript:
         self._pending.clear()
 
     def digests(self) -> dict[str, str]:
-        """Each writer's lines' SHA-256 so far, by writer name."""
+        """Each writer's events' SHA-256 so far, by writer name."""
         return {who: digest.hexdigest() for who, digest in self._hashes.items()}
 
 
@@ -301,13 +303,14 @@ class World(ABC):
 
     def _event(self, name: str, at: float, kind: str, data: dict[str, Any]) -> None:
         self.transcript.write(at, name, kind, data)
-        unit = self.local[int(name.removeprefix("dtu"))]
         if kind == "to-host" and self.lines_wanted:
+            unit = self.local[int(name.removeprefix("dtu"))]
             for line in _lines(str(data.get("text", ""))):
                 self._remember(unit.unit_id, at, "line", line)
                 for listener in self.on_line:
                     listener(unit, line)
         elif kind == "cloud":
+            unit = self.local[int(name.removeprefix("dtu"))]
             for cloud_listener in self.on_cloud:
                 cloud_listener(unit, bool(data.get("up")), at)
 

@@ -507,24 +507,25 @@ class QuecFirmware:
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""
         if self.log.observer is not None:
-            binding = self.bindings.get(uart)
-            frames = [] if binding is None else [describe(parse_chunk(chunk, binding))]
             port = UART_PORTS.get(uart, uart)  # the unit's port, as XGC units name theirs
-            self.event(
-                "from-host",
-                {"port": port, "uart": uart, "text": preview(chunk), "frames": frames},
-            )
+            seen: dict[str, Any] = {"port": port, "uart": uart, "text": preview(chunk)}
+            if self.log.describe_frames:
+                binding = self.bindings.get(uart)
+                seen["frames"] = [] if binding is None else [describe(parse_chunk(chunk, binding))]
+            self.event("from-host", seen)
         serial_side.on_chunk(self, uart, chunk)
 
     def write_uart(self, uart: str, data: bytes) -> None:
         """Write bytes on UART ``uart``."""
         if self.log.observer is not None:
-            binding = self.bindings.get(uart)
-            frames = [] if binding is None else [describe(read_written(data, binding))]
             port = UART_PORTS.get(uart, uart)
-            self.event(
-                "to-host", {"port": port, "uart": uart, "text": preview(data), "frames": frames}
-            )
+            written: dict[str, Any] = {"port": port, "uart": uart, "text": preview(data)}
+            if self.log.describe_frames:
+                binding = self.bindings.get(uart)
+                written["frames"] = (
+                    [] if binding is None else [describe(read_written(data, binding))]
+                )
+            self.event("to-host", written)
         self.taps[uart].send(data)
 
     def event(self, kind: str, data: dict[str, Any]) -> None:

@@ -78,8 +78,7 @@ def on_chunk(firmware: QuecFirmware, uart: str, chunk: bytes) -> None:
         case CommandFrame():
             firmware.stats.frames_up += 1
             if _topic_known(firmware, source, result.cid, result.topic_id):
-                body = _ENCODE({"data": result.data})
-                send_uplink(firmware, result.cid, result.topic_id, body)
+                send_uplink(firmware, result.cid, result.topic_id, data_body(result.data))
         case PassthroughFrame():
             firmware.stats.frames_up += 1
             cid = bound_channel(firmware, uart)
@@ -89,6 +88,13 @@ def on_chunk(firmware: QuecFirmware, uart: str, chunk: bytes) -> None:
             _bus_data(firmware, uart, result.data)
         case BadLength() | BadCrc() | Malformed():
             _refused(firmware, source, result)
+
+
+def data_body(data: str) -> str:
+    """What a command-mode frame's data is published as: ``{"data": "<data>"}``, as
+    ``json.dumps`` writes it (the string is encoded alone: encoding the dict would build
+    a new encoder on every uplink)."""
+    return '{"data": ' + _ENCODE(data) + "}"
 
 
 def _topic_known(firmware: QuecFirmware, source: str, cid: str, topic_id: str | None) -> bool:

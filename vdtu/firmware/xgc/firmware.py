@@ -475,6 +475,11 @@ class XgcFirmware:
         """Whether anyone takes the unit's events."""
         return self._log.observer is not None
 
+    @property
+    def describes_frames(self) -> bool:
+        """Whether its serial events carry the frames decoded (``UnitLog.describe_frames``)."""
+        return self._log.describe_frames
+
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit to its observer (``UnitLog.event``)."""
         self._log.event(float(self._env.now), kind, data)

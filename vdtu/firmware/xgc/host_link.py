@@ -81,6 +81,10 @@ class LinkHost(Protocol):
     def observed(self) -> bool:
         """Whether anyone takes the unit's events (build an event's text only then)."""
 
+    @property
+    def describes_frames(self) -> bool:
+        """Whether its serial events carry the frames decoded (``UnitLog.describe_frames``)."""
+
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit to its observer (``UnitLog.event``)."""
 
@@ -92,6 +96,11 @@ class LinkHost(Protocol):
 
     def bus_burst(self, burst: bytes) -> None:
         """A burst was heard on the RS-485 bus (and notified to the host)."""
+
+
+def event_text(data: bytes) -> str:
+    """What the ``to-host`` event shows of ``data``: its preview, secrets hidden."""
+    return redact(preview(data))
 
 
 @dataclass(slots=True)
@@ -146,8 +155,8 @@ class HostLink:
         self._readers: dict[str, FrameReader] = {}
         """The frame reader of each port that has heard bytes since power-on (made on first
         use: most units only ever hear their host pipe)."""
-        self._last_reply: tuple[str, str, bytes] | None = None
-        """(action, content, bytes) of the last reply (see ``reply``)."""
+        self._last_reply: tuple[str, str, bytes, str] | None = None
+        """(action, content, bytes, event text) of the last reply (see ``reply``)."""
         self._taps: dict[str, Tap] = {
             port: line.attach(_PortNode(self, port), "dtu") for port, line in lines.items()
         }
@@ -243,10 +252,10 @@ class HostLink:
         self._stats.frames += 1
         if host.observed:
             text = redact(preview(frame.body()))
-            host.event(
-                "from-host",
-                {"port": port, "text": text, "code_ok": event.code_ok, "frames": [_view(event)]},
-            )
+            seen: dict[str, Any] = {"port": port, "text": text, "code_ok": event.code_ok}
+            if host.describes_frames:
+                seen["frames"] = [_view(event)]
+            host.event("from-host", seen)
         if frame.kind is FrameKind.ACK:
             host.write_log(
                 LogLevel.WARN, port, f"{frame.action}: $XGC_ACK frames are sent by the DTU; ignored"
@@ -273,26 +282,29 @@ class HostLink:
 
     # -- sending --------------------------------------------------------------------------------
 
-    def send(self, port: str, data: bytes) -> float:
-        """Transmit ``data`` on ``port``; returns when its last byte has arrived."""
+    def send(self, port: str, data: bytes, text: str | None = None) -> float:
+        """Transmit ``data`` on ``port``; returns when its last byte has arrived. ``text``:
+        the event's text for ``data``, if the caller has it already."""
         if self._host.observed:
-            frames = [_view(found) for found in parse_written(data)]
-            self._host.event(
-                "to-host", {"port": port, "text": redact(preview(data)), "frames": frames}
-            )
+            if text is None:
+                text = event_text(data)
+            event: dict[str, Any] = {"port": port, "text": text}
+            if self._host.describes_frames:
+                event["frames"] = [_view(found) for found in parse_written(data)]
+            self._host.event("to-host", event)
         return self._taps[port].send(data)
 
     def reply(self, port: str, action: str, content: str) -> float:
         """Answer a command on the port it came from; returns when the reply has left.
 
-        The last reply's bytes are kept: a host that sends data gets the same ``ok`` for
-        every DATA_PACK, and it is framed once.
+        The last reply's bytes and event text are kept: a host that sends data gets the
+        same ``ok`` for every DATA_PACK, and it is framed once.
         """
         last = self._last_reply
         if last is None or last[0] != action or last[1] != content:
             data = self._frame(action, content).encode(self._options.code_format)
-            last = self._last_reply = (action, content, data)
-        return self.send(port, last[2])
+            last = self._last_reply = (action, content, data, event_text(data))
+        return self.send(port, last[2], last[3])
 
     def reply_error(self, port: str, action: str, code: str, message: str) -> None:
         """Answer with the one error form: ``error:<code>;msg:<text>`` (secrets hidden)."""
