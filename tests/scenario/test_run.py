@@ -15,8 +15,6 @@ import pytest
 from vdtu.scenario.load import ScenarioError, parse_scenario
 from vdtu.scenario.run import ScenarioRun
 
-SCENARIOS = Path(__file__).parents[2] / "scenarios"
-
 MIXED = """\
 name: mixed fleet, small troubles
 seed: 3

@@ -19,7 +19,8 @@ from vdtu.scenario.shards import Exchange, ShardError, run_split
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 LONG = {"day-in-the-life"}
-"""Examples run only split (in one process they take twice as long)."""
+"""Examples run only split (in one process they take twice as long): the 1000-unit day takes
+about a minute split in two on the 2-core machine, two with a test beside it."""
 
 STATEFUL = """\
 name: selectors that read states, waits for lines and uplinks, a ramp
@@ -109,7 +110,16 @@ def test_a_split_run_has_the_same_report_and_transcript_as_one_process() -> None
     assert len(alone.getvalue().splitlines()) == reference["events"]
 
 
-@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, marks=[pytest.mark.slow, pytest.mark.timeout(600)])
+        if path.stem in LONG
+        else path
+        for path in sorted(SCENARIOS.glob("*.yaml"))
+    ],
+    ids=lambda p: p.stem,
+)
 def test_every_example_passes_split_in_two_as_in_one_process(path: Path) -> None:
     scenario = load_scenario(path)
     report = split(scenario, 2)
