@@ -836,12 +836,8 @@ def test_a_dead_broker_is_detected_within_two_keepalives_and_two_ticks() -> None
     run(scenario)
 
 
-def test_links_with_and_without_traffic_get_loop_misc_only_for_a_pingreq(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The hub calls loop_misc on a link only when paho has a PINGREQ due, and every call
-    sends one. With paho 2.2 that is once per keepalive for a link with traffic too: paho
-    moves its last-sent clock only for CONNECT, PINGREQ and DISCONNECT."""
+def record_loop_misc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the client id of every link the hub calls loop_misc on, in order."""
     visits: list[str] = []
     keep_alive = MqttLink._keep_alive
 
@@ -850,6 +846,16 @@ def test_links_with_and_without_traffic_get_loop_misc_only_for_a_pingreq(
         keep_alive(link)
 
     monkeypatch.setattr(MqttLink, "_keep_alive", counted)
+    return visits
+
+
+def test_links_with_and_without_traffic_get_loop_misc_only_for_a_pingreq(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub calls loop_misc on a link only when paho has a PINGREQ due, and every call
+    sends one. With paho 2.2 that is once per keepalive for a link with traffic too: paho
+    moves its last-sent clock only for CONNECT, PINGREQ and DISCONNECT."""
+    visits = record_loop_misc(monkeypatch)
 
     async def scenario() -> None:
         broker = FakeBroker()
@@ -874,14 +880,7 @@ def test_idle_links_are_visited_about_once_per_keepalive_not_every_tick(
 ) -> None:
     """50 silent links, keepalive 2 s, tick 0.25 s: every tick would be 8 visits a link
     per PINGREQ; the wheel makes at most 2 (an early look in the due time's slot)."""
-    visits: list[str] = []
-    keep_alive = MqttLink._keep_alive
-
-    def counted(link: MqttLink) -> None:
-        visits.append(link.client_id)
-        keep_alive(link)
-
-    monkeypatch.setattr(MqttLink, "_keep_alive", counted)
+    visits = record_loop_misc(monkeypatch)
     looks = 0
     visit = MqttHub._visit
 
