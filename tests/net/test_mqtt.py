@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import math
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ import pytest
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
-from vdtu.net.mqtt import LinkState, MqttHub, MqttLink, Will
+from vdtu.net.mqtt import READ_BURST, LinkState, MqttHub, MqttLink, Will
 
 pytestmark = pytest.mark.realtime
 
@@ -745,6 +746,11 @@ class FakeBroker:
             server.close()
             await server.wait_closed()
 
+    def send_to_all(self, data: bytes) -> None:
+        """Write ``data`` to every client, in one write each."""
+        for writer in self._writers:
+            writer.write(data)
+
     async def wait_for_pings(self, count: int) -> None:
         """Wait until ``count`` PINGREQs have arrived."""
         async with asyncio.timeout(DEADLINE_S):
@@ -902,6 +908,37 @@ def test_idle_links_are_visited_about_once_per_keepalive_not_every_tick(
                 assert all(link.connected for link in links)
                 assert len(visits) == broker.pings  # loop_misc only when a PINGREQ is due
                 assert looks <= 2 * len(visits) + len(links)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("count", [50, 150])
+def test_messages_that_arrive_together_are_read_in_bursts_of_up_to_read_burst(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho's loop_read takes one packet a call; the link reads on while bytes wait (at
+    most READ_BURST packets a readiness event), so a busy subscriber does not get one
+    packet per loop pass; what a burst leaves is read on the next passes."""
+    wakes = 0
+    readable = MqttLink._readable
+
+    def counted(link: MqttLink) -> None:
+        nonlocal wakes
+        wakes += 1
+        readable(link)
+
+    monkeypatch.setattr(MqttLink, "_readable", counted)
+    publish = b"\x30\x08\x00\x05dtu/1x"  # PUBLISH, QoS 0, topic "dtu/1", payload "x"
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop() as hub:
+                _link, recorder = await connected_link(hub, port, "dtu-1")
+                before = wakes
+                broker.send_to_all(publish * count)
+                assert await recorder.wait_for("message", count) == [("dtu/1", b"x")] * count
+                assert math.ceil(count / READ_BURST) <= wakes - before <= count // 10
 
     run(scenario)
 
