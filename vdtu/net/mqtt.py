@@ -806,9 +806,9 @@ class MqttLink:
         client = self._client
         self._in_paho = True
         try:
-            # paho's loop_read takes one packet a call (more only while QoS 2 flows are
-            # open): read on while bytes wait, up to READ_BURST packets, or a link that
-            # receives many (the load test's verifier) gets one packet per loop pass.
+            # paho's loop_read takes one packet a call (or as many as it has QoS 1 and 2
+            # messages in flight): read on while bytes wait, up to READ_BURST packets, or
+            # a link that receives many (the load test's verifier) gets one per loop pass.
             for _ in range(READ_BURST):
                 client.loop_read()
                 # TLS decrypts whole records: bytes already inside the SSL object make no
