@@ -15,10 +15,12 @@ import asyncio
 import contextlib
 import importlib
 import inspect
+import math
 import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import pytest
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
-from vdtu.net.mqtt import LinkState, MqttHub, MqttLink, Will
+from vdtu.net.mqtt import READ_BURST, LinkState, MqttHub, MqttLink, Will
 
 pytestmark = pytest.mark.realtime
 
@@ -265,6 +267,19 @@ def test_paho_reconnect_still_takes_its_socket_from_create_socket() -> None:
     assert "self._call_socket_open(self._sock)" in source
     assert source.index("self._create_socket()") < source.index("self._send_connect(")
     assert callable(paho.Client._create_socket)
+
+
+def test_paho_keepalive_still_runs_on_the_clocks_the_hub_reads() -> None:
+    """The hub visits a link when paho's keepalive clocks (private) say loop_misc has work."""
+    check = inspect.getsource(paho.Client._check_keepalive)
+    assert "last_msg_out = self._last_msg_out" in check
+    assert "last_bytes_received = self._last_bytes_received" in check
+    assert "now - last_msg_out >= self._keepalive" in check
+    assert "now - last_bytes_received >= self._keepalive" in check
+    misc = inspect.getsource(paho.Client.loop_misc)
+    assert "self._check_keepalive()" in misc
+    assert "now - self._ping_t >= self._keepalive" in misc
+    assert paho.time_func is time.monotonic
 
 
 # -- connect, subscribe, publish, receive --
@@ -652,7 +667,8 @@ class FakeBroker:
     """A minimal MQTT server on this loop, strict where the tests need it.
 
     It answers CONNECT with CONNACK (or closes at once when ``accept`` is False), answers
-    PINGREQ with PINGRESP when ``answer_pings``, ignores every other packet, and, when
+    PINGREQ with PINGRESP when ``answer_pings`` (noting when each PINGREQ came), answers a
+    QoS 1 PUBLISH with PUBACK, ignores every other packet, and, when
     ``enforce_keepalive``, drops a client that sends nothing for 1.5 x its keepalive, as
     MQTT 3.1.1 section 3.1.2.10 lets a broker do (mosquitto 2.0.11 checks that coarsely:
     a silent client with keepalive 1 s is dropped only after about 5 s).
@@ -665,6 +681,8 @@ class FakeBroker:
         self.answer_pings = answer_pings
         self.enforce_keepalive = enforce_keepalive
         self.pings = 0
+        self.ping_times: list[float] = []
+        """The loop's time at each PINGREQ."""
         self.dropped = 0
         """Clients dropped for silence."""
         self.changed = asyncio.Event()
@@ -697,12 +715,16 @@ class FakeBroker:
         try:
             while True:
                 async with asyncio.timeout(silence_limit_s):
-                    header, _body = await self._packet(reader)
+                    header, body = await self._packet(reader)
                 if header == 0xC0:  # PINGREQ
                     self.pings += 1
+                    self.ping_times.append(asyncio.get_running_loop().time())
                     self.changed.set()
                     if self.answer_pings:
                         writer.write(b"\xd0\x00")
+                elif header & 0xF6 == 0x32:  # PUBLISH, QoS 1: PUBACK with its packet id
+                    topic_end = 2 + int.from_bytes(body[:2], "big")
+                    writer.write(b"\x40\x02" + body[topic_end : topic_end + 2])
         except TimeoutError:
             self.dropped += 1
             self.changed.set()
@@ -723,6 +745,11 @@ class FakeBroker:
                 await asyncio.wait(self._sessions, timeout=DEADLINE_S)
             server.close()
             await server.wait_closed()
+
+    def send_to_all(self, data: bytes) -> None:
+        """Write ``data`` to every client, in one write each."""
+        for writer in self._writers:
+            writer.write(data)
 
     async def wait_for_pings(self, count: int) -> None:
         """Wait until ``count`` PINGREQs have arrived."""
@@ -776,6 +803,142 @@ def test_a_broker_that_stops_answering_is_detected_by_the_missing_pingresp() -> 
                 _link, recorder = await connected_link(hub, port, "dtu-1", keepalive=1)
                 assert await recorder.wait_for("disconnected") == ["keepalive timeout"]
                 assert broker.pings == 1
+
+    run(scenario)
+
+
+def test_an_idle_link_sends_each_pingreq_within_a_tick_of_its_keepalive() -> None:
+    """Visited only when due, a silent link still pings at keepalive + at most one tick."""
+    keepalive, tick_s = 2, 0.5
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop(tick_s=tick_s) as hub:
+                connected_at = hub.loop.time()
+                await connected_link(hub, port, "dtu-1", keepalive=keepalive)
+                await broker.wait_for_pings(2)
+        starts = [connected_at, broker.ping_times[0]]
+        for start, ping in zip(starts, broker.ping_times, strict=True):
+            assert keepalive - 0.05 <= ping - start <= keepalive + tick_s + 0.3
+
+    run(scenario)
+
+
+def test_a_dead_broker_is_detected_within_two_keepalives_and_two_ticks() -> None:
+    """PINGREQ at 1 keepalive, no PINGRESP by the next: 'keepalive timeout', on time."""
+    keepalive, tick_s = 1, 0.25
+
+    async def scenario() -> None:
+        broker = FakeBroker(answer_pings=False, enforce_keepalive=False)
+        async with broker.running() as port:
+            with hub_on_running_loop(tick_s=tick_s) as hub:
+                _link, recorder = await connected_link(hub, port, "dtu-1", keepalive=keepalive)
+                connected_at = hub.loop.time()
+                assert await recorder.wait_for("disconnected") == ["keepalive timeout"]
+                lost_after = hub.loop.time() - connected_at
+                assert 2 * keepalive - 0.05 <= lost_after <= 2 * (keepalive + tick_s) + 0.3
+
+    run(scenario)
+
+
+def record_loop_misc(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the client id of every link the hub calls loop_misc on, in order."""
+    visits: list[str] = []
+    keep_alive = MqttLink._keep_alive
+
+    def counted(link: MqttLink) -> None:
+        visits.append(link.client_id)
+        keep_alive(link)
+
+    monkeypatch.setattr(MqttLink, "_keep_alive", counted)
+    return visits
+
+
+def test_links_with_and_without_traffic_get_loop_misc_only_for_a_pingreq(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub calls loop_misc on a link only when paho has a PINGREQ due, and every call
+    sends one. With paho 2.2 that is once per keepalive for a link with traffic too: paho
+    moves its last-sent clock only for CONNECT, PINGREQ and DISCONNECT."""
+    visits = record_loop_misc(monkeypatch)
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop(tick_s=0.25) as hub:
+                busy, busy_events = await connected_link(hub, port, "busy", keepalive=1)
+                await connected_link(hub, port, "idle", keepalive=1)
+                for pings in range(1, 5):  # PINGREQs pace the busy link's QoS 1 publishes
+                    busy.publish("dtu/up", b"x", qos=1)
+                    await busy_events.wait_for("published", pings)
+                    await broker.wait_for_pings(pings)
+                await broker.wait_for_pings(len(visits))  # the last visit's PINGREQ
+                assert busy.connected
+                assert len(visits) == broker.pings
+                assert 1 <= visits.count("busy") <= visits.count("idle") + 1
+
+    run(scenario)
+
+
+def test_idle_links_are_visited_about_once_per_keepalive_not_every_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """50 silent links, keepalive 2 s, tick 0.25 s: every tick would be 8 visits a link
+    per PINGREQ; the wheel makes at most 2 (an early look in the due time's slot)."""
+    visits = record_loop_misc(monkeypatch)
+    looks = 0
+    visit = MqttHub._visit
+
+    def looked(hub: MqttHub, link: MqttLink, now: float) -> None:
+        nonlocal looks
+        looks += 1
+        visit(hub, link, now)
+
+    monkeypatch.setattr(MqttHub, "_visit", looked)
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop(tick_s=0.25) as hub:
+                links = [
+                    (await connected_link(hub, port, f"dtu-{n}", keepalive=2))[0] for n in range(50)
+                ]
+                await broker.wait_for_pings(100)
+                assert all(link.connected for link in links)
+                assert len(visits) == broker.pings  # loop_misc only when a PINGREQ is due
+                assert looks <= 2 * len(visits) + len(links)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("count", [50, 150])
+def test_messages_that_arrive_together_are_read_in_bursts_of_up_to_read_burst(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho's loop_read takes one packet a call; the link reads on while bytes wait (at
+    most READ_BURST packets a readiness event), so a busy subscriber does not get one
+    packet per loop pass; what a burst leaves is read on the next passes."""
+    wakes = 0
+    readable = MqttLink._readable
+
+    def counted(link: MqttLink) -> None:
+        nonlocal wakes
+        wakes += 1
+        readable(link)
+
+    monkeypatch.setattr(MqttLink, "_readable", counted)
+    publish = b"\x30\x08\x00\x05dtu/1x"  # PUBLISH, QoS 0, topic "dtu/1", payload "x"
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop() as hub:
+                _link, recorder = await connected_link(hub, port, "dtu-1")
+                before = wakes
+                broker.send_to_all(publish * count)
+                assert await recorder.wait_for("message", count) == [("dtu/1", b"x")] * count
+                assert math.ceil(count / READ_BURST) <= wakes - before <= count // 10
 
     run(scenario)
 

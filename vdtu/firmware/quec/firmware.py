@@ -168,6 +168,40 @@ class QuecFirmware:
         options: behaviour switches.
     """
 
+    __slots__ = (
+        "_link_rng",
+        "_network_waiters",
+        "_past_counters",
+        "bindings",
+        "chunkers",
+        "config",
+        "config_error",
+        "config_file",
+        "default_config",
+        "device",
+        "diagnostics",
+        "drivers",
+        "env",
+        "flash",
+        "hw",
+        "impairment",
+        "listening",
+        "log",
+        "net",
+        "nvram",
+        "offline",
+        "on_reboot_request",
+        "on_uplink",
+        "options",
+        "pending",
+        "platform_conditions",
+        "poll_waiters",
+        "processes",
+        "rng",
+        "stats",
+        "taps",
+    )
+
     def __init__(
         self,
         env: DomainEnvironment,
