@@ -202,7 +202,7 @@ def test_the_answer_without_http_is_the_endpoints_answer() -> None:
             await p.stop()
 
     answers = asyncio.run(scenario())
-    for (status, body), (direct_status, direct_body, delay_s) in answers:
+    for (status, body), (direct_status, direct_body, _delay_s) in answers:
         assert (direct_status, json.loads(direct_body)) == (status, json.loads(body))
     assert [status for (status, _body), _direct in answers] == [200, 401, 400, 400, 503]
     assert [direct[2] for _http, direct in answers] == [0.0, 0.0, 0.0, 0.0, 0.05]
