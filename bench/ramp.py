@@ -115,6 +115,9 @@ class Phase:
     base_uplinks: int
     lost: int
     failures: int
+    """Units: spike units not connected by the end of the units' run (its hosts stop 14 s
+    after the last power-on, the fleet closes after a 5 s grace); bare clients: attempts that
+    failed and connections lost."""
 
 
 class GroupTracker(DeliveryTracker):
@@ -340,7 +343,7 @@ def table(settings: Settings, phases: list[Phase]) -> str:
     head = [
         "kind", "connected", "rate/s", "span s", "CPU ms/connect", "CPU % held -> ramp",
         "held p50 ms", "held p99 ms", "held max ms", "all p99 ms", "held uplinks", "lost",
-        "failures",
+        "not up/failed",
     ]  # fmt: skip
     return markdown_table(head, rows)
 
