@@ -293,42 +293,6 @@ def test_publish_reaches_a_subscriber(kind: str, qos: int, tmp_path: Path) -> No
     run(scenario)
 
 
-def test_a_subscriber_reads_a_burst_of_messages_in_few_loop_turns(tmp_path: Path) -> None:
-    """paho reads one packet per call; a link reads on while its socket holds more (up to
-    READ_BURST a wake), so a subscriber of many publishers is not held to one message per
-    turn of a busy loop. Order is kept."""
-    count = 300
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        turn = 0
-
-        def count_turns() -> None:
-            nonlocal turn
-            turn += 1
-            loop.call_soon(count_turns)
-
-        async with running_mosquitto(tmp_path) as broker:
-            with hub_on_running_loop() as hub:
-                console, heard = await subscribed_link(hub, broker.port, "console", "t/#")
-                turns: list[int] = []
-
-                def on_message(_topic: str, payload: bytes) -> None:
-                    turns.append(turn)
-                    heard._add("message", payload)
-
-                console.on_message = on_message
-                sender, _device = await connected_link(hub, broker.port, "sender")
-                for index in range(count):
-                    sender.publish("t/burst", b"%d" % index)
-                loop.call_soon(count_turns)
-                received = await heard.wait_for("message", count)
-                assert received == [b"%d" % index for index in range(count)]
-                assert len(set(turns)) <= count // 10, f"{len(set(turns))} turns"
-
-    run(scenario)
-
-
 def test_publish_returns_none_unless_connected(tmp_path: Path) -> None:
     """publish() queues nothing and returns None before connect and after disconnect."""
 

@@ -52,6 +52,23 @@ class Host:
         jobs: it carries out the cloud's configuration and firmware jobs (``HostCodec``).
     """
 
+    __slots__ = (
+        "_ticking",
+        "codec",
+        "env",
+        "epoch_s",
+        "interval_s",
+        "payload_size",
+        "published",
+        "rng",
+        "sending",
+        "seq",
+        "stopped",
+        "tap",
+        "unit",
+        "unit_index",
+    )
+
     def __init__(
         self,
         unit: Unit,

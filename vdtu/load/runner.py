@@ -18,11 +18,9 @@ Units run with their personality's load-test options (an XGC unit draws its firs
 reconnect after a loss within +/-20 % of 5 s), so a broker that drops every
 connection at once is not met by the whole fleet in the same millisecond.
 
-Every second it notes which units have connected for the first time (visiting only
-those not seen connected yet) and, when a progress line is due (every second on a
-terminal, every ``PROGRESS_EVERY_S`` otherwise), makes the figures, a pass over every
-unit; ``GET /metrics`` (when ``metrics_port`` is set) makes them per scrape, in
-Prometheus' text format (on ``metrics_host``, 127.0.0.1 unless told otherwise). At the end
+Every second it updates the figures: a progress line on ``out`` and, when
+``metrics_port`` is set, ``GET /metrics`` in Prometheus' text format (on
+``metrics_host``, 127.0.0.1 unless told otherwise). At the end
 (or on ``stop``, e.g. Ctrl-C) the hosts stop sending, the run
 waits up to ``grace`` seconds for what is still in flight, and the report is
 made: a ``FleetReport`` (``vdtu/load/report.py``) with this shard's id; a run that
@@ -116,8 +114,6 @@ class LoadRun:
         self.tracker = DeliveryTracker()
         self.hosts: dict[int, Host] = {}
         self.first_connected: dict[int, float] = {}
-        self._unseen: set[int] = set()
-        """Units powered on and not yet seen connected (``_note_connections``)."""
         self.errors: dict[str, int] = {}
         self.started_at = 0.0
         self.schedule = Schedule(
@@ -294,7 +290,6 @@ class LoadRun:
             published=self.tracker.published,
         )
         self.hosts[unit_id] = host
-        self._unseen.add(unit_id)
         host.start()
 
     def _probe_targets(self) -> list[ProbeTarget]:
@@ -312,26 +307,17 @@ class LoadRun:
 
     def _tick(self) -> None:
         gc.freeze()  # long-lived units leave the collector's scans (see the module comment)
-        now = time.monotonic()
-        tty = self.out.isatty()
-        if not self.options.progress or not (tty or now - self._last_line >= PROGRESS_EVERY_S):
-            self._note_connections()  # a report is a pass over every unit: only when shown
-            return
         report = self.report()
+        if not self.options.progress:
+            return
+        now = time.monotonic()
         rates = self._progress.update(report, now)
         line = progress_line(report, rates)
-        if tty:
+        if self.out.isatty():
             print("\r" + line, end="", file=self.out, flush=True)
-        else:
+        elif now - self._last_line >= PROGRESS_EVERY_S:
             print(line, file=self.out, flush=True)
             self._last_line = now
-
-    def _note_connections(self) -> None:
-        """Note when units first connected, visiting only those not seen connected yet."""
-        elapsed = time.monotonic() - self.started_at
-        for unit_id in [unit for unit in self._unseen if self._connected(unit)]:
-            self.first_connected.setdefault(unit_id, elapsed)
-        self._unseen -= self.first_connected.keys()
 
     async def _wind_down(self, stop: asyncio.Event) -> None:
         """Stop sending; wait for what is in flight (at most ``grace`` s); count the rest."""

@@ -104,21 +104,6 @@ _LOSS_REASONS = {
 """paho's disconnect reason names, as the owner reads them."""
 
 
-READ_BURST = 64
-"""The most packets a link reads per wake of its socket (the loop's other work goes on)."""
-
-
-def _holds_bytes(sock: SocketLike | None) -> bool:
-    """Whether a plain socket has bytes waiting (a peek that never blocks); a TLS or a
-    shaped socket, or a closed one, says no (its own wake-ups bring the rest)."""
-    if type(sock) is not socket.socket:
-        return False
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except OSError:  # nothing waiting (EAGAIN), or an error paho reads on its next call
-        return False
-
-
 def _ignore(*_args: object) -> None:
     """The default of every owner callback: one shared function, so a link stores no closure."""
 
@@ -727,19 +712,13 @@ class MqttLink:
         client = self._client
         self._in_paho = True
         try:
-            # paho reads one packet per call: read on while the socket holds more (up to
-            # READ_BURST packets a wake), so a link that receives many messages (a
-            # subscriber of the whole fleet's uplinks) is not held to one per loop turn.
-            for _ in range(READ_BURST):
+            client.loop_read()
+            # TLS decrypts whole records: bytes already inside the SSL object make no fd
+            # readable, so read them now.
+            sock = client.socket()
+            while isinstance(sock, ssl.SSLSocket) and sock.pending():
                 client.loop_read()
-                # TLS decrypts whole records: bytes already inside the SSL object make no
-                # fd readable, so read them now.
                 sock = client.socket()
-                while isinstance(sock, ssl.SSLSocket) and sock.pending():
-                    client.loop_read()
-                    sock = client.socket()
-                if not _holds_bytes(sock):
-                    break
         finally:
             self._in_paho = False
 
