@@ -77,6 +77,7 @@ from typing import Any
 
 import psutil
 
+from bench.bare import BareClient, freezing, unit_topic
 from bench.common import (
     GcPauses,
     GcWatch,
@@ -92,21 +93,15 @@ from bench.common import (
     rss_mb,
 )
 from vdtu.cloud.mosquitto import Mosquitto, find_mosquitto
-from vdtu.cloud.xgc_api import Channel, device_topic
 from vdtu.errors import ConfigError, VdtuError
-from vdtu.firmware.quec.config import PUBLISH_TOPIC
-from vdtu.identity import Identity
 from vdtu.links.xgc_stack import default_project
 from vdtu.load.delivery import DeliveryTracker
 from vdtu.load.histogram import LatencyHistogram
-from vdtu.load.hosts import JITTER
 from vdtu.load.options import PROFILES, LoadOptions, build_options
-from vdtu.load.payload import encode_uplink
 from vdtu.load.runner import LoadRun
 from vdtu.load.verifier import Verifier
-from vdtu.net.mqtt import MqttHub, MqttLink
+from vdtu.net.mqtt import MqttHub
 
-BROKER_HOST = "127.0.0.1"
 MAX_UNITS = 100_000
 """``FleetConfig``'s limit; the open-file limit usually stops a run earlier (one fd a unit)."""
 FD_MARGIN = 256
@@ -130,8 +125,6 @@ BARE_SETTLE_S = 3.0
 """The bare clients' window opens this long after the last CONNACK. Clients publish as soon as
 they are connected, and with 10 000 dialling in 3 s, uplinks sent meanwhile wait up to 1.2 s
 behind the later batches' CONNECTs: that backlog is the connect burst's, not steady traffic."""
-FREEZE_EVERY_S = 1.0
-"""As ``LoadRun``: long-lived objects leave the garbage collector's scans every second."""
 MAX_LISTED = 10
 """Units with lost uplinks named in a result (to look into; the counts cover all)."""
 CHILD_COUNT = "count"
@@ -579,62 +572,6 @@ def per_client_kb(grown_mb: float, clients: int) -> float:
 # -- phase 2: the bare clients --------------------------------------------------------------------
 
 
-class BareClient:
-    """One bare MQTT link that publishes a unit's uplinks on a unit's topic, on its pattern.
-
-    Args:
-        owner: the baseline it belongs to.
-        unit: its fleet id (in the uplinks, and the identity its topic comes from).
-    """
-
-    __slots__ = ("link", "owner", "quec", "seq", "topic", "unit")
-
-    def __init__(self, owner: BareFleet, unit: int) -> None:
-        settings = owner.settings
-        imei = Identity.for_unit(settings.seed, unit).imei
-        self.owner = owner
-        self.unit = unit
-        self.quec = settings.profile == "quec" or (settings.profile == "mix" and unit % 2 == 1)
-        self.topic = (
-            PUBLISH_TOPIC.format(imei=imei)
-            if self.quec
-            else device_topic(owner.project, imei, Channel.UP)
-        )
-        self.seq = 0
-        self.link = MqttLink(owner.hub, client_id=f"bare-{unit}", host=BROKER_HOST, port=owner.port)
-        self.link.on_connected = self._connected
-        self.link.on_connect_failed = owner.connect_failed
-        self.link.on_disconnected = owner.disconnected
-
-    def _connected(self) -> None:
-        owner = self.owner
-        owner.connected_one()
-        owner.loop.call_later(owner.rng.uniform(0.0, owner.settings.interval), self._tick)
-
-    def _tick(self) -> None:
-        owner = self.owner
-        if not owner.sending:
-            return
-        if self.link.connected:
-            self._send()
-        period = owner.settings.interval * owner.rng.uniform(1 - JITTER, 1 + JITTER)
-        owner.loop.call_later(period, self._tick)
-
-    def _send(self) -> None:
-        owner = self.owner
-        seq = self.seq + 1
-        text = encode_uplink(
-            unit=self.unit,
-            seq=seq,
-            sent_ms=int(time.time() * 1000),
-            size=owner.settings.payload,
-        )
-        wire = json.dumps({"data": text}, ensure_ascii=False) if self.quec else text
-        if self.link.publish(self.topic, wire.encode(), qos=1) is not None:
-            self.seq = seq
-            owner.tracker.published(self.unit, seq)
-
-
 class BareFleet:
     """The baseline: N bare clients, the verifier counting their uplinks, one fresh mosquitto.
 
@@ -653,6 +590,8 @@ class BareFleet:
         self.tracker = DeliveryTracker(self.latency)
         self.hub = MqttHub(self.loop)
         self.port = 0
+        self.interval_s = settings.interval
+        self.payload = settings.payload
         self.links: list[BareClient] = []
         self.sending = True
         self.connected = 0
@@ -661,8 +600,9 @@ class BareFleet:
         self._batch_left = 0
         self._batch_done: asyncio.Future[None] | None = None
 
-    def connected_one(self) -> None:
+    def connected_one(self, unit: int) -> None:
         """A client's CONNACK came."""
+        del unit
         self.connected += 1
         self._settled()
 
@@ -687,7 +627,7 @@ class BareFleet:
             self.port = mosquitto.port
             broker = psutil.Process(mosquitto_pid())
             verifier = Verifier(self.hub, mosquitto.url, self.tracker, range(self.clients))
-            freezer = self.loop.create_task(_freezing())
+            freezer = self.loop.create_task(freezing())
             try:
                 await verifier.connect()
                 yield broker, verifier
@@ -770,7 +710,7 @@ class BareFleet:
         started = time.monotonic()
         for first in range(0, self.clients, CONNECT_BATCH):
             last = min(first + CONNECT_BATCH, self.clients)
-            batch = [BareClient(self, unit) for unit in range(first, last)]
+            batch = [self._client(unit) for unit in range(first, last)]
             self.links += batch
             self._batch_left = len(batch)
             self._batch_done = self.loop.create_future()
@@ -786,6 +726,10 @@ class BareFleet:
                 ) from None
         return time.monotonic() - started
 
+    def _client(self, unit: int) -> BareClient:
+        topic, quec = unit_topic(self.settings.profile, self.settings.seed, self.project, unit)
+        return BareClient(self, unit, topic, quec=quec)
+
     async def _drain(self, verifier: Verifier) -> None:
         """Stop sending; wait up to ``grace`` for what is in flight; count the rest lost."""
         self.sending = False
@@ -795,12 +739,6 @@ class BareFleet:
             await asyncio.sleep(POLL_S)
         verifier.finish()
         self.tracker.finish()
-
-
-async def _freezing() -> None:
-    while True:
-        await asyncio.sleep(FREEZE_EVERY_S)
-        gc.freeze()
 
 
 # -- one count, in its own process ----------------------------------------------------------------

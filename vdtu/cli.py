@@ -220,8 +220,13 @@ _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("--broker", str, "mqtt://[user:pass@]host:port (default: the embedded broker)"),
     ("--ca-file", Path, "CA file (PEM) for an mqtts broker"),
     ("--verify-login", str, "user:password of vdtu's verifying subscriber (default: the broker's)"),
-    ("--ramp", float, "units powered on per second (default 100)"),
-    ("--duration", float, "seconds of sending after the ramp (default 60)"),
+    (
+        "--ramp",
+        str,
+        "units powered on per second (default 100), or stages DURATION:TARGET,... such as "
+        "30s:1000,1m:1000,10s:5000,30s:0 (ramp, hold, spike, drop)",
+    ),
+    ("--duration", float, "seconds of sending after the ramp or its last stage (default 60)"),
     ("--interval", float, "mean seconds between two uplinks of one unit, +/-20 %% (default 10)"),
     ("--payload", int, "characters in each uplink (default 64)"),
     ("--seed", int, "fleet seed: identities and randomness (default 0)"),
@@ -243,6 +248,12 @@ _FLEET_FLAGS: tuple[tuple[str, Any, str], ...] = (
     ("--probe-rate", float, "command probes per second (default 1; 0: none)"),
     ("--probe-units", int, "how many units the probe addresses (default 20)"),
     ("--grace", float, "seconds to wait for uplinks in flight after sending stops (default 10)"),
+    (
+        "--platform-login",
+        str,
+        "direct (default): XGC units get their MQTT login from the run's own platform in "
+        "this process; http: over its HTTP endpoint, one request per unit, as vdtu up does",
+    ),
     (
         "--control-dir",
         Path,

@@ -198,6 +198,9 @@ class FleetConfig:
     """How many log records each unit keeps (its ring; fleets of thousands keep few)."""
     first_unit: int = 0
     """The fleet id of the first unit (a shard of a larger fleet starts further on)."""
+    direct_logins: bool = False
+    """Units get their logins from the fleet's own platform by a call in this process
+    instead of over HTTP (``SideContext.direct_logins``; ``vdtu fleet`` by default)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.units <= 100_000:
@@ -249,6 +252,7 @@ class Fleet:
             broker=config.broker,
             state_dir=config.state_dir,
             provision=config.provision,
+            direct_logins=config.direct_logins,
         )
         in_use = PERSONALITIES if config.profile == MIX else (config.profile,)
         self.host, self.sides = fleet_sides(context, in_use)

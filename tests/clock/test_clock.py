@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import pytest
 import simpy
 
-from vdtu.clock import RealtimeClock, VirtualClock
+from vdtu.clock import DomainEnvironment, RealtimeClock, VirtualClock
 
 
 def test_virtual_clock_runs_a_day_instantly() -> None:
@@ -114,3 +114,37 @@ def test_a_crash_in_the_simulation_stops_the_realtime_clock_and_is_reported() ->
     reported, frozen, _now = asyncio.run(scenario())
     assert reported == ["model bug"]
     assert frozen
+
+
+def test_advance_to_processes_what_is_due_before_it_and_stands_there_as_run_does() -> None:
+    """``DomainEnvironment.advance_to(t)`` (the real-time clock's step) ends where
+    ``run(until=t)`` ends: every event before ``t`` processed in order, including those they
+    schedule before ``t``; those at ``t`` and later still queued; now at ``t``."""
+
+    def world() -> tuple[DomainEnvironment, list[tuple[float, str]]]:
+        env = DomainEnvironment()
+        seen: list[tuple[float, str]] = []
+
+        def note(name: str, then: float | None = None) -> Callable[[simpy.Event], None]:
+            def fire(_event: simpy.Event) -> None:
+                seen.append((float(env.now), name))
+                if then is not None:
+                    env.call_later(then, note(f"{name}+"))
+
+            return fire
+
+        env.call_later(1.0, note("a", then=0.5))
+        env.call_later(2.0, note("b"))
+        env.call_later(2.0, note("c", then=5.0))
+        env.call_later(3.0, note("at-until"))
+        return env, seen
+
+    advanced, by_advance = world()
+    advanced.advance_to(3.0)
+    ran, by_run = world()
+    ran.run(until=3.0)
+    assert by_advance == by_run == [(1.0, "a"), (1.5, "a+"), (2.0, "b"), (2.0, "c")]
+    assert advanced.now == ran.now == 3.0
+    assert advanced.peek() == ran.peek() == 3.0
+    with pytest.raises(ValueError, match="must be after now"):
+        advanced.advance_to(3.0)

@@ -172,3 +172,37 @@ def test_the_platform_keeps_answering_after_bad_requests() -> None:
     answers = ask_raw([*hostile, good_body()])
     assert [status for status, _ in answers] == [400, 400, 400, 200]
     assert answers[-1][1]["password"] == device_password(SECRET, IMEI)
+
+
+def test_the_answer_without_http_is_the_endpoints_answer() -> None:
+    """``answer_mqtt_info`` (a caller in this process, ``vdtu fleet``) answers a body exactly
+    as ``POST /xgc/v1/mqtt-info`` does: credentials, a wrong secret, hostile bodies, and a
+    refused or slow unit's conditions."""
+    other = "867435053362836"
+    bodies = [
+        good_body(),
+        good_body(projectSecret="x"),
+        b"[" * 1000 + b"]" * 1000,
+        good_body(imei="86743505336282x"),
+        good_body(imei=other),
+    ]
+
+    async def scenario() -> list[tuple[tuple[int, bytes], tuple[int, bytes, float]]]:
+        p = platform()
+        p.set_conditions(other, refuse=True, delay_s=0.05)
+        await p.start()
+        try:
+            found = []
+            for body in bodies:
+                over_http = await request("POST", p.url + MQTT_INFO_PATH, body, timeout_s=5)
+                reply = p.answer_mqtt_info(body)
+                found.append((over_http, (reply.status, reply.body, reply.delay_s)))
+            return found
+        finally:
+            await p.stop()
+
+    answers = asyncio.run(scenario())
+    for (status, body), (direct_status, direct_body, _delay_s) in answers:
+        assert (direct_status, json.loads(direct_body)) == (status, json.loads(body))
+    assert [status for (status, _body), _direct in answers] == [200, 401, 400, 400, 503]
+    assert [direct[2] for _http, direct in answers] == [0.0, 0.0, 0.0, 0.0, 0.05]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from vdtu.durations import parse_duration, parse_rate
 from vdtu.scenario.load import ScenarioError, load_scenario, parse_scenario
-from vdtu.scenario.schema import parse_duration, parse_rate
 
 BAD = """\
 name: test

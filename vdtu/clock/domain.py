@@ -105,6 +105,21 @@ class DomainEnvironment(simpy.Environment):
         heappush(self._entries, (self._now + delay, NORMAL, next(self._eid), event, self.domain))
         return event
 
+    def advance_to(self, until: float) -> None:
+        """Process every event due before ``until``, then stand at ``until`` (what
+        ``run(until=until)`` does, without the stop event and the exception that end a
+        ``run``: the real-time clock advances on every outside input and timer).
+
+        Raises:
+            ValueError: ``until`` is not after now.
+        """
+        if not until > self._now:
+            raise ValueError(f"until ({until}) must be after now ({self._now})")
+        entries = self._entries
+        while entries and entries[0][0] < until:
+            self.step()
+        self._now = until
+
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
         heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))
 

@@ -7,9 +7,10 @@ loop) first runs the environment up to the wall clock, queues the input as an
 event at that instant and processes everything due, so an input is handled
 within the same loop callback that read it (no extra task hop).
 
-SimPy's ``run(until=t)`` re-queues its stop event at ``t``; ``_run_due`` steps
-through every event at or before ``now`` afterwards, so the next ``peek()`` is
-always in the future. Lateness of a step is measured and kept as a statistic.
+``advance_to(t)`` (``DomainEnvironment``: ``run(until=t)`` without its stop
+event) processes every event before ``t``; ``_run_due`` steps through every
+event at ``now`` afterwards, so the next ``peek()`` is always in the future.
+Lateness of a step is measured and kept as a statistic.
 
 A crash inside the simulation (an exception out of a model or the firmware)
 stops the clock and is handed to ``on_crash``: the run ends visibly, as SimPy's
@@ -88,7 +89,7 @@ class RealtimeClock(Clock):
             next_at = self.env.peek()
             if next_at <= target:
                 self.max_lateness_s = max(self.max_lateness_s, (target - next_at) * self.factor)
-            self.env.run(until=target)
+            self.env.advance_to(target)
         self._run_due()
 
     def _run_due(self) -> None:

@@ -21,6 +21,10 @@ unit's well-formed request is answered 503 Service Unavailable with ``Retry-Afte
 a cloud service's front end answers while the service is down (the unit retries with
 its back-off; a 401 would tell it its project is wrong for good); a slow unit's answer,
 whatever it is, is sent ``delay_ms`` late.
+
+``answer_mqtt_info`` is the endpoint's answer without HTTP: the same request body in, the
+same ``Reply`` out (status, JSON body, delay), for units in this process that are told
+to skip the HTTP round trip (``vdtu fleet``: ``vdtu.links.mqtt_xgc``).
 """
 
 from __future__ import annotations
@@ -171,8 +175,13 @@ class XgcPlatform:
         await self._server.stop()
 
     def _mqtt_info(self, request: Request) -> Reply:
+        return self.answer_mqtt_info(request.body)
+
+    def answer_mqtt_info(self, body: bytes) -> Reply:
+        """The reply to a credential request's body: what ``POST /xgc/v1/mqtt-info`` answers,
+        for a caller in this process that hands the request over without HTTP."""
         try:
-            data = decode(request.body, REQUEST_LIMITS)
+            data = decode(body, REQUEST_LIMITS)
         except ValueError as exc:  # JSON syntax, UTF-8 or a limit: all ValueErrors
             return _bad_request("body", f"body is not a JSON request within limits: {exc}")
         if not isinstance(data, dict):

@@ -1,7 +1,13 @@
 """The XGC cloud for real: the platform over HTTP and the broker over MQTT, on the asyncio loop.
 
 ``MqttXgcCloud`` implements the firmware's ``XgcCloud``. Credentials come from the
-platform's HTTP endpoint (``post_json``, a short task per request); connections are
+platform's HTTP endpoint (``post_json``, a short task per request), or, with
+``direct_login``, from the local platform's same endpoint called in this process
+(``XgcPlatform.answer_mqtt_info``: the same request body, the same answer, its delay
+and its conditions, without a TCP connection, h11 and a task per request; what a
+load test of the broker needs, where the platform is vdtu's own and nobody watches its
+HTTP). A direct request of a unit with no link or platform conditions is answered from
+the loop's next turn, with no task; connections are
 ``MqttLink``s of the process's one ``MqttHub``, one link per connection attempt.
 Every result and every message enters the simulation through ``Clock.inject``, so
 the firmware sees them in sim time like any other outside input.
@@ -13,18 +19,21 @@ A unit's link conditions reach its connection's ``MqttLink`` (``impair``, ``rese
 ``vdtu.net.mqtt``). Its credential request is an HTTP exchange of its own: under a
 blackhole or a connect timeout it gets no answer and fails at ``HTTP_TIMEOUT_S``; under
 latency it is answered one shaped round trip later. The platform's conditions are the
-local ``XgcPlatform``'s, per IMEI (``set_platform_conditions``).
+local ``XgcPlatform``'s, per IMEI (``set_platform_conditions``); a direct request crosses
+the unit's impaired link the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from vdtu.clock import Clock, FaultDomain
-from vdtu.cloud.http_client import HttpError, post_json
+from vdtu.cloud.http_client import ANSWER_LIMITS, HttpError, post_json
 from vdtu.cloud.platform import XgcPlatform
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo
 from vdtu.errors import ConfigError
@@ -35,6 +44,7 @@ from vdtu.firmware.xgc.cloud import (
     InfoUnreachable,
     Will,
 )
+from vdtu.json_limits import decode
 from vdtu.net.conditions import Impairment, Pacer, PlatformConditions
 from vdtu.net.mqtt import LinkState, MqttHub, MqttLink
 from vdtu.net.mqtt import Will as LinkWill
@@ -112,6 +122,11 @@ class MqttXgcCloud:
         tls_ca: CA file for an ``mqtts`` broker (None: system CAs).
         platform: the local platform behind ``platform_url``, whose per-unit conditions
             ``set_platform_conditions`` sets (None: it cannot be given any).
+        direct_login: ask ``platform`` in this process instead of over HTTP (see the
+            module comment).
+
+    Raises:
+        ConfigError: ``direct_login`` without a ``platform``.
     """
 
     def __init__(
@@ -122,12 +137,16 @@ class MqttXgcCloud:
         platform_url: str,
         tls_ca: Path | None = None,
         platform: XgcPlatform | None = None,
+        direct_login: bool = False,
     ) -> None:
+        if direct_login and platform is None:
+            raise ConfigError("direct_login needs vdtu's own XGC platform in this process")
         self.clock = clock
         self.hub = hub
         self.platform_url = platform_url
         self.tls_ca = tls_ca
         self.platform = platform
+        self.direct_login = direct_login
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -145,7 +164,20 @@ class MqttXgcCloud:
         impairment: Impairment | None = None,
     ) -> None:
         body = {"projectId": project_id, "projectSecret": project_secret, "imei": imei}
-        self._spawn(self._fetch(body, done, self.clock.env.domain, impairment))
+        domain = self.clock.env.domain
+        platform = self.platform
+        if (
+            platform is None
+            or not self.direct_login
+            or impairment is not None
+            or imei in platform.conditions
+        ):
+            self._spawn(self._fetch(body, done, domain, impairment))
+            return
+        # answered at once: no task, the result enters sim time from the loop's next turn
+        reply = platform.answer_mqtt_info(json.dumps(body).encode())
+        result = self._result(reply.status, _decode(reply.body))
+        self.hub.loop.call_soon(partial(self.clock.inject, done, result, domain=domain))
 
     def set_platform_conditions(self, imei: str, conditions: PlatformConditions | None) -> None:
         """What the local platform does with unit ``imei``'s credential requests.
@@ -172,7 +204,7 @@ class MqttXgcCloud:
         try:
             if impairment is not None:
                 await _cross_link(impairment, len(str(body)))
-            status, answer = await post_json(url, body, timeout_s=HTTP_TIMEOUT_S)
+            status, answer = await self._exchange(url, body)
             if impairment is not None:
                 await _cross_link(impairment, len(str(answer)))
         except TimeoutError:
@@ -180,17 +212,32 @@ class MqttXgcCloud:
         except HttpError as exc:
             result = InfoUnreachable(reason=str(exc))
         else:
-            if status == 200:
-                try:
-                    result = MqttInfo.from_json(answer)
-                except ValueError as exc:
-                    result = InfoUnreachable(reason=f"bad answer from the platform: {exc}")
-            elif status in (401, 403):
-                error = answer.get("error") if isinstance(answer, dict) else None
-                result = InfoRefused(reason=f"HTTP {status}: {error or 'refused'}")
-            else:
-                result = InfoUnreachable(reason=f"HTTP {status} from the platform")
+            result = self._result(status, answer)
         self.clock.inject(done, result, domain=domain)
+
+    async def _exchange(self, url: str, body: dict[str, str]) -> tuple[int, Any]:
+        """The platform's status and decoded answer, over HTTP or directly."""
+        if self.platform is None or not self.direct_login:
+            return await post_json(url, body, timeout_s=HTTP_TIMEOUT_S)
+        reply = self.platform.answer_mqtt_info(json.dumps(body).encode())
+        if reply.delay_s:
+            await asyncio.sleep(min(reply.delay_s, HTTP_TIMEOUT_S))
+            if reply.delay_s >= HTTP_TIMEOUT_S:
+                raise TimeoutError
+        return reply.status, _decode(reply.body)
+
+    @staticmethod
+    def _result(status: int, answer: Any) -> InfoResult:
+        """What the firmware learns from the platform's answer."""
+        if status == 200:
+            try:
+                return MqttInfo.from_json(answer)
+            except ValueError as exc:
+                return InfoUnreachable(reason=f"bad answer from the platform: {exc}")
+        if status in (401, 403):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            return InfoRefused(reason=f"HTTP {status}: {error or 'refused'}")
+        return InfoUnreachable(reason=f"HTTP {status} from the platform")
 
     def connect(
         self,
@@ -225,6 +272,15 @@ class MqttXgcCloud:
         """Wait for credential requests in flight (for a clean shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _decode(body: bytes) -> Any:
+    """A direct answer's body as ``post_json`` decodes an HTTP one (None: empty or not JSON
+    within its limits)."""
+    try:
+        return decode(body, ANSWER_LIMITS) if body else None
+    except ValueError:
+        return None
 
 
 async def _cross_link(impairment: Impairment, size: int) -> None:

@@ -52,6 +52,9 @@ class SideContext:
     """Where flash files live; None keeps them in memory."""
     provision: bool
     """False: ``--unprovisioned`` (units start without what the fleet would give them)."""
+    direct_logins: bool = False
+    """Units get their logins from the fleet's own platform by a call in this process, not
+    over its HTTP endpoint (``vdtu fleet``; XGC: ``MqttXgcCloud.direct_login``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,6 +48,7 @@ class XgcSide:
                 broker=context.broker,
                 project_id=self.project_id,
                 project_secret=self.project_secret,
+                direct_login=context.direct_logins,
             ),
         )
         self.cloud: MqttXgcCloud | None = None

@@ -41,6 +41,8 @@ class CloudSettings:
     """None: start the embedded broker on 127.0.0.1."""
     project_id: str
     project_secret: str
+    direct_login: bool = False
+    """Units ask the local platform for their login in this process, not over HTTP."""
 
 
 class XgcCloudStack:
@@ -91,6 +93,7 @@ class XgcCloudStack:
             platform_url=self.platform.url,
             tls_ca=tls_ca,
             platform=self.platform,
+            direct_login=self.settings.direct_login,
         )
         return self.cloud
 

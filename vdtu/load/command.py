@@ -52,6 +52,7 @@ from vdtu.errors import ConfigError
 from vdtu.fleet import STOP_SIGNALS, default_pty_dir, write_discovery
 from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.load.options import LoadOptions, Shard
+from vdtu.load.ramp import ramp_text
 from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import LoadRun, write_report
 from vdtu.load.runs import NOT_PUBLISHED_STATUS, ReportNotPublishedError, login, publish_report
@@ -150,9 +151,17 @@ def plan(options: LoadOptions) -> str:
         who = f"shard {options.shard}: {block} of {options.units} units"
     else:
         who = f"{options.units} units"
+    ramp = options.ramp
+    if isinstance(ramp, tuple):
+        how = (
+            f"in {len(ramp)} stages ({ramp_text(ramp)}): "
+            f"{_s(sum(stage.duration_s for stage in ramp))} s"
+        )
+    else:
+        how = f"at {ramp:g} per second: a ramp of {_s(block / ramp)} s"
     return (
-        f"{who} at {options.ramp:g} per second: a ramp of {_s(block / options.ramp)} s, "
-        f"then {_s(options.duration)} s of sending and up to {_s(options.grace)} s of grace"
+        f"{who} {how}, then {_s(options.duration)} s of sending and up to "
+        f"{_s(options.grace)} s of grace"
     )
 
 
@@ -345,6 +354,7 @@ def _settings(options: LoadOptions, index: int, url: str, report: Path) -> dict[
     metrics = None if options.metrics_port is None else options.metrics_port + 1 + index
     settings = asdict(replace(child, metrics_port=metrics))
     settings["shard"] = f"{index}/{options.procs}"
+    settings["ramp"] = ramp_text(options.ramp)
     return {
         key: str(value) if isinstance(value, Path) else value for key, value in settings.items()
     }

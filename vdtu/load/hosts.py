@@ -2,7 +2,9 @@
 
 Each host sits on its unit's ``uart`` line (an unpaced tap, like a PTY host) and,
 once the unit has first reached its cloud, sends an uplink every ``interval_s`` while
-the unit is up (not while it is off or booting again after a reset)
+the unit is up (not while it is off or booting again after a reset; a host stopped and
+started again, as the ramp does with a unit it drops and brings back, waits for the
+cloud again)
 (each period drawn within +/-20 % so a fleet does not send in step). An uplink
 carries the unit id, a per-unit sequence number and the send time in Unix ms
 (``payload.encode_uplink``), so the verifying subscriber can count what the cloud
@@ -51,6 +53,7 @@ class Host:
     """
 
     __slots__ = (
+        "_ticking",
         "codec",
         "env",
         "epoch_s",
@@ -89,16 +92,21 @@ class Host:
         self.seq = 0
         self.sending = False
         self.stopped = False
+        self._ticking = False
         self.codec = unit.personality.host_codec(PROBE_KEY, jobs=jobs)
         self.tap: Tap = unit.lines["uart"].attach(self, "host", paced=False)
 
     def start(self) -> None:
-        """Begin: the first tick comes within one period."""
-        if self.interval_s is not None:
+        """Begin, or begin again after ``stop``: the first tick comes within one period, and
+        the host waits for its unit to reach the cloud before it sends."""
+        self.stopped = False
+        self.sending = False
+        if self.interval_s is not None and not self._ticking:
+            self._ticking = True
             self._later(self.rng.uniform(0.0, self.interval_s))
 
     def stop(self) -> None:
-        """Send nothing more."""
+        """Send nothing more (until ``start``)."""
         self.stopped = True
 
     def _later(self, delay_s: float) -> None:
@@ -106,6 +114,7 @@ class Host:
 
     def _tick(self, _event: simpy.Event) -> None:
         if self.stopped:
+            self._ticking = False
             return
         if self.sending or self.cloud_connected():
             self.sending = True

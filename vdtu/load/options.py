@@ -23,8 +23,10 @@ from typing import Any
 import yaml
 
 from vdtu.errors import ConfigError
+from vdtu.load.ramp import Ramp, check_stages, parse_ramp
 
 PROFILES = ("xgc", "quec", "mix")
+PLATFORM_LOGINS = ("direct", "http")
 _SHARD_RE = re.compile(r"([0-9]+)/([0-9]+)")
 _ENV_SHARD_RE = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)/([0-9]+)")
 RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -99,10 +101,11 @@ class LoadOptions:
     verify_login: str | None = None
     """``user:password`` of the verifying subscriber (default: the broker URL's login, or
     the embedded broker's console login)."""
-    ramp: float = 100.0
-    """Units powered on per second."""
+    ramp: Ramp = 100.0
+    """Units powered on per second, or stages of (duration, target units up)
+    (``vdtu/load/ramp.py``)."""
     duration: float = 60.0
-    """Seconds of sending once the last unit is powered on (the ramp comes first)."""
+    """Seconds of sending once the ramp (its last stage) has ended."""
     interval: float = 10.0
     """Mean seconds between two uplinks of one unit."""
     payload: int = 64
@@ -124,6 +127,10 @@ class LoadOptions:
     """How many units the probe addresses (round robin; spread over the fleet)."""
     grace: float = 10.0
     """Seconds to wait after sending stops for what is still in flight."""
+    platform_login: str = "direct"
+    """How XGC units get their MQTT login from the run's own platform: ``direct`` (the same
+    request and answer, handed over in this process) or ``http`` (over its HTTP endpoint,
+    as under ``vdtu up``)."""
     progress: bool = True
     control_dir: Path | None = None
     """Where the run names its control API (``up.json``, for ``vdtu ctl --pty-dir``); None:
@@ -135,7 +142,7 @@ class LoadOptions:
         checks: list[tuple[str, bool, str]] = [
             ("units", 1 <= self.units <= 1_000_000, "1..1000000"),
             ("profile", self.profile in PROFILES, " | ".join(PROFILES)),
-            ("ramp", self.ramp > 0, "> 0 units per second"),
+            ("ramp", isinstance(self.ramp, tuple) or self.ramp > 0, "> 0 units per second"),
             ("duration", self.duration > 0, "> 0 s"),
             ("interval", self.interval > 0, "> 0 s"),
             ("payload", 32 <= self.payload <= 65536, "32..65536 characters"),
@@ -143,10 +150,13 @@ class LoadOptions:
             ("probe_rate", self.probe_rate >= 0, ">= 0 per second"),
             ("probe_units", self.probe_units >= 1, ">= 1"),
             ("grace", self.grace >= 0, ">= 0 s"),
+            ("platform_login", self.platform_login in PLATFORM_LOGINS, " | ".join(PLATFORM_LOGINS)),
         ]
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {allowed}, not {getattr(self, name)!r}")
+        if isinstance(self.ramp, tuple):
+            check_stages(self.ramp, self.units)
         if not 0 <= self.control_port <= 65535:
             raise ConfigError(f"control_port must be 0..65535, not {self.control_port}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
@@ -204,7 +214,6 @@ def build_options(values: dict[str, Any]) -> LoadOptions:
 
 _NUMBERS: dict[str, type[int] | type[float]] = {
     "units": int,
-    "ramp": float,
     "duration": float,
     "interval": float,
     "payload": int,
@@ -244,6 +253,8 @@ def _convert(name: str, value: Any) -> Any:
         return value
     if name in ("report", "ca_file", "control_dir"):
         return Path(str(value))
+    if name == "ramp":
+        return parse_ramp(value)
     if name == "shard":
         return value if isinstance(value, Shard) else Shard.parse(str(value))
     return str(value)

@@ -24,6 +24,11 @@ _GAUGES: tuple[tuple[str, str, Callable[[FleetReport], float]], ...] = (
     ("units", "Units in the fleet.", lambda r: r.units),
     ("connected", "Units connected to their cloud now.", lambda r: r.connected),
     (
+        "powered_off",
+        "Units the ramp's stages have dropped (powered off) now.",
+        lambda r: r.powered_off,
+    ),
+    (
         "connect_rate_per_second",
         "Connections per second during the ramp.",
         lambda r: r.connect_rate_per_s,

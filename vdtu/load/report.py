@@ -6,7 +6,8 @@ their percentiles, so that ``merge`` can add the buckets and give exactly the
 percentiles one tracker fed every shard's messages would give. The JSON::
 
     {"format": "vdtu-fleet-report/1",
-     "units", "connected", "connect_failures", "connect_s", "connect_rate_per_s",
+     "units", "connected", "powered_off", "connect_failures", "connect_s",
+     "connect_rate_per_s",
      "published", "delivered", "lost", "pending", "duplicated", "reordered", "unexpected",
      "latency_ms": {"p50", "p95", "p99", "max"}, "command_rtt_ms": {same},
      "reconnects", "rss_mb", "cpu_s", "duration_s",
@@ -43,6 +44,7 @@ REPORT_FORMAT = "vdtu-fleet-report/1"
 _COUNTS = (
     "units",
     "connected",
+    "powered_off",
     "connect_failures",
     "published",
     "delivered",
@@ -70,6 +72,8 @@ class FleetReport:
     """Units this report covers."""
     connected: int
     """Units connected to their cloud when the report was made."""
+    powered_off: int = 0
+    """Units the ramp's stages had dropped (powered off) when the report was made."""
     connect_failures: int
     """Connection attempts that failed (refused, timed out, dropped before CONNACK)."""
     connect_s: float
@@ -143,6 +147,7 @@ class FleetReport:
         broker: str,
         units: int,
         connected: int,
+        powered_off: int = 0,
         connect_failures: int,
         connect_s: float,
         reconnects: int,
@@ -167,6 +172,7 @@ class FleetReport:
         return cls(
             units=units,
             connected=connected,
+            powered_off=powered_off,
             connect_failures=connect_failures,
             connect_s=connect_s,
             published=totals.published,
@@ -194,6 +200,7 @@ class FleetReport:
             "format": REPORT_FORMAT,
             "units": self.units,
             "connected": self.connected,
+            "powered_off": self.powered_off,
             "connect_failures": self.connect_failures,
             "connect_s": self.connect_s,
             "connect_rate_per_s": round(self.connect_rate_per_s, 3),
@@ -249,6 +256,7 @@ class FleetReport:
             return cls(
                 units=count("units"),
                 connected=count("connected"),
+                powered_off=count("powered_off") if "powered_off" in data else 0,
                 connect_failures=count("connect_failures"),
                 connect_s=figure("connect_s"),
                 published=count("published"),
@@ -308,6 +316,7 @@ def merge(reports: Iterable[FleetReport]) -> FleetReport:
     return FleetReport(
         units=total("units"),
         connected=total("connected"),
+        powered_off=total("powered_off"),
         connect_failures=total("connect_failures"),
         connect_s=longest("connect_s"),
         published=total("published"),
@@ -332,11 +341,12 @@ def merge(reports: Iterable[FleetReport]) -> FleetReport:
 
 def shortfalls(report: FleetReport) -> list[str]:
     """Why a run failed, one phrase per cause, empty when it passed (every unit connected
-    at the end, nothing lost): units never powered on (the run was stopped during its
-    ramp), never connected, connected but not at the end, and uplinks lost."""
+    at the end but those the ramp dropped, nothing lost): units never powered on (the run
+    was stopped during its ramp), never connected, connected but not at the end, and
+    uplinks lost."""
     never_on = report.errors.get("never_powered_on", 0)
     never = report.errors.get("never_connected", 0)
-    dropped = report.units - report.connected - never - never_on
+    dropped = report.units - report.connected - never - never_on - report.powered_off
     found = []
     if never_on:
         found.append(

@@ -1,9 +1,17 @@
 """One load-test process: a shard of headless units, their hosts, the verifier, the numbers.
 
 ``LoadRun.run`` starts the cloud side of a ``Fleet`` (the embedded broker, or the
-broker the user named), connects the ``Verifier``, then powers units on at
-``ramp`` per second, each with a simulated ``Host`` that starts sending once the
-unit has reached its cloud. The run lasts the ramp plus ``duration`` seconds.
+broker the user named), connects the ``Verifier``, then powers units on as ``ramp``
+says (``vdtu/load/ramp.py``: a rate, or stages that hold, spike and drop), each with
+a simulated ``Host`` that starts sending once the unit has reached its cloud. One
+timer follows the schedule: each time it fires it brings the count of units up to
+the schedule's count at that moment, in one ``Clock.inject`` (units powered on in
+fleet id order, lowest first; a drop takes the highest first), and is armed for the
+next change. A unit the ramp drops has its host stop first and is powered off
+``DROP_QUIET_S`` later, so an uplink its host wrote just before still reaches the
+broker (a drop loads the broker with departures, it does not cut uplinks off); a unit
+brought up again is powered on again and its host waits for the cloud once more.
+The run lasts the ramp (its stages) plus ``duration`` seconds.
 Units have no PTY unless ``pty`` is set, no flash files, and no wire pacing (the
 hosts are simulated: pacing would only cost CPU).
 Units run with their personality's load-test options (an XGC unit draws its first
@@ -61,6 +69,7 @@ from vdtu.load.hosts import PROBE_KEY, Host
 from vdtu.load.options import LoadOptions
 from vdtu.load.progress import Progress, progress_line
 from vdtu.load.prometheus import to_prometheus
+from vdtu.load.ramp import Schedule, shard_stages
 from vdtu.load.report import FleetReport
 from vdtu.load.verifier import ProbeTarget, Verifier
 from vdtu.log import LogLevel, LogRecord
@@ -75,6 +84,8 @@ PROGRESS_EVERY_S = 5.0
 """How often a progress line is printed when ``out`` is not a terminal."""
 DRAIN_POLL_S = 0.2
 """How often the wind-down looks whether everything in flight has arrived."""
+DROP_QUIET_S = 1.0
+"""Sim seconds between a dropped unit's host going quiet and the unit's power-off."""
 
 
 def rss_mb() -> float:
@@ -111,6 +122,18 @@ class LoadRun:
         """Units with a host that have not reached their cloud yet, as far as noted."""
         self.errors: dict[str, int] = {}
         self.started_at = 0.0
+        self.schedule = Schedule(
+            shard_stages(
+                options.ramp,
+                block=self.block,
+                shards=options.shard.count,
+                index=options.shard.index,
+            )
+        )
+        self.up = 0
+        """Units the ramp has brought up: the first ``up`` of the block (in sim time)."""
+        self._ramp_at = 0.0
+        self._pacer: asyncio.TimerHandle | None = None
         self.fleet = Fleet(loop, self._fleet_config(), sink=self._count_warning)
         self.verifier: Verifier | None = None
         self.metrics: HttpServer | None = None
@@ -145,6 +168,7 @@ class LoadRun:
                 if entry.load_test_options is not None
             },
             log_records=LOG_RECORDS,
+            direct_logins=options.platform_login == "direct",
         )
 
     def _count_warning(self, _unit: str, record: LogRecord) -> None:
@@ -191,10 +215,10 @@ class LoadRun:
                 where = self.fleet.config.pty_dir
                 print(f"vdtu fleet: each unit's uart is {where}/dtu<N>/uart", file=self.out)
             self.started_at = time.monotonic()
-            self._ramp()
+            self._ramp_at = self.loop.time()
+            self._pace(0.0)
             self.verifier.start_probe(self._probe_targets(), self.options.probe_rate)
-            ramp_s = len(self.block) / self.options.ramp
-            deadline = self.started_at + ramp_s + self.options.duration
+            deadline = self.started_at + self.schedule.total_s + self.options.duration
             while time.monotonic() < deadline and not stop.is_set():
                 await _wait(stop, min(TICK_S, deadline - time.monotonic()))
                 self._tick()
@@ -223,18 +247,44 @@ class LoadRun:
             for unit_id in self.block
         ]
 
-    def _ramp(self) -> None:
-        start = self.loop.time()
-        for index, unit_id in enumerate(self.block):
-            self.loop.call_at(start + index / self.options.ramp, self._power_on, unit_id)
-
-    def _power_on(self, unit_id: int) -> None:
-        if not self._stopping:
-            self.fleet.clock.inject(self._add_unit, unit_id)
-
-    def _add_unit(self, unit_id: int) -> None:
+    def _pace(self, due_s: float) -> None:
+        """Bring the count of units up to the schedule's now; arm for its next change."""
+        self._pacer = None
         if self._stopping:
             return
+        now_s = max(due_s, self.loop.time() - self._ramp_at)
+        count = self.schedule.count_at(now_s)
+        if count != self.up:
+            self.fleet.clock.inject(self._follow, count)
+        next_s = self.schedule.next_change(now_s)
+        if next_s is not None:
+            self._pacer = self.loop.call_at(self._ramp_at + next_s, self._pace, next_s)
+
+    def _follow(self, count: int) -> None:
+        """In sim time: power on or drop units until ``count`` of the block are up."""
+        if self._stopping:
+            return
+        while self.up < count:
+            unit_id = self.block[self.up]
+            self.up += 1
+            host = self.hosts.get(unit_id)
+            if host is None:
+                self._add_unit(unit_id)
+            else:
+                host.unit.power_on()
+                host.start()
+        while self.up > count:
+            self.up -= 1
+            host = self.hosts[self.block[self.up]]
+            host.stop()
+            self.fleet.clock.env.call_later(DROP_QUIET_S, partial(self._drop, self.up))
+
+    def _drop(self, index: int, _event: object) -> None:
+        """Power off the block's unit ``index`` unless the ramp has brought it up again."""
+        if index >= self.up:
+            self.hosts[self.block[index]].unit.power_off()
+
+    def _add_unit(self, unit_id: int) -> None:
         unit = self.fleet.start_unit(unit_id)
         host = Host(
             unit,
@@ -315,6 +365,8 @@ class LoadRun:
 
     async def _close(self) -> None:
         self._stopping = True
+        if self._pacer is not None:
+            self._pacer.cancel()
         if self.control is not None:
             server, handle = self.control
             handle.close()
@@ -366,6 +418,7 @@ class LoadRun:
             broker=str(self.fleet.broker_url or ""),
             units=len(self.block),
             connected=connected,
+            powered_off=len(self.hosts) - self.up,
             connect_failures=failures,
             connect_s=connect_s,
             reconnects=reconnects,
