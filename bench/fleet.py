@@ -94,9 +94,9 @@ from bench.common import (
 )
 from vdtu.cloud.mosquitto import Mosquitto, find_mosquitto
 from vdtu.errors import ConfigError, VdtuError
+from vdtu.histogram import LatencyHistogram
 from vdtu.links.xgc_stack import default_project
 from vdtu.load.delivery import DeliveryTracker
-from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.options import PROFILES, LoadOptions, build_options
 from vdtu.load.runner import LoadRun
 from vdtu.load.verifier import Verifier

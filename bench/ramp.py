@@ -54,10 +54,10 @@ import psutil
 from bench.bare import BareClient, freezing, unit_topic
 from bench.common import cpu_seconds, machine, machine_line, markdown_table, opt, progress
 from vdtu.cloud.mosquitto import Mosquitto
+from vdtu.histogram import LatencyHistogram
 from vdtu.links.xgc_stack import default_project
 from vdtu.load.command import registration_s
 from vdtu.load.delivery import DeliveryTracker, Outcome
-from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.options import PLATFORM_LOGINS, build_options
 from vdtu.load.payload import Uplink
 from vdtu.load.runner import LoadRun

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from vdtu.histogram import LatencyHistogram, ReportFormatError
 from vdtu.load.delivery import DeliveryTracker
-from vdtu.load.histogram import LatencyHistogram, ReportFormatError
 from vdtu.load.payload import Uplink
 from vdtu.load.report import REPORT_FORMAT, FleetReport, merge
 

@@ -21,8 +21,8 @@ from tests.conftest import require_tool
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.errors import ConfigError
+from vdtu.histogram import LatencyHistogram
 from vdtu.load.command import CRASHED_STATUS, STOPPED_STATUS, run_load
-from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.options import LoadOptions, Shard, build_options
 from vdtu.load.report import FleetReport
 from vdtu.load.runs import (

@@ -28,7 +28,7 @@ sorted half-open ranges ``[start, end)`` in one flat list (``[s0, e0, s1, e1,
 gap (a loss or a message still overtaken) costs one more range.
 
 The latencies of first arrivals go into a ``LatencyHistogram``
-(``vdtu/load/histogram.py``).
+(``vdtu/histogram.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vdtu.load.histogram import LatencyHistogram
+from vdtu.histogram import LatencyHistogram
 from vdtu.load.payload import Uplink
 
 

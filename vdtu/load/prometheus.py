@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from vdtu.load.histogram import LatencyHistogram
+from vdtu.histogram import LatencyHistogram
 from vdtu.load.report import FleetReport
 
 _PREFIX = "vdtu_fleet_"

@@ -35,8 +35,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vdtu.histogram import LatencyHistogram, Percentiles, ReportFormatError
 from vdtu.load.delivery import DeliveryTracker
-from vdtu.load.histogram import LatencyHistogram, Percentiles, ReportFormatError
 
 REPORT_FORMAT = "vdtu-fleet-report/1"
 """The ``format`` value of a report's JSON."""

@@ -62,9 +62,9 @@ from vdtu.control.attach import ControlDir, FleetHandle, serve
 from vdtu.control.server import ControlServer
 from vdtu.firmware.registry import PERSONALITIES
 from vdtu.fleet import Fleet, FleetConfig, default_pty_dir
+from vdtu.histogram import LatencyHistogram
 from vdtu.identity import Identity
 from vdtu.load.delivery import DeliveryTracker
-from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.hosts import PROBE_KEY, Host
 from vdtu.load.options import LoadOptions
 from vdtu.load.progress import Progress, progress_line

@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from vdtu.cloud.broker_url import BrokerUrl, parse_broker_url
 from vdtu.errors import ConfigError
-from vdtu.load.histogram import ReportFormatError
+from vdtu.histogram import ReportFormatError
 from vdtu.load.options import RUN_ID_RE, Shard
 from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import write_report

@@ -34,10 +34,10 @@ from dataclasses import dataclass
 
 from vdtu.cloud.broker_url import BrokerUrl
 from vdtu.errors import ConfigError
+from vdtu.histogram import LatencyHistogram
 from vdtu.links.side import Probe
 from vdtu.links.sides import SIDES
 from vdtu.load.delivery import DeliveryTracker
-from vdtu.load.histogram import LatencyHistogram
 from vdtu.load.payload import find_uplink
 from vdtu.net.mqtt import MqttHub, MqttLink, connect_and_wait
 

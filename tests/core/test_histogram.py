@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vdtu.load.histogram import LatencyHistogram, Percentiles, ReportFormatError
+from vdtu.histogram import LatencyHistogram, Percentiles, ReportFormatError
 
 latencies = st.floats(min_value=0.0, max_value=120_000.0, allow_nan=False)
 
