@@ -18,9 +18,17 @@ from vdtu.fleet import Fleet
 Scenario = Callable[[aiohttp.ClientSession, Fleet], Awaitable[None]]
 
 
-def run(tmp_path: Path, scenario: Scenario, *, units: int = 2, profile: str = "xgc") -> None:
+def run(
+    tmp_path: Path,
+    scenario: Scenario,
+    *,
+    units: int = 2,
+    profile: str = "xgc",
+    ports: tuple[str, ...] = (),
+) -> None:
     async def main() -> None:
-        async with served_fleet(tmp_path, units=units, profile=profile) as (fleet, server):
+        served = served_fleet(tmp_path, units=units, profile=profile, ports=ports)
+        async with served as (fleet, server):
             headers = {"Authorization": f"Bearer {server.token}"}
             async with aiohttp.ClientSession(server.url, headers=headers) as http:
                 await scenario(http, fleet)
@@ -240,3 +248,42 @@ def test_the_event_stream_reports_faults_and_follows_new_events(tmp_path: Path) 
                     break
 
     run(tmp_path, scenario)
+
+
+def test_host_send_frames_a_command_as_vdtu_term_does_and_the_unit_answers_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario(http: aiohttp.ClientSession, fleet: Fleet) -> None:
+        body = {"select": "0", "action": "host-send", "params": {"line": "GET_IMEI"}}
+        seen: dict[str, dict[str, Any]] = {}
+        async with (
+            asyncio.timeout(30),
+            http.get("/v1/events", params={"select": "0", "follow": "1"}) as reply,
+        ):
+            async for event in lines(reply):
+                if event["kind"] == "to-host" and "init-ok" in event["data"]["text"]:
+                    answer = await call(http, "POST", "/v1/pokes", body)  # the unit listens
+                    assert answer["done"] == [0], answer
+                for frame in event["data"].get("frames", []):
+                    if frame["fields"].get("action") == "GET_IMEI":
+                        seen[event["kind"]] = frame
+                if "to-host" in seen:
+                    break
+        assert seen["from-host"]["kind"] == "XGC"
+        assert seen["from-host"]["check_ok"] is True
+        assert seen["to-host"]["kind"] == "XGC_ACK"
+        assert seen["to-host"]["fields"]["content"] == fleet.units[0].imei
+        blank = {"select": "0", "action": "host-send", "params": {"line": " "}}
+        refused = await call(http, "POST", "/v1/pokes", blank)
+        assert refused["refused"] == {"0": "line= is blank: give a command, e.g. GET_CSQ"}
+        elsewhere = {
+            "select": "0",
+            "action": "host-send",
+            "params": {"line": "GET_CSQ", "port": "rs232"},
+        }
+        refused = await call(http, "POST", "/v1/pokes", elsewhere)
+        assert refused["refused"] == {
+            "0": "nothing is at the host's end of rs232: no PTY and no simulated host"
+        }
+
+    run(tmp_path, scenario, ports=("uart",))

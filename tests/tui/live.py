@@ -27,12 +27,20 @@ SIZE = (120, 40)
 Body = Callable[[DashboardApp, Pilot[Any], Fleet, HttpApi], Awaitable[None]]
 
 
-def run_live(tmp_path: Path, body: Body, *, units: int = 3, profile: str = "xgc") -> None:
-    """Start a fleet of ``units`` of ``profile`` and its API, run ``body`` against a
-    dashboard over it."""
+def run_live(
+    tmp_path: Path,
+    body: Body,
+    *,
+    units: int = 3,
+    profile: str = "xgc",
+    ports: tuple[str, ...] = (),
+) -> None:
+    """Start a fleet of ``units`` of ``profile`` (PTYs on ``ports``) and its API, run
+    ``body`` against a dashboard over it."""
 
     async def main() -> None:
-        async with served_fleet(tmp_path, units=units, profile=profile) as (fleet, server):
+        served = served_fleet(tmp_path, units=units, profile=profile, ports=ports)
+        async with served as (fleet, server):
             probe = HttpApi(server.url, server.token)
             try:
                 app = DashboardApp(HttpApi(server.url, server.token), poll_s=0.2, flush_s=0.1)

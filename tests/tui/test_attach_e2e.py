@@ -72,8 +72,10 @@ def test_an_attached_dashboard_pulls_a_sim_shows_it_and_leaves_the_fleet_running
                 told = lambda: "mqtt-disconnected" in log_text(app, "#serial-log")  # noqa: E731
                 await until(pilot, told, "the unit telling its host", timeout_s=20)
 
-                await pilot.press("i", *"HELLO", "enter")
-                assert b"HELLO\r\n" in await read_until(host, pilot, b"HELLO\r\n", 5.0)
+                imei = str((unit.snapshot or {})["imei"])
+                await pilot.press("i", *"GET_IMEI", "enter")  # sent as the host, framed
+                answer = f"#GET_IMEI#{imei}#0#{imei}&#".encode()
+                assert answer in await read_until(host, pilot, answer, 5.0)
 
                 await pilot.press("escape", "escape")
                 await until(pilot, lambda: cell(app, 0, "sim") == "ABSENT", "SIM ABSENT in table")

@@ -139,6 +139,14 @@ def test_the_unit_screen_shows_the_snapshot_drives_inputs_and_writes_to_the_host
 
         await until_api(pilot, in3_high, "input 3 high on the unit")
 
+        await pilot.press("i", *"GET_IMEI", "enter")  # the host sends it, framed
+        await until(
+            pilot,
+            lambda: f"content {fleet.units[1].imei}" in log_text(app, "#serial-log"),
+            "the unit's answer to GET_IMEI, decoded",
+        )
+        assert "action GET_IMEI" in log_text(app, "#serial-log")
+        screen.query_one("#direction", Select).value = "write"
         await pilot.press("i", *"HELLO", "enter")
         await until(pilot, lambda: "HELLO" in log_text(app, "#serial-log"), "HELLO on the host")
         assert "(written from the prompt)" in log_text(app, "#serial-log")
@@ -163,7 +171,7 @@ def test_the_unit_screen_shows_the_snapshot_drives_inputs_and_writes_to_the_host
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
 
-    run_live(tmp_path, body, units=2)
+    run_live(tmp_path, body, units=2, ports=("uart",))
 
 
 def test_faults_are_applied_to_the_selection_and_cleared_and_bad_input_is_told(

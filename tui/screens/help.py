@@ -24,8 +24,10 @@ heading to sort by it. Faults and power act on the selection (or the unit under 
 cursor).
 
 **Unit**: `1`-`5` tabs (overview, GPIO, serial, cloud, bus and flash) · `p` power
-off/on · `b` reboot · `c` clear the unit's faults · `i` the serial prompt: a line
-toward the host on the chosen port (`\\r \\n \\xNN` escapes, CR LF added) · the GPIO
+off/on · `b` reboot · `c` clear the unit's faults · `i` the serial prompt, on the chosen port:
+`host → unit` sends a command as the host would, framed as `vdtu term` frames it (the answer
+shows decoded), `unit → host` writes a raw line toward the host (`\\r \\n \\xNN` escapes,
+CR LF added) · the GPIO
 switches drive the inputs · the cloud tab's field publishes a downlink.
 
 **Faults**: `↑ ↓` pick a kind · `enter` fill in its parameters · `enter` in a field

@@ -7,8 +7,10 @@ server's ring still holds for this unit (one non-following request), then what t
 routes here from its own stream (``take_events``), the two joined by sequence number.
 The GPIO switches poke an input; a switch the user just flipped is left alone by the
 next reads for a moment (the poke is still on its way). The prompt under the serial view
-writes a line toward the host (the ``host-write`` poke, CR LF added), the one under the
-cloud view publishes a downlink.
+sends a command to the unit as its host would, framed as ``vdtu term`` frames it (the
+``host-send`` poke; the unit's reading of it and its answer come back as serial events),
+or, with the direction switched, writes a raw line toward the host (the ``host-write``
+poke, CR LF added); the one under the cloud view publishes a downlink.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ INPUTS = 8
 PORTS = ("uart", "rs232", "rs485")
 TRAFFIC = 2000
 """Traffic lines kept per view."""
+PROMPTS = {
+    "send": "a command the host sends, framed as vdtu term frames it (e.g. GET_CSQ)",
+    "write": "a raw line the unit writes toward its host (\\r \\n \\xNN escapes; CR LF added)",
+}
+"""The prompt's placeholder for each direction (``host-send`` and ``host-write`` pokes)."""
 HOLD_S = 2.0
 """How long a switch the user flipped is not overwritten by a read."""
 SERIAL_KINDS = ("to-host", "from-host")
@@ -114,10 +121,14 @@ class UnitScreen(DashScreen):
                         id="port",
                         compact=True,
                     )
-                    yield Input(
-                        placeholder="a line toward the host (\\r \\n \\xNN escapes; CR LF added)",
-                        id="prompt",
+                    yield Select(
+                        [("host → unit", "send"), ("unit → host", "write")],
+                        value="send",
+                        allow_blank=False,
+                        id="direction",
+                        compact=True,
                     )
+                    yield Input(placeholder=PROMPTS["send"], id="prompt")
             with TabPane("4 Cloud", id="cloud"):
                 yield RichLog(id="cloud-log", max_lines=TRAFFIC, wrap=True, markup=False)
                 yield Input(
@@ -281,12 +292,20 @@ class UnitScreen(DashScreen):
             if event["data"].get("port") == port:
                 log.write(panels.serial_line(event))
 
+    @on(Select.Changed, "#direction")
+    def _direction(self) -> None:
+        direction = str(self.query_one("#direction", Select).value)
+        self.query_one("#prompt", Input).placeholder = PROMPTS[direction]
+
     @on(Input.Submitted, "#prompt")
     def _prompt(self, event: Input.Submitted) -> None:
         if not event.value:
             return
         port = str(self.query_one("#port", Select).value)
-        self.act(self.write_to_host(port, event.value))
+        if self.query_one("#direction", Select).value == "send":
+            self.act(self.send_poke_done("host-send", {"port": port, "line": event.value}))
+        else:
+            self.act(self.write_to_host(port, event.value))
         event.input.clear()
 
     async def write_to_host(self, port: str, line: str) -> None:

@@ -53,7 +53,9 @@ def add_ctl(commands: Any, default_pty_dir: Path) -> None:
     clear = action("clear", "clear the selected units' faults (of KIND, or all)")
     clear.add_argument("selector")
     clear.add_argument("kind", nargs="?", default=None)
-    poke = action("poke", "input, sms, host-write, downlink, power-off, power-on, reboot")
+    poke = action(
+        "poke", "input, sms, host-send, host-write, downlink, power-off, power-on, reboot"
+    )
     poke.add_argument("selector")
     poke.add_argument("action")
     poke.add_argument("params", nargs="*", metavar="NAME=VALUE")

@@ -1,7 +1,11 @@
 """Pokes: one-off things done to a unit from outside, as a person at its bench would.
 
 ``input`` drives an opto input, ``sms`` delivers a short message to the modem,
-``host-write`` makes the unit write bytes toward its host on a port (they leave the
+``host-send`` sends a typed line to the unit as its host would, framed as ``vdtu term``
+frames it (XGC: ``GET_CSQ`` becomes ``$XGC#GET_CSQ#0#0&#<check>#`` CR LF; QuecPython:
+``1,0,<len>,<crc32>,<text>``), from the host's end of the port (the PTY, or the simulated
+host), so the firmware hears it and answers toward the host, ``host-write`` makes the unit
+write bytes toward its host on a port (they leave the
 unit's own transmitter, so the host reads them and the unit's firmware does not),
 ``power-off``/``power-on``/``reboot`` work its supply. ``downlink`` (a message from
 the cloud) is not done in sim time: the control server publishes it to the unit's
@@ -20,6 +24,8 @@ from typing import TYPE_CHECKING
 
 from vdtu.faults.catalogue import PORT, FaultError, Param, Value, parse_params
 from vdtu.io.gpio import MAX_PINS
+from vdtu.links.sides import SIDES
+from vdtu.unit import DEFAULT_BAUDS
 
 if TYPE_CHECKING:
     from vdtu.unit import Unit
@@ -27,6 +33,9 @@ if TYPE_CHECKING:
 MAX_HOST_WRITE = 4096
 """The most bytes one ``host-write`` takes (the unit's transmit buffer)."""
 MAX_DOWNLINK = 65536
+HOST_ENDS = frozenset({"pty", "device", "host"})
+"""The taps at a port's host end: its PTY, its real serial device, a simulated host (a
+Modbus slave on the RS-485 bus is a tap too, but not the host)."""
 _ESCAPE = re.compile(rb"\\(x[0-9a-fA-F]{2}|[rnt0\\])")
 _SIMPLE_ESCAPES = {b"r": b"\r", b"n": b"\n", b"t": b"\t", b"0": b"\0", b"\\": b"\\"}
 
@@ -86,6 +95,20 @@ def _host_write(unit: Unit, params: Mapping[str, Value]) -> None:
     tap.send(data)
 
 
+def _host_send(unit: Unit, params: Mapping[str, Value]) -> None:
+    line, port = str(params["line"]), str(params["port"])
+    if not line.strip():
+        raise ValueError("line= is blank: give a command, e.g. GET_CSQ")
+    console = SIDES[unit.config.profile].term.open(
+        device="api", sn="0", raw=False, bauds={**DEFAULT_BAUDS, **unit.config.bauds}
+    )
+    data = console.frame(line)
+    host_end = next((tap for tap in unit.lines[port].taps if tap.name in HOST_ENDS), None)
+    if host_end is None:
+        raise ValueError(f"nothing is at the host's end of {port}: no PTY and no simulated host")
+    host_end.send(data)
+
+
 def _sms(unit: Unit, params: Mapping[str, Value]) -> None:
     unit.modem.receive_sms(str(params["from"]), str(params["text"]))
 
@@ -113,6 +136,14 @@ POKES: Mapping[str, Poke] = {
             Param(name="text", kind=str, high=670, help="the message"),
         ),
         _sms,
+    ),
+    "host-send": Poke(
+        "the unit's host sends a command line, framed as vdtu term frames it",
+        (
+            PORT,
+            Param(name="line", kind=str, high=MAX_HOST_WRITE, help="the command, as typed"),
+        ),
+        _host_send,
     ),
     "host-write": Poke(
         "the unit writes bytes toward its host on a port",
