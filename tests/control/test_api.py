@@ -275,11 +275,11 @@ def test_host_send_frames_a_command_as_vdtu_term_does_and_the_unit_answers_it(
         assert seen["to-host"]["fields"]["content"] == fleet.units[0].imei
         blank = {"select": "0", "action": "host-send", "params": {"line": " "}}
         refused = await call(http, "POST", "/v1/pokes", blank)
-        assert refused["refused"] == {"0": "line= is blank: give a command, e.g. GET_CSQ"}
+        assert refused["refused"] == {"0": "line= is blank: give a command, e.g. GET_IMEI"}
         elsewhere = {
             "select": "0",
             "action": "host-send",
-            "params": {"line": "GET_CSQ", "port": "rs232"},
+            "params": {"line": "GET_IMEI", "port": "rs232"},
         }
         refused = await call(http, "POST", "/v1/pokes", elsewhere)
         assert refused["refused"] == {

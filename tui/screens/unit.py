@@ -49,7 +49,7 @@ PORTS = ("uart", "rs232", "rs485")
 TRAFFIC = 2000
 """Traffic lines kept per view."""
 PROMPTS = {
-    "send": "a command the host sends, framed as vdtu term frames it (e.g. GET_CSQ)",
+    "send": "a command the host sends, framed as vdtu term frames it (e.g. GET_IMEI)",
     "write": "a raw line the unit writes toward its host (\\r \\n \\xNN escapes; CR LF added)",
 }
 """The prompt's placeholder for each direction (``host-send`` and ``host-write`` pokes)."""

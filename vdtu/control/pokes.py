@@ -2,7 +2,7 @@
 
 ``input`` drives an opto input, ``sms`` delivers a short message to the modem,
 ``host-send`` sends a typed line to the unit as its host would, framed as ``vdtu term``
-frames it (XGC: ``GET_CSQ`` becomes ``$XGC#GET_CSQ#0#0&#<check>#`` CR LF; QuecPython:
+frames it (XGC: ``GET_IMEI`` becomes ``$XGC#GET_IMEI#0#0&#<check>#`` CR LF; QuecPython:
 ``1,0,<len>,<crc32>,<text>``), from the host's end of the port (the PTY, or the simulated
 host), so the firmware hears it and answers toward the host, ``host-write`` makes the unit
 write bytes toward its host on a port (they leave the
@@ -98,7 +98,7 @@ def _host_write(unit: Unit, params: Mapping[str, Value]) -> None:
 def _host_send(unit: Unit, params: Mapping[str, Value]) -> None:
     line, port = str(params["line"]), str(params["port"])
     if not line.strip():
-        raise ValueError("line= is blank: give a command, e.g. GET_CSQ")
+        raise ValueError("line= is blank: give a command, e.g. GET_IMEI")
     console = SIDES[unit.config.profile].term.open(
         device="api", sn="0", raw=False, bauds={**DEFAULT_BAUDS, **unit.config.bauds}
     )
