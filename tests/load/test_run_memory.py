@@ -50,3 +50,28 @@ def test_the_runs_freeze_collects_dead_cycles_before_it_freezes_the_living_and_r
             await run.fleet.close()
 
     asyncio.run(check())
+
+
+def test_a_run_turns_the_collectors_automatic_collections_off_and_back_on_at_its_end() -> None:
+    options = build_options(
+        {"units": 1, "duration": 0.3, "grace": 0, "probe_rate": 0, "progress": False}
+    )
+
+    async def main() -> bool:
+        run = LoadRun(asyncio.get_running_loop(), options, io.StringIO())
+        task = asyncio.create_task(run.run(asyncio.Event()))
+        for _ in range(1000):  # the broker and the verifier come first
+            if run.started_at or task.done():
+                break
+            await asyncio.sleep(0.01)
+        during = gc.isenabled()
+        await task
+        return during
+
+    assert gc.isenabled()
+    try:
+        assert asyncio.run(main()) is False  # _freeze collects instead
+        assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
