@@ -352,7 +352,7 @@ class LoadRun:
 
     def _note_connections(self) -> None:
         """Note when units first reached their cloud, looking only at those that had not
-        (``report`` notes them too, in its pass over every unit)."""
+        (each tick without a progress line, and in every report)."""
         elapsed = time.monotonic() - self.started_at
         waiting = self._not_yet_connected
         for unit_id in list(waiting):
@@ -401,19 +401,18 @@ class LoadRun:
     # -- the figures ---------------------------------------------------------------------
 
     def report(self, *, final: bool = False) -> FleetReport:
-        """This shard's figures now (one pass over the units, which also notes when each
-        first connected); ``final`` adds to ``errors`` the units that never connected
+        """This shard's figures now (one pass over the units, after noting which first
+        connected since the last look); ``final`` adds to ``errors`` the units that never connected
         (``never_connected``) and those the run ended before powering on
         (``never_powered_on``)."""
+        self._note_connections()
         failures = reconnects = connected = 0
-        elapsed = time.monotonic() - self.started_at
-        for unit_id, host in self.hosts.items():
+        for host in self.hosts.values():
             counters = host.unit.firmware.counters()
             failures += counters.connect_failures
             reconnects += counters.reconnects
             if host.cloud_connected():
                 connected += 1
-                self.first_connected.setdefault(unit_id, elapsed)
         verifier = self.verifier
         errors = dict(self.errors)
         if verifier is not None:

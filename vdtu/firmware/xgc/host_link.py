@@ -155,8 +155,8 @@ class HostLink:
         self._readers: dict[str, FrameReader] = {}
         """The frame reader of each port that has heard bytes since power-on (made on first
         use: most units only ever hear their host pipe)."""
-        self._last_reply: tuple[str, str, bytes, str] | None = None
-        """(action, content, bytes, event text) of the last reply (see ``reply``)."""
+        self._last_reply: tuple[str, str, bytes, str | None] | None = None
+        """(action, content, bytes, event text or None) of the last reply (see ``reply``)."""
         self._taps: dict[str, Tap] = {
             port: line.attach(_PortNode(self, port), "dtu") for port, line in lines.items()
         }
@@ -297,13 +297,14 @@ class HostLink:
     def reply(self, port: str, action: str, content: str) -> float:
         """Answer a command on the port it came from; returns when the reply has left.
 
-        The last reply's bytes and event text are kept: a host that sends data gets the
-        same ``ok`` for every DATA_PACK, and it is framed once.
+        The last reply's bytes and, while the unit is observed, its event text are kept: a
+        host that sends data gets the same ``ok`` for every DATA_PACK, and it is framed once.
         """
         last = self._last_reply
         if last is None or last[0] != action or last[1] != content:
             data = self._frame(action, content).encode(self._options.code_format)
-            last = self._last_reply = (action, content, data, event_text(data))
+            text = event_text(data) if self._host.observed else None
+            last = self._last_reply = (action, content, data, text)
         return self.send(port, last[2], last[3])
 
     def reply_error(self, port: str, action: str, code: str, message: str) -> None:
