@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -186,10 +187,16 @@ class TextFile(Protocol):
 
 
 class MemoryTextFile:
-    """A flash file that lives as long as the process."""
+    """A flash file that lives as long as the process.
+
+    It keeps its text zlib-compressed (a QuecPython unit's ``dtu_config.json``: 1012 bytes
+    as a ``str``, 469 compressed; a fleet keeps one per unit and reads it at power-on).
+    """
+
+    __slots__ = ("_data", "fail_writes", "writes")
 
     def __init__(self, text: str | None = None) -> None:
-        self._text = text
+        self._data = None if text is None else _compressed(text)
         self.writes = 0
         self.fail_writes: int | None = None
         """An errno: every write raises ``FlashError`` with it (None: writes succeed)."""
@@ -199,15 +206,24 @@ class MemoryTextFile:
         return None
 
     def read(self) -> str | None:
-        return self._text
+        return (
+            None
+            if self._data is None
+            else zlib.decompress(self._data).decode(errors="surrogatepass")
+        )
 
     def write(self, text: str) -> None:
         _fail(self.fail_writes, "flash file")
-        self._text = text
+        self._data = _compressed(text)
         self.writes += 1
 
     def erase(self) -> None:
-        self._text = None
+        self._data = None
+
+
+def _compressed(text: str) -> bytes:
+    """``text`` as it is kept: any ``str`` comes back the same, a lone surrogate too."""
+    return zlib.compress(text.encode(errors="surrogatepass"), zlib.Z_BEST_COMPRESSION)
 
 
 class HostTextFile:

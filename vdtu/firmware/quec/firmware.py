@@ -39,7 +39,7 @@ import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import simpy
@@ -146,11 +146,33 @@ class QuecStats:
 
 @dataclass(slots=True)
 class _PortNode:
+    """The firmware on one UART. Its chunker comes with the port's first bytes (most
+    ports of a fleet's unit never hear any), cutting at the silence the line had when
+    the firmware was built."""
+
     firmware: QuecFirmware
     uart: str
+    silence_s: float
+    chunker: SilenceChunker | None = None
 
     def receive(self, data: bytes) -> None:
         self.firmware.on_uart_bytes(self.uart, data)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes for the firmware to read, cut into chunks at silences."""
+        chunker = self.chunker
+        if chunker is None:
+            firmware = self.firmware
+            env = cast("DomainEnvironment", firmware.env)  # what QuecFirmware was built with
+            chunker = self.chunker = SilenceChunker(
+                env, self.silence_s, partial(firmware.on_chunk, self.uart)
+            )
+        chunker.feed(data)
+
+    def reset(self) -> None:
+        """Forget the bytes of a chunk not yet handed over (power-off)."""
+        if self.chunker is not None:
+            self.chunker.reset()
 
 
 class QuecFirmware:
@@ -173,7 +195,6 @@ class QuecFirmware:
         "_network_waiters",
         "_past_counters",
         "bindings",
-        "chunkers",
         "config",
         "config_error",
         "config_file",
@@ -253,11 +274,9 @@ class QuecFirmware:
         self.poll_waiters: dict[str, simpy.Event] = {}
         """UART -> the poll waiting for its next chunk (``modbus_side.polling``)."""
         self.taps: dict[str, Tap] = {}
-        self.chunkers: dict[str, SilenceChunker] = {}
         for uart, port in UART_PORTS.items():
             line = hardware.lines[port]
-            self.taps[uart] = line.attach(_PortNode(self, uart), "dtu")
-            self.chunkers[uart] = SilenceChunker(env, line.silence_s, partial(self.on_chunk, uart))
+            self.taps[uart] = line.attach(_PortNode(self, uart, line.silence_s), "dtu")
         hardware.modem.on_registration_change.append(self._on_registration_change)
 
     # -- life cycle ----------------------------------------------------------------------
@@ -336,8 +355,8 @@ class QuecFirmware:
         self.processes.interrupt_all()
         self._network_waiters.clear()
         self.poll_waiters.clear()
-        for chunker in self.chunkers.values():
-            chunker.reset()
+        for tap in self.taps.values():
+            cast("_PortNode", tap.node).reset()
         self.config = None
 
     def spawn(self, generator: Generator[simpy.Event, Any, None]) -> simpy.Process:
@@ -536,7 +555,7 @@ class QuecFirmware:
         if not self.listening:
             self.stats.bytes_lost_booting += len(data)
             return
-        self.chunkers[uart].feed(data)
+        cast("_PortNode", self.taps[uart].node).feed(data)
 
     def on_chunk(self, uart: str, chunk: bytes) -> None:
         """One chunk (bytes between two silences) from UART ``uart``."""

@@ -92,12 +92,13 @@ def quecthing_device(channel: QuecthingChannel, imei: str) -> str:
 
 def channel_topics(
     channel: MqttTypeChannel, needs: LoginNeeds
-) -> tuple[dict[str, str], dict[str, str]]:
-    """(subscribe, publish): topic id -> topic."""
+) -> tuple[Mapping[str, str], Mapping[str, str]]:
+    """(subscribe, publish): topic id -> topic (a channel's own read-only tables when it
+    names its topics, not copies: a driver keeps them for as long as it runs)."""
     if isinstance(channel, QuecthingChannel):
         down, up = quecthing_topics(channel.product_key, quecthing_device(channel, needs.imei))
         return {"0": down}, {"0": up}
-    return dict(channel.subscribe), dict(channel.publish)
+    return channel.subscribe, channel.publish
 
 
 Request = Callable[[HttpRequest], simpy.Event]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from vdtu.errors import ConfigError
@@ -85,7 +86,7 @@ class QuecPersonality:
             context.hardware,
             flash=context.flash,
             config_file=context.files.get(CONFIG_FILE) or MemoryTextFile(),
-            default_config=lambda: make_default(imei),
+            default_config=partial(make_default, imei),
             log=context.log,
             net=net,
             options=options,
