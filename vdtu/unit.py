@@ -127,6 +127,9 @@ def _contained(method: Callable[Concatenate[Unit, P], R]) -> Callable[Concatenat
     return run
 
 
+_NO_FILES: Mapping[str, TextFile] = MappingProxyType({})
+"""The files of a unit given none (one read-only table for all of them)."""
+
 _SITES_SHOWN: set[str] = set()
 """Code sites whose fault traceback this process has printed (each is printed once)."""
 _MAX_SITES_SHOWN = 64
@@ -201,11 +204,12 @@ class Unit:
         self.config = config
         self.personality = personality(config.profile)
         self.flash = flash if flash is not None else MemoryStorage()
-        self.files: Mapping[str, TextFile] = dict(files or {})
+        self.files: Mapping[str, TextFile] = dict(files) if files else _NO_FILES
         """Its flash's named text files, by name (a QuecPython unit's ``dtu_config.json``)."""
-        self.log = log if log is not None else UnitLog(config.name)
+        name = config.name  # one string for the log and the domain: each call makes a new one
+        self.log = log if log is not None else UnitLog(name)
         self.powered = False
-        self.domain = FaultDomain(config.name, self._watchdog)
+        self.domain = FaultDomain(name, self._watchdog)
         self.faults = 0
         """Faults inside the unit (each one a watchdog reset)."""
         self.active_faults: dict[str, ActiveFault] | None = None

@@ -81,7 +81,9 @@ class Adc:
             if isinstance(channel, bool) or channel < 0:
                 raise ValueError(f"channel numbers must be >= 0, not {channel!r}")
             self._inputs_mv[channel] = self._checked_mv(channel, mv)
-        self._last_read_mv: dict[int, int | None] = dict.fromkeys(self._inputs_mv)
+        self._last_read_mv: dict[int, int] = {}
+        """The channels converted since power-on (a unit whose firmware reads none keeps an
+        empty dict, not one entry per channel)."""
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -111,11 +113,15 @@ class Adc:
 
     def reset(self) -> None:
         """Power cycle: the last conversions are forgotten; the pin voltages stay."""
-        self._last_read_mv = dict.fromkeys(self._inputs_mv)
+        self._last_read_mv = {}
 
     def snapshot(self) -> AdcSnapshot:
         """A copy of the pin voltages and the last conversions."""
-        return AdcSnapshot(inputs_mv=dict(self._inputs_mv), last_read_mv=dict(self._last_read_mv))
+        last = self._last_read_mv
+        return AdcSnapshot(
+            inputs_mv=dict(self._inputs_mv),
+            last_read_mv={channel: last.get(channel) for channel in self._inputs_mv},
+        )
 
     def _check_channel(self, channel: int) -> None:
         if channel not in self._inputs_mv:

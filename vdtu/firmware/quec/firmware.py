@@ -115,6 +115,11 @@ class QuecOptions:
     (None: vdtu's default, MQTT to 127.0.0.1:1883)."""
 
 
+DEFAULT_OPTIONS = QuecOptions()
+"""The options of a unit given none: one instance for all of them (nothing changes options
+after they are made; ``ModbusOptions`` is not frozen, but nobody writes to it)."""
+
+
 @dataclass(slots=True)
 class QuecStats:
     """Counters that are never lost, whatever the log level."""
@@ -244,7 +249,7 @@ class QuecFirmware:
         self.default_config = default_config
         self.log = log
         self.net = net
-        self.options = options or QuecOptions()
+        self.options = options or DEFAULT_OPTIONS
         self.device = HardwareDevice(hardware, self)
         self.stats = QuecStats()
         self.config: DtuConfig | None = None

@@ -19,7 +19,7 @@ from typing import Any
 from vdtu.errors import ConfigError
 from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
 from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
-from vdtu.firmware.quec.firmware import QuecFirmware, QuecOptions
+from vdtu.firmware.quec.firmware import DEFAULT_OPTIONS, QuecFirmware, QuecOptions
 from vdtu.firmware.quec.frames import CommandFrame
 from vdtu.firmware.quec.net import QuecNet
 from vdtu.storage import MemoryTextFile
@@ -72,7 +72,7 @@ class QuecPersonality:
     load_test_options: object | None = None
 
     def build(self, context: BuildContext) -> Firmware:
-        options = context.options or QuecOptions()
+        options = context.options or DEFAULT_OPTIONS
         if not isinstance(options, QuecOptions):
             raise TypeError(f"a quec unit takes QuecOptions, not {type(options).__name__}")
         net = context.network

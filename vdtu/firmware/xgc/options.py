@@ -93,3 +93,7 @@ class XgcOptions:
             raise ValueError(f"keepalive_s must be 0 (off) or 10..65535, not {self.keepalive_s}")
         if not -12 <= self.tz_offset_h <= 14:
             raise ValueError(f"tz_offset_h must be in -12..14, not {self.tz_offset_h}")
+
+
+DEFAULT_OPTIONS = XgcOptions()
+"""The options of a unit given none: one frozen instance for all of them."""

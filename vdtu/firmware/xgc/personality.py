@@ -23,7 +23,7 @@ from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind, FrameReader, FrameReceived
 from vdtu.firmware.xgc.firmware import XgcFirmware
-from vdtu.firmware.xgc.options import XgcOptions
+from vdtu.firmware.xgc.options import DEFAULT_OPTIONS, XgcOptions
 
 MODEL = "XGC-RG88C"
 """The model an XGC unit reports (``AT+CGMM``)."""
@@ -108,7 +108,7 @@ class XgcPersonality:
     """A load-test fleet reconnects spread out: the first retry after a loss is jittered."""
 
     def build(self, context: BuildContext) -> Firmware:
-        options = context.options or XgcOptions()
+        options = context.options or DEFAULT_OPTIONS
         if not isinstance(options, XgcOptions):
             raise TypeError(f"an xgc unit takes XgcOptions, not {type(options).__name__}")
         cloud = context.network
