@@ -447,5 +447,9 @@ def check_text(name: str, value: str, *, max_chars: int, secret: bool = False) -
 
 
 def frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A read-only copy of ``value``, for a field of a frozen dataclass."""
-    return MappingProxyType(dict(value))
+    """A read-only copy of ``value``, for a field of a frozen dataclass (an empty one is
+    the same empty table for every field and every unit)."""
+    return MappingProxyType(dict(value)) if value else _EMPTY
+
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})

@@ -21,6 +21,7 @@ nothing else. These functions work on the ``QuecFirmware``'s state.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from vdtu.firmware.quec.commands import Ignored, Reply, parse_config_command
@@ -28,6 +29,7 @@ from vdtu.firmware.quec.executor import Diagnostic, DiagnosticCode
 from vdtu.firmware.quec.frames import (
     BadCrc,
     BadLength,
+    ChannelType,
     CommandFrame,
     ConfigReply,
     ConfigRequest,
@@ -179,17 +181,23 @@ def bindings(config: DtuConfig) -> dict[str, PortBinding]:
     for uart in config.uconf:
         if uart not in UART_PORTS:
             continue
-        channels = {
-            cid: channel.protocol
+        channels = tuple(
+            (cid, channel.protocol)
             for cid, channel in config.conf.items()
             if channel.serial_id == uart
-        }
-        if config.work_mode is WorkMode.MODBUS:
-            bindings[uart] = PortBinding.modbus()
-        elif not channels:
-            continue
-        elif config.work_mode is WorkMode.COMMAND:
-            bindings[uart] = PortBinding.command(channels)
-        else:
-            bindings[uart] = PortBinding.passthrough(next(iter(channels.values())))
+        )
+        if channels or config.work_mode is WorkMode.MODBUS:
+            bindings[uart] = _binding(config.work_mode, channels)
     return bindings
+
+
+@lru_cache(maxsize=256)
+def _binding(mode: WorkMode, channels: tuple[tuple[str, ChannelType], ...]) -> PortBinding:
+    """The binding of a UART in ``mode`` carrying ``channels`` (cid, type): one frozen
+    ``PortBinding`` for every unit whose UART is bound the same way (a fleet's units share
+    the few there are; about 300 bytes a unit)."""
+    if mode is WorkMode.MODBUS:
+        return PortBinding.modbus()
+    if mode is WorkMode.COMMAND:
+        return PortBinding.command(dict(channels))
+    return PortBinding.passthrough(channels[0][1])

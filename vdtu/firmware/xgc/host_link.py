@@ -125,6 +125,7 @@ class HostLink:
 
     __slots__ = (
         "_bus",
+        "_bus_silence_s",
         "_host",
         "_last_reply",
         "_options",
@@ -151,7 +152,11 @@ class HostLink:
         """The host pipe; the firmware sets it from the flash at power-on."""
         self.listening = False
         """Whether the firmware hears its ports (from ``firmware_start_s`` after power-on)."""
-        self._bus = SilenceChunker(env, lines["rs485"].silence_s, self._bus_burst)
+        self._bus: SilenceChunker | None = None
+        """What the bus says between silences, made with its first bytes (most units' buses
+        never say anything to their DTU)."""
+        self._bus_silence_s = lines["rs485"].silence_s
+        """The silence that ends a burst: the bus's when the firmware was built."""
         self._readers: dict[str, FrameReader] = {}
         """The frame reader of each port that has heard bytes since power-on (made on first
         use: most units only ever hear their host pipe)."""
@@ -169,7 +174,8 @@ class HostLink:
     def reset(self) -> None:
         """Power-off: nothing more is heard; partial input is forgotten."""
         self.listening = False
-        self._bus.reset()
+        if self._bus is not None:
+            self._bus.reset()
         self._readers.clear()
 
     def sending_until(self, port: str) -> float:
@@ -193,7 +199,11 @@ class HostLink:
             )
             return
         if port == "rs485" and self.pipe is not Pipe.RS485:
-            self._bus.feed(data)
+            bus = self._bus
+            if bus is None:
+                line = self._taps[port].line
+                bus = self._bus = SilenceChunker(line.env, self._bus_silence_s, self._bus_burst)
+            bus.feed(data)
         reader = self._readers.get(port)
         if reader is None:
             reader = self._readers[port] = FrameReader(
