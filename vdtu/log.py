@@ -5,6 +5,10 @@ them all; a record is kept when its level is at least the threshold. Records go
 into a bounded ring (the newest ``capacity``) and to every sink (the CLI prints
 them, the dashboard shows them). Counters that must never be lost (bad frames,
 dropped bytes) live in the firmware's stats, not here.
+
+A fleet's units log the same lines (``state registering -> mqtt-connecting``, ``firmware
+1.0.0 started``): a record keeps the one copy of its text that ``_shared_text`` holds for
+every unit, in a table of at most ``SHARED_TEXTS`` texts emptied when full.
 """
 
 from __future__ import annotations
@@ -41,6 +45,23 @@ class LogRecord:
     def format(self) -> str:
         """``[  12.345] WARN  uart: text``."""
         return f"[{self.at:9.3f}] {self.level.name:<5} {self.source}: {self.text}"
+
+
+SHARED_TEXTS = 4096
+"""How many distinct log texts the shared table holds before it starts again."""
+_texts: dict[str, str] = {}
+
+
+def _shared_text(text: str) -> str:
+    """The copy of ``text`` every record with that text keeps (about 100 bytes a line per
+    unit of a fleet, for a dictionary look-up per kept record)."""
+    kept = _texts.get(text)
+    if kept is not None:
+        return kept
+    if len(_texts) >= SHARED_TEXTS:
+        _texts.clear()
+    _texts[text] = text
+    return text
 
 
 PREVIEW_BYTES = 512
@@ -83,7 +104,7 @@ class UnitLog:
         """Keep and publish a record if ``level`` passes the threshold."""
         if level < self.threshold:
             return
-        record = LogRecord(at=at, level=level, source=source, text=text)
+        record = LogRecord(at=at, level=level, source=source, text=_shared_text(text))
         self.records.append(record)
         if len(self.records) > self.capacity:
             del self.records[0]

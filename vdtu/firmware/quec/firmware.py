@@ -189,7 +189,8 @@ class QuecFirmware:
         hardware: the models it drives.
         flash: the unit's flash document (offline store, registered secrets).
         config_file: ``dtu_config.json``.
-        default_config: the config written when ``config_file`` does not exist.
+        default_config: the config written when ``config_file`` does not exist, made from
+            the unit's IMEI.
         log: the unit's log.
         net: the network (None: every channel fails to connect).
         options: behaviour switches.
@@ -236,7 +237,7 @@ class QuecFirmware:
         *,
         flash: Storage,
         config_file: TextFile,
-        default_config: Callable[[], DtuConfig],
+        default_config: Callable[[str], DtuConfig],
         log: UnitLog,
         net: QuecNet | None,
         options: QuecOptions | None = None,
@@ -314,7 +315,7 @@ class QuecFirmware:
         self.config = None
         text = self.config_file.read()
         if text is None:
-            config = self.default_config()
+            config = self.default_config(self.imei)
             try:
                 self._save_config(config)
             except FlashError as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from vdtu.errors import ConfigError
@@ -78,15 +77,13 @@ class QuecPersonality:
         net = context.network
         if net is not None and not isinstance(net, QuecNet):
             raise TypeError(f"a quec unit reaches a QuecNet, not {type(net).__name__}")
-        imei = context.hardware.modem.imei
-        make_default = options.default_config or local_default
         return QuecFirmware(
             context.env,
             context.rng,
             context.hardware,
             flash=context.flash,
             config_file=context.files.get(CONFIG_FILE) or MemoryTextFile(),
-            default_config=partial(make_default, imei),
+            default_config=options.default_config or local_default,
             log=context.log,
             net=net,
             options=options,

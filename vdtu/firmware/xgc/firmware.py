@@ -28,7 +28,6 @@ implements (``run_command``, ``run_shortcut``, ``bus_burst``; ``imei``,
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from functools import cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, assert_never
 
@@ -454,7 +453,7 @@ class XgcFirmware:
         new = self._machine.process(event)
         notified = notification(old, new)
         if notified is not None:
-            self.write_log(LogLevel.INFO, "firmware", _state_change(old, new))
+            self.write_log(LogLevel.INFO, "firmware", f"state {old.value} -> {new.value}")
             self._link.notify("GET_DTU_STATE", notified)
 
     def notify_frame(self, frame: Frame) -> None:
@@ -658,10 +657,3 @@ class XgcFirmware:
         """A burst heard on the bus is the answer a SEND_MBR_485 waits for, if one waits."""
         if self._mbr_answer is not None and not self._mbr_answer.triggered:
             self._mbr_answer.succeed(burst)
-
-
-@cache
-def _state_change(old: DtuState, new: DtuState) -> str:
-    """The log line of a state change: one string per pair of states for every unit (a unit
-    keeps the lines in its log)."""
-    return f"state {old.value} -> {new.value}"
