@@ -462,7 +462,7 @@ class CommandBench:
             epoch_s=clock.epoch_s,
             network=net,
         )
-        unit.log.sinks.append(self._unit_log)
+        unit.log.sinks += (self._unit_log,)
         return unit
 
     async def connect_units(self) -> tuple[float | None, list[int]]:

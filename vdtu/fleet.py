@@ -436,7 +436,7 @@ class Fleet:
                 files[name].write(text)
         log = UnitLog(unit_config.name, capacity=config.log_records)
         if self.sink is not None:
-            log.sinks.append(self.sink)
+            log.sinks += (self.sink,)
         side.prepare_files(files, identity.imei, log)
         unit = Unit(
             self.clock.env,

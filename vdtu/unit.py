@@ -253,8 +253,8 @@ class Unit:
             )
             self.gpio = Gpio(env, outputs=config.outputs, inputs=config.inputs)
             self.battery = Battery(env, self._rng("battery"))
-            self.battery.on_cutoff.append(self._undervoltage)
-            self.battery.on_recover.append(self.power_on)
+            self.battery.on_cutoff += (self._undervoltage,)
+            self.battery.on_recover += (self.power_on,)
             self.adc = Adc(env, self._rng("adc"))
             self.sensor = TempHumiditySensor(env, self._rng("sensor"))
             self.slaves = [
@@ -283,7 +283,7 @@ class Unit:
                     network=network,
                 )
             )
-            self.firmware.on_reboot_request.append(self.reboot)
+            self.firmware.on_reboot_request += (self.reboot,)
 
     def _seed_text(self, part: str) -> str:
         return f"{self.config.seed}:{self.config.unit_id}:{part}"

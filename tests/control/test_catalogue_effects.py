@@ -130,7 +130,7 @@ def test_one_shot_events_happen_now() -> None:
     bench.clock.run_for(0.3)
     assert unit.powered
     edges: list[int] = []
-    unit.gpio.on_input_change.append(lambda _name, level: edges.append(level))
+    unit.gpio.on_input_change += (lambda _name, level: edges.append(level),)
     apply_fault(
         unit,
         parse_request("input-pulse", {"index": 3, "width_ms": 50, "count": 2, "period_ms": 200}),

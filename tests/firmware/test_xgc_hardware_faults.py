@@ -27,8 +27,8 @@ def base_info(bench: XgcBench) -> dict[str, str]:
 
 def wire_supply(bench: XgcBench) -> None:
     """What ``Unit`` will do: the supply's lockout switches the unit off and on."""
-    bench.unit.battery.on_cutoff.append(bench.unit.power_off)
-    bench.unit.battery.on_recover.append(bench.unit.power_on)
+    bench.unit.battery.on_cutoff += (bench.unit.power_off,)
+    bench.unit.battery.on_recover += (bench.unit.power_on,)
 
 
 def connected() -> CloudBench:

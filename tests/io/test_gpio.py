@@ -19,7 +19,7 @@ def gpio() -> Gpio:
 
 def watch(gpio: Gpio) -> list[tuple[str, int]]:
     log: list[tuple[str, int]] = []
-    gpio.on_input_change.append(lambda name, level: log.append((name, level)))
+    gpio.on_input_change += (lambda name, level: log.append((name, level)),)
     return log
 
 

@@ -20,8 +20,8 @@ from vdtu.uart.line_faults import misread
 def battery(clock: VirtualClock) -> tuple[Battery, list[str]]:
     cell = Battery(clock.env, random.Random(1))
     seen: list[str] = []
-    cell.on_cutoff.append(lambda: seen.append(f"off@{clock.now:g}"))
-    cell.on_recover.append(lambda: seen.append(f"on@{clock.now:g}"))
+    cell.on_cutoff += (lambda: seen.append(f"off@{clock.now:g}"),)
+    cell.on_recover += (lambda: seen.append(f"on@{clock.now:g}"),)
     return cell, seen
 
 
@@ -119,7 +119,7 @@ def test_gpio_faults_are_checked_and_leave_no_record_once_over() -> None:
     clock = VirtualClock()
     gpio = Gpio(clock.env)
     edges: list[tuple[str, int]] = []
-    gpio.on_input_change.append(lambda name, level: edges.append((name, level)))
+    gpio.on_input_change += (lambda name, level: edges.append((name, level)),)
     with pytest.raises(ValueError, match=re.escape("width_ms must be a number in 1..60000, not 0")):
         gpio.pulse_input(1, width_ms=0)
     with pytest.raises(ValueError, match=re.escape("period_ms must be more than width_ms (100)")):

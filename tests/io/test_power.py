@@ -81,7 +81,7 @@ def test_vbus_listener_fires_on_change_only(clock: VirtualClock) -> None:
     """on_vbus_change gets False then True; repeating the same state fires nothing."""
     cell = battery(clock)
     log: list[bool] = []
-    cell.on_vbus_change.append(log.append)
+    cell.on_vbus_change += (log.append,)
     cell.set_vbus(True)
     cell.set_vbus(False)
     cell.set_vbus(False)

@@ -345,7 +345,7 @@ def make_unit(*, pin: str | None = None) -> Unit:
     )
     view: ModemView = modem
     urcs: list[str] = []
-    modem.on_urc.append(urcs.append)
+    modem.on_urc += (urcs.append,)
     modem.power_on()
     return Unit(clock=clock, sim=sim, signal=signal, modem=modem, at=AtInterpreter(view), urcs=urcs)
 

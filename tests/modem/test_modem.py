@@ -83,8 +83,8 @@ def make_rig(
         **kwargs,
     )
     rig = Rig(clock=clock, sim=sim, signal=signal, modem=modem)
-    modem.on_registration_change.append(lambda stat: rig.regs.append((clock.now, stat)))
-    modem.on_urc.append(lambda line: rig.urcs.append((clock.now, line)))
+    modem.on_registration_change += (lambda stat: rig.regs.append((clock.now, stat)),)
+    modem.on_urc += (lambda line: rig.urcs.append((clock.now, line)),)
     if power_on:
         modem.power_on()
     return rig

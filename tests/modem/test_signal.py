@@ -111,7 +111,7 @@ def test_coverage_off_reads_99_and_fires_listeners_on_change() -> None:
     clock = VirtualClock()
     signal = Signal(clock.env, random.Random(1))
     log: list[bool] = []
-    signal.on_coverage_change.append(log.append)
+    signal.on_coverage_change += (log.append,)
     signal.set_coverage(False)
     signal.set_coverage(False)
     assert signal.rssi == 99

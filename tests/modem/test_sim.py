@@ -20,7 +20,7 @@ def clock() -> VirtualClock:
 
 def watch(slot: SimSlot) -> list[SimState]:
     log: list[SimState] = []
-    slot.on_state_change.append(log.append)
+    slot.on_state_change += (log.append,)
     return log
 
 

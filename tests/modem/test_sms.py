@@ -102,7 +102,7 @@ def test_outbox_keeps_the_last_records_and_counts_all() -> None:
     """The outbox drops the oldest beyond capacity, counts every message and notifies."""
     outbox = SmsOutbox(capacity=2)
     seen: list[SmsRecord] = []
-    outbox.on_sms_sent.append(seen.append)
+    outbox.on_sms_sent += (seen.append,)
     records = [SmsRecord(at=float(i), phone="10086", text=str(i), parts=1) for i in range(3)]
     for record in records:
         outbox.append(record)

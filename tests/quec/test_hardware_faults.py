@@ -29,8 +29,8 @@ PASSWORD = "362828"
 
 def wire_supply(bench: QuecBench) -> None:
     """What ``Unit`` will do: the supply's lockout switches the unit off and on."""
-    bench.unit.battery.on_cutoff.append(bench.unit.power_off)
-    bench.unit.battery.on_recover.append(bench.unit.power_on)
+    bench.unit.battery.on_cutoff += (bench.unit.power_off,)
+    bench.unit.battery.on_recover += (bench.unit.power_on,)
 
 
 def connected(bench: QuecBench) -> bool:

@@ -75,7 +75,7 @@ NO_COUNTERS = Counters()
 class Firmware(Protocol):
     """One unit's firmware, as the unit and the fleet drive and read it."""
 
-    on_reboot_request: list[Callable[[], None]]
+    on_reboot_request: tuple[Callable[[], None], ...]
     """Called when the firmware asks for a power cycle (a reboot command)."""
 
     def start(self) -> None:

@@ -119,7 +119,7 @@ class Gpio:
             if isinstance(count, bool) or not 0 <= count <= MAX_PINS:
                 raise ValueError(f"{name} must be 0..{MAX_PINS}, not {count!r}")
         self.env = env
-        self.on_input_change: list[Callable[[str, int], None]] = []
+        self.on_input_change: tuple[Callable[[str, int], None], ...] = ()
         """Called as ``listener("in3", 1)`` when an input changes level."""
         self._outputs = [0] * outputs
         """What each relay's coil is told (what the firmware drives and reads back)."""
@@ -152,7 +152,7 @@ class Gpio:
         if self._inputs[index - 1] == level:
             return
         self._inputs[index - 1] = level
-        for listener in tuple(self.on_input_change):
+        for listener in self.on_input_change:
             listener(f"in{index}", level)
 
     def output_levels(self) -> dict[str, int]:

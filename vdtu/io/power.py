@@ -268,11 +268,11 @@ class Battery:
         self.charge_current_ma = charge_current_ma
         self.load_current_ma = load_current_ma
         self.noise_mv = noise_mv
-        self.on_vbus_change: list[Callable[[bool], None]] = []
+        self.on_vbus_change: tuple[Callable[[bool], None], ...] = ()
         """Called as ``listener(present)`` when external power comes or goes."""
-        self.on_cutoff: list[Callable[[], None]] = []
+        self.on_cutoff: tuple[Callable[[], None], ...] = ()
         """Called when the undervoltage lockout switches the unit off."""
-        self.on_recover: list[Callable[[], None]] = []
+        self.on_recover: tuple[Callable[[], None], ...] = ()
         """Called when the supply is back after a cut-off (``vbus``, or a recharged cell)."""
         self._soc = soc
         self._vbus = vbus
@@ -326,7 +326,7 @@ class Battery:
             return
         self._settle()
         self._vbus = present
-        for listener in tuple(self.on_vbus_change):
+        for listener in self.on_vbus_change:
             listener(present)
         self._check_supply()
 
@@ -458,7 +458,7 @@ class Battery:
             if self._vbus or soc >= RESTART_SOC:
                 self._cut_off = False
                 self._vbat_mv = self._measure()
-                for listener in tuple(self.on_recover):
+                for listener in self.on_recover:
                     listener()
             else:
                 return
@@ -468,7 +468,7 @@ class Battery:
             self._settle()
             self._cut_off = True
             self._vbat_mv = self._measure()
-            for listener in tuple(self.on_cutoff):
+            for listener in self.on_cutoff:
                 listener()
             return
         rate = self._rate_per_h()

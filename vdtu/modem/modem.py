@@ -134,6 +134,8 @@ def _check_range(name: str, value: tuple[float, float]) -> tuple[float, float]:
     low, high = value
     if not 0 <= low <= high:
         raise ConfigError(f"{name} must be (low, high) with 0 <= low <= high, not {value!r}")
+    if type(value) is tuple and type(low) is float and type(high) is float:
+        return value  # kept as given: every modem built with the default shares its tuple
     return (float(low), float(high))
 
 
@@ -263,9 +265,9 @@ class Modem:
         self.sms_outbox = SmsOutbox()
         """Messages sent."""
         self.sms_inbox: SmsOutbox | None = None  # received; made with the first (most get none)
-        self.on_registration_change: list[Callable[[RegStat], None]] = []
+        self.on_registration_change: tuple[Callable[[RegStat], None], ...] = ()
         """Called with the new ``+CREG`` stat after every change."""
-        self.on_urc: list[Callable[[str], None]] = []
+        self.on_urc: tuple[Callable[[str], None], ...] = ()
         """Called with each unsolicited result code the module prints (no CR/LF)."""
         self._powered_at: float | None = None
         self._ready = False
@@ -277,8 +279,8 @@ class Modem:
         self._search: simpy.Process | None = None
         self._faults: ModemFaults | None = None
         """The faults in force (None: none; see ``vdtu.modem.faults``)."""
-        sim.on_state_change.append(self._sim_changed)
-        signal.on_coverage_change.append(self._coverage_changed)
+        sim.on_state_change += (self._sim_changed,)
+        signal.on_coverage_change += (self._coverage_changed,)
 
     # -- state ---------------------------------------------------------------
 
@@ -861,7 +863,7 @@ class Modem:
         if registered and not self._sms_ready_told:
             self._sms_ready_told = True
             self._emit("+QIND: SMS DONE")
-        for listener in tuple(self.on_registration_change):
+        for listener in self.on_registration_change:
             listener(new)
 
     def _check_can_send(self) -> None:
@@ -881,7 +883,7 @@ class Modem:
     def _emit(self, line: str) -> None:
         if not self.answering:
             return
-        for listener in tuple(self.on_urc):
+        for listener in self.on_urc:
             listener(line)
 
     # -- faults, internals ---------------------------------------------------
@@ -952,5 +954,5 @@ class Modem:
         if self.data_ready == before:
             return
         stat = self.registration.state
-        for listener in tuple(self.on_registration_change):
+        for listener in self.on_registration_change:
             listener(stat)

@@ -110,7 +110,7 @@ class Signal:
         """(start time, end time, start level, end level) of a fade in progress."""
         self.coverage = True
         """Whether a cell is in reach."""
-        self.on_coverage_change: list[Callable[[bool], None]] = []
+        self.on_coverage_change: tuple[Callable[[bool], None], ...] = ()
         """Called with the new coverage after every change."""
 
     @property
@@ -201,7 +201,7 @@ class Signal:
         if coverage == self.coverage:
             return
         self.coverage = coverage
-        for listener in tuple(self.on_coverage_change):
+        for listener in self.on_coverage_change:
             listener(coverage)
 
     def snapshot(self) -> dict[str, Any]:

@@ -112,7 +112,7 @@ class SimSlot:
         self._state = self._power_on_state()
         self.changed_at = float(env.now)
         """Sim time of the last state change."""
-        self.on_state_change: list[Callable[[SimState], None]] = []
+        self.on_state_change: tuple[Callable[[SimState], None], ...] = ()
         """Called with the new state after every state change."""
 
     @property
@@ -309,5 +309,5 @@ class SimSlot:
             return
         self._state = state
         self.changed_at = float(self.env.now)
-        for listener in tuple(self.on_state_change):
+        for listener in self.on_state_change:
             listener(state)

@@ -140,7 +140,7 @@ class SmsOutbox:
         """The kept records; the deque (760 bytes even when empty) comes with the first one."""
         self.sent = 0
         """Messages sent since the outbox was created, including dropped records."""
-        self.on_sms_sent: list[Callable[[SmsRecord], None]] = []
+        self.on_sms_sent: tuple[Callable[[SmsRecord], None], ...] = ()
         """Called with each record as it is appended."""
 
     @property
@@ -154,7 +154,7 @@ class SmsOutbox:
             self._records = deque(maxlen=self._capacity)
         self._records.append(record)
         self.sent += 1
-        for listener in tuple(self.on_sms_sent):
+        for listener in self.on_sms_sent:
             listener(record)
 
     def __len__(self) -> int:

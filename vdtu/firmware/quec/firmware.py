@@ -264,9 +264,9 @@ class QuecFirmware:
         self.drivers: dict[str, Driver] = {}
         self.bindings: dict[str, PortBinding] = {}
         self.listening = False
-        self.on_reboot_request: list[Callable[[], None]] = []
+        self.on_reboot_request: tuple[Callable[[], None], ...] = ()
         """Called for code 255: the unit power-cycles."""
-        self.on_uplink: list[Callable[[str, str | None, str], None]] = []
+        self.on_uplink: tuple[Callable[[str, str | None, str], None], ...] = ()
         """Called as ``listener(cid, topic_id, payload)`` for each uplink sent."""
         self.processes = ProcessGroup(env)
         self._past_counters = NO_COUNTERS
@@ -283,7 +283,7 @@ class QuecFirmware:
         for uart, port in UART_PORTS.items():
             line = hardware.lines[port]
             self.taps[uart] = line.attach(_PortNode(self, uart, line.silence_s), "dtu")
-        hardware.modem.on_registration_change.append(self._on_registration_change)
+        hardware.modem.on_registration_change += (self._on_registration_change,)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -631,7 +631,7 @@ class QuecFirmware:
                     self.spawn(self._sending_sms(effect, answer))
                 case Restart():
                     self.write_log(LogLevel.INFO, "firmware", "code 255: restarting")
-                    for listener in tuple(self.on_reboot_request):
+                    for listener in self.on_reboot_request:
                         listener()
 
     def _sending_sms(

@@ -79,7 +79,7 @@ def fota_check(firmware: QuecFirmware, config: DtuConfig) -> Generator[simpy.Eve
     firmware.write_log(
         LogLevel.INFO, "fota", f"version {offer.target_version} installed: restarting"
     )
-    for listener in tuple(firmware.on_reboot_request):
+    for listener in firmware.on_reboot_request:
         listener()
 
 

@@ -44,7 +44,7 @@ def send_uplink(firmware: QuecFirmware, cid: str, topic_id: str | None, payload:
     firmware.event(
         "uplink", {"channel": cid, "topic_id": topic_id, "payload": payload[:PREVIEW_BYTES]}
     )
-    for listener in tuple(firmware.on_uplink):
+    for listener in firmware.on_uplink:
         listener(cid, topic_id, payload)
 
 

@@ -154,7 +154,7 @@ class XgcFirmware:
         self._at = AtInterpreter(hardware.modem)
         self._nvram: dict[str, Any] = {}
         self._version = base_version
-        self.on_reboot_request: list[Callable[[], None]] = []
+        self.on_reboot_request: tuple[Callable[[], None], ...] = ()
         """Called when the host asked for DTU_REBOOT and the reply has left."""
         self._busy: dict[str, simpy.Process] = {}
         """Long actions in progress (SEND_MBR_485, DTU_OTA, SEND_SMS), by action."""
@@ -170,10 +170,10 @@ class XgcFirmware:
         """The random source of the link's jitter, made when conditions are first set."""
         self._platform_conditions: PlatformConditions | None = None
         self._link = HostLink(env, hardware.lines, host=self, options=options, stats=self.stats)
-        hardware.gpio.on_input_change.append(self._on_input_change)
-        hardware.battery.on_vbus_change.append(self._on_vbus_change)
-        hardware.modem.on_registration_change.append(self._on_registration_change)
-        hardware.modem.on_urc.append(self._on_urc)
+        hardware.gpio.on_input_change += (self._on_input_change,)
+        hardware.battery.on_vbus_change += (self._on_vbus_change,)
+        hardware.modem.on_registration_change += (self._on_registration_change,)
+        hardware.modem.on_urc += (self._on_urc,)
 
     # -- what others read -----------------------------------------------------------------------
 

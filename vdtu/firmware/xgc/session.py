@@ -72,6 +72,11 @@ if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
     from vdtu.net.conditions import Impairment
 
+OFFLINE = encode_json({"state": "offline"})
+"""The will's payload (one for every unit's session: a connection keeps its will)."""
+ONLINE = encode_json({"state": "online"})
+"""The retained state published once connected."""
+
 
 class SessionHost(Protocol):
     """What a cloud session needs from the firmware that runs it (``XgcFirmware``)."""
@@ -380,7 +385,7 @@ class CloudSession:
     def _connect(self, info: MqttInfo) -> Generator[simpy.Event, Any, str]:
         waiting = self._outcome = self.env.event()
         events = self._events = ConnectionEvents(self)
-        will = Will(topic=self.topic(Channel.STATE), payload=encode_json({"state": "offline"}))
+        will = Will(topic=self.topic(Channel.STATE), payload=OFFLINE)
         self.connection = self.cloud.connect(
             info,
             will=will,
@@ -406,9 +411,7 @@ class CloudSession:
         if self.links_lost:
             self.reconnects += 1
         host.advance(DtuInput.CONNECTED)
-        self._publish(
-            self.topic(Channel.STATE), encode_json({"state": "online"}), qos=1, retain=True
-        )
+        self._publish(self.topic(Channel.STATE), ONLINE, qos=1, retain=True)
         self.outbox.forget_tokens()
         self.flush()
         props = host.spawn(self._sending_props())
