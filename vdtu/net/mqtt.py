@@ -59,6 +59,16 @@ Rules that hold:
 * paho reports ``on_disconnect`` also for sockets the link already gave up (its own
   DISCONNECT, a refused CONNACK, a dropped attempt). ``_paho_socket`` says whether paho's
   current socket is still ours to report; only then does a loss reach the owner.
+* Packets go to the kernel in the loop callback that queued them, not a loop turn later
+  from the writer: paho queues every packet and asks for the writer, and ``_write_now``
+  calls ``loop_write`` at the end of a read (the SUBSCRIBE after a CONNACK, the PUBACKs
+  and what the owner published from its callbacks), after handing a new socket to paho
+  (CONNECT), and in ``publish()`` when nothing else waits. The writer stays for what the
+  kernel does not take. In a loop whose turns are long (a fleet connecting 1000 units a
+  second) a packet that waited for the writer waited a whole turn. ``publish()`` writes
+  only a QoS 1/2 message onto an empty queue, so that no ``on_published`` comes from
+  inside it; a loss its write finds reaches the owner from the loop's next turn
+  (``_publishing``), as one from ``reset()`` does.
 
 Why one file of over 700 lines: nearly all of it is ``MqttLink``, one state machine
 around one paho client, and its parts (the paho callbacks, the connect task that hands
@@ -387,6 +397,7 @@ class MqttLink:
         "_in_paho",
         "_on_wheel",
         "_paho_socket",
+        "_publishing",
         "_sent_at",
         "_state",
         "_sub_mids",
@@ -457,6 +468,8 @@ class MqttLink:
         self._impairment: Impairment | None = None
         self._paho_socket = False
         self._in_paho = False
+        self._publishing = False
+        """True while ``publish()`` writes its message: a loss is told from the next turn."""
         self._on_wheel = False
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, tuple[str, ...]] = {}
@@ -548,9 +561,20 @@ class MqttLink:
         _check_qos(qos)
         if self._state is not LinkState.CONNECTED:
             return None
-        info = self._client.publish(topic, payload, qos, retain)
+        client = self._client
+        # Written now onto an empty queue (see the module comment); not from inside paho,
+        # whose lock is held, and not a QoS 0 message, whose on_published would come from
+        # inside this call.
+        now = qos > 0 and not self._in_paho and not client.want_write()
+        info = client.publish(topic, payload, qos, retain)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return None
+        if now:
+            self._publishing = True
+            try:
+                self._write_now()
+            finally:
+                self._publishing = False
         if qos and self.hub.on_acked is not None:
             if self._sent_at is None:
                 self._sent_at = {}
@@ -621,10 +645,15 @@ class MqttLink:
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._stop(graceful=False)
         report = self.on_disconnected if was is LinkState.CONNECTED else self.on_connect_failed
+        self._tell_later(report, RESET_REASON)
+
+    def _tell_later(self, report: Callable[[str], None], reason: str) -> None:
+        """Report a loss to the owner from the loop's next turn, unless the link has been
+        used again by then."""
 
         def tell() -> None:
             if self._state is LinkState.DISCONNECTED:
-                report(RESET_REASON)
+                report(reason)
 
         self.hub.loop.call_soon(tell)
 
@@ -677,6 +706,7 @@ class MqttLink:
                 )
                 self._paho_socket = True
                 self._client.reconnect()  # takes the socket, queues CONNECT
+                self._write_now()
                 await self.hub.loop.create_future()  # the CONNACK callback cancels this task
         except TimeoutError:
             if self._attempt is asyncio.current_task():
@@ -833,6 +863,7 @@ class MqttLink:
                     sock = client.socket()
                 if not (isinstance(sock, socket.socket) and _bytes_waiting(sock)):
                     break
+            self._write_now()  # what the read queued: the SUBSCRIBE, PUBACKs, the owner's
         finally:
             self._in_paho = False
 
@@ -843,6 +874,12 @@ class MqttLink:
         finally:
             self._in_paho = False
 
+    def _write_now(self) -> None:
+        """Hand what paho has queued to the kernel now rather than a loop turn later from
+        the writer, which stays registered for what the kernel does not take."""
+        if self._paho_socket and self._client.want_write():
+            self._writable()
+
     # -- paho's callbacks. They are shared functions rather than bound methods (paho passes
     # the link as userdata), so thousands of links store no callback objects of their own.
 
@@ -850,12 +887,14 @@ class MqttLink:
 
     @staticmethod
     def _socket_opened(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.add_reader(sock, link._readable)
+        # By its fd: the selector looks a new fd up first, and the KeyError it raises for a
+        # socket object formats the socket's repr (two syscalls, twice) for nobody.
+        link.hub.loop.add_reader(sock.fileno(), link._readable)
         link.hub._watch(link)
 
     @staticmethod
     def _socket_closed(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.remove_reader(sock)
+        link.hub.loop.remove_reader(sock.fileno())  # paho closes the socket after this
 
     @staticmethod
     def _socket_wants_write(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
@@ -907,7 +946,10 @@ class MqttLink:
             link.on_connect_failed(f"{why} before CONNACK")
         else:
             link._state = LinkState.DISCONNECTED
-            link.on_disconnected(why)
+            if link._publishing:  # found by publish()'s write: not inside the owner's call
+                link._tell_later(link.on_disconnected, why)
+            else:
+                link.on_disconnected(why)
 
     @staticmethod
     def _paho_message(client: paho.Client, link: MqttLink, message: MQTTMessage) -> None:
