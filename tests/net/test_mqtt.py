@@ -1010,6 +1010,38 @@ def test_a_qos1_publish_is_written_before_publish_returns_a_qos0_from_the_loop()
     run(scenario)
 
 
+def test_what_the_kernel_does_not_take_at_once_goes_out_from_the_writer() -> None:
+    """A message larger than the socket's send buffer, published onto an empty queue: what
+    publish()'s own write leaves is sent by the writer, whole, and the next one after it."""
+    payload = bytes(range(256)) * 16384  # 4 MiB
+
+    async def scenario() -> None:
+        broker = RawBroker()
+        loop = asyncio.get_running_loop()
+        try:
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
+                recorder = Recorder(link)
+                link.connect()
+                await broker.accept()
+                await recorder.wait_for("connected")
+                broker.waiting()  # the rest of the CONNECT
+                assert link.publish("dtu/1", payload, qos=1) is not None
+                assert link.publish("dtu/1", b"end", qos=1) is not None
+                assert broker.conn is not None
+                received = bytearray()
+                async with asyncio.timeout(DEADLINE_S):
+                    while not received.endswith(b"end"):
+                        received += await loop.sock_recv(broker.conn, 1 << 20)
+                # fixed header, topic, packet id: 5 + 7 + 2 bytes, then 2 + 7 + 2
+                assert len(received) == (14 + len(payload)) + (11 + 3)
+                assert received[14 : 14 + len(payload)] == payload
+        finally:
+            broker.close()
+
+    run(scenario)
+
+
 def test_a_loss_found_by_publish_is_reported_from_the_next_turn() -> None:
     """When publish()'s own write finds the connection reset, the owner hears of it after
     publish() has returned (from the loop), not from inside its call."""

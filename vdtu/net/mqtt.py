@@ -60,15 +60,16 @@ Rules that hold:
   DISCONNECT, a refused CONNACK, a dropped attempt). ``_paho_socket`` says whether paho's
   current socket is still ours to report; only then does a loss reach the owner.
 * Packets go to the kernel in the loop callback that queued them, not a loop turn later
-  from the writer: paho queues every packet and asks for the writer, and ``_write_now``
-  calls ``loop_write`` at the end of a read (the SUBSCRIBE after a CONNACK, the PUBACKs
-  and what the owner published from its callbacks), after handing a new socket to paho
-  (CONNECT), and in ``publish()`` when nothing else waits. The writer stays for what the
-  kernel does not take. In a loop whose turns are long (a fleet connecting 1000 units a
-  second) a packet that waited for the writer waited a whole turn. ``publish()`` writes
-  only a QoS 1/2 message onto an empty queue, so that no ``on_published`` comes from
-  inside it; a loss its write finds reaches the owner from the loop's next turn
-  (``_publishing``), as one from ``reset()`` does.
+  from the writer: while a read (the SUBSCRIBE after a CONNACK, the PUBACKs, what the
+  owner published from its callbacks), the hand-over of a new socket (CONNECT) or
+  ``publish()`` runs, the link holds its writes (``_holding``: paho's request for the
+  writer is not passed on), and ``_write_held`` then calls ``loop_write`` and adds the
+  writer only for what the kernel did not take. In a loop whose turns are long (a fleet
+  connecting 1000 units a second) a packet that waited for the writer waited a whole
+  turn, and adding and removing the writer cost two ``epoll_ctl`` calls a packet.
+  ``publish()`` writes at once only a QoS 1/2 message onto an empty queue, so that no
+  ``on_published`` comes from inside it; a loss its write finds reaches the owner from
+  the loop's next turn (``_publishing``), as one from ``reset()`` does.
 
 Why one file of over 700 lines: nearly all of it is ``MqttLink``, one state machine
 around one paho client, and its parts (the paho callbacks, the connect task that hands
@@ -393,6 +394,7 @@ class MqttLink:
     __slots__ = (
         "_attempt",
         "_client",
+        "_holding",
         "_impairment",
         "_in_paho",
         "_on_wheel",
@@ -468,8 +470,9 @@ class MqttLink:
         self._impairment: Impairment | None = None
         self._paho_socket = False
         self._in_paho = False
-        self._publishing = False
-        """True while ``publish()`` writes its message: a loss is told from the next turn."""
+        # While paho's packets wait for _write_held rather than the writer; while publish()
+        # writes its message (a loss is told from the next turn).
+        self._holding = self._publishing = False
         self._on_wheel = False
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, tuple[str, ...]] = {}
@@ -565,16 +568,20 @@ class MqttLink:
         # Written now onto an empty queue (see the module comment); not from inside paho,
         # whose lock is held, and not a QoS 0 message, whose on_published would come from
         # inside this call.
-        now = qos > 0 and not self._in_paho and not client.want_write()
-        info = client.publish(topic, payload, qos, retain)
+        if qos == 0 or self._in_paho or client.want_write():
+            info = client.publish(topic, payload, qos, retain)
+        else:
+            self._holding = True
+            try:
+                info = client.publish(topic, payload, qos, retain)
+            finally:
+                self._publishing = True
+                try:
+                    self._write_held()
+                finally:
+                    self._publishing = False
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return None
-        if now:
-            self._publishing = True
-            try:
-                self._write_now()
-            finally:
-                self._publishing = False
         if qos and self.hub.on_acked is not None:
             if self._sent_at is None:
                 self._sent_at = {}
@@ -705,8 +712,12 @@ class MqttLink:
                     else ShapedSocket(sock, self.hub.loop, impairment, self._readable)
                 )
                 self._paho_socket = True
-                self._client.reconnect()  # takes the socket, queues CONNECT
-                self._write_now()
+                self._holding = self._in_paho = True
+                try:
+                    self._client.reconnect()  # takes the socket, queues CONNECT
+                finally:
+                    self._write_held()
+                    self._in_paho = False
                 await self.hub.loop.create_future()  # the CONNACK callback cancels this task
         except TimeoutError:
             if self._attempt is asyncio.current_task():
@@ -848,7 +859,7 @@ class MqttLink:
 
     def _readable(self) -> None:
         client = self._client
-        self._in_paho = True
+        self._holding = self._in_paho = True
         try:
             # paho's loop_read takes one packet a call (or as many as it has QoS 1 and 2
             # messages in flight): read on while bytes wait, up to READ_BURST packets, or
@@ -863,8 +874,8 @@ class MqttLink:
                     sock = client.socket()
                 if not (isinstance(sock, socket.socket) and _bytes_waiting(sock)):
                     break
-            self._write_now()  # what the read queued: the SUBSCRIBE, PUBACKs, the owner's
         finally:
+            self._write_held()  # what the read queued: the SUBSCRIBE, PUBACKs, the owner's
             self._in_paho = False
 
     def _writable(self) -> None:
@@ -874,11 +885,24 @@ class MqttLink:
         finally:
             self._in_paho = False
 
-    def _write_now(self) -> None:
-        """Hand what paho has queued to the kernel now rather than a loop turn later from
-        the writer, which stays registered for what the kernel does not take."""
-        if self._paho_socket and self._client.want_write():
-            self._writable()
+    def _write_held(self) -> None:
+        """End ``_holding``: hand what paho queued meanwhile to the kernel now, and add the
+        writer (which paho asked for once, while held) for what it does not take. A socket
+        the link has given up keeps its packets for the writer, as before: its close,
+        already queued with ``call_soon``, runs first."""
+        if not self._holding:
+            return
+        self._holding = False
+        client = self._client
+        sock = client.socket()
+        if sock is None or not client.want_write():
+            return
+        if self._paho_socket:
+            client.loop_write()
+            sock = client.socket()
+            if sock is None or not client.want_write():
+                return
+        self.hub.loop.add_writer(sock, self._writable)
 
     # -- paho's callbacks. They are shared functions rather than bound methods (paho passes
     # the link as userdata), so thousands of links store no callback objects of their own.
@@ -898,7 +922,8 @@ class MqttLink:
 
     @staticmethod
     def _socket_wants_write(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.add_writer(sock, link._writable)
+        if not link._holding:  # else _write_held writes, and adds the writer if need be
+            link.hub.loop.add_writer(sock, link._writable)
 
     @staticmethod
     def _socket_wrote_all(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
