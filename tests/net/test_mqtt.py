@@ -31,7 +31,7 @@ import pytest
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
-from vdtu.net.mqtt import READ_BURST, LinkState, MqttHub, MqttLink, Will
+from vdtu.net.mqtt import DIALS_PER_TURN, READ_BURST, LinkState, MqttHub, MqttLink, Will
 
 pytestmark = pytest.mark.realtime
 
@@ -1064,6 +1064,56 @@ def test_a_loss_found_by_publish_is_reported_from_the_next_turn() -> None:
                 assert [kind for kind, _ in recorder.events] == ["connected", "disconnected"]
         finally:
             broker.close()
+
+    run(scenario)
+
+
+def test_at_most_dials_per_turn_attempts_dial_per_loop_turn_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attempts made together dial DIALS_PER_TURN a turn, in the order of connect(); one
+    abandoned while it waits takes no place; every other one connects."""
+    seen: list[object] = []
+    admit, open_transport = MqttHub._admit, MqttLink._open_transport
+
+    def admitting(hub: MqttHub) -> None:
+        seen.append("turn")
+        admit(hub)
+
+    async def dialling(link: MqttLink) -> socket.socket:
+        seen.append(link.client_id)
+        return await open_transport(link)
+
+    monkeypatch.setattr(MqttHub, "_admit", admitting)
+    monkeypatch.setattr(MqttLink, "_open_transport", dialling)
+    count = 3 * DIALS_PER_TURN + 2
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop() as hub:
+                links = [
+                    MqttLink(hub, client_id=f"dtu-{index:03}", host="127.0.0.1", port=port)
+                    for index in range(count)
+                ]
+                recorders = [Recorder(link) for link in links]
+                for link in links:
+                    link.connect()
+                await asyncio.sleep(0)  # each attempt's task is waiting for its turn
+                links[-1].disconnect()
+                for recorder in recorders[:-1]:
+                    await recorder.wait_for("connected")
+                dials = [item for item in seen if item != "turn"]
+                assert dials == [link.client_id for link in links[:-1]]
+                per_turn: list[int] = []
+                for item in seen:
+                    if item == "turn":
+                        per_turn.append(0)
+                    else:
+                        per_turn[-1] += 1
+                assert per_turn[:3] == [DIALS_PER_TURN] * 3
+                assert sum(per_turn) == count - 1
+                assert recorders[-1].events == []
 
     run(scenario)
 
