@@ -25,8 +25,9 @@ Measured in each phase:
   during the spike, and a process that keeps up connects ``--rate`` a second there: that
   window's connections per second are the units' achieved rate (it needs a spike of more
   than 8 s). A bare client connects when dialled, so its rate is its connections over the
-  time from the first dial to the last CONNACK. Connection times are read every
-  ``POLL_S`` (units) or at the CONNACK (bare clients).
+  time from the first dial to the last CONNACK. Connection times are taken when they
+  happen: a unit's first ``cloud`` event (``LoadRun.on_first_connected``), a bare
+  client's CONNACK; the measured loop runs no poll of the harness's own.
 * **The connected clients' latency during the ramp**: every uplink delivered between the
   spike's first power-on (dial) and the last new connection, of the ``--base`` clients that
   were connected before it (``base``) and of all (``all``): p50, p99, max. The verifier is
@@ -145,8 +146,16 @@ class Ramp:
         self.tracker = tracker
         self.connect_at: dict[int, float] = {}
         """Spike clients' connection times (monotonic)."""
+        self.all_connected = asyncio.Event()
         self.spike_at = 0.0
         self.steady_cpu_s = 0.0
+
+    def connected(self, client: int) -> None:
+        """Client ``client`` has just connected (those below ``base`` are held ones)."""
+        if client >= self.settings.base:
+            self.connect_at[client] = time.monotonic()
+            if len(self.connect_at) == self.settings.units:
+                self.all_connected.set()
 
     async def steady(self, spike_at: float) -> None:
         """Sleep until the spike, measuring the CPU of the ``STEADY_S`` before it."""
@@ -208,6 +217,7 @@ async def units_phase(settings: Settings) -> Phase:
         load = LoadRun(asyncio.get_running_loop(), options, sys.stderr)
         tracker = load.tracker = GroupTracker(base)
         ramp = Ramp(settings, tracker)
+        load.on_first_connected = ramp.connected
         task = asyncio.create_task(load.run(asyncio.Event()))
         for _ in range(int(60 / POLL_S)):  # the broker link and the verifier come first
             if load.started_at or task.done():
@@ -217,30 +227,24 @@ async def units_phase(settings: Settings) -> Phase:
         spike_at = load.started_at + base / BASE_RATE + HOLD_S
         await ramp.steady(spike_at)
         cpu = cpu_seconds()
-        waiting = set(range(base, base + units))
         deadline = spike_at + settings.ramp_s + CONNECT_LIMIT_S
-        while waiting and time.monotonic() < deadline and not task.done():
-            await asyncio.sleep(POLL_S)
-            now = time.monotonic()
-            for unit in [unit for unit in waiting if connected(load, unit)]:
-                ramp.connect_at[unit] = now
-                waiting.discard(unit)
+        all_connected = asyncio.create_task(ramp.all_connected.wait())
+        await asyncio.wait(
+            [all_connected, task],
+            timeout=max(0.0, deadline - time.monotonic()),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        all_connected.cancel()
         window_s = time.monotonic() - spike_at
         cpu_s = cpu_seconds() - cpu
         low, high = registration_s()
         start, end = spike_at + high, spike_at + settings.ramp_s + low
         inside = sum(1 for at in ramp.connect_at.values() if start <= at < end)
         rate = inside / (end - start) if end > start else None
-        phase = ramp.result("vdtu units", cpu_s, window_s, rate, len(waiting))
+        phase = ramp.result("vdtu units", cpu_s, window_s, rate, units - len(ramp.connect_at))
         report = await task
     progress(f"units: {phase.connected}/{units} connected, {report.connect_failures} failures")
     return phase
-
-
-def connected(load: LoadRun, unit: int) -> bool:
-    """Whether fleet unit ``unit`` of the run is powered on and connected."""
-    host = load.hosts.get(unit)
-    return host is not None and host.cloud_connected()
 
 
 class BarePhase:
@@ -260,13 +264,9 @@ class BarePhase:
         self.ramp = Ramp(settings, self.tracker)
         self.failures = 0
         self.links: list[BareClient] = []
-        self._all = asyncio.Event()
 
     def connected_one(self, unit: int) -> None:
-        if unit >= self.settings.base:
-            self.ramp.connect_at[unit] = time.monotonic()
-            if len(self.ramp.connect_at) == self.settings.units:
-                self._all.set()
+        self.ramp.connected(unit)
 
     def connect_failed(self, _reason: str) -> None:
         self.failures += 1
@@ -299,7 +299,7 @@ class BarePhase:
                 self._dial(base, units, settings.rate)
                 try:
                     async with asyncio.timeout(settings.ramp_s + CONNECT_LIMIT_S):
-                        await self._all.wait()
+                        await self.ramp.all_connected.wait()
                 except TimeoutError:
                     pass
                 window_s = time.monotonic() - spike_at

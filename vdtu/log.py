@@ -95,6 +95,11 @@ class UnitLog:
     """Who receives the unit's events (``event``): the fleet's event stream, or nobody. A
     class attribute until set, so a unit nobody observes pays nothing for it."""
 
+    on_cloud: Callable[[str, bool], None] | None = None
+    """Who hears of the unit's cloud connection coming up (True) or going (False), its
+    ``cloud`` events, without observing the rest: a load run noting first connections as
+    they happen. A class attribute until set, like ``observer``."""
+
     describe_frames: bool = False
     """Whether the serial events carry ``frames``, the personality's decoding of their bytes
     with check codes verified (the control API's readers want them; a scenario's transcript
@@ -113,7 +118,10 @@ class UnitLog:
 
     def event(self, at: float, kind: str, data: dict[str, Any]) -> None:
         """Hand an event of the unit (a state change, a notification to its host, an uplink,
-        a downlink, a fault applied or cleared) to its observer, if it has one."""
+        a downlink, a fault applied or cleared) to its observer, if it has one; a ``cloud``
+        event also to ``on_cloud``."""
+        if kind == "cloud" and self.on_cloud is not None:
+            self.on_cloud(self.name, bool(data["up"]))
         observer = self.observer
         if observer is not None:
             observer(self.name, at, kind, data)

@@ -1,4 +1,5 @@
-"""The run's once-a-second tick without a progress line: first connections noted, no report."""
+"""A run notes each unit's first connection when its ``cloud`` event says so; its
+once-a-second tick without a progress line makes no report."""
 
 from __future__ import annotations
 
@@ -6,28 +7,14 @@ import asyncio
 import gc
 import io
 import time
-from typing import cast
 
 import pytest
 
-from vdtu.load.hosts import Host
 from vdtu.load.options import build_options
 from vdtu.load.runner import LoadRun
 
 
-class _Host:
-    """A unit's host as the tick sees it: whether the unit reaches its cloud."""
-
-    def __init__(self) -> None:
-        self.up = False
-        self.asked = 0
-
-    def cloud_connected(self) -> bool:
-        self.asked += 1
-        return self.up
-
-
-def test_without_a_progress_line_the_tick_notes_first_connections_and_makes_no_report(
+def test_first_connections_are_noted_from_the_cloud_event_and_the_tick_makes_no_report(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def check() -> None:
@@ -38,19 +25,24 @@ def test_without_a_progress_line_the_tick_notes_first_connections_and_makes_no_r
             raise AssertionError("the tick made a report that nobody reads")
 
         monkeypatch.setattr(run, "report", no_report)
+        heard: list[int] = []
+        run.on_first_connected = heard.append
         try:
-            host = _Host()
-            run.hosts[7] = cast("Host", host)
-            run._not_yet_connected.add(7)
             run.started_at = time.monotonic()
+            run._add_unit(1)
+            log = run.hosts[1].unit.log
+            assert log.observer is None  # noted without observing the unit's other events
             run._tick()
-            assert 7 not in run.first_connected
-            host.up = True
+            log.event(0.0, "cloud", {"up": False, "reason": "refused"})
+            assert 1 not in run.first_connected
+            log.event(0.0, "cloud", {"up": True})
+            assert 0 <= run.first_connected[1] <= time.monotonic() - run.started_at
+            first = run.first_connected[1]
+            log.event(0.0, "cloud", {"up": False, "reason": "lost"})
+            log.event(0.0, "cloud", {"up": True})
             run._tick()
-            assert 0 <= run.first_connected[7] <= time.monotonic() - run.started_at
-            asked = host.asked
-            run._tick()
-            assert host.asked == asked  # a unit once noted is not looked at again
+            assert run.first_connected == {1: first}  # the first connection only
+            assert heard == [1]
         finally:
             gc.unfreeze()
             await run.fleet.close()

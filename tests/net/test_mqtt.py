@@ -18,6 +18,7 @@ import inspect
 import math
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -30,7 +31,7 @@ import pytest
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
-from vdtu.net.mqtt import READ_BURST, LinkState, MqttHub, MqttLink, Will
+from vdtu.net.mqtt import DIALS_PER_TURN, READ_BURST, LinkState, MqttHub, MqttLink, Will
 
 pytestmark = pytest.mark.realtime
 
@@ -939,6 +940,180 @@ def test_messages_that_arrive_together_are_read_in_bursts_of_up_to_read_burst(
                 broker.send_to_all(publish * count)
                 assert await recorder.wait_for("message", count) == [("dtu/1", b"x")] * count
                 assert math.ceil(count / READ_BURST) <= wakes - before <= count // 10
+
+    run(scenario)
+
+
+class RawBroker:
+    """One accepted connection on 127.0.0.1 that the test drives by hand: it answers the
+    CONNECT with CONNACK, then reads what the link wrote without running the loop."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setblocking(False)
+        self.port: int = self.listener.getsockname()[1]
+        self.conn: socket.socket | None = None
+
+    async def accept(self) -> None:
+        """Take the link's connection and answer its CONNECT."""
+        loop = asyncio.get_running_loop()
+        self.conn, _ = await loop.sock_accept(self.listener)
+        assert (await loop.sock_recv(self.conn, 1))[0] == 0x10  # CONNECT
+        await loop.sock_sendall(self.conn, b"\x20\x02\x00\x00")  # CONNACK, accepted
+
+    def waiting(self) -> bytes:
+        """What has reached this side's kernel (after the CONNECT's first byte), unread."""
+        assert self.conn is not None
+        try:
+            return self.conn.recv(65536, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return b""
+
+    def reset(self) -> None:
+        """Close with an RST, which reaches the link's kernel at once on loopback."""
+        assert self.conn is not None
+        self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.conn.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
+def test_a_qos1_publish_is_written_before_publish_returns_a_qos0_from_the_loop() -> None:
+    """A QoS 1 message onto an empty queue reaches the kernel inside publish() (it does
+    not wait a loop turn for the writer); a QoS 0 one goes from the writer, so that its
+    on_published never comes from inside publish()."""
+
+    async def scenario() -> None:
+        broker = RawBroker()
+        try:
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
+                recorder = Recorder(link)
+                link.connect()
+                await broker.accept()
+                await recorder.wait_for("connected")
+                broker.waiting()  # the rest of the CONNECT
+                mid = link.publish("dtu/1", b"x", qos=1)
+                assert mid is not None
+                assert broker.waiting() == b"\x32\x0a\x00\x05dtu/1" + mid.to_bytes(2) + b"x"
+                assert link.publish("dtu/1", b"y", qos=0) is not None
+                assert broker.waiting() == b""
+                assert recorder.values("published") == []
+                await recorder.wait_for("published")
+                assert broker.waiting() == b"\x30\x08\x00\x05dtu/1y"
+        finally:
+            broker.close()
+
+    run(scenario)
+
+
+def test_what_the_kernel_does_not_take_at_once_goes_out_from_the_writer() -> None:
+    """A message larger than the socket's send buffer, published onto an empty queue: what
+    publish()'s own write leaves is sent by the writer, whole, and the next one after it."""
+    payload = bytes(range(256)) * 16384  # 4 MiB
+
+    async def scenario() -> None:
+        broker = RawBroker()
+        loop = asyncio.get_running_loop()
+        try:
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
+                recorder = Recorder(link)
+                link.connect()
+                await broker.accept()
+                await recorder.wait_for("connected")
+                broker.waiting()  # the rest of the CONNECT
+                assert link.publish("dtu/1", payload, qos=1) is not None
+                assert link.publish("dtu/1", b"end", qos=1) is not None
+                assert broker.conn is not None
+                received = bytearray()
+                async with asyncio.timeout(DEADLINE_S):
+                    while not received.endswith(b"end"):
+                        received += await loop.sock_recv(broker.conn, 1 << 20)
+                # fixed header, topic, packet id: 5 + 7 + 2 bytes, then 2 + 7 + 2
+                assert len(received) == (14 + len(payload)) + (11 + 3)
+                assert received[14 : 14 + len(payload)] == payload
+        finally:
+            broker.close()
+
+    run(scenario)
+
+
+def test_a_loss_found_by_publish_is_reported_from_the_next_turn() -> None:
+    """When publish()'s own write finds the connection reset, the owner hears of it after
+    publish() has returned (from the loop), not from inside its call."""
+
+    async def scenario() -> None:
+        broker = RawBroker()
+        try:
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
+                recorder = Recorder(link)
+                link.connect()
+                await broker.accept()
+                await recorder.wait_for("connected")
+                broker.reset()
+                assert link.publish("dtu/1", b"x", qos=1) is not None
+                assert recorder.values("disconnected") == []
+                assert link.state is LinkState.DISCONNECTED
+                assert await recorder.wait_for("disconnected") == ["connection lost"]
+                await asyncio.sleep(0.05)
+                assert [kind for kind, _ in recorder.events] == ["connected", "disconnected"]
+        finally:
+            broker.close()
+
+    run(scenario)
+
+
+def test_at_most_dials_per_turn_attempts_dial_per_loop_turn_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Attempts made together dial DIALS_PER_TURN a turn, in the order of connect(); one
+    abandoned while it waits takes no place; every other one connects."""
+    seen: list[object] = []
+    admit, open_transport = MqttHub._admit, MqttLink._open_transport
+
+    def admitting(hub: MqttHub) -> None:
+        seen.append("turn")
+        admit(hub)
+
+    async def dialling(link: MqttLink) -> socket.socket:
+        seen.append(link.client_id)
+        return await open_transport(link)
+
+    monkeypatch.setattr(MqttHub, "_admit", admitting)
+    monkeypatch.setattr(MqttLink, "_open_transport", dialling)
+    count = 3 * DIALS_PER_TURN + 2
+
+    async def scenario() -> None:
+        broker = FakeBroker()
+        async with broker.running() as port:
+            with hub_on_running_loop() as hub:
+                links = [
+                    MqttLink(hub, client_id=f"dtu-{index:03}", host="127.0.0.1", port=port)
+                    for index in range(count)
+                ]
+                recorders = [Recorder(link) for link in links]
+                for link in links:
+                    link.connect()
+                await asyncio.sleep(0)  # each attempt's task is waiting for its turn
+                links[-1].disconnect()
+                for recorder in recorders[:-1]:
+                    await recorder.wait_for("connected")
+                dials = [item for item in seen if item != "turn"]
+                assert dials == [link.client_id for link in links[:-1]]
+                per_turn: list[int] = []
+                for item in seen:
+                    if item == "turn":
+                        per_turn.append(0)
+                    else:
+                        per_turn[-1] += 1
+                assert per_turn[:3] == [DIALS_PER_TURN] * 3
+                assert sum(per_turn) == count - 1
+                assert recorders[-1].events == []
 
     run(scenario)
 

@@ -45,7 +45,9 @@ for the next collection anyway.
 Connections per unit come from the personality interface: a unit is connected when
 its firmware says it reaches its cloud; ``connect_failures`` and ``reconnects`` are
 its ``Counters`` (attempts that did not come up; connections that came up after a
-lost one), added up.
+lost one), added up. A unit's first connection is noted when it happens, from its
+``cloud`` event (``UnitLog.on_cloud``, one shared callback), not by looking at every
+unit not yet connected: ``first_connected`` and ``on_first_connected``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ import os
 import resource
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -127,8 +130,13 @@ class LoadRun:
         self.tracker = DeliveryTracker()
         self.hosts: dict[int, Host] = {}
         self.first_connected: dict[int, float] = {}
-        self._not_yet_connected: set[int] = set()
-        """Units with a host that have not reached their cloud yet, as far as noted."""
+        """When each unit first reached its cloud, seconds after ``started_at``."""
+        self.on_first_connected: Callable[[int], None] = _ignore
+        """Called with a unit's id when it first reaches its cloud (in sim time)."""
+        self._not_yet_connected: dict[str, int] = {}
+        """Units with a host that have not reached their cloud yet, by name."""
+        self._on_cloud = self._cloud_changed
+        """The one bound method every unit's log calls (``UnitLog.on_cloud``)."""
         self.errors: dict[str, int] = {}
         self.started_at = 0.0
         self.schedule = Schedule(
@@ -311,8 +319,16 @@ class LoadRun:
             published=self.tracker.published,
         )
         self.hosts[unit_id] = host
-        self._not_yet_connected.add(unit_id)
+        self._not_yet_connected[unit.name] = unit_id
+        unit.log.on_cloud = self._on_cloud
         host.start()
+
+    def _cloud_changed(self, name: str, up: bool) -> None:
+        """A unit's cloud connection came up or went: note its first."""
+        unit_id = self._not_yet_connected.pop(name, None) if up else None
+        if unit_id is not None:
+            self.first_connected[unit_id] = time.monotonic() - self.started_at
+            self.on_first_connected(unit_id)
 
     def _probe_targets(self) -> list[ProbeTarget]:
         step = max(1, len(self.block) // self.options.probe_units)
@@ -338,7 +354,6 @@ class LoadRun:
         if not self.options.progress:
             # Nobody reads a report this second: a pass over every unit would only stop
             # the loop (16 ms or more at 15 000 units).
-            self._note_connections()
             return
         report = self.report()
         now = time.monotonic()
@@ -349,17 +364,6 @@ class LoadRun:
         elif now - self._last_line >= PROGRESS_EVERY_S:
             print(line, file=self.out, flush=True)
             self._last_line = now
-
-    def _note_connections(self) -> None:
-        """Note when units first reached their cloud, looking only at those that had not
-        (each tick without a progress line, and in every report)."""
-        elapsed = time.monotonic() - self.started_at
-        waiting = self._not_yet_connected
-        for unit_id in list(waiting):
-            if unit_id not in self.first_connected and self.hosts[unit_id].cloud_connected():
-                self.first_connected[unit_id] = elapsed
-            if unit_id in self.first_connected:
-                waiting.discard(unit_id)
 
     async def _wind_down(self, stop: asyncio.Event) -> None:
         """Stop sending; wait for what is in flight (at most ``grace`` s); count the rest."""
@@ -401,11 +405,9 @@ class LoadRun:
     # -- the figures ---------------------------------------------------------------------
 
     def report(self, *, final: bool = False) -> FleetReport:
-        """This shard's figures now (one pass over the units, after noting which first
-        connected since the last look); ``final`` adds to ``errors`` the units that never connected
-        (``never_connected``) and those the run ended before powering on
-        (``never_powered_on``)."""
-        self._note_connections()
+        """This shard's figures now (one pass over the units); ``final`` adds to ``errors``
+        the units that never connected (``never_connected``) and those the run ended before
+        powering on (``never_powered_on``)."""
         failures = reconnects = connected = 0
         for host in self.hosts.values():
             counters = host.unit.firmware.counters()
@@ -453,6 +455,10 @@ class LoadRun:
             body=to_prometheus(self.report()).encode(),
             headers=(("content-type", "text/plain; version=0.0.4"),),
         )
+
+
+def _ignore(_unit_id: int) -> None:
+    """The default ``on_first_connected``."""
 
 
 async def _wait(event: asyncio.Event, timeout_s: float) -> None:

@@ -21,8 +21,10 @@ non-blocking socket with ``loop.sock_connect``, drives the TLS handshake with
 ``do_handshake`` on socket readiness, and only then gives the connected socket to paho,
 whose ``reconnect()`` queues CONNECT on it. The task then waits for CONNACK and is
 cancelled by the CONNACK callback; the whole attempt is bounded by ``connect_timeout_s``.
-That task is the only per-link task, and only while connecting (a burst of 1000 parallel
-attempts raised RSS by about 4.7 KiB per link more than connecting in batches of 100).
+The hub lets a few attempts dial per turn of the loop and the rest wait their turn
+(``MqttHub``, ``DIALS_PER_TURN``). That task is the only per-link task, and only while
+connecting (a burst of 1000 parallel attempts raised RSS by about 4.7 KiB per link more
+than connecting in batches of 100).
 Handing the socket over relies on paho's private ``Client._create_socket`` (see
 ``_HandoverClient``); a test fails loudly if paho changes it.
 
@@ -59,6 +61,17 @@ Rules that hold:
 * paho reports ``on_disconnect`` also for sockets the link already gave up (its own
   DISCONNECT, a refused CONNACK, a dropped attempt). ``_paho_socket`` says whether paho's
   current socket is still ours to report; only then does a loss reach the owner.
+* Packets go to the kernel in the loop callback that queued them, not a loop turn later
+  from the writer: while a read (the SUBSCRIBE after a CONNACK, the PUBACKs, what the
+  owner published from its callbacks), the hand-over of a new socket (CONNECT) or
+  ``publish()`` runs, the link holds its writes (``_holding``: paho's request for the
+  writer is not passed on), and ``_write_held`` then calls ``loop_write`` and adds the
+  writer only for what the kernel did not take. In a loop whose turns are long (a fleet
+  connecting 1000 units a second) a packet that waited for the writer waited a whole
+  turn, and adding and removing the writer cost two ``epoll_ctl`` calls a packet.
+  ``publish()`` writes at once only a QoS 1/2 message onto an empty queue, so that no
+  ``on_published`` comes from inside it; a loss its write finds reaches the owner from
+  the loop's next turn (``_publishing``), as one from ``reset()`` does.
 
 Why one file of over 700 lines: nearly all of it is ``MqttLink``, one state machine
 around one paho client, and its parts (the paho callbacks, the connect task that hands
@@ -80,6 +93,7 @@ import ssl
 import struct
 import sys
 import termios
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -109,9 +123,13 @@ _LOSS_REASONS = {
 """paho's disconnect reason names, as the owner reads them."""
 
 
+DIALS_PER_TURN = 16
+"""The most connect attempts a hub lets dial per turn of the loop (see ``MqttHub``)."""
+
 READ_BURST = 64
-"""The most packets a link reads when the loop finds its socket readable; what is left
-makes the fd readable again on the next pass (a ``ShapedSocket`` reads one per wake)."""
+"""The most packets a link reads when the loop finds its socket readable and messages
+come; what is left makes the fd readable again on the next pass (a ``ShapedSocket``
+reads one per wake)."""
 
 
 def _bytes_waiting(sock: socket.socket) -> bool:
@@ -254,6 +272,16 @@ class MqttHub:
     so a connected link pings once per keepalive whatever its traffic, and the hub calls
     ``loop_misc`` on it once per keepalive rather than once per tick.
 
+    The hub also lets at most ``DIALS_PER_TURN`` connect attempts dial per turn of the
+    loop (``_admitted``), the rest waiting in order for later turns. An attempt sets off
+    work over the next few turns (the TCP connect, CONNECT, the CONNACK and what the owner
+    does with it); admitted a few a turn, that work is bounded per turn, so when more
+    attempts come than the loop keeps up with (a fleet powering on 1000 units a second)
+    the turns stay short and the established links' reads and timers wait one short turn,
+    not one that grows with the queue. The loop does the same work either way: only the
+    new connections wait, which is where the waiting belongs. The wait counts towards the
+    attempt's ``connect_timeout_s``.
+
     Args:
         loop: the asyncio loop that owns every fd of this process.
         tick_s: the timer's period. A PINGREQ goes out at most ``tick_s`` after the
@@ -272,6 +300,9 @@ class MqttHub:
         self._next_slot = self._slot(paho.time_func())
         """The first tick number the timer has not taken yet."""
         self._tls_contexts: dict[Path, ssl.SSLContext] = {}
+        self._dials: deque[asyncio.Future[None]] = deque()
+        """Connect attempts waiting for their turn to dial, oldest first."""
+        self._admitting: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = loop.call_later(self.tick_s, self._tick)
         self.on_acked: Callable[[float], None] | None = None
         """Called with the seconds from each QoS 1/2 publish of any link of this hub to its
@@ -295,6 +326,30 @@ class MqttHub:
         for link in tuple(self._links):
             link.close()
         self._wheel.clear()
+        if self._admitting is not None:
+            self._admitting.cancel()
+            self._admitting = None
+
+    def _admitted(self) -> asyncio.Future[None]:
+        """A future that is done when the attempt waiting for it may dial (see the class
+        comment); cancelling it gives its place up."""
+        admitted = self.loop.create_future()
+        self._dials.append(admitted)
+        if self._admitting is None:
+            self._admitting = self.loop.call_soon(self._admit)
+        return admitted
+
+    def _admit(self) -> None:
+        """Let the next ``DIALS_PER_TURN`` waiting attempts dial; the rest next turn."""
+        self._admitting = None
+        dials, admitted = self._dials, 0
+        while dials and admitted < DIALS_PER_TURN:
+            waiting = dials.popleft()
+            if not waiting.done():  # else its attempt was cancelled meanwhile
+                waiting.set_result(None)
+                admitted += 1
+        if dials:
+            self._admitting = self.loop.call_soon(self._admit)
 
     def _slot(self, when: float) -> int:
         return int(when // self.tick_s)
@@ -383,10 +438,13 @@ class MqttLink:
     __slots__ = (
         "_attempt",
         "_client",
+        "_got_message",
+        "_holding",
         "_impairment",
         "_in_paho",
         "_on_wheel",
         "_paho_socket",
+        "_publishing",
         "_sent_at",
         "_state",
         "_sub_mids",
@@ -457,6 +515,10 @@ class MqttLink:
         self._impairment: Impairment | None = None
         self._paho_socket = False
         self._in_paho = False
+        # While paho's packets wait for _write_held rather than the writer; while publish()
+        # writes its message (a loss is told from the next turn); whether the last read
+        # brought a message (PUBLISH).
+        self._holding = self._publishing = self._got_message = False
         self._on_wheel = False
         self._subscriptions: dict[str, int] = {}
         self._sub_mids: dict[int, tuple[str, ...]] = {}
@@ -548,7 +610,22 @@ class MqttLink:
         _check_qos(qos)
         if self._state is not LinkState.CONNECTED:
             return None
-        info = self._client.publish(topic, payload, qos, retain)
+        client = self._client
+        # Written now onto an empty queue (see the module comment); not from inside paho,
+        # whose lock is held, and not a QoS 0 message, whose on_published would come from
+        # inside this call.
+        if qos == 0 or self._in_paho or client.want_write():
+            info = client.publish(topic, payload, qos, retain)
+        else:
+            self._holding = True
+            try:
+                info = client.publish(topic, payload, qos, retain)
+            finally:
+                self._publishing = True
+                try:
+                    self._write_held()
+                finally:
+                    self._publishing = False
         if info.rc != paho.MQTT_ERR_SUCCESS:
             return None
         if qos and self.hub.on_acked is not None:
@@ -621,10 +698,15 @@ class MqttLink:
                 raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._stop(graceful=False)
         report = self.on_disconnected if was is LinkState.CONNECTED else self.on_connect_failed
+        self._tell_later(report, RESET_REASON)
+
+    def _tell_later(self, report: Callable[[str], None], reason: str) -> None:
+        """Report a loss to the owner from the loop's next turn, unless the link has been
+        used again by then."""
 
         def tell() -> None:
             if self._state is LinkState.DISCONNECTED:
-                report(RESET_REASON)
+                report(reason)
 
         self.hub.loop.call_soon(tell)
 
@@ -668,6 +750,7 @@ class MqttLink:
                 impairment = self._impairment
                 if impairment is not None and impairment.conditions.blocks_connect:
                     await self.hub.loop.create_future()  # the SYN vanishes: only the timeout
+                await self.hub._admitted()
                 sock = await self._open_transport()
                 impairment = self._impairment
                 self._client.handover = (
@@ -676,7 +759,12 @@ class MqttLink:
                     else ShapedSocket(sock, self.hub.loop, impairment, self._readable)
                 )
                 self._paho_socket = True
-                self._client.reconnect()  # takes the socket, queues CONNECT
+                self._holding = self._in_paho = True
+                try:
+                    self._client.reconnect()  # takes the socket, queues CONNECT
+                finally:
+                    self._write_held()
+                    self._in_paho = False
                 await self.hub.loop.create_future()  # the CONNACK callback cancels this task
         except TimeoutError:
             if self._attempt is asyncio.current_task():
@@ -818,12 +906,16 @@ class MqttLink:
 
     def _readable(self) -> None:
         client = self._client
-        self._in_paho = True
+        self._holding = self._in_paho = True
         try:
             # paho's loop_read takes one packet a call (or as many as it has QoS 1 and 2
-            # messages in flight): read on while bytes wait, up to READ_BURST packets, or
-            # a link that receives many (the load test's verifier) gets one per loop pass.
+            # messages in flight, so the acks a link waits for come together): after a
+            # message, read on while bytes wait, up to READ_BURST packets, or a link that
+            # receives many (the load test's verifier) gets one per loop pass. After any
+            # other packet the ioctl that asks would be wasted on a unit's link nearly
+            # always (4 % of the loop at a 1000/s ramp's peak).
             for _ in range(READ_BURST):
+                self._got_message = False
                 client.loop_read()
                 # TLS decrypts whole records: bytes already inside the SSL object make no
                 # fd readable, so read them now.
@@ -831,9 +923,12 @@ class MqttLink:
                 while isinstance(sock, ssl.SSLSocket) and sock.pending():
                     client.loop_read()
                     sock = client.socket()
-                if not (isinstance(sock, socket.socket) and _bytes_waiting(sock)):
+                if not (
+                    self._got_message and isinstance(sock, socket.socket) and _bytes_waiting(sock)
+                ):
                     break
         finally:
+            self._write_held()  # what the read queued: the SUBSCRIBE, PUBACKs, the owner's
             self._in_paho = False
 
     def _writable(self) -> None:
@@ -843,6 +938,25 @@ class MqttLink:
         finally:
             self._in_paho = False
 
+    def _write_held(self) -> None:
+        """End ``_holding``: hand what paho queued meanwhile to the kernel now, and add the
+        writer (which paho asked for once, while held) for what it does not take. A socket
+        the link has given up keeps its packets for the writer, as before: its close,
+        already queued with ``call_soon``, runs first."""
+        if not self._holding:
+            return
+        self._holding = False
+        client = self._client
+        sock = client.socket()
+        if sock is None or not client.want_write():
+            return
+        if self._paho_socket:
+            client.loop_write()
+            sock = client.socket()
+            if sock is None or not client.want_write():
+                return
+        self.hub.loop.add_writer(sock, self._writable)
+
     # -- paho's callbacks. They are shared functions rather than bound methods (paho passes
     # the link as userdata), so thousands of links store no callback objects of their own.
 
@@ -850,16 +964,19 @@ class MqttLink:
 
     @staticmethod
     def _socket_opened(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.add_reader(sock, link._readable)
+        # By its fd: the selector looks a new fd up first, and the KeyError it raises for a
+        # socket object formats the socket's repr (two syscalls, twice) for nobody.
+        link.hub.loop.add_reader(sock.fileno(), link._readable)
         link.hub._watch(link)
 
     @staticmethod
     def _socket_closed(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.remove_reader(sock)
+        link.hub.loop.remove_reader(sock.fileno())  # paho closes the socket after this
 
     @staticmethod
     def _socket_wants_write(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
-        link.hub.loop.add_writer(sock, link._writable)
+        if not link._holding:  # else _write_held writes, and adds the writer if need be
+            link.hub.loop.add_writer(sock, link._writable)
 
     @staticmethod
     def _socket_wrote_all(client: paho.Client, link: MqttLink, sock: SocketLike) -> None:
@@ -907,10 +1024,14 @@ class MqttLink:
             link.on_connect_failed(f"{why} before CONNACK")
         else:
             link._state = LinkState.DISCONNECTED
-            link.on_disconnected(why)
+            if link._publishing:  # found by publish()'s write: not inside the owner's call
+                link._tell_later(link.on_disconnected, why)
+            else:
+                link.on_disconnected(why)
 
     @staticmethod
     def _paho_message(client: paho.Client, link: MqttLink, message: MQTTMessage) -> None:
+        link._got_message = True
         if link._state is LinkState.CONNECTED:
             link.on_message(message.topic, bytes(message.payload))
 
