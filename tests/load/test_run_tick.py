@@ -48,3 +48,30 @@ def test_first_connections_are_noted_from_the_cloud_event_and_the_tick_makes_no_
             await run.fleet.close()
 
     asyncio.run(check())
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_terminal_progress_line_rewrites_itself_and_erases_what_a_longer_one_left() -> None:
+    """On a terminal each second's line starts at the line's start and ends with erase to end
+    of line, so a shorter line (a rate that went from 1000/s to 0/s) leaves no old digits."""
+
+    async def check() -> str:
+        out = _Terminal()
+        run = LoadRun(asyncio.get_running_loop(), build_options({"units": 2}), out)
+        try:
+            run.started_at = time.monotonic()
+            run._tick()
+            run._tick()
+        finally:
+            await run.fleet.close()
+        return out.getvalue()
+
+    written = asyncio.run(check())
+    lines = written.split("\r")[1:]
+    assert len(lines) == 2, written
+    assert all(line.startswith("conn 0/2 ") and line.endswith("\x1b[K") for line in lines)
+    assert "\n" not in written

@@ -96,6 +96,8 @@ PROGRESS_EVERY_S = 5.0
 """How often a progress line is printed when ``out`` is not a terminal."""
 DRAIN_POLL_S = 0.2
 """How often the wind-down looks whether everything in flight has arrived."""
+ERASE_TO_END = "\x1b[K"
+"""Ends the terminal's progress line: what a longer line before left on screen goes."""
 DROP_QUIET_S = 1.0
 """Sim seconds between a dropped unit's host going quiet and the unit's power-off."""
 
@@ -360,7 +362,7 @@ class LoadRun:
         rates = self._progress.update(report, now)
         line = progress_line(report, rates)
         if self.out.isatty():
-            print("\r" + line, end="", file=self.out, flush=True)
+            print("\r" + line + ERASE_TO_END, end="", file=self.out, flush=True)
         elif now - self._last_line >= PROGRESS_EVERY_S:
             print(line, file=self.out, flush=True)
             self._last_line = now
