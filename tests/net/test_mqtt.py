@@ -961,6 +961,16 @@ class RawBroker:
         assert (await loop.sock_recv(self.conn, 1))[0] == 0x10  # CONNECT
         await loop.sock_sendall(self.conn, b"\x20\x02\x00\x00")  # CONNACK, accepted
 
+    async def link(self, hub: MqttHub) -> tuple[MqttLink, Recorder]:
+        """A link connected to this broker, its recorder, and the CONNECT read."""
+        link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=self.port)
+        recorder = Recorder(link)
+        link.connect()
+        await self.accept()
+        await recorder.wait_for("connected")
+        self.waiting()  # the rest of the CONNECT
+        return link, recorder
+
     def waiting(self) -> bytes:
         """What has reached this side's kernel (after the CONNECT's first byte), unread."""
         assert self.conn is not None
@@ -990,12 +1000,7 @@ def test_a_qos1_publish_is_written_before_publish_returns_a_qos0_from_the_loop()
         broker = RawBroker()
         try:
             with hub_on_running_loop() as hub:
-                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
-                recorder = Recorder(link)
-                link.connect()
-                await broker.accept()
-                await recorder.wait_for("connected")
-                broker.waiting()  # the rest of the CONNECT
+                link, recorder = await broker.link(hub)
                 mid = link.publish("dtu/1", b"x", qos=1)
                 assert mid is not None
                 assert broker.waiting() == b"\x32\x0a\x00\x05dtu/1" + mid.to_bytes(2) + b"x"
@@ -1020,12 +1025,7 @@ def test_what_the_kernel_does_not_take_at_once_goes_out_from_the_writer() -> Non
         loop = asyncio.get_running_loop()
         try:
             with hub_on_running_loop() as hub:
-                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
-                recorder = Recorder(link)
-                link.connect()
-                await broker.accept()
-                await recorder.wait_for("connected")
-                broker.waiting()  # the rest of the CONNECT
+                link, _recorder = await broker.link(hub)
                 assert link.publish("dtu/1", payload, qos=1) is not None
                 assert link.publish("dtu/1", b"end", qos=1) is not None
                 assert broker.conn is not None
@@ -1050,11 +1050,7 @@ def test_a_loss_found_by_publish_is_reported_from_the_next_turn() -> None:
         broker = RawBroker()
         try:
             with hub_on_running_loop() as hub:
-                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=broker.port)
-                recorder = Recorder(link)
-                link.connect()
-                await broker.accept()
-                await recorder.wait_for("connected")
+                link, recorder = await broker.link(hub)
                 broker.reset()
                 assert link.publish("dtu/1", b"x", qos=1) is not None
                 assert recorder.values("disconnected") == []
