@@ -53,7 +53,15 @@ from dataclasses import asdict, dataclass
 import psutil
 
 from bench.bare import BareClient, freezing, unit_topic
-from bench.common import cpu_seconds, machine, machine_line, markdown_table, opt, progress
+from bench.common import (
+    cpu_seconds,
+    machine,
+    machine_line,
+    markdown_table,
+    opt,
+    progress,
+    quiet_tcp,
+)
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.histogram import LatencyHistogram
 from vdtu.links.xgc_stack import default_project
@@ -119,6 +127,8 @@ class Phase:
     """Units: spike units not connected by the end of the units' run (its hosts stop 14 s
     after the last power-on, the fleet closes after a 5 s grace); bare clients: attempts that
     failed and connections lost."""
+    time_wait: int
+    """The machine's TCP sockets in TIME_WAIT when the phase began (``quiet_tcp``)."""
 
 
 class GroupTracker(DeliveryTracker):
@@ -167,7 +177,14 @@ class Ramp:
         self.tracker.windows = (LatencyHistogram(), LatencyHistogram())
 
     def result(
-        self, kind: str, cpu_s: float, window_s: float, rate: float | None, fails: int
+        self,
+        kind: str,
+        cpu_s: float,
+        window_s: float,
+        rate: float | None,
+        fails: int,
+        *,
+        time_wait: int,
     ) -> Phase:
         """The figures once the window has closed (``cpu_s`` over ``window_s``)."""
         assert self.tracker.windows is not None
@@ -191,6 +208,7 @@ class Ramp:
             base_uplinks=held.count,
             lost=self.tracker.totals().lost,
             failures=fails,
+            time_wait=time_wait,
         )
 
 
@@ -198,6 +216,7 @@ async def units_phase(settings: Settings) -> Phase:
     """The vdtu units (see the module comment)."""
     base, units = settings.base, settings.units
     stages = f"{base / BASE_RATE}s:{base},{HOLD_S}s:{base},{settings.ramp_s}s:{base + units}"
+    time_wait = await quiet_tcp()
     with Mosquitto(max_queued_messages=0) as mosquitto:
         options = build_options(
             {
@@ -241,7 +260,9 @@ async def units_phase(settings: Settings) -> Phase:
         start, end = spike_at + high, spike_at + settings.ramp_s + low
         inside = sum(1 for at in ramp.connect_at.values() if start <= at < end)
         rate = inside / (end - start) if end > start else None
-        phase = ramp.result("vdtu units", cpu_s, window_s, rate, units - len(ramp.connect_at))
+        phase = ramp.result(
+            "vdtu units", cpu_s, window_s, rate, units - len(ramp.connect_at), time_wait=time_wait
+        )
         report = await task
     progress(f"units: {phase.connected}/{units} connected, {report.connect_failures} failures")
     return phase
@@ -285,6 +306,7 @@ class BarePhase:
     async def run(self) -> Phase:
         settings = self.settings
         base, units = settings.base, settings.units
+        time_wait = await quiet_tcp()
         with Mosquitto(max_queued_messages=0) as mosquitto:
             self.port = mosquitto.port
             verifier = Verifier(self.hub, mosquitto.url, self.tracker, range(base + units))
@@ -311,7 +333,9 @@ class BarePhase:
                 await asyncio.sleep(GRACE_S)
                 verifier.finish()
                 self.tracker.finish()
-                phase = self.ramp.result("bare paho", cpu_s, window_s, rate, self.failures)
+                phase = self.ramp.result(
+                    "bare paho", cpu_s, window_s, rate, self.failures, time_wait=time_wait
+                )
             finally:
                 freezer.cancel()
                 verifier.close()
@@ -337,13 +361,14 @@ def table(settings: Settings, phases: list[Phase]) -> str:
             str(phase.base_uplinks),
             str(phase.lost),
             str(phase.failures),
+            str(phase.time_wait),
         ]
         for phase in phases
     ]
     head = [
         "kind", "connected", "rate/s", "span s", "CPU ms/connect", "CPU % held -> ramp",
         "held p50 ms", "held p99 ms", "held max ms", "all p99 ms", "held uplinks", "lost",
-        "not up/failed",
+        "not up/failed", "TIME_WAIT at start",
     ]  # fmt: skip
     return markdown_table(head, rows)
 
