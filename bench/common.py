@@ -9,8 +9,7 @@ the ``vdtu`` package for the first time under atheris' instrumentation, after th
   benchmark's own ``--child`` in a fresh process, answering with one JSON value),
   ``mosquitto_pid`` and ``stderr_kind`` (vdtu's stderr lines grouped by kind).
 - Sampling: ``rss_bytes``/``rss_mb`` and ``cpu_seconds`` (user + system) of any process,
-  this one by default, through psutil; ``time_wait_sockets`` and ``quiet_tcp`` (the machine's
-  TCP sockets in TIME_WAIT, which make every ``connect()`` slower, and waiting for them to go).
+  this one by default, through psutil.
 - The host's end of a PTY: ``open_host_port`` (raw, 115200, non-blocking), ``write_all``.
 - Timing: ``Latency`` (nearest-rank p50/p99/max of wall times), ``gc_paused`` (the
   collector off while timing) and ``GcWatch`` (the collector's pauses while it runs).
@@ -21,7 +20,6 @@ the ``vdtu`` package for the first time under atheris' instrumentation, after th
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import math
@@ -230,43 +228,6 @@ def parse_counts(text: str, *, option: str, top: int, why: str = "") -> list[int
     if any(not 1 <= n <= top for n in counts):
         raise ValueError(f"{option} values must be 1..{top}{why}, not {text!r}")
     return counts
-
-
-TIME_WAIT_QUIET = 2000
-"""TIME_WAIT sockets a connect benchmark starts with at most (``quiet_tcp``)."""
-TIME_WAIT_S = 60.0
-"""How long Linux keeps a TCP socket in TIME_WAIT (``TCP_TIMEWAIT_LEN``, not tunable)."""
-
-
-def time_wait_sockets() -> int:
-    """The machine's TCP sockets in TIME_WAIT (``tw`` in ``/proc/net/sockstat``), -1 if unknown.
-
-    Each holds a local port: when the connections open plus those in TIME_WAIT come near the
-    ephemeral port range (``ip_local_port_range``, 28 232 ports here), the kernel's search for
-    a free port makes every ``connect()`` dearer, whichever client dials (measured: 17 000 bare
-    links dialled at 1000 a second with 40 000 sockets in TIME_WAIT, left by the run before:
-    ``connect()`` 41 % of the process, 0.45-0.52 ms a connect against 0.26 at 12 000).
-    """
-    try:
-        text = Path("/proc/net/sockstat").read_text()
-    except OSError:
-        return -1
-    match = re.search(r"^TCP:.* tw (\d+)", text, re.MULTILINE)
-    return int(match.group(1)) if match else -1
-
-
-async def quiet_tcp(limit: int = TIME_WAIT_QUIET) -> int:
-    """Wait (at most ``TIME_WAIT_S`` and a little) until the machine has at most ``limit``
-    sockets in TIME_WAIT; return how many it has then, so each phase of a connect benchmark
-    starts from the same kernel state and says which."""
-    deadline = time.monotonic() + TIME_WAIT_S + 5
-    count = time_wait_sockets()
-    if count > limit:
-        progress(f"waiting for {count} TCP sockets in TIME_WAIT to go (at most a minute)")
-    while count > limit and time.monotonic() < deadline:
-        await asyncio.sleep(1.0)
-        count = time_wait_sockets()
-    return count
 
 
 # -- the report -----------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Run ``python -m bench.ramp [--base 2000] [--units 12000] [--rate 1000] [--interv
 it in ``flock /tmp/vdtu-bench.lock``).
 
 One process, one asyncio loop, two phases, each against a private mosquitto started for it
-(``Mosquitto(max_queued_messages=0)``, anonymous):
+(``Mosquitto(max_queued_messages=0)``, anonymous), each once the machine's TCP sockets in
+TIME_WAIT are at most ``TIME_WAIT_QUIET`` (``quiet_tcp``: the previous phase's or run's
+close leaves thousands for a minute, and they make every ``connect()`` dearer):
 
 1. **The units.** ``vdtu.load.runner.LoadRun`` (what ``vdtu fleet --broker URL`` runs, probe
    off) with the ramp as stages: ``--base`` XGC units come up at ``BASE_RATE`` a second and
@@ -60,7 +62,6 @@ from bench.common import (
     markdown_table,
     opt,
     progress,
-    quiet_tcp,
 )
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.histogram import LatencyHistogram
@@ -69,6 +70,7 @@ from vdtu.load.command import registration_s
 from vdtu.load.delivery import DeliveryTracker, Outcome
 from vdtu.load.options import PLATFORM_LOGINS, build_options
 from vdtu.load.payload import Uplink
+from vdtu.load.ports import time_wait_sockets
 from vdtu.load.runner import LoadRun
 from vdtu.load.verifier import Verifier
 from vdtu.net.mqtt import MqttHub
@@ -85,6 +87,10 @@ CONNECT_LIMIT_S = 30.0
 """How long after the spike's last power-on (dial) connections are waited for."""
 POLL_S = 0.25
 GRACE_S = 5.0
+TIME_WAIT_QUIET = 2000
+"""TCP sockets in TIME_WAIT a phase starts with at most (``quiet_tcp``)."""
+TIME_WAIT_S = 60.0
+"""How long Linux keeps a socket in TIME_WAIT (``TCP_TIMEWAIT_LEN``, not tunable)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,6 +135,21 @@ class Phase:
     failed and connections lost."""
     time_wait: int
     """The machine's TCP sockets in TIME_WAIT when the phase began (``quiet_tcp``)."""
+
+
+async def quiet_tcp() -> int:
+    """Wait (a minute at most) until the machine has at most ``TIME_WAIT_QUIET`` sockets in
+    TIME_WAIT, and return how many it has then: a phase's connects cost what the kernel's
+    free ports make them (``vdtu/load/ports.py``), so each phase starts from the same state
+    and says which. -1: the machine does not say."""
+    deadline = time.monotonic() + TIME_WAIT_S + 5
+    count = time_wait_sockets()
+    if count is not None and count > TIME_WAIT_QUIET:
+        progress(f"waiting for {count} TCP sockets in TIME_WAIT to go (at most a minute)")
+    while count is not None and count > TIME_WAIT_QUIET and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        count = time_wait_sockets()
+    return -1 if count is None else count
 
 
 class GroupTracker(DeliveryTracker):

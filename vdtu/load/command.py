@@ -18,7 +18,8 @@ that ends in an exception (a bug) prints it and exits 4, without a report.
 
 Before the run, one line on stderr gives the plan (units, ramp time, sending time,
 grace), a warning follows when ``--duration`` is too short for the last units to
-register and connect, and a fleet the process's open-file limit cannot hold is
+register and connect, or when the machine's ephemeral ports do not hold the units'
+connections (``vdtu/load/ports.py``), and a fleet the process's open-file limit cannot hold is
 refused (the limit is first raised to its hard maximum): a unit holds a socket (and
 two PTY fds with ``--pty``), the embedded broker the other end of each connection.
 Children of ``--procs`` leave all this to their parent (``CHILD_ENV``).
@@ -52,6 +53,7 @@ from vdtu.errors import ConfigError
 from vdtu.fleet import STOP_SIGNALS, default_pty_dir, write_discovery
 from vdtu.links.discovery import DISCOVERY_FILE
 from vdtu.load.options import LoadOptions, Shard
+from vdtu.load.ports import port_warning
 from vdtu.load.ramp import ramp_text
 from vdtu.load.report import FleetReport, merge, shortfalls
 from vdtu.load.runner import LoadRun, write_report
@@ -166,16 +168,22 @@ def plan(options: LoadOptions) -> str:
 
 
 def warnings(options: LoadOptions) -> list[str]:
-    """Options that let the run fail whatever the broker does."""
+    """Options, and a machine, that let the run fail whatever the broker does."""
+    found = []
     shortest = shortest_duration_s()
-    if options.duration >= shortest:
-        return []
-    low, high = registration_s()
-    return [
-        f"--duration {_s(options.duration)} s is shorter than the {shortest} s the units "
-        f"powered on last need to register with the network ({low:g}-{high:g} s after "
-        f"power-on) and connect: they may never connect; give --duration {shortest} or more"
-    ]
+    if options.duration < shortest:
+        low, high = registration_s()
+        found.append(
+            f"--duration {_s(options.duration)} s is shorter than the {shortest} s the units "
+            f"powered on last need to register with the network ({low:g}-{high:g} s after "
+            f"power-on) and connect: they may never connect; give --duration {shortest} or more"
+        )
+    # every unit and each process's verifier connect to the broker from this machine
+    units_here = options.units if options.procs > 1 else len(_largest_block(options))
+    ports = port_warning(units_here + options.procs)
+    if ports is not None:
+        found.append(ports)
+    return found
 
 
 def check_open_files(options: LoadOptions) -> None:
