@@ -79,11 +79,13 @@ class DomainEnvironment(simpy.Environment):
         """Run a ``with`` block inside ``domain``: what it schedules belongs to the domain."""
         return _Entered(self, domain)
 
-    def call_soon(self, domain: FaultDomain | None, callback: Callable[[], None]) -> None:
-        """Run ``callback`` at the current sim time, inside ``domain`` (one event, as
+    def call_soon(
+        self, domain: FaultDomain | None, callback: Callable[..., None], *args: object
+    ) -> None:
+        """Run ``callback(*args)`` at the current sim time, inside ``domain`` (one event, as
         ``succeed`` would schedule it; this is the path of every outside input)."""
         event = Event(self)
-        event.callbacks.append(lambda _event: callback())
+        event.callbacks.append(lambda _event: callback(*args))
         event._ok = True
         event._value = None
         heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
