@@ -30,6 +30,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -423,9 +424,11 @@ class Fleet:
         config = self.config
         profile = self.profile_of(unit_id)
         side = self.sides[profile]
-        template = config.template or UnitConfig(identity=identity)
-        unit_config = replace(
-            template,
+        # without a template, the config is made directly (not a default one, then replaced)
+        make: Callable[..., UnitConfig] = (
+            UnitConfig if config.template is None else partial(replace, config.template)
+        )
+        unit_config = make(
             unit_id=unit_id,
             seed=config.seed,
             identity=identity,
@@ -433,7 +436,7 @@ class Fleet:
             options=side.unit_options(
                 options if options is not None else config.options.get(profile)
             ),
-            **({"tags": template.tags if tags is None else tags} | dict(settings or {})),
+            **(({} if tags is None else {"tags": tags}) | dict(settings or {})),
         )
         if changes:
             configured = personality(profile).configured(
