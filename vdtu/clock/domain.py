@@ -122,6 +122,13 @@ class DomainEnvironment(simpy.Environment):
             self.step()
         self._now = until
 
+    def run_due(self) -> None:
+        """Process every event due now (at ``now``: the ones it schedules for now too), so
+        that the next event, if any, is in the future."""
+        entries = self._entries
+        while entries and entries[0][0] <= self._now:
+            self.step()
+
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
         heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))
 
