@@ -30,6 +30,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -296,12 +297,18 @@ class Fleet:
         try:
             if units or self.config.ports:
                 self._take_pty_dir()
-            files = [self._files(unit_id) for unit_id in self.unit_ids] if units else []
+            seed = self.config.seed
+            ids = self.unit_ids if units else range(0)
+            identities = [Identity.for_unit(seed, unit_id) for unit_id in ids]
+            files = [
+                self._files(unit_id, identity)
+                for unit_id, identity in zip(ids, identities, strict=True)
+            ]
             await self.host.start_broker([side.login_check for side in self.sides.values()])
             for side in self.sides.values():
                 await side.start(self.host)
-            for unit_id, unit_files in zip(self.unit_ids, files, strict=False):
-                self._start_unit(unit_id, unit_files)
+            for unit_id, identity, unit_files in zip(ids, identities, files, strict=True):
+                self._start_unit(unit_id, identity, unit_files)
             if units:
                 write_discovery(self.discovery_path, self.discovery())
         except BaseException:
@@ -368,9 +375,11 @@ class Fleet:
                     f"profile {profile!r} is not one of this fleet's: {', '.join(self.sides)}"
                 )
             self._profiles[unit_id] = profile
+        identity = Identity.for_unit(self.config.seed, unit_id)
         self._start_unit(
             unit_id,
-            self._files(unit_id),
+            identity,
+            self._files(unit_id, identity),
             tags=tags,
             settings=settings or {},
             options=options,
@@ -393,18 +402,18 @@ class Fleet:
             flash.save(document)
         return flash
 
-    def _files(self, unit_id: int) -> Mapping[str, TextFile]:
+    def _files(self, unit_id: int, identity: Identity) -> Mapping[str, TextFile]:
         """Unit ``unit_id``'s named flash files, checked by its side.
 
         Raises:
             ConfigError: a file exists and is not valid (naming the file and the field).
         """
-        imei = Identity.for_unit(self.config.seed, unit_id).imei
-        return self.side_of(unit_id).unit_files(imei)
+        return self.side_of(unit_id).unit_files(identity.imei)
 
     def _start_unit(
         self,
         unit_id: int,
+        identity: Identity,
         files: Mapping[str, TextFile],
         *,
         tags: tuple[str, ...] | None = None,
@@ -413,12 +422,13 @@ class Fleet:
         changes: Mapping[str, Any] | None = None,
     ) -> None:
         config = self.config
-        identity = Identity.for_unit(config.seed, unit_id)
         profile = self.profile_of(unit_id)
         side = self.sides[profile]
-        template = config.template or UnitConfig(identity=identity)
-        unit_config = replace(
-            template,
+        # without a template, the config is made directly (not a default one, then replaced)
+        make: Callable[..., UnitConfig] = (
+            UnitConfig if config.template is None else partial(replace, config.template)
+        )
+        unit_config = make(
             unit_id=unit_id,
             seed=config.seed,
             identity=identity,
@@ -426,7 +436,7 @@ class Fleet:
             options=side.unit_options(
                 options if options is not None else config.options.get(profile)
             ),
-            **({"tags": template.tags if tags is None else tags} | dict(settings or {})),
+            **(({} if tags is None else {"tags": tags}) | dict(settings or {})),
         )
         if changes:
             configured = personality(profile).configured(

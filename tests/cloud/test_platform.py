@@ -206,3 +206,40 @@ def test_the_answer_without_http_is_the_endpoints_answer() -> None:
         assert (direct_status, json.loads(direct_body)) == (status, json.loads(body))
     assert [status for (status, _body), _direct in answers] == [200, 401, 400, 400, 503]
     assert [direct[2] for _http, direct in answers] == [0.0, 0.0, 0.0, 0.0, 0.05]
+
+
+def test_the_answer_to_a_requests_object_is_the_answer_to_its_json() -> None:
+    """``answer_request`` (the direct login of ``vdtu fleet``: the request's object, no JSON)
+    answers what ``answer_mqtt_info`` answers the object's JSON with, its counters and
+    conditions included: credentials, a wrong project, bad fields, a refused and a slow
+    unit; JSON over the request's limits is a 400 either way (naming the body, or the
+    field that no request within the limits could hold)."""
+    refused, slow = "867435053362836", "867435053362844"
+    requests: list[object] = [
+        {"projectId": PID, "projectSecret": SECRET, "imei": IMEI},
+        {"projectId": PID, "projectSecret": "x", "imei": IMEI},
+        {"projectId": "p" * 65, "projectSecret": SECRET, "imei": IMEI},
+        {"projectId": PID, "projectSecret": SECRET, "imei": "86743505336282x"},
+        {"projectId": PID, "projectSecret": SECRET, "imei": 867435053362836},
+        {"projectId": PID, "projectSecret": SECRET},
+        [PID, SECRET, IMEI],
+        {"projectId": PID, "projectSecret": SECRET, "imei": refused},
+        {"projectId": PID, "projectSecret": SECRET, "imei": slow},
+    ]
+    over_json, direct = platform(), platform()
+    for p in (over_json, direct):
+        p.set_conditions(refused, refuse=True, delay_s=0.05)
+        p.set_conditions(slow, delay_s=0.2)
+    for data in requests:
+        reply = over_json.answer_mqtt_info(json.dumps(data).encode())
+        answer = direct.answer_request(data)
+        assert (answer.status, answer.value, answer.delay_s) == (
+            reply.status,
+            json.loads(reply.body),
+            reply.delay_s,
+        )
+        assert answer.reply() == reply
+    assert direct.refused == over_json.refused == 1
+    overlong = {"projectId": PID, "projectSecret": "s" * MAX_BODY, "imei": IMEI}
+    assert over_json.answer_mqtt_info(json.dumps(overlong).encode()).status == 400
+    assert direct.answer_request(overlong).status == 400

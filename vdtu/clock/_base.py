@@ -47,7 +47,7 @@ class Clock(ABC):
         in what it sets off resets that unit only (see ``domain.py``).
         """
         self._catch_up()
-        self.env.call_soon(domain, lambda: callback(*args))
+        self.env.call_soon(domain, callback, *args)
         self.injected += 1
         self._after_inject()
 

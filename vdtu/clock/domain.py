@@ -79,11 +79,13 @@ class DomainEnvironment(simpy.Environment):
         """Run a ``with`` block inside ``domain``: what it schedules belongs to the domain."""
         return _Entered(self, domain)
 
-    def call_soon(self, domain: FaultDomain | None, callback: Callable[[], None]) -> None:
-        """Run ``callback`` at the current sim time, inside ``domain`` (one event, as
+    def call_soon(
+        self, domain: FaultDomain | None, callback: Callable[..., None], *args: object
+    ) -> None:
+        """Run ``callback(*args)`` at the current sim time, inside ``domain`` (one event, as
         ``succeed`` would schedule it; this is the path of every outside input)."""
         event = Event(self)
-        event.callbacks.append(lambda _event: callback())
+        event.callbacks.append(lambda _event: callback(*args))
         event._ok = True
         event._value = None
         heappush(self._entries, (self._now, NORMAL, next(self._eid), event, domain))
@@ -119,6 +121,13 @@ class DomainEnvironment(simpy.Environment):
         while entries and entries[0][0] < until:
             self.step()
         self._now = until
+
+    def run_due(self) -> None:
+        """Process every event due now (at ``now``: the ones it schedules for now too), so
+        that the next event, if any, is in the future."""
+        entries = self._entries
+        while entries and entries[0][0] <= self._now:
+            self.step()
 
     def schedule(self, event: Event, priority: EventPriority = NORMAL, delay: SimTime = 0) -> None:
         heappush(self._entries, (self._now + delay, priority, next(self._eid), event, self.domain))

@@ -8,7 +8,7 @@ event at that instant and processes everything due, so an input is handled
 within the same loop callback that read it (no extra task hop).
 
 ``advance_to(t)`` (``DomainEnvironment``: ``run(until=t)`` without its stop
-event) processes every event before ``t``; ``_run_due`` steps through every
+event) processes every event before ``t``; ``run_due`` steps through every
 event at ``now`` afterwards, so the next ``peek()`` is always in the future.
 Lateness of a step is measured and kept as a statistic.
 
@@ -90,15 +90,10 @@ class RealtimeClock(Clock):
             if next_at <= target:
                 self.max_lateness_s = max(self.max_lateness_s, (target - next_at) * self.factor)
             self.env.advance_to(target)
-        self._run_due()
-
-    def _run_due(self) -> None:
-        env = self.env
-        while env.peek() <= env.now:
-            env.step()
+        self.env.run_due()
 
     def _after_inject(self) -> None:
-        self._safely(self._run_due)
+        self._safely(self.env.run_due)
         self._rearm()
 
     def _tick(self) -> None:

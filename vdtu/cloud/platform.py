@@ -23,8 +23,11 @@ its back-off; a 401 would tell it its project is wrong for good); a slow unit's 
 whatever it is, is sent ``delay_ms`` late.
 
 ``answer_mqtt_info`` is the endpoint's answer without HTTP: the same request body in, the
-same ``Reply`` out (status, JSON body, delay), for units in this process that are told
-to skip the HTTP round trip (``vdtu fleet``: ``vdtu.links.mqtt_xgc``).
+same ``Reply`` out (status, JSON body, delay). ``answer_request`` is the same answer one step
+earlier, without JSON either way: the request's decoded object in, an ``Answer`` (status,
+the JSON body's object, headers, delay) out, for units in this process that are told to skip
+the HTTP round trip (``vdtu fleet``: ``vdtu.links.mqtt_xgc``); the endpoint is
+``answer_request`` on the decoded body, its ``Answer`` encoded.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from vdtu.cloud.http_server import HttpServer, Reply, Request
 from vdtu.cloud.xgc_api import (
@@ -62,6 +67,23 @@ REQUEST_FIELDS: dict[str, tuple[re.Pattern[str], str]] = {
     "imei": (IMEI_RE, "15 digits"),
 }
 """Each field of a credential request: its rule, and the rule in words."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The platform's answer to a credential request, before it is encoded as a ``Reply``."""
+
+    status: int
+    value: dict[str, Any]
+    """What the JSON body holds (decoding the body gives an equal object)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    delay_s: float = 0.0
+    """How late the answer comes (a slow unit's condition); 0: at once."""
+
+    def reply(self) -> Reply:
+        """The answer as the HTTP endpoint sends it."""
+        reply = Reply.json(self.status, self.value, headers=self.headers)
+        return replace(reply, delay_s=self.delay_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -183,7 +205,18 @@ class XgcPlatform:
         try:
             data = decode(body, REQUEST_LIMITS)
         except ValueError as exc:  # JSON syntax, UTF-8 or a limit: all ValueErrors
-            return _bad_request("body", f"body is not a JSON request within limits: {exc}")
+            return _bad_request("body", f"body is not a JSON request within limits: {exc}").reply()
+        return self.answer_request(data).reply()
+
+    def answer_request(self, data: object) -> Answer:
+        """The answer to a credential request's decoded body (``{"projectId", "projectSecret",
+        "imei"}``), for a caller in this process that hands over the request's object: what
+        ``answer_mqtt_info`` answers its JSON with, not yet encoded.
+
+        An object of strings is answered as its JSON would be: every value a request may hold
+        is ASCII and at most 128 characters (``REQUEST_FIELDS``), well within
+        ``REQUEST_LIMITS``, and any other is a 400 either way.
+        """
         if not isinstance(data, dict):
             return _bad_request("body", f"expected a JSON object with {list(REQUEST_FIELDS)}")
         for name, (rule, words) in REQUEST_FIELDS.items():
@@ -191,29 +224,30 @@ class XgcPlatform:
             if not (isinstance(value, str) and rule.fullmatch(value)):
                 return _bad_request(name, f"{name} must be a string of {words}")
         conditions = self.conditions.get(data["imei"])
-        reply = self._answer(data)
+        answer = self._answer(data)
         if conditions is None:
-            return reply
+            return answer
         refuse, delay_s = conditions
         if refuse:
-            reply = Reply.json(
+            return Answer(
                 UNAVAILABLE,
                 {"error": "the service is unavailable; try again later", "field": "body"},
-                headers=(("retry-after", str(RETRY_AFTER_S)),),
+                (("retry-after", str(RETRY_AFTER_S)),),
+                delay_s,
             )
-        return replace(reply, delay_s=delay_s)
+        return Answer(answer.status, answer.value, answer.headers, delay_s)
 
-    def _answer(self, data: dict[str, str]) -> Reply:
+    def _answer(self, data: Mapping[str, str]) -> Answer:
         info = self.mqtt_info(
             project_id=data["projectId"], project_secret=data["projectSecret"], imei=data["imei"]
         )
         if info is None:
             self.refused += 1
-            return Reply.json(
+            return Answer(
                 401, {"error": "unknown project or wrong project secret", "field": "projectSecret"}
             )
-        return Reply.json(200, info.to_json())
+        return Answer(200, info.to_json())
 
 
-def _bad_request(field: str, message: str) -> Reply:
-    return Reply.json(400, {"error": message, "field": field})
+def _bad_request(field: str, message: str) -> Answer:
+    return Answer(400, {"error": message, "field": field})

@@ -3,10 +3,10 @@
 ``MqttXgcCloud`` implements the firmware's ``XgcCloud``. Credentials come from the
 platform's HTTP endpoint (``post_json``, a short task per request), or, with
 ``direct_login``, from the local platform's same endpoint called in this process
-(``XgcPlatform.answer_mqtt_info``: the same request body, the same answer, its delay
-and its conditions, without a TCP connection, h11 and a task per request; what a
-load test of the broker needs, where the platform is vdtu's own and nobody watches its
-HTTP). A direct request of a unit with no link or platform conditions is answered from
+(``XgcPlatform.answer_request``: the same request, the same answer, its delay and its
+conditions, without a TCP connection, h11, a task per request and the JSON either way;
+what a load test of the broker needs, where the platform is vdtu's own and nobody watches
+its HTTP). A direct request of a unit with no link or platform conditions is answered from
 the loop's next turn, with no task; connections are
 ``MqttLink``s of the process's one ``MqttHub``, one link per connection attempt.
 Every result and every message enters the simulation through ``Clock.inject``, so
@@ -26,14 +26,13 @@ the unit's impaired link the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from vdtu.clock import Clock, FaultDomain
-from vdtu.cloud.http_client import ANSWER_LIMITS, HttpError, post_json
+from vdtu.cloud.http_client import HttpError, post_json
 from vdtu.cloud.platform import XgcPlatform
 from vdtu.cloud.xgc_api import MQTT_INFO_PATH, MqttInfo
 from vdtu.errors import ConfigError
@@ -44,7 +43,6 @@ from vdtu.firmware.xgc.cloud import (
     InfoUnreachable,
     Will,
 )
-from vdtu.json_limits import decode
 from vdtu.net.conditions import Impairment, Pacer, PlatformConditions
 from vdtu.net.mqtt import LinkState, MqttHub, MqttLink
 from vdtu.net.mqtt import Will as LinkWill
@@ -175,8 +173,8 @@ class MqttXgcCloud:
             self._spawn(self._fetch(body, done, domain, impairment))
             return
         # answered at once: no task, the result enters sim time from the loop's next turn
-        reply = platform.answer_mqtt_info(json.dumps(body).encode())
-        result = self._result(reply.status, _decode(reply.body))
+        answer = platform.answer_request(body)
+        result = self._result(answer.status, answer.value)
         self.hub.loop.call_soon(partial(self.clock.inject, done, result, domain=domain))
 
     def set_platform_conditions(self, imei: str, conditions: PlatformConditions | None) -> None:
@@ -219,12 +217,12 @@ class MqttXgcCloud:
         """The platform's status and decoded answer, over HTTP or directly."""
         if self.platform is None or not self.direct_login:
             return await post_json(url, body, timeout_s=HTTP_TIMEOUT_S)
-        reply = self.platform.answer_mqtt_info(json.dumps(body).encode())
-        if reply.delay_s:
-            await asyncio.sleep(min(reply.delay_s, HTTP_TIMEOUT_S))
-            if reply.delay_s >= HTTP_TIMEOUT_S:
+        answer = self.platform.answer_request(body)
+        if answer.delay_s:
+            await asyncio.sleep(min(answer.delay_s, HTTP_TIMEOUT_S))
+            if answer.delay_s >= HTTP_TIMEOUT_S:
                 raise TimeoutError
-        return reply.status, _decode(reply.body)
+        return answer.status, answer.value
 
     @staticmethod
     def _result(status: int, answer: Any) -> InfoResult:
@@ -272,15 +270,6 @@ class MqttXgcCloud:
         """Wait for credential requests in flight (for a clean shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _decode(body: bytes) -> Any:
-    """A direct answer's body as ``post_json`` decodes an HTTP one (None: empty or not JSON
-    within its limits)."""
-    try:
-        return decode(body, ANSWER_LIMITS) if body else None
-    except ValueError:
-        return None
 
 
 async def _cross_link(impairment: Impairment, size: int) -> None:

@@ -663,7 +663,7 @@ class QuecFirmware:
             case _:
                 connected = all(driver.connected for driver in self.drivers.values())
                 phase = Phase.CONNECTED if connected else Phase.CONNECTING
-        return UnitState(phase, state)
+        return UnitState.of(phase, state)
 
     @property
     def cloud_connected(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vdtu.errors import ConfigError
-from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
+from vdtu.firmware.personality import BuildContext, Firmware, HostCodec, reaches
 from vdtu.firmware.quec.config import DtuConfig, default_config, load_config
 from vdtu.firmware.quec.firmware import DEFAULT_OPTIONS, QuecFirmware, QuecOptions
 from vdtu.firmware.quec.frames import CommandFrame
@@ -75,7 +75,7 @@ class QuecPersonality:
         if not isinstance(options, QuecOptions):
             raise TypeError(f"a quec unit takes QuecOptions, not {type(options).__name__}")
         net = context.network
-        if net is not None and not isinstance(net, QuecNet):
+        if net is not None and not reaches(net, QuecNet):
             raise TypeError(f"a quec unit reaches a QuecNet, not {type(net).__name__}")
         return QuecFirmware(
             context.env,

@@ -83,6 +83,16 @@ from vdtu.storage import FlashError, Storage
 if TYPE_CHECKING:
     from vdtu.clock.rng import RandomSource
 
+_STATE_PHASES = {
+    DtuState.MQTT_CONNECTED: Phase.CONNECTED,
+    DtuState.NO_INIT: Phase.BOOTING,
+    DtuState.INIT_OK: Phase.BOOTING,
+    DtuState.NO_PROJECT_INFO: Phase.NO_CLOUD,
+    DtuState.ERROR: Phase.NO_CLOUD,
+}
+"""The phase of a running unit in each state whose phase is the state's alone (in any
+other it is trying to reach the cloud, unless it has no session or its session gave up)."""
+
 
 class XgcFirmware:
     """The XGC firmware of one unit.
@@ -349,16 +359,12 @@ class XgcFirmware:
         """The common phase of the DTU state."""
         state = self._machine.state
         if not self._running:
-            phase = Phase.OFF
-        elif state is DtuState.MQTT_CONNECTED:
-            phase = Phase.CONNECTED
-        elif state in (DtuState.NO_INIT, DtuState.INIT_OK):
-            phase = Phase.BOOTING
-        elif state in (DtuState.NO_PROJECT_INFO, DtuState.ERROR) or self._session is None:
-            phase = Phase.NO_CLOUD
-        else:
-            phase = Phase.NO_CLOUD if self._session.gave_up else Phase.CONNECTING
-        return UnitState(phase, state.value)
+            return UnitState.of(Phase.OFF, state.value)
+        phase = _STATE_PHASES.get(state)
+        if phase is None:
+            session = self._session
+            phase = Phase.NO_CLOUD if session is None or session.gave_up else Phase.CONNECTING
+        return UnitState.of(phase, state.value)
 
     @property
     def cloud_connected(self) -> bool:

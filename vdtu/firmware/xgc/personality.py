@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from vdtu.firmware.personality import BuildContext, Firmware, HostCodec
+from vdtu.firmware.personality import BuildContext, Firmware, HostCodec, reaches
 from vdtu.firmware.xgc.cloud import XgcCloud
 from vdtu.firmware.xgc.codec import CodeFormat, Frame, FrameKind, FrameReader, FrameReceived
 from vdtu.firmware.xgc.firmware import XgcFirmware
@@ -112,7 +112,7 @@ class XgcPersonality:
         if not isinstance(options, XgcOptions):
             raise TypeError(f"an xgc unit takes XgcOptions, not {type(options).__name__}")
         cloud = context.network
-        if cloud is not None and not isinstance(cloud, XgcCloud):
+        if cloud is not None and not reaches(cloud, XgcCloud):
             raise TypeError(f"an xgc unit reaches an XgcCloud, not {type(cloud).__name__}")
         return XgcFirmware(
             context.env,
