@@ -478,6 +478,36 @@ def test_disconnect_abandons_an_attempt_silently() -> None:
     run(scenario)
 
 
+def test_a_tcp_connect_that_ends_later_is_handed_over_when_the_socket_is_writable() -> None:
+    """Over loopback a connect ends inside the call; one whose SYN is dropped (a full accept
+    queue) ends a SYN retransmission later, and then its CONNECT goes out and it connects."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket() as listener, socket.socket() as filler:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(0)
+            listener.setblocking(False)
+            port = listener.getsockname()[1]
+            filler.setblocking(False)
+            await loop.sock_connect(filler, ("127.0.0.1", port))  # the accept queue is full
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=port)
+                recorder = Recorder(link)
+                link.connect()
+                await asyncio.sleep(0.1)  # dialled; the SYN was dropped
+                assert link.state is LinkState.CONNECTING
+                (await loop.sock_accept(listener))[0].close()  # frees the queue
+                server_side, _ = await loop.sock_accept(listener)  # the SYN came again
+                with server_side:
+                    assert (await loop.sock_recv(server_side, 1))[0] == 0x10  # CONNECT
+                    await loop.sock_sendall(server_side, b"\x20\x02\x00\x00")  # CONNACK
+                    await recorder.wait_for("connected")
+                    assert link.connected
+
+    run(scenario)
+
+
 # -- losing and regaining the broker --
 
 

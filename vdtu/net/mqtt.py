@@ -195,19 +195,37 @@ _CONNECT_UNDER_WAY = (errno.EINPROGRESS, errno.EINTR)
 """What a non-blocking ``connect_ex`` returns while the TCP handshake goes on."""
 
 
-def _start_tcp(family: int, address: tuple[Any, ...]) -> tuple[socket.socket, int]:
-    """A non-blocking TCP socket whose connect to ``address`` has started, and the errno
-    ``connect_ex`` returned: 0 (connected), one of ``_CONNECT_UNDER_WAY`` (writable when
-    it ends: see ``_check_connected``) or the error that ended it at once."""
+def _start_tcp(family: int, address: tuple[Any, ...]) -> tuple[socket.socket, bool]:
+    """A non-blocking TCP socket whose connect to ``address`` has started, and whether it
+    is connected already (see ``_connect``); the socket is closed if that raises."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         # MQTT packets are small and latency matters more than segment count.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, sock.connect_ex(address)
+        connected = _connect(sock, address)
     except OSError:
         sock.close()
         raise
+    return sock, connected
+
+
+def _connect(sock: socket.socket, address: tuple[Any, ...]) -> bool:
+    """Start the non-blocking ``sock``'s connect: True if it is connected already (over
+    loopback the handshake ends inside ``connect_ex``), False while it goes on (over a
+    network: the socket becomes writable when it ends, then see ``_check_connected``).
+    Raises the error that ended it at once."""
+    error = sock.connect_ex(address)
+    if error in _CONNECT_UNDER_WAY:
+        try:
+            sock.getpeername()
+        except OSError:  # not connected: under way, or refused already
+            _check_connected(sock, address)
+            return False
+        return True
+    if error:
+        raise OSError(error, os.strerror(error))
+    return True
 
 
 def _check_connected(sock: socket.socket, address: tuple[Any, ...]) -> None:
@@ -794,8 +812,9 @@ class MqttLink:
 
     def _dial(self) -> None:
         """Start the admitted attempt's connection (see ``MqttHub._admit``): to an IP address
-        without TLS, a non-blocking connect that the loop's writer sees through; to a host
-        name or with TLS, a task that resolves, connects and handshakes."""
+        without TLS, a non-blocking connect, handed over at once if it has ended in a
+        connection already, else when the loop's writer finds it ended; to a host name or
+        with TLS, a task that resolves, connects and handshakes."""
         family = _numeric_family(self.host)
         if family is None or self._tls is not None:
             self._dialling = self.hub.loop.create_task(
@@ -803,18 +822,17 @@ class MqttLink:
             )
             return
         try:
-            sock, error = _start_tcp(family, (self.host, self.port))
+            sock, connected = _start_tcp(family, (self.host, self.port))
         except OSError as exc:
             self._give_up(_describe(exc))
             return
-        if error in _CONNECT_UNDER_WAY:
+        # A socket paho still holds waits for its deferred close (``_stop``), which this
+        # turn runs after the hub's admission: the new one goes over in a later turn.
+        if connected and self._client.socket() is None:
+            self._hand_over(sock)
+        else:
             self._dialling = sock
             self.hub.loop.add_writer(sock.fileno(), self._tcp_connected)
-        elif error:
-            sock.close()
-            self._give_up(_describe(OSError(error, os.strerror(error))))
-        else:
-            self._hand_over(sock)
 
     def _tcp_connected(self) -> None:
         """The writer of a dialling socket: its connect has ended, either way."""
@@ -887,15 +905,13 @@ class MqttLink:
         return [(family, (self.host, self.port))]
 
     async def _dial_tcp(self, family: int, address: tuple[Any, ...]) -> socket.socket:
-        sock, error = _start_tcp(family, address)
-        with contextlib.ExitStack() as on_failure:
-            on_failure.callback(sock.close)
-            if error in _CONNECT_UNDER_WAY:
+        sock, connected = _start_tcp(family, address)
+        if not connected:
+            with contextlib.ExitStack() as on_failure:
+                on_failure.callback(sock.close)
                 await _until_ready(self.hub.loop, sock, write=True)
                 _check_connected(sock, address)
-            elif error:
-                raise OSError(error, os.strerror(error))
-            on_failure.pop_all()
+                on_failure.pop_all()
         return sock
 
     async def _handshake(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
