@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import inspect
 import math
@@ -29,11 +30,21 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt import _packet as paho_packet
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
 from vdtu.net import mqtt
-from vdtu.net.mqtt import DIALS_PER_TURN, READ_BURST, LinkState, MqttHub, MqttLink, Will
+from vdtu.net.mqtt import (
+    DIALS_PER_TURN,
+    READ_BURST,
+    LinkState,
+    MqttHub,
+    MqttLink,
+    Will,
+    _HandoverClient,
+)
 
 T = TypeVar("T")
 
@@ -285,6 +296,68 @@ def test_paho_keepalive_still_runs_on_the_clocks_the_hub_reads() -> None:
     assert "self._check_keepalive()" in misc
     assert "now - self._ping_t >= self._keepalive" in misc
     assert paho.time_func is time.monotonic
+
+
+PAHO_ACK_HANDLING: dict[Callable[..., object], str] = {
+    paho.Client._handle_pubackcomp: "04d39ba283b1f3be",
+    paho.Client._handle_suback: "e0af796b6ca01ee8",
+    paho.Client._do_on_publish: "5bbcad6f9447107a",
+    paho.Client._packet_handle: "ac4c129ed409db42",
+    paho_packet.decode_puback: "d4c48976c255baa1",
+    paho_packet.decode_pubcomp: "3cbab8988a83999a",
+    paho_packet._decode_mid_reason_prop: "c001ca9750a186ed",
+    paho_packet.decode_suback: "3aadc815f5a6411a",
+}
+"""paho 2.2's ack handling that ``_HandoverClient`` replaces for MQTT 3.1.1, by a digest of
+its source."""
+
+
+def test_paho_still_handles_acks_as_the_handover_client_replaces_them() -> None:
+    """Any change to paho's PUBACK/PUBCOMP/SUBACK handling fails here: re-check
+    ``_HandoverClient._handle_pubackcomp`` and ``_handle_suback`` against it, then update
+    the digests."""
+    changed = [
+        function.__qualname__
+        for function, digest in PAHO_ACK_HANDLING.items()
+        if hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16] != digest
+    ]
+    assert changed == []
+
+
+def _ack_callbacks(client_class: type[paho.Client]) -> list[tuple[object, ...]]:
+    """What on_publish and on_subscribe of a ``client_class`` get for a PUBACK, a PUBCOMP
+    and a SUBACK, fed to its handlers as paho's read loop does (reasons and properties as
+    comparable values)."""
+    seen: list[tuple[object, ...]] = []
+    client = client_class(CallbackAPIVersion.VERSION2, client_id="pin", protocol=paho.MQTTv311)
+
+    def published(_c: paho.Client, _u: object, mid: int, reason: Any, properties: Any) -> None:
+        seen.append(("published", mid, reason.value, reason.getName(), properties.json()))
+
+    def subscribed(_c: paho.Client, _u: object, mid: int, reasons: Any, properties: Any) -> None:
+        codes = [(reason.value, reason.getName(), reason.is_failure) for reason in reasons]
+        seen.append(("subscribed", mid, codes, properties.json()))
+
+    client.on_publish = published
+    client.on_subscribe = subscribed
+    puback = client.publish("t", b"x", qos=1)
+    pubcomp = client.publish("t", b"y", qos=2)
+    client._in_packet["packet"] = bytearray(puback.mid.to_bytes(2, "big"))
+    assert client._handle_pubackcomp("PUBACK") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(puback.mid.to_bytes(2, "big"))  # again: told once
+    assert client._handle_pubackcomp("PUBACK") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(pubcomp.mid.to_bytes(2, "big"))
+    assert client._handle_pubackcomp("PUBCOMP") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(b"\x00\x07\x00\x01\x02\x80")
+    client._handle_suback()
+    assert client._out_messages == {}  # both messages are done
+    return seen
+
+
+def test_the_handover_client_reports_acks_as_paho_does() -> None:
+    """PUBACK, PUBCOMP and SUBACK reach the callbacks with what paho itself passes."""
+    assert _ack_callbacks(_HandoverClient) == _ack_callbacks(paho.Client)
+    assert len(_ack_callbacks(paho.Client)) == 3
 
 
 # -- connect, subscribe, publish, receive --

@@ -100,18 +100,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from vdtu.errors import ConfigError, LinkClosedError, LocalProtocolError
 from vdtu.net.shaping import ShapedSocket
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import ConnectFlags, DisconnectFlags, MQTTMessage, SocketLike
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
+    from paho.mqtt.client import (
+        CallbackOnSubscribe_v2,
+        ConnectFlags,
+        DisconnectFlags,
+        MQTTMessage,
+        SocketLike,
+    )
 
     from vdtu.net.conditions import Impairment
 
@@ -288,8 +295,25 @@ class LinkState(StrEnum):
     """``close()`` was called; the link cannot be used again."""
 
 
+_no_properties: Callable[[int], Properties] = Properties  # paho leaves its __init__ untyped
+
+_ACKED = {
+    "PUBACK": (ReasonCode(PacketTypes.PUBACK), _no_properties(PacketTypes.PUBACK)),
+    "PUBCOMP": (ReasonCode(PacketTypes.PUBCOMP), _no_properties(PacketTypes.PUBCOMP)),
+}
+"""What paho 2.2 passes ``on_publish`` with every MQTT 3.1.1 PUBACK and PUBCOMP (which carry
+the message id alone): success and no properties, made once (see ``_HandoverClient``)."""
+
+_GRANTED = {code: ReasonCode(PacketTypes.SUBACK, identifier=code) for code in (0, 1, 2, 0x80)}
+"""The reason codes of an MQTT 3.1.1 SUBACK (granted QoS 0, 1, 2 or refused), made once."""
+
+_SUBACK_PROPERTIES = _no_properties(PacketTypes.SUBACK)
+"""The (empty) properties paho 2.2 passes ``on_subscribe`` with an MQTT 3.1.1 SUBACK."""
+
+
 class _HandoverClient(paho.Client):
-    """paho's Client, given a socket already connected on the loop instead of dialling one.
+    """paho's Client, given a socket already connected on the loop instead of dialling one,
+    and reading the acks of MQTT 3.1.1 without objects of its own per ack.
 
     PRIVATE paho API, pinned by ``tests/net/test_mqtt.py``: paho 2.2's ``reconnect()``
     takes its socket from ``self._create_socket()`` (which dials with a blocking
@@ -298,6 +322,15 @@ class _HandoverClient(paho.Client):
     socket here keeps all of paho's session handling in ``reconnect()`` (packet state
     reset, in-flight QoS 1/2 retries) and removes both blocking steps. paho's own TLS
     settings (``tls_set``) stay unused, so it never wraps the socket a second time.
+
+    PRIVATE paho API too, pinned the same way: paho 2.2 decodes every PUBACK, PUBCOMP and
+    SUBACK into a new ``ReasonCode`` (a copy of a 60-entry name table) and a new
+    ``Properties`` (two dicts of every MQTT 5 property) even for MQTT 3.1.1, whose acks
+    have neither: about 10 us per PUBACK and 20 us per SUBACK. ``_handle_pubackcomp`` and
+    ``_handle_suback`` do what paho's do for MQTT 3.1.1 and callback API 2 (the message
+    id, the in-flight bookkeeping, the callback under paho's locks) but pass the shared
+    objects above, which the link's callbacks only read; anything else (MQTT 5, callback
+    API 1, a malformed packet) goes to paho's own.
     """
 
     handover: socket.socket | ShapedSocket | None = None
@@ -314,6 +347,35 @@ class _HandoverClient(paho.Client):
         """Put ``sock`` in place of the connected socket it wraps (same fd). PRIVATE paho
         API: paho reads and writes ``self._sock`` and nothing else holds the socket."""
         self._sock = sock
+
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if self._protocol != paho.MQTTv311 or len(packet) != 2:
+            return super()._handle_pubackcomp(cmd)
+        mid = int.from_bytes(packet, "big")
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                reason, properties = _ACKED[cmd]
+                return self._do_on_publish(mid, reason, properties)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_suback(self) -> None:
+        packet = self._in_packet["packet"]
+        if (
+            self._protocol != paho.MQTTv311
+            or self._callback_api_version is not CallbackAPIVersion.VERSION2
+            or len(packet) < 3
+            or not all(code in _GRANTED for code in packet[2:])
+        ):
+            super()._handle_suback()
+            return
+        mid = int.from_bytes(packet[:2], "big")
+        reasons = [_GRANTED[code] for code in packet[2:]]
+        with self._callback_mutex:
+            on_subscribe = cast("CallbackOnSubscribe_v2 | None", self.on_subscribe)
+        if on_subscribe:
+            with self._in_callback_mutex:
+                on_subscribe(self, self._userdata, mid, reasons, _SUBACK_PROPERTIES)
 
 
 class MqttHub:
