@@ -20,11 +20,12 @@ callbacks. ``connect()`` sets the deadline (one loop timer, ``connect_timeout_s`
 bounds the whole attempt) and queues the link at the hub, which lets a few attempts dial
 per turn of the loop and the rest wait their turn (``MqttHub``, ``DIALS_PER_TURN``). To an
 IP address without TLS (what a fleet does) the link then starts a non-blocking
-``connect_ex`` and adds the loop's writer on the fd; when it fires, ``SO_ERROR`` says how
-the TCP handshake ended, and the connected socket goes to paho, whose ``reconnect()``
-queues CONNECT on it. The CONNACK callback cancels the deadline. That costs no task, no
-future, no resolver and one selector registration (the writer) beyond the reader every
-connection has. A host name (resolved in asyncio's executor) or TLS (``do_handshake`` on
+``connect_ex``. Over loopback the TCP handshake ends inside that call, and the connected
+socket goes to paho at once, whose ``reconnect()`` queues CONNECT on it; otherwise the
+loop's writer on the fd waits for the handshake to end, ``SO_ERROR`` says how, and the
+socket goes over then. The CONNACK callback cancels the deadline. That costs no task, no
+future, no resolver and at most one selector registration (the writer) beyond the reader
+every connection has. A host name (resolved in asyncio's executor) or TLS (``do_handshake`` on
 socket readiness) takes a short-lived task per attempt instead, until the hand-over.
 Handing the socket over relies on paho's private ``Client._create_socket`` (see
 ``_HandoverClient``); a test fails loudly if paho changes it.
