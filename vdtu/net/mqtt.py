@@ -327,7 +327,7 @@ class _HandoverClient(paho.Client):
     PRIVATE paho API too, pinned the same way: paho 2.2 decodes every PUBACK, PUBCOMP and
     SUBACK into a new ``ReasonCode`` (a copy of a 60-entry name table) and a new
     ``Properties`` (two dicts of every MQTT 5 property) even for MQTT 3.1.1, whose acks
-    have neither: about 10 us per PUBACK and 20 us per SUBACK. ``_handle_pubackcomp`` and
+    have neither: 10-15 us of decoding per PUBACK or SUBACK. ``_handle_pubackcomp`` and
     ``_handle_suback`` do what paho's do for MQTT 3.1.1 and callback API 2 (the message
     id, the in-flight bookkeeping, the callback under paho's locks) but pass the shared
     objects above, which the link's callbacks only read; anything else (MQTT 5, callback
