@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import inspect
 import math
@@ -22,16 +23,30 @@ import struct
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import paho.mqtt.client as paho
 import pytest
+from paho.mqtt import _packet as paho_packet
+from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import require_tool
 from vdtu.errors import LinkClosedError, LocalProtocolError
-from vdtu.net.mqtt import DIALS_PER_TURN, READ_BURST, LinkState, MqttHub, MqttLink, Will
+from vdtu.net import mqtt
+from vdtu.net.mqtt import (
+    DIALS_PER_TURN,
+    READ_BURST,
+    LinkState,
+    MqttHub,
+    MqttLink,
+    Will,
+    _HandoverClient,
+)
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.realtime
 
@@ -283,6 +298,68 @@ def test_paho_keepalive_still_runs_on_the_clocks_the_hub_reads() -> None:
     assert paho.time_func is time.monotonic
 
 
+PAHO_ACK_HANDLING: dict[Callable[..., object], str] = {
+    paho.Client._handle_pubackcomp: "04d39ba283b1f3be",
+    paho.Client._handle_suback: "e0af796b6ca01ee8",
+    paho.Client._do_on_publish: "5bbcad6f9447107a",
+    paho.Client._packet_handle: "ac4c129ed409db42",
+    paho_packet.decode_puback: "d4c48976c255baa1",
+    paho_packet.decode_pubcomp: "3cbab8988a83999a",
+    paho_packet._decode_mid_reason_prop: "c001ca9750a186ed",
+    paho_packet.decode_suback: "3aadc815f5a6411a",
+}
+"""paho 2.2's ack handling that ``_HandoverClient`` replaces for MQTT 3.1.1, by a digest of
+its source."""
+
+
+def test_paho_still_handles_acks_as_the_handover_client_replaces_them() -> None:
+    """Any change to paho's PUBACK/PUBCOMP/SUBACK handling fails here: re-check
+    ``_HandoverClient._handle_pubackcomp`` and ``_handle_suback`` against it, then update
+    the digests."""
+    changed = [
+        function.__qualname__
+        for function, digest in PAHO_ACK_HANDLING.items()
+        if hashlib.sha256(inspect.getsource(function).encode()).hexdigest()[:16] != digest
+    ]
+    assert changed == []
+
+
+def _ack_callbacks(client_class: type[paho.Client]) -> list[tuple[object, ...]]:
+    """What on_publish and on_subscribe of a ``client_class`` get for a PUBACK, a PUBCOMP
+    and a SUBACK, fed to its handlers as paho's read loop does (reasons and properties as
+    comparable values)."""
+    seen: list[tuple[object, ...]] = []
+    client = client_class(CallbackAPIVersion.VERSION2, client_id="pin", protocol=paho.MQTTv311)
+
+    def published(_c: paho.Client, _u: object, mid: int, reason: Any, properties: Any) -> None:
+        seen.append(("published", mid, reason.value, reason.getName(), properties.json()))
+
+    def subscribed(_c: paho.Client, _u: object, mid: int, reasons: Any, properties: Any) -> None:
+        codes = [(reason.value, reason.getName(), reason.is_failure) for reason in reasons]
+        seen.append(("subscribed", mid, codes, properties.json()))
+
+    client.on_publish = published
+    client.on_subscribe = subscribed
+    puback = client.publish("t", b"x", qos=1)
+    pubcomp = client.publish("t", b"y", qos=2)
+    client._in_packet["packet"] = bytearray(puback.mid.to_bytes(2, "big"))
+    assert client._handle_pubackcomp("PUBACK") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(puback.mid.to_bytes(2, "big"))  # again: told once
+    assert client._handle_pubackcomp("PUBACK") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(pubcomp.mid.to_bytes(2, "big"))
+    assert client._handle_pubackcomp("PUBCOMP") == paho.MQTT_ERR_SUCCESS
+    client._in_packet["packet"] = bytearray(b"\x00\x07\x00\x01\x02\x80")
+    client._handle_suback()
+    assert client._out_messages == {}  # both messages are done
+    return seen
+
+
+def test_the_handover_client_reports_acks_as_paho_does() -> None:
+    """PUBACK, PUBCOMP and SUBACK reach the callbacks with what paho itself passes."""
+    assert _ack_callbacks(_HandoverClient) == _ack_callbacks(paho.Client)
+    assert len(_ack_callbacks(paho.Client)) == 3
+
+
 # -- connect, subscribe, publish, receive --
 
 
@@ -474,6 +551,36 @@ def test_disconnect_abandons_an_attempt_silently() -> None:
     run(scenario)
 
 
+def test_a_tcp_connect_that_ends_later_is_handed_over_when_the_socket_is_writable() -> None:
+    """Over loopback a connect ends inside the call; one whose SYN is dropped (a full accept
+    queue) ends a SYN retransmission later, and then its CONNECT goes out and it connects."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        with socket.socket() as listener, socket.socket() as filler:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(0)
+            listener.setblocking(False)
+            port = listener.getsockname()[1]
+            filler.setblocking(False)
+            await loop.sock_connect(filler, ("127.0.0.1", port))  # the accept queue is full
+            with hub_on_running_loop() as hub:
+                link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=port)
+                recorder = Recorder(link)
+                link.connect()
+                await asyncio.sleep(0.1)  # dialled; the SYN was dropped
+                assert link.state is LinkState.CONNECTING
+                (await loop.sock_accept(listener))[0].close()  # frees the queue
+                server_side, _ = await loop.sock_accept(listener)  # the SYN came again
+                with server_side:
+                    assert (await loop.sock_recv(server_side, 1))[0] == 0x10  # CONNECT
+                    await loop.sock_sendall(server_side, b"\x20\x02\x00\x00")  # CONNACK
+                    await recorder.wait_for("connected")
+                    assert link.connected
+
+    run(scenario)
+
+
 # -- losing and regaining the broker --
 
 
@@ -627,11 +734,23 @@ def test_close_and_hub_close_end_links_for_good(tmp_path: Path) -> None:
 def test_hundreds_of_links_connect_at_once_on_one_thread(
     kind: str, count: int, tmp_path: Path
 ) -> None:
-    """Hundreds of links connect at once with no extra thread and no task left once connected."""
+    """Hundreds of links connect at once with no extra thread and, dialling an IP address
+    without TLS, no task at all."""
 
     async def scenario() -> None:
         threads = threading.active_count()
+        loop = asyncio.get_running_loop()
+        link_tasks: list[str] = []
+
+        def counting_factory(
+            loop: asyncio.AbstractEventLoop, coro: Generator[Any, None, T] | Coroutine[Any, Any, T]
+        ) -> asyncio.Task[T]:
+            if isinstance(coro, types.CoroutineType) and coro.cr_code.co_filename == mqtt.__file__:
+                link_tasks.append(coro.__qualname__)
+            return asyncio.Task(coro, loop=loop)
+
         async with running_broker(kind, tmp_path) as port:
+            loop.set_task_factory(counting_factory)
             with hub_on_running_loop() as hub:
                 connected = 0
                 done = asyncio.Event()
@@ -653,10 +772,8 @@ def test_hundreds_of_links_connect_at_once_on_one_thread(
                     await done.wait()
                 assert all(link.connected for link in links)
                 assert threading.active_count() == threads
-                dialling = [
-                    task for task in asyncio.all_tasks() if task.get_name().startswith("mqtt ")
-                ]
-                assert dialling == []
+                assert link_tasks == []
+            loop.set_task_factory(None)
 
     run(scenario)
 
@@ -1070,18 +1187,18 @@ def test_at_most_dials_per_turn_attempts_dial_per_loop_turn_in_order(
     """Attempts made together dial DIALS_PER_TURN a turn, in the order of connect(); one
     abandoned while it waits takes no place; every other one connects."""
     seen: list[object] = []
-    admit, open_transport = MqttHub._admit, MqttLink._open_transport
+    admit, dial = MqttHub._admit, MqttLink._dial
 
     def admitting(hub: MqttHub) -> None:
         seen.append("turn")
         admit(hub)
 
-    async def dialling(link: MqttLink) -> socket.socket:
+    def dialling(link: MqttLink) -> None:
         seen.append(link.client_id)
-        return await open_transport(link)
+        dial(link)
 
     monkeypatch.setattr(MqttHub, "_admit", admitting)
-    monkeypatch.setattr(MqttLink, "_open_transport", dialling)
+    monkeypatch.setattr(MqttLink, "_dial", dialling)
     count = 3 * DIALS_PER_TURN + 2
 
     async def scenario() -> None:
@@ -1095,7 +1212,7 @@ def test_at_most_dials_per_turn_attempts_dial_per_loop_turn_in_order(
                 recorders = [Recorder(link) for link in links]
                 for link in links:
                     link.connect()
-                await asyncio.sleep(0)  # each attempt's task is waiting for its turn
+                await asyncio.sleep(0)  # the first turn's attempts are dialling, the rest wait
                 links[-1].disconnect()
                 for recorder in recorders[:-1]:
                     await recorder.wait_for("connected")

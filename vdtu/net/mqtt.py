@@ -15,16 +15,18 @@ per callback.
 
 Connecting never blocks the loop. paho's own ``connect()`` dials with
 ``socket.create_connection`` and, for TLS, handshakes synchronously; with a broker on the
-same loop (amqtt) that deadlocks. Instead ``connect()`` starts one short-lived task per
-attempt that resolves the host (numeric addresses need no executor thread), dials a
-non-blocking socket with ``loop.sock_connect``, drives the TLS handshake with
-``do_handshake`` on socket readiness, and only then gives the connected socket to paho,
-whose ``reconnect()`` queues CONNECT on it. The task then waits for CONNACK and is
-cancelled by the CONNACK callback; the whole attempt is bounded by ``connect_timeout_s``.
-The hub lets a few attempts dial per turn of the loop and the rest wait their turn
-(``MqttHub``, ``DIALS_PER_TURN``). That task is the only per-link task, and only while
-connecting (a burst of 1000 parallel attempts raised RSS by about 4.7 KiB per link more
-than connecting in batches of 100).
+same loop (amqtt) that deadlocks. Instead an attempt is a deadline and a few loop
+callbacks. ``connect()`` sets the deadline (one loop timer, ``connect_timeout_s``: it
+bounds the whole attempt) and queues the link at the hub, which lets a few attempts dial
+per turn of the loop and the rest wait their turn (``MqttHub``, ``DIALS_PER_TURN``). To an
+IP address without TLS (what a fleet does) the link then starts a non-blocking
+``connect_ex``. Over loopback the TCP handshake ends inside that call, and the connected
+socket goes to paho at once, whose ``reconnect()`` queues CONNECT on it; otherwise the
+loop's writer on the fd waits for the handshake to end, ``SO_ERROR`` says how, and the
+socket goes over then. The CONNACK callback cancels the deadline. That costs no task, no
+future, no resolver and at most one selector registration (the writer) beyond the reader
+every connection has. A host name (resolved in asyncio's executor) or TLS (``do_handshake`` on
+socket readiness) takes a short-lived task per attempt instead, until the hand-over.
 Handing the socket over relies on paho's private ``Client._create_socket`` (see
 ``_HandoverClient``); a test fails loudly if paho changes it.
 
@@ -74,7 +76,7 @@ Rules that hold:
   the loop's next turn (``_publishing``), as one from ``reset()`` does.
 
 Why one file of over 700 lines: nearly all of it is ``MqttLink``, one state machine
-around one paho client, and its parts (the paho callbacks, the connect task that hands
+around one paho client, and its parts (the paho callbacks, the connect steps that hand
 the socket over, the deferred close) share the link's private state and paho's
 private hooks; split across modules they would have to expose both. ``MqttHub`` (about
 100 lines) only visits the links that are due and is their one constructor; the argument
@@ -85,9 +87,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
-import ipaddress
 import math
+import os
 import socket
 import ssl
 import struct
@@ -98,18 +101,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from vdtu.errors import ConfigError, LinkClosedError, LocalProtocolError
 from vdtu.net.shaping import ShapedSocket
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import ConnectFlags, DisconnectFlags, MQTTMessage, SocketLike
-    from paho.mqtt.properties import Properties
-    from paho.mqtt.reasoncodes import ReasonCode
+    from paho.mqtt.client import (
+        CallbackOnSubscribe_v2,
+        ConnectFlags,
+        DisconnectFlags,
+        MQTTMessage,
+        SocketLike,
+    )
 
     from vdtu.net.conditions import Impairment
 
@@ -178,6 +188,62 @@ def _describe(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
+def _numeric_family(host: str) -> int | None:
+    """The address family of an IPv4 or IPv6 address; None for a host name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family
+    return None
+
+
+_CONNECT_UNDER_WAY = (errno.EINPROGRESS, errno.EINTR)
+"""What a non-blocking ``connect_ex`` returns while the TCP handshake goes on."""
+
+
+def _start_tcp(family: int, address: tuple[Any, ...]) -> tuple[socket.socket, bool]:
+    """A non-blocking TCP socket whose connect to ``address`` has started, and whether it
+    is connected already (see ``_connect``); the socket is closed if that raises."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        # MQTT packets are small and latency matters more than segment count.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connected = _connect(sock, address)
+    except OSError:
+        sock.close()
+        raise
+    return sock, connected
+
+
+def _connect(sock: socket.socket, address: tuple[Any, ...]) -> bool:
+    """Start the non-blocking ``sock``'s connect: True if it is connected already (over
+    loopback the handshake ends inside ``connect_ex``), False while it goes on (over a
+    network: the socket becomes writable when it ends, then see ``_check_connected``).
+    Raises the error that ended it at once."""
+    error = sock.connect_ex(address)
+    if error in _CONNECT_UNDER_WAY:
+        try:
+            sock.getpeername()
+        except OSError:  # not connected: under way, or refused already
+            _check_connected(sock, address)
+            return False
+        return True
+    if error:
+        raise OSError(error, os.strerror(error))
+    return True
+
+
+def _check_connected(sock: socket.socket, address: tuple[Any, ...]) -> None:
+    """Raise the error that ended a non-blocking connect, once ``sock`` is writable. The
+    message is asyncio's ``sock_connect`` wording, which the links' owners have reported."""
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, f"Connect call failed {address}")
+
+
 async def _until_ready(
     loop: asyncio.AbstractEventLoop, sock: socket.socket, *, write: bool
 ) -> None:
@@ -230,8 +296,25 @@ class LinkState(StrEnum):
     """``close()`` was called; the link cannot be used again."""
 
 
+_no_properties: Callable[[int], Properties] = Properties  # paho leaves its __init__ untyped
+
+_ACKED = {
+    "PUBACK": (ReasonCode(PacketTypes.PUBACK), _no_properties(PacketTypes.PUBACK)),
+    "PUBCOMP": (ReasonCode(PacketTypes.PUBCOMP), _no_properties(PacketTypes.PUBCOMP)),
+}
+"""What paho 2.2 passes ``on_publish`` with every MQTT 3.1.1 PUBACK and PUBCOMP (which carry
+the message id alone): success and no properties, made once (see ``_HandoverClient``)."""
+
+_GRANTED = {code: ReasonCode(PacketTypes.SUBACK, identifier=code) for code in (0, 1, 2, 0x80)}
+"""The reason codes of an MQTT 3.1.1 SUBACK (granted QoS 0, 1, 2 or refused), made once."""
+
+_SUBACK_PROPERTIES = _no_properties(PacketTypes.SUBACK)
+"""The (empty) properties paho 2.2 passes ``on_subscribe`` with an MQTT 3.1.1 SUBACK."""
+
+
 class _HandoverClient(paho.Client):
-    """paho's Client, given a socket already connected on the loop instead of dialling one.
+    """paho's Client, given a socket already connected on the loop instead of dialling one,
+    and reading the acks of MQTT 3.1.1 without objects of its own per ack.
 
     PRIVATE paho API, pinned by ``tests/net/test_mqtt.py``: paho 2.2's ``reconnect()``
     takes its socket from ``self._create_socket()`` (which dials with a blocking
@@ -240,6 +323,15 @@ class _HandoverClient(paho.Client):
     socket here keeps all of paho's session handling in ``reconnect()`` (packet state
     reset, in-flight QoS 1/2 retries) and removes both blocking steps. paho's own TLS
     settings (``tls_set``) stay unused, so it never wraps the socket a second time.
+
+    PRIVATE paho API too, pinned the same way: paho 2.2 decodes every PUBACK, PUBCOMP and
+    SUBACK into a new ``ReasonCode`` (a copy of a 60-entry name table) and a new
+    ``Properties`` (two dicts of every MQTT 5 property) even for MQTT 3.1.1, whose acks
+    have neither: 10-15 us of decoding per PUBACK or SUBACK. ``_handle_pubackcomp`` and
+    ``_handle_suback`` do what paho's do for MQTT 3.1.1 and callback API 2 (the message
+    id, the in-flight bookkeeping, the callback under paho's locks) but pass the shared
+    objects above, which the link's callbacks only read; anything else (MQTT 5, callback
+    API 1, a malformed packet) goes to paho's own.
     """
 
     handover: socket.socket | ShapedSocket | None = None
@@ -257,6 +349,35 @@ class _HandoverClient(paho.Client):
         API: paho reads and writes ``self._sock`` and nothing else holds the socket."""
         self._sock = sock
 
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if self._protocol != paho.MQTTv311 or len(packet) != 2:
+            return super()._handle_pubackcomp(cmd)
+        mid = int.from_bytes(packet, "big")
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                reason, properties = _ACKED[cmd]
+                return self._do_on_publish(mid, reason, properties)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle_suback(self) -> None:
+        packet = self._in_packet["packet"]
+        if (
+            self._protocol != paho.MQTTv311
+            or self._callback_api_version is not CallbackAPIVersion.VERSION2
+            or len(packet) < 3
+            or not all(code in _GRANTED for code in packet[2:])
+        ):
+            super()._handle_suback()
+            return
+        mid = int.from_bytes(packet[:2], "big")
+        reasons = [_GRANTED[code] for code in packet[2:]]
+        with self._callback_mutex:
+            on_subscribe = cast("CallbackOnSubscribe_v2 | None", self.on_subscribe)
+        if on_subscribe:
+            with self._in_callback_mutex:
+                on_subscribe(self, self._userdata, mid, reasons, _SUBACK_PROPERTIES)
+
 
 class MqttHub:
     """The MQTT timekeeper of one asyncio loop: one timer serves every link.
@@ -273,7 +394,7 @@ class MqttHub:
     ``loop_misc`` on it once per keepalive rather than once per tick.
 
     The hub also lets at most ``DIALS_PER_TURN`` connect attempts dial per turn of the
-    loop (``_admitted``), the rest waiting in order for later turns. An attempt sets off
+    loop (``_admit``), the rest waiting in order for later turns. An attempt sets off
     work over the next few turns (the TCP connect, CONNECT, the CONNACK and what the owner
     does with it); admitted a few a turn, that work is bounded per turn, so when more
     attempts come than the loop keeps up with (a fleet powering on 1000 units a second)
@@ -300,8 +421,9 @@ class MqttHub:
         self._next_slot = self._slot(paho.time_func())
         """The first tick number the timer has not taken yet."""
         self._tls_contexts: dict[Path, ssl.SSLContext] = {}
-        self._dials: deque[asyncio.Future[None]] = deque()
-        """Connect attempts waiting for their turn to dial, oldest first."""
+        self._dials: deque[tuple[MqttLink, asyncio.TimerHandle]] = deque()
+        """Connect attempts waiting for their turn to dial, oldest first: each link with
+        the attempt (``MqttLink._attempt``) that was waiting."""
         self._admitting: asyncio.Handle | None = None
         self._timer: asyncio.TimerHandle | None = loop.call_later(self.tick_s, self._tick)
         self.on_acked: Callable[[float], None] | None = None
@@ -326,29 +448,28 @@ class MqttHub:
         for link in tuple(self._links):
             link.close()
         self._wheel.clear()
+        self._dials.clear()
         if self._admitting is not None:
             self._admitting.cancel()
             self._admitting = None
 
-    def _admitted(self) -> asyncio.Future[None]:
-        """A future that is done when the attempt waiting for it may dial (see the class
-        comment); cancelling it gives its place up."""
-        admitted = self.loop.create_future()
-        self._dials.append(admitted)
+    def _wait_to_dial(self, link: MqttLink, attempt: asyncio.TimerHandle) -> None:
+        """Queue ``link``'s ``attempt`` to dial in a later turn (see the class comment); an
+        attempt that has ended by then gives its place up."""
+        self._dials.append((link, attempt))
         if self._admitting is None:
             self._admitting = self.loop.call_soon(self._admit)
-        return admitted
 
     def _admit(self) -> None:
         """Let the next ``DIALS_PER_TURN`` waiting attempts dial; the rest next turn."""
         self._admitting = None
         dials, admitted = self._dials, 0
         while dials and admitted < DIALS_PER_TURN:
-            waiting = dials.popleft()
-            if not waiting.done():  # else its attempt was cancelled meanwhile
-                waiting.set_result(None)
+            link, attempt = dials.popleft()
+            if link._attempt is attempt:  # else that attempt has ended meanwhile
                 admitted += 1
-        if dials:
+                link._dial()
+        if dials and not self.closed:
             self._admitting = self.loop.call_soon(self._admit)
 
     def _slot(self, when: float) -> int:
@@ -438,6 +559,7 @@ class MqttLink:
     __slots__ = (
         "_attempt",
         "_client",
+        "_dialling",
         "_got_message",
         "_holding",
         "_impairment",
@@ -511,7 +633,11 @@ class MqttLink:
         self.connect_timeout_s = float(connect_timeout_s)
         self._tls = hub._tls_context(tls_ca) if tls_ca is not None else None
         self._state = LinkState.IDLE
-        self._attempt: asyncio.Task[None] | None = None
+        # The deadline of the attempt under way, which also stands for the attempt; the
+        # attempt's socket while its TCP connect goes on (the loop's writer waits for it),
+        # or its task while it resolves a host name or handshakes TLS.
+        self._attempt: asyncio.TimerHandle | None = None
+        self._dialling: socket.socket | asyncio.Task[None] | None = None
         self._impairment: Impairment | None = None
         self._paho_socket = False
         self._in_paho = False
@@ -573,9 +699,12 @@ class MqttLink:
         self._state = LinkState.CONNECTING
         self._sub_mids.clear()
         self._sent_at = None
-        self._attempt = self.hub.loop.create_task(
-            self._dial(), name=f"mqtt connect {self.client_id}"
-        )
+        hub = self.hub
+        attempt = self._attempt = hub.loop.call_later(self.connect_timeout_s, self._timed_out)
+        impairment = self._impairment
+        if impairment is None or not impairment.conditions.blocks_connect:
+            hub._wait_to_dial(self, attempt)
+        # else the SYN vanishes: only the deadline ends the attempt
 
     def subscribe(self, topic: str, qos: int = 0) -> None:
         """Subscribe to a topic filter now if connected, and again after every reconnect.
@@ -742,39 +871,78 @@ class MqttLink:
         if self._state is LinkState.CLOSED:
             raise LinkClosedError(f"MqttLink {self.client_id!r} is closed")
 
-    # -- the connect attempt (the only task a link ever has, and only while connecting) --
+    # -- the connect attempt: a deadline, a turn to dial, then the TCP connect by readiness --
 
-    async def _dial(self) -> None:
+    def _dial(self) -> None:
+        """Start the admitted attempt's connection (see ``MqttHub._admit``): to an IP address
+        without TLS, a non-blocking connect, handed over at once if it has ended in a
+        connection already, else when the loop's writer finds it ended; to a host name or
+        with TLS, a task that resolves, connects and handshakes."""
+        family = _numeric_family(self.host)
+        if family is None or self._tls is not None:
+            self._dialling = self.hub.loop.create_task(
+                self._open_slowly(), name=f"mqtt connect {self.client_id}"
+            )
+            return
         try:
-            async with asyncio.timeout(self.connect_timeout_s):
-                impairment = self._impairment
-                if impairment is not None and impairment.conditions.blocks_connect:
-                    await self.hub.loop.create_future()  # the SYN vanishes: only the timeout
-                await self.hub._admitted()
-                sock = await self._open_transport()
-                impairment = self._impairment
-                self._client.handover = (
-                    sock
-                    if impairment is None
-                    else ShapedSocket(sock, self.hub.loop, impairment, self._readable)
-                )
-                self._paho_socket = True
-                self._holding = self._in_paho = True
-                try:
-                    self._client.reconnect()  # takes the socket, queues CONNECT
-                finally:
-                    self._write_held()
-                    self._in_paho = False
-                await self.hub.loop.create_future()  # the CONNACK callback cancels this task
-        except TimeoutError:
-            if self._attempt is asyncio.current_task():
-                waited_for = "CONNACK" if self._paho_socket else "the TCP/TLS connection"
-                self._give_up(
-                    f"timed out after {self.connect_timeout_s:g} s waiting for {waited_for}"
-                )
+            sock, connected = _start_tcp(family, (self.host, self.port))
         except OSError as exc:
-            if self._attempt is asyncio.current_task():
-                self._give_up(_describe(exc))
+            self._give_up(_describe(exc))
+            return
+        # A socket paho still holds waits for its deferred close (``_stop``), which this
+        # turn runs after the hub's admission: the new one goes over in a later turn.
+        if connected and self._client.socket() is None:
+            self._hand_over(sock)
+        else:
+            self._dialling = sock
+            self.hub.loop.add_writer(sock.fileno(), self._tcp_connected)
+
+    def _tcp_connected(self) -> None:
+        """The writer of a dialling socket: its connect has ended, either way."""
+        sock = self._dialling
+        assert isinstance(sock, socket.socket)  # the attempt's end removes this writer
+        self._dialling = None
+        self.hub.loop.remove_writer(sock.fileno())
+        try:
+            _check_connected(sock, (self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            self._give_up(_describe(exc))
+            return
+        self._hand_over(sock)
+
+    async def _open_slowly(self) -> None:
+        """The task of an attempt that resolves a host name or handshakes TLS."""
+        try:
+            sock = await self._open_transport()
+        except OSError as exc:
+            self._dialling = None
+            self._give_up(_describe(exc))
+            return
+        self._dialling = None
+        self._hand_over(sock)
+
+    def _hand_over(self, sock: socket.socket) -> None:
+        """Give paho the connected socket; its ``reconnect()`` queues CONNECT, written now."""
+        impairment = self._impairment
+        self._client.handover = (
+            sock
+            if impairment is None
+            else ShapedSocket(sock, self.hub.loop, impairment, self._readable)
+        )
+        self._paho_socket = True
+        self._holding = self._in_paho = True
+        try:
+            self._client.reconnect()  # takes the socket, queues CONNECT (held: no I/O)
+        finally:
+            self._write_held()
+            self._in_paho = False
+
+    def _timed_out(self) -> None:
+        """The attempt's deadline: no CONNACK within ``connect_timeout_s`` of ``connect()``."""
+        self._attempt = None
+        waited_for = "CONNACK" if self._paho_socket else "the TCP/TLS connection"
+        self._give_up(f"timed out after {self.connect_timeout_s:g} s waiting for {waited_for}")
 
     async def _open_transport(self) -> socket.socket:
         error: OSError | None = None
@@ -792,24 +960,21 @@ class MqttLink:
         raise error
 
     async def _addresses(self) -> list[tuple[int, tuple[Any, ...]]]:
-        try:
-            ip = ipaddress.ip_address(self.host)
-        except ValueError:
+        family = _numeric_family(self.host)
+        if family is None:
             # A name: resolved in asyncio's executor (a thread pool), once per attempt.
             infos = await self.hub.loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
             return [(info[0], info[4]) for info in infos]
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         return [(family, (self.host, self.port))]
 
     async def _dial_tcp(self, family: int, address: tuple[Any, ...]) -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        with contextlib.ExitStack() as on_failure:
-            on_failure.callback(sock.close)
-            sock.setblocking(False)
-            # MQTT packets are small and latency matters more than segment count.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await self.hub.loop.sock_connect(sock, address)
-            on_failure.pop_all()
+        sock, connected = _start_tcp(family, address)
+        if not connected:
+            with contextlib.ExitStack() as on_failure:
+                on_failure.callback(sock.close)
+                await _until_ready(self.hub.loop, sock, write=True)
+                _check_connected(sock, address)
+                on_failure.pop_all()
         return sock
 
     async def _handshake(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
@@ -831,8 +996,7 @@ class MqttLink:
         return tls
 
     def _give_up(self, reason: str) -> None:
-        """End the attempt from its own task (never inside a paho callback)."""
-        self._attempt = None
+        """End the attempt from a step of its own (never inside a paho callback)."""
         self._stop(graceful=False)
         self.on_connect_failed(reason)
 
@@ -840,6 +1004,14 @@ class MqttLink:
         if self._attempt is not None:
             self._attempt.cancel()
             self._attempt = None
+        dialling = self._dialling
+        if dialling is not None:
+            self._dialling = None
+            if isinstance(dialling, socket.socket):
+                self.hub.loop.remove_writer(dialling.fileno())
+                dialling.close()
+            else:
+                dialling.cancel()  # its sockets close as the cancellation unwinds it
 
     def _stop(self, *, graceful: bool) -> None:
         """End any attempt or connection; paho reports nothing of it to the owner."""
@@ -855,7 +1027,8 @@ class MqttLink:
             # paho holds a non-reentrant lock while it calls back, and closing the socket
             # takes it again: close right after paho's processing returns. Nothing is
             # reported meanwhile (the state is no longer CONNECTED), and a new attempt's
-            # socket cannot be handed over before this runs (its task starts later).
+            # socket cannot be handed over before this runs (its TCP connect, started
+            # from the hub's admission, ends in the writer's callback of a later turn).
             self.hub.loop.call_soon(self._close_socket, sock, graceful)
         else:
             self._close_socket(sock, graceful)
