@@ -29,8 +29,18 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_connections_within_the_range_are_not_warned_about(machine: Path) -> None:
-    assert ports.port_warning(100) is None
+def test_connections_within_half_the_range_are_not_warned_about(machine: Path) -> None:
+    assert ports.port_warning(50) is None
+
+
+def test_connections_past_half_the_range_are_warned_about_as_dearer(machine: Path) -> None:
+    warning = ports.port_warning(51)
+    assert warning is not None
+    assert warning.startswith("51 connections to one broker address take more than half of")
+    assert "each connect dearer" in warning
+    assert "TIME_WAIT" not in warning
+    assert 'sysctl -w net.ipv4.ip_local_port_range="1024 65535"' in warning
+    assert ports.port_warning(100) == warning.replace("51", "100", 1)
 
 
 def test_connections_past_the_range_are_warned_about_naming_range_and_sysctl(
@@ -47,7 +57,11 @@ def test_connections_past_the_range_are_warned_about_naming_range_and_sysctl(
 def test_ports_held_in_time_wait_are_counted_against_the_range(machine: Path) -> None:
     (machine / "sockstat").write_text(SOCKSTAT.format(tw=30))
     assert ports.time_wait_sockets() == 30
-    assert ports.port_warning(70) is None
+    assert ports.port_warning(20) is None
+    crowded = ports.port_warning(21)
+    assert crowded is not None
+    assert "take more than half" in crowded
+    assert "with 30 in TIME_WAIT" in crowded
     warning = ports.port_warning(71)
     assert warning is not None
     assert "30 may still be held by sockets in TIME_WAIT" in warning
@@ -81,4 +95,4 @@ def test_vdtu_fleet_warns_with_the_connections_this_machine_makes(
 
 
 def test_vdtu_fleet_that_fits_gets_no_port_warning(machine: Path) -> None:
-    assert warnings(build_options({"units": 99, "duration": 60})) == []
+    assert warnings(build_options({"units": 49, "duration": 60})) == []
