@@ -167,6 +167,21 @@ async def running_broker(kind: str, directory: Path) -> AsyncIterator[int]:
             yield port
 
 
+@contextlib.asynccontextmanager
+async def full_listener() -> AsyncIterator[tuple[socket.socket, int]]:
+    """A listening socket on 127.0.0.1 whose accept queue is already full (a SYN to it is
+    dropped until one connection is accepted); yields it and its port."""
+    loop = asyncio.get_running_loop()
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        filler.setblocking(False)
+        await loop.sock_connect(filler, ("127.0.0.1", port))  # the accept queue is full
+        yield listener, port
+
+
 class Recorder:
     """Everything one link reports, in order, and a way to wait for a report."""
 
@@ -517,13 +532,7 @@ def test_disconnect_abandons_an_attempt_silently() -> None:
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        with socket.socket() as listener, socket.socket() as filler:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(0)
-            listener.setblocking(False)
-            port = listener.getsockname()[1]
-            filler.setblocking(False)
-            await loop.sock_connect(filler, ("127.0.0.1", port))  # the accept queue is full
+        async with full_listener() as (listener, port):
             with hub_on_running_loop() as hub:
                 link = MqttLink(
                     hub, client_id="dtu-1", host="127.0.0.1", port=port, connect_timeout_s=0.3
@@ -557,13 +566,7 @@ def test_a_tcp_connect_that_ends_later_is_handed_over_when_the_socket_is_writabl
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        with socket.socket() as listener, socket.socket() as filler:
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(0)
-            listener.setblocking(False)
-            port = listener.getsockname()[1]
-            filler.setblocking(False)
-            await loop.sock_connect(filler, ("127.0.0.1", port))  # the accept queue is full
+        async with full_listener() as (listener, port):
             with hub_on_running_loop() as hub:
                 link = MqttLink(hub, client_id="dtu-1", host="127.0.0.1", port=port)
                 recorder = Recorder(link)
