@@ -62,6 +62,7 @@ def test_ports_held_in_time_wait_are_counted_against_the_range(machine: Path) ->
     assert crowded is not None
     assert "take more than half" in crowded
     assert "with 30 in TIME_WAIT" in crowded
+    assert "TIME_WAIT" not in str(ports.port_warning(51))  # over half without them
     warning = ports.port_warning(71)
     assert warning is not None
     assert "30 may still be held by sockets in TIME_WAIT" in warning

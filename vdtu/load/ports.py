@@ -75,9 +75,11 @@ def port_warning(connections: int) -> str | None:
             "and may fail (EADDRNOTAVAIL); wait a minute, or " + widen
         )
     if connections + waiting > ports * CROWDED:
+        # the sockets in TIME_WAIT are named when they are what takes it past half
+        held = f", with {waiting} in TIME_WAIT" if connections <= ports * CROWDED else ""
         return (
             f"{connections} connections to one broker address take more than half of {where}, "
-            f"{ports} in all{f', with {waiting} in TIME_WAIT' if waiting else ''}: the kernel's "
+            f"{ports} in all{held}: the kernel's "
             "search for a free port makes each connect dearer as they fill (17 000 of 28 232 "
             "doubled a connect's CPU, and a 1000/s ramp fell behind); " + widen
         )
