@@ -90,7 +90,7 @@ def test_a_machine_that_does_not_say_gets_no_warning(
 def test_vdtu_fleet_warns_with_the_connections_this_machine_makes(
     machine: Path, values: dict[str, object], connections: int
 ) -> None:
-    found = warnings(build_options({"duration": 60, **values}))
+    found = warnings(build_options({"duration": 60, "broker": "mqtt://127.0.0.1:1883", **values}))
     assert len(found) == 1, found
     assert found[0].startswith(f"{connections} connections to one broker address")
 

@@ -18,7 +18,8 @@ that ends in an exception (a bug) prints it and exits 4, without a report.
 
 Before the run, one line on stderr gives the plan (units, ramp time, sending time,
 grace), a warning follows when ``--duration`` is too short for the last units to
-register and connect, or when the machine's ephemeral ports do not hold the units'
+register and connect, when the embedded broker would serve more units than it can
+(``EMBEDDED_UNITS``), or when the machine's ephemeral ports do not hold the units'
 connections (``vdtu/load/ports.py``), and a fleet the process's open-file limit cannot hold is
 refused (the limit is first raised to its hard maximum): a unit holds a socket (and
 two PTY fds with ``--pty``), the embedded broker the other end of each connection.
@@ -63,6 +64,10 @@ from vdtu.modem.modem import Modem
 FLEET_USER = "vdtu-fleet"
 CHILD_ENV = "VDTU_FLEET_CHILD"
 """Set for the children of ``--procs``: their parent prints the plan, warnings and reasons."""
+EMBEDDED_UNITS = 1000
+"""The largest fleet the embedded broker serves well: at the defaults (100 units a second, an
+uplink every 10 s) 1000 units had uplink p99 39 ms, 1500 2.0 s, 2000 9.6 s, and 3000 lost
+5156 of 7789 uplinks (measured 2026-12-05 on the 2-core machine of docs/benchmarks.md)."""
 CONNECT_ALLOWANCE_S = 3.0
 """Seconds a registered unit may take to log in and connect (a local broker: well under 1 s;
 the 5000-unit run in docs/fleet.md connected its last unit 11.6 s after the ramp)."""
@@ -180,6 +185,13 @@ def warnings(options: LoadOptions) -> list[str]:
         )
     # every unit and each process's verifier connect to the broker from this machine
     units_here = options.units if options.procs > 1 else len(_largest_block(options))
+    if options.broker is None and units_here > EMBEDDED_UNITS:
+        found.append(
+            f"{units_here} units on the embedded broker, which serves up to about "
+            f"{EMBEDDED_UNITS} (it is amqtt, in Python, on this process's core: 1500 units "
+            "had p99 2 s and 3000 lost most uplinks; docs/brokers.md); run mosquitto or "
+            "your own broker and name it with --broker URL"
+        )
     ports = port_warning(units_here + options.procs)
     if ports is not None:
         found.append(ports)
