@@ -8,6 +8,7 @@ The serial configuration channel is driven through the unit's PTY with pyserial.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import subprocess
@@ -305,9 +306,16 @@ def test_cloud_watch_shows_what_a_quec_unit_publishes(
     watcher = Watcher("--pty-dir", str(pty_dir), timeout_s=30)
     port = serial.serial_for_url(fleet.units[0]["ports"]["uart"], baudrate=115200, timeout=0.2)
     try:
-        time.sleep(1.0)  # the watcher subscribes
-        port.write(CommandFrame(cid="1", topic_id="0", data="watched").encode())
-        (record,) = watcher.wait_for("quec-up", timeout_s=15)
+        # The watcher says nothing when its subscription is in place: the host writes again
+        # each second until a record comes (a fixed sleep lost the race on a loaded machine).
+        deadline = time.monotonic() + 15
+        watched: list[dict[str, Any]] = []
+        while not watched:
+            assert time.monotonic() < deadline, f"no quec-up within 15 s: {watcher.records}"
+            port.write(CommandFrame(cid="1", topic_id="0", data="watched").encode())
+            with contextlib.suppress(AssertionError):
+                watched = watcher.wait_for("quec-up", timeout_s=1.0)
+        record = watched[0]
         assert record["imei"] == backend.imei
         assert record["payload"] == {"data": "watched"}
     finally:
