@@ -59,6 +59,8 @@ class Arrivals:
         self.count = 0
         self.failures: list[str] = []
         self.done = asyncio.Event()
+        self.dials: list[Callable[[], None]] = []
+        """What starts each client's connect, in order."""
 
     def arrived(self, *_mid: int) -> None:
         self.count += 1
@@ -71,7 +73,7 @@ class Run(Arrivals):
 
     def __init__(self, hub: MqttHub, port: int, links: int, publishes: int) -> None:
         super().__init__(links, publishes)
-        self.links = [self._link(hub, port, index) for index in range(links)]
+        self.dials = [self._link(hub, port, index).connect for index in range(links)]
 
     def _link(self, hub: MqttHub, port: int, index: int) -> MqttLink:
         link = MqttLink(hub, client_id=f"bench-{index}", host="127.0.0.1", port=port)
@@ -187,10 +189,11 @@ class RawRun(Arrivals):
         super().__init__(links, publishes)
         self.loop = asyncio.get_running_loop()
         self.port = port
-        self.links = [RawClient(self, index) for index in range(links)]
+        self.clients = [RawClient(self, index) for index in range(links)]
+        self.dials = [client.dial for client in self.clients]
 
     def close(self) -> None:
-        for client in self.links:
+        for client in self.clients:
             with contextlib.suppress(ValueError, OSError):
                 self.loop.remove_reader(client.sock.fileno())
             client.sock.close()
@@ -207,15 +210,10 @@ async def paced(dials: Sequence[Callable[[], None]], rate: float) -> None:
         await asyncio.sleep(STEP_S)
 
 
-async def measured(run: Run | RawRun, rate: float) -> tuple[float, float]:
+async def measured(run: Arrivals, rate: float) -> tuple[float, float]:
     """CPU and wall seconds from the first dial until everything expected has come back."""
-    dials = (
-        [link.connect for link in run.links]
-        if isinstance(run, Run)
-        else [client.dial for client in run.links]
-    )
     cpu_before, wall_before = cpu_s(), time.monotonic()
-    await paced(dials, rate)
+    await paced(run.dials, rate)
     async with asyncio.timeout(DEADLINE_S):
         await run.done.wait()
     if run.failures:
@@ -247,7 +245,7 @@ async def one_run(links: int, rate: float, publishes: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse the options and print one line per run."""
+    """Parse the options and print each run's figures."""
     parser = argparse.ArgumentParser(prog="python -m bench.link_connect", description=__doc__)
     parser.add_argument("--links", type=int, default=4000)
     parser.add_argument("--rate", type=float, default=1000.0, help="connect() calls a second")

@@ -55,14 +55,7 @@ from dataclasses import asdict, dataclass
 import psutil
 
 from bench.bare import BareClient, freezing, unit_topic
-from bench.common import (
-    cpu_seconds,
-    machine,
-    machine_line,
-    markdown_table,
-    opt,
-    progress,
-)
+from bench.common import cpu_seconds, machine, machine_line, markdown_table, opt, progress
 from vdtu.cloud.mosquitto import Mosquitto
 from vdtu.histogram import LatencyHistogram
 from vdtu.links.xgc_stack import default_project

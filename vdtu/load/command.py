@@ -183,7 +183,6 @@ def warnings(options: LoadOptions) -> list[str]:
             f"powered on last need to register with the network ({low:g}-{high:g} s after "
             f"power-on) and connect: they may never connect; give --duration {shortest} or more"
         )
-    # every unit and each process's verifier connect to the broker from this machine
     units_here = options.units if options.procs > 1 else len(_largest_block(options))
     if options.broker is None and units_here > EMBEDDED_UNITS:
         found.append(
@@ -192,6 +191,7 @@ def warnings(options: LoadOptions) -> list[str]:
             "had p99 2 s and 3000 lost most uplinks; docs/brokers.md); run mosquitto or "
             "your own broker and name it with --broker URL"
         )
+    # every unit and each process's verifier connect to the broker from this machine
     ports = port_warning(units_here + options.procs)
     if ports is not None:
         found.append(ports)
